@@ -1,0 +1,230 @@
+"""What this machine is, and which attention backends can run on it.
+
+`describe()` reads the facts once (GPU, compute capability, memory, driver, CUDA, cuDNN, Triton,
+installed flash-attn versions, Colab or not) into a `Machine`. Everything that decides something
+from those facts (which backend can run, which precision to train in) takes a `Machine`, so tests
+can hand it a simulated T4 or H100 instead of the real hardware.
+
+On Colab, importing Triton-based code used to fail with ``AssertionError: libcuda.so cannot
+found!``: Colab's driver library lives in ``/usr/lib64-nvidia``, which the linker cache does not
+list. `fix_colab_libcuda()` repairs that in-process (a ``!export`` in a notebook cell changes
+nothing for later cells, because each ``!`` line runs in its own shell).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COLAB_DRIVER_DIR = Path("/usr/lib64-nvidia")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The facts about a machine that decide what can run on it."""
+
+    device: str = "cpu"  # "cpu" or "cuda"
+    gpu_name: str | None = None
+    capability: tuple[int, int] | None = None
+    gpu_memory_gib: float | None = None
+    gpu_count: int = 0
+    driver: str | None = None
+    cuda: str | None = None  # the CUDA version torch was built with
+    cudnn: int | None = None  # e.g. 91900 for 9.19
+    torch: str = ""
+    triton: str | None = None
+    transformers: str | None = None
+    python: str = ""
+    cpu_count: int = 1
+    colab: bool = False
+    flash_attn: str | None = None  # version of the `flash-attn` distribution (1.x or 2.x)
+    flash_attn_4: str | None = None  # version of the `flash-attn-4` distribution
+
+    @property
+    def cc(self) -> float:
+        """Compute capability as a number (7.5 for a T4, 9.0 for an H100), 0 on CPU."""
+        if self.capability is None:
+            return 0.0
+        return self.capability[0] + self.capability[1] / 10
+
+    @property
+    def label(self) -> str:
+        if self.device == "cpu":
+            return "CPU"
+        return f"{self.gpu_name} (sm{self.capability[0]}{self.capability[1]})"
+
+    def flash_attn_major(self) -> int | None:
+        if not self.flash_attn:
+            return None
+        return int(self.flash_attn.split(".")[0])
+
+
+@dataclass
+class Report:
+    """`Machine` plus, for every attention backend, `None` (runs here) or why it cannot run."""
+
+    machine: Machine
+    backends: dict[str, str | None]
+    auto_pick: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "machine": dataclasses.asdict(self.machine),
+            "backends": self.backends,
+            "auto_pick": self.auto_pick,
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    def __str__(self) -> str:
+        m = self.machine
+        rows = [("device", m.label)]
+        if m.device == "cuda":
+            rows += [
+                ("GPU memory", f"{m.gpu_memory_gib:.1f} GiB x {m.gpu_count}"),
+                ("driver", m.driver or "?"),
+                ("CUDA (torch build)", m.cuda or "?"),
+                ("cuDNN", _cudnn_str(m.cudnn)),
+            ]
+        rows += [
+            ("torch", m.torch),
+            ("triton", m.triton or "not installed"),
+            ("transformers", m.transformers or "not installed"),
+            ("python", m.python),
+            ("CPU cores", str(m.cpu_count)),
+            ("Colab", "yes" if m.colab else "no"),
+            ("flash-attn", m.flash_attn or "not installed"),
+            ("flash-attn-4", m.flash_attn_4 or "not installed"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{k:<{width}}  {v}" for k, v in rows]
+        lines.append("")
+        lines.append("attention backends:")
+        bwidth = max(len(b) for b in self.backends)
+        for name, reason in self.backends.items():
+            mark = "yes" if reason is None else "no "
+            lines.append(f"  {name:<{bwidth}}  {mark}  {reason or ''}".rstrip())
+        if self.auto_pick:
+            picks = ", ".join(f"{dt} -> {b}" for dt, b in self.auto_pick.items())
+            lines.append(f"auto picks (head dim 64, seq 1024): {picks}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _cudnn_str(version: int | None) -> str:
+    if not version:
+        return "not available"
+    return f"{version // 10000}.{version // 100 % 100}.{version % 100}"
+
+
+def dist_version(name: str) -> str | None:
+    """Version of an installed distribution, without importing it (flash-attn imports are slow
+    and can fail on a machine without a GPU)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def in_colab() -> bool:
+    return "COLAB_RELEASE_TAG" in os.environ or "google.colab" in sys.modules
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def probe() -> Machine:
+    """Read the facts of this machine."""
+    import torch
+
+    facts: dict = {
+        "torch": torch.__version__,
+        "triton": dist_version("triton"),
+        "transformers": dist_version("transformers"),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count() or 1,
+        "colab": in_colab(),
+        "flash_attn": dist_version("flash-attn") or dist_version("flash_attn"),
+        "flash_attn_4": dist_version("flash-attn-4"),
+    }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        facts.update(
+            device="cuda",
+            gpu_name=props.name,
+            capability=(props.major, props.minor),
+            gpu_memory_gib=props.total_memory / 2**30,
+            gpu_count=torch.cuda.device_count(),
+            driver=_nvidia_driver(),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        )
+    return Machine(**facts)
+
+
+def fix_colab_libcuda(machine: Machine | None = None) -> str | None:
+    """Point Triton at Colab's driver library, once, in this process.
+
+    Returns a sentence saying what was done, or None when nothing was needed. Triton looks for
+    ``libcuda.so`` through ``TRITON_LIBCUDA_PATH`` first, then ``ldconfig -p``; on Colab the driver
+    sits in /usr/lib64-nvidia, which neither lists. Setting the variable here (not with ``!export``)
+    reaches this Python process and every Triton compile after it.
+    """
+    colab = machine.colab if machine else in_colab()
+    if not colab or os.environ.get("TRITON_LIBCUDA_PATH"):
+        return None
+    if not (COLAB_DRIVER_DIR / "libcuda.so").exists() and not (COLAB_DRIVER_DIR / "libcuda.so.1").exists():
+        return None
+    os.environ["TRITON_LIBCUDA_PATH"] = str(COLAB_DRIVER_DIR)
+    done = f"set TRITON_LIBCUDA_PATH={COLAB_DRIVER_DIR} for Triton (Colab's libcuda.so is not in ldconfig)"
+    try:
+        subprocess.run(["ldconfig", str(COLAB_DRIVER_DIR)], check=True, capture_output=True, timeout=60)
+        done += f" and ran `ldconfig {COLAB_DRIVER_DIR}`"
+    except (OSError, subprocess.SubprocessError):
+        pass  # the variable alone is enough for Triton
+    return done
+
+
+def describe(machine: Machine | None = None) -> Report:
+    """Report on this machine (or a simulated one): facts, backends that run, and why others do not."""
+    from vanilla_flash import attention
+
+    notes = []
+    if machine is None:
+        fixed = fix_colab_libcuda()
+        if fixed:
+            notes.append(fixed)
+        machine = probe()
+    backends = {name: attention.why_not(name, machine) for name in attention.names()}
+    picks = {}
+    for dtype in _dtypes_for(machine):
+        picks[dtype] = attention.pick(machine, dtype=dtype, head_dim=64, seq_len=1024)
+    return Report(machine=machine, backends=backends, auto_pick=picks, notes=notes)
+
+
+def _dtypes_for(machine: Machine) -> list[str]:
+    if machine.device == "cpu":
+        return ["float32"]
+    if machine.cc >= 8.0:
+        return ["bfloat16", "float16"]
+    return ["float16"]

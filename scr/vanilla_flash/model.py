@@ -1,0 +1,99 @@
+"""GPT-2 configurations by name, built as Hugging Face `GPT2LMHeadModel`.
+
+Because the model is transformers' own, `save_pretrained` / `from_pretrained` / `generate` work
+as usual; only the attention function differs, chosen by name from `vanilla_flash.attention`.
+"""
+
+from __future__ import annotations
+
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from vanilla_flash import attention
+
+GPT2_VOCAB = 50257  # GPT-2's BPE vocabulary
+
+# name: (layers, heads, width, context). "tiny" runs a training step on a laptop CPU in a second.
+SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 2, 64, 256),
+    "124M": (12, 12, 768, 1024),
+    "355M": (24, 16, 1024, 1024),
+}
+
+
+def padded_vocab(vocab_size: int, multiple: int = 64) -> int:
+    """Round the vocabulary up (50257 -> 50304): tensor cores like matrix sizes in multiples of 64."""
+    return -(-vocab_size // multiple) * multiple
+
+
+def config(
+    size: str = "tiny",
+    *,
+    vocab_size: int = GPT2_VOCAB,
+    seq_len: int | None = None,
+    dropout: float = 0.0,
+    attn: str = "auto",
+) -> GPT2Config:
+    """A `GPT2Config` for `size` with `attn` as its attention backend.
+
+    Dropout defaults to 0 (as in nanoGPT's pretraining): it costs speed, flash-attn 4 has no
+    attention dropout, and a model that sees each token once barely overfits.
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown GPT-2 size {size!r}; choose one of: {', '.join(SIZES)}")
+    attention.get(attn)  # a clear error for a misspelt backend, before anything is built
+    n_layer, n_head, n_embd, n_ctx = SIZES[size]
+    cfg = GPT2Config(
+        vocab_size=padded_vocab(vocab_size),
+        n_positions=seq_len or n_ctx,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        bos_token_id=vocab_size - 1,
+        eos_token_id=vocab_size - 1,
+    )
+    cfg.real_vocab_size = vocab_size
+    cfg._attn_implementation = attn
+    return cfg
+
+
+def build(size: str = "tiny", *, attn: str = "auto", **overrides) -> GPT2LMHeadModel:
+    """A freshly initialised GPT-2 of `size` using attention backend `attn`."""
+    attention.register()
+    model = GPT2LMHeadModel(config(size, attn=attn, **overrides))
+    _never_generate_padding(model)
+    return model
+
+
+def load(path, *, attn: str | None = None) -> GPT2LMHeadModel:
+    """`from_pretrained` with our backends registered; `attn` switches the backend on load."""
+    attention.register()
+    kwargs = {"attn_implementation": attn} if attn else {}
+    model = GPT2LMHeadModel.from_pretrained(path, **kwargs)
+    _never_generate_padding(model)
+    return model
+
+
+def set_attention(model: GPT2LMHeadModel, attn: str) -> None:
+    """Switch a built model to another attention backend in place."""
+    attention.get(attn)
+    attention.register()
+    model.config._attn_implementation = attn
+
+
+def _never_generate_padding(model: GPT2LMHeadModel) -> None:
+    """The rows added by `padded_vocab` are never a target; keep `generate` from sampling them."""
+    real = getattr(model.config, "real_vocab_size", model.config.vocab_size)
+    if real < model.config.vocab_size:
+        model.generation_config.suppress_tokens = list(range(real, model.config.vocab_size))
+    model.generation_config.pad_token_id = model.config.eos_token_id
+
+
+def parameter_count(model: GPT2LMHeadModel, *, embeddings: bool = False) -> int:
+    """Parameters, without the position embeddings unless `embeddings` (the count used for FLOPs)."""
+    n = sum(p.numel() for p in model.parameters())
+    if not embeddings:
+        n -= model.transformer.wpe.weight.numel()
+    return n
