@@ -98,13 +98,13 @@ def _installed(major: int) -> str | None:
 def _install_hint(major: int, machine: Machine) -> str:
     if major == 1:
         return (
-            "flash-attn 1.x is not installed: build it with `python -m vanilla_flash build` or the "
+            "flash-attn 1.x is not installed: build it from source with the "
             f"{NOTEBOOKS[1]} notebooks (about 4 minutes on 16 cores, 15 on Colab's 2)"
         )
     if major == 2:
         return (
-            "flash-attn 2.x is not installed: install a prebuilt wheel that matches this torch "
-            f"(`python -m vanilla_flash install`, or the {NOTEBOOKS[2]} notebooks)"
+            "flash-attn 2.x is not installed: install the prebuilt wheel that matches this torch "
+            f"(the {NOTEBOOKS[2]} notebooks find it)"
         )
     return f"flash-attn-4 is not installed: `pip install flash-attn-4` (see the {NOTEBOOKS[4]} notebooks)"
 
@@ -218,7 +218,7 @@ def pick(
     return "sdpa"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _this_machine() -> Machine:
     from vanilla_flash import env
 
@@ -350,7 +350,7 @@ def _import_flash_attn(major: int):
         if installed and "undefined symbol" in str(err):
             raise AttentionError(
                 f"flash-attn {installed} is installed but was built for another torch/CUDA ({err}). "
-                f"Reinstall the build that matches torch {torch.__version__}: `python -m vanilla_flash install`."
+                f"Reinstall the build that matches torch {torch.__version__} (see {NOTEBOOKS[major]})."
             ) from err
         raise AttentionError(_install_hint(major, _this_machine()) + f" ({err})") from err
     has_v1_api = hasattr(module, "flash_attn_unpadded_func")

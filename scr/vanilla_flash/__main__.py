@@ -1,0 +1,3 @@
+from vanilla_flash.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,297 @@
+"""Does every attention backend that runs here compute attention correctly?
+
+`check_kernels()` runs each backend forward and backward on fresh random inputs and compares the
+output and the input gradients with an fp32 reference (eager attention, matmuls in full fp32). A
+backend passes when the relative error ``||x - ref|| / ||ref||`` of the output and of every gradient
+stays under the tolerance of its dtype (bf16 1e-2, fp16 3e-3, fp32 1e-4) and nothing is NaN.
+
+`check_model()` runs a GPT-2 forward and backward through transformers with each backend and
+compares the loss and the gradient norm with the eager backend on the same batch.
+
+`run()` does both and returns a JSON-ready dict with the environment; ``python -m vanilla_flash
+check`` prints the table and writes the file (on the H100: ``results/h100/backends.json``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from vanilla_flash import attention, env
+from vanilla_flash.attention import AttentionError
+
+TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 3e-3, torch.float32: 1e-4}
+
+
+@dataclass(frozen=True)
+class Shape:
+    batch: int
+    heads: int
+    seq: int
+    head_dim: int
+    causal: bool = True
+    padded: bool = False  # some sequences in the batch are shorter (a padding mask)
+
+    def __str__(self) -> str:
+        text = f"B{self.batch} H{self.heads} S{self.seq} D{self.head_dim} {'causal' if self.causal else 'full'}"
+        return text + (" padded" if self.padded else "")
+
+
+# GPT-2 124M's attention (16 x 1024 tokens, 12 heads of 64) causal and not, a head dim of 128, a
+# ragged batch, and one decoding step against a cache (1 query, 1024 keys).
+GPU_SHAPES = (
+    Shape(16, 12, 1024, 64, causal=True),
+    Shape(16, 12, 1024, 64, causal=False),
+    Shape(4, 16, 2048, 128, causal=True),
+    Shape(4, 16, 2048, 128, causal=False),
+    Shape(4, 12, 512, 64, causal=True, padded=True),
+)
+CPU_SHAPES = (
+    Shape(2, 2, 64, 16, causal=True),
+    Shape(2, 2, 64, 16, causal=False),
+    Shape(2, 3, 48, 32, causal=True, padded=True),
+)
+
+
+@dataclass
+class Row:
+    backend: str
+    dtype: str
+    shape: str
+    status: str  # "pass", "FAIL", "skip" (cannot run here; `note` says why) or "error"
+    out_rel_err: float | None = None
+    grad_rel_err: float | None = None
+    tolerance: float | None = None
+    seconds: float | None = None
+    note: str = ""
+
+
+def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
+    x, ref = x.double(), ref.double()
+    return float((x - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def _inputs(shape: Shape, dtype: torch.dtype, device: str, generator: torch.Generator):
+    size = (shape.batch, shape.heads, shape.seq, shape.head_dim)
+    q, k, v = (torch.randn(size, generator=generator, device=device, dtype=torch.float32) for _ in range(3))
+    grad_out = torch.randn(shape.batch, shape.seq, shape.heads, shape.head_dim, generator=generator, device=device)
+    mask = None
+    if shape.padded:  # left-aligned real tokens, each sequence a different length (>= a quarter)
+        lengths = torch.randint(shape.seq // 4, shape.seq + 1, (shape.batch,), generator=generator, device=device)
+        lengths[0] = shape.seq
+        mask = torch.arange(shape.seq, device=device)[None, :] < lengths[:, None]
+    return (q.to(dtype), k.to(dtype), v.to(dtype)), grad_out.to(dtype), mask
+
+
+def _run(name: str, qkv, grad_out, mask, causal: bool, scale: float):
+    q, k, v = (t.detach().clone().requires_grad_() for t in qkv)
+    out = attention.attend(name, q, k, v, causal=causal, scale=scale, padding_mask=mask)
+    if mask is not None:  # padded query rows carry no meaning; compare real tokens only
+        keep = mask[:, :, None, None].to(out.dtype)
+        out = out * keep
+    out.backward(grad_out)
+    return out.detach(), (q.grad, k.grad, v.grad)
+
+
+def _reference(qkv, grad_out, mask, causal: bool, scale: float):
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        return _run("eager", [t.float() for t in qkv], grad_out.float(), mask, causal, scale)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def check_kernels(
+    backends: list[str],
+    dtypes: list[torch.dtype],
+    shapes=None,
+    device: str | None = None,
+    seed: int = 0,
+    machine: env.Machine | None = None,
+) -> list[Row]:
+    """Every backend x dtype x shape against the fp32 reference; a backend that cannot run here is
+    recorded as skipped with the reason `attention.why_not` gives."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    machine = machine or env.probe()
+    shapes = shapes or (GPU_SHAPES if device == "cuda" else CPU_SHAPES)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    rows = []
+    for dtype in dtypes:
+        for shape in shapes:
+            qkv, grad_out, mask = _inputs(shape, dtype, device, generator)
+            scale = shape.head_dim**-0.5
+            ref_out, ref_grads = _reference(qkv, grad_out, mask, shape.causal, scale)
+            for name in backends:
+                row = Row(name, str(dtype).removeprefix("torch."), str(shape), "skip", tolerance=TOLERANCE[dtype])
+                rows.append(row)
+                reason = attention.why_not(name, machine, dtype=dtype, head_dim=shape.head_dim)
+                if reason:
+                    row.note = reason
+                    continue
+                try:
+                    start = time.perf_counter()
+                    out, grads = _run(name, qkv, grad_out, mask, shape.causal, scale)
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                    row.seconds = round(time.perf_counter() - start, 4)
+                except AttentionError as err:
+                    row.status, row.note = "skip", str(err)
+                    continue
+                except Exception as err:  # a crash is a result here, not the end of the check
+                    row.status, row.note = "error", f"{type(err).__name__}: {err}"[:500]
+                    continue
+                row.out_rel_err = rel_err(out, ref_out)
+                row.grad_rel_err = max(rel_err(g, r) for g, r in zip(grads, ref_grads, strict=True))
+                ok = all(math.isfinite(e) and e < row.tolerance for e in (row.out_rel_err, row.grad_rel_err))
+                row.status = "pass" if ok else "FAIL"
+    return rows
+
+
+@dataclass
+class ModelRow:
+    backend: str
+    size: str
+    precision: str
+    status: str
+    loss: float | None = None
+    loss_diff: float | None = None  # |loss - eager loss|
+    grad_norm_rel_diff: float | None = None
+    note: str = ""
+
+
+def check_model(
+    backends: list[str],
+    size: str = "124M",
+    batch: int = 4,
+    seq_len: int = 1024,
+    device: str | None = None,
+    precision: str | None = None,
+    seed: int = 0,
+    machine: env.Machine | None = None,
+) -> list[ModelRow]:
+    """GPT-2 `size` forward+backward with each backend on one batch; loss and gradient norm
+    against the eager backend. Tolerances: loss within 0.5% of eager, gradient norm within 3%
+    under half precision (0.01% and 0.1% in fp32)."""
+    from vanilla_flash import model as gpt2
+    from vanilla_flash import precision as prec
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    machine = machine or env.probe()
+    precision = precision or prec.policy(machine)
+    dtype = prec.autocast_dtype(precision) or torch.float32
+    torch.manual_seed(seed)
+    net = gpt2.build(size, attn="eager", seq_len=seq_len).to(device)
+    ids = torch.randint(0, gpt2.GPT2_VOCAB, (batch, seq_len), device=device)
+    half = dtype != torch.float32
+    loss_tol, grad_tol = (5e-3, 3e-2) if half else (1e-4, 1e-3)
+
+    def loss_and_grad_norm(name: str):
+        gpt2.set_attention(net, name)
+        net.zero_grad(set_to_none=True)
+        with prec.autocast(precision, device):
+            loss = net(input_ids=ids, labels=ids).loss
+        loss.backward()
+        norm = torch.sqrt(sum(p.grad.float().pow(2).sum() for p in net.parameters() if p.grad is not None))
+        return loss.item(), norm.item()
+
+    ref_loss, ref_norm = loss_and_grad_norm("eager")
+    rows = [ModelRow("eager", size, precision, "pass", ref_loss, 0.0, 0.0, "reference")]
+    for name in backends:
+        if name == "eager":
+            continue
+        row = ModelRow(name, size, precision, "skip")
+        rows.append(row)
+        reason = attention.why_not(name, machine, dtype=dtype, head_dim=net.config.n_embd // net.config.n_head)
+        if reason:
+            row.note = reason
+            continue
+        try:
+            loss, norm = loss_and_grad_norm(name)
+        except AttentionError as err:
+            row.note = str(err)
+            continue
+        except Exception as err:
+            row.status, row.note = "error", f"{type(err).__name__}: {err}"[:500]
+            continue
+        row.loss = loss
+        row.loss_diff = abs(loss - ref_loss)
+        row.grad_norm_rel_diff = abs(norm - ref_norm) / ref_norm
+        ok = math.isfinite(loss) and row.loss_diff < loss_tol * ref_loss and row.grad_norm_rel_diff < grad_tol
+        row.status = "pass" if ok else "FAIL"
+    gpt2.set_attention(net, "eager")
+    return rows
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run(
+    backends: list[str] | None = None,
+    quick: bool = False,
+    model_size: str | None = None,
+) -> dict:
+    """Kernel and model checks for every backend on this machine, with the environment."""
+    report = env.describe()
+    machine = report.machine
+    backends = backends or [b for b in attention.names() if b != "eager"]
+    on_gpu = machine.device == "cuda"
+    dtypes = [torch.float32]
+    if on_gpu:
+        dtypes = [torch.bfloat16, torch.float16] if machine.cc >= 8.0 else [torch.float16]
+    shapes = None
+    if quick:
+        shapes = (GPU_SHAPES[0], GPU_SHAPES[-1]) if on_gpu else CPU_SHAPES[:1]
+    kernels = check_kernels(backends, dtypes, shapes, machine=machine)
+    size = model_size or ("124M" if on_gpu else "tiny")
+    seq_len = 1024 if on_gpu else 64
+    models = check_model(["eager", *backends], size=size, seq_len=seq_len, batch=4 if on_gpu else 2,
+                         machine=machine)  # fmt: skip
+    failed = [r for r in kernels if r.status in ("FAIL", "error")] + [
+        r for r in models if r.status in ("FAIL", "error")
+    ]
+    return {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "environment": report.to_dict(),
+        "tolerance": {str(k).removeprefix("torch."): v for k, v in TOLERANCE.items()},
+        "kernels": [asdict(r) for r in kernels],
+        "model": [asdict(r) for r in models],
+        "ok": not failed,
+    }
+
+
+def format_table(result: dict) -> str:
+    def num(x):
+        return "" if x is None else f"{x:.2e}"
+
+    lines = [f"{'backend':<15} {'dtype':<9} {'shape':<32} {'status':<6} {'out err':>9} {'grad err':>9}  note"]
+    for r in result["kernels"]:
+        note = r["note"] if r["status"] != "pass" else ""
+        lines.append(
+            f"{r['backend']:<15} {r['dtype']:<9} {r['shape']:<32} {r['status']:<6} "
+            f"{num(r['out_rel_err']):>9} {num(r['grad_rel_err']):>9}  {note[:90]}".rstrip()
+        )
+    lines.append("")
+    lines.append(f"{'model backend':<15} {'size':<6} {'precision':<11} {'status':<6} {'loss':>8} {'|dloss|':>9} "
+                 f"{'dgrad':>9}  note")  # fmt: skip
+    for r in result["model"]:
+        loss = "" if r["loss"] is None else f"{r['loss']:.4f}"
+        note = r["note"] if r["status"] != "pass" else ""
+        lines.append(
+            f"{r['backend']:<15} {r['size']:<6} {r['precision']:<11} {r['status']:<6} {loss:>8} "
+            f"{num(r['loss_diff']):>9} {num(r['grad_norm_rel_diff']):>9}  {note[:90]}".rstrip()
+        )
+    lines.append("")
+    lines.append("all checks passed" if result["ok"] else "SOME CHECKS FAILED")
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Every backend that runs on CPU computes the same attention as eager, forward and backward."""
+
+import types
+
+import pytest
+import torch
+from vanilla_flash import attention, check
+from vanilla_flash.attention import AttentionError, attend
+
+CPU_BACKENDS = ["sdpa", "sdpa_math", "sdpa_flash", "auto"]
+SHAPES = [(2, 2, 64, 16), (1, 4, 33, 32), (3, 1, 7, 64), (2, 12, 128, 64)]
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("causal", [True, False])
+def test_matches_eager_outputs_and_gradients(name, shape, causal):
+    q, k, v = (torch.randn(shape, requires_grad=True) for _ in range(3))
+    ref_q, ref_k, ref_v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    grad = torch.randn(shape[0], shape[2], shape[1], shape[3])
+    scale = 1.0 / shape[-1]  # not the default, so a backend that ignores `scale` fails
+    out = attend(name, q, k, v, causal=causal, scale=scale)
+    ref = attend("eager", ref_q, ref_k, ref_v, causal=causal, scale=scale)
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    out.backward(grad)
+    ref.backward(grad)
+    for a, b in ((q, ref_q), (k, ref_k), (v, ref_v)):
+        torch.testing.assert_close(a.grad, b.grad, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["sdpa", "sdpa_math", "auto"])
+def test_padding_masks_are_honoured(name):
+    q, k, v = (torch.randn(2, 2, 10, 8) for _ in range(3))
+    keep = torch.tensor([[True] * 10, [True] * 6 + [False] * 4])
+    out = attend(name, q, k, v, padding_mask=keep)
+    # the short sequence alone gives the same result as inside the padded batch
+    alone = attend("eager", q[1:, :, :6], k[1:, :, :6], v[1:, :, :6])
+    torch.testing.assert_close(out[1, :6], alone[0], atol=1e-5, rtol=1e-4)
+
+
+def test_the_cpu_flash_kernel_refuses_padding_and_dropout():
+    q, k, v = (torch.randn(1, 2, 8, 8) for _ in range(3))
+    with pytest.raises(AttentionError, match="padding mask"):
+        attend("sdpa_flash", q, k, v, padding_mask=torch.ones(1, 8, dtype=torch.bool))
+    with pytest.raises(AttentionError, match="no dropout"):
+        attend("sdpa_flash", q, k, v, dropout=0.1)
+
+
+def test_dropout_is_applied_when_asked():
+    q, k, v = (torch.randn(1, 2, 32, 8) for _ in range(3))
+    for name in ("eager", "sdpa", "sdpa_math"):
+        assert not torch.allclose(attend(name, q, k, v, dropout=0.5), attend(name, q, k, v))
+
+
+def test_cuda_kernels_refuse_cpu_tensors_with_the_fix():
+    q = torch.randn(1, 2, 8, 8)
+    for name in ("sdpa_efficient", "sdpa_cudnn", "flash_attn_1", "flash_attn_2", "flash_attn_4"):
+        with pytest.raises(AttentionError, match="CUDA GPUs only.*'sdpa' on CPU"):
+            attend(name, q, q, q)
+
+
+class FakeCudaTensor(types.SimpleNamespace):
+    """What `_check_call` reads of a tensor, for a tensor that would live on a GPU."""
+
+    is_cuda = True
+
+
+@pytest.mark.parametrize(
+    ("name", "cc", "dtype", "head_dim", "message"),
+    [
+        ("flash_attn_2", 9.0, torch.float32, 64, "float16/bfloat16 tensors, but got float32.*precision"),
+        ("flash_attn_1", 7.5, torch.bfloat16, 64, "bfloat16 needs compute capability >= 8.0.*16-mixed"),
+        ("sdpa_cudnn", 9.0, torch.bfloat16, 256, "head dims up to 128, not 256"),
+        ("flash_attn_4", 9.0, torch.bfloat16, 192, "head dims up to 128"),
+    ],
+)
+def test_gpu_call_checks_name_the_fix(monkeypatch, name, cc, dtype, head_dim, message):
+    monkeypatch.setattr(attention, "_capability", lambda index: cc)
+    q = FakeCudaTensor(dtype=dtype, device=torch.device("cuda", 0), shape=(1, 2, 8, head_dim))
+    with pytest.raises(AttentionError, match=message):
+        attention._check_call(attention.get(name), q, 0.0)
+
+
+def test_the_check_command_passes_on_cpu_and_records_skips():
+    rows = check.check_kernels(["sdpa", "sdpa_flash", "flash_attn_2"], [torch.float32], check.CPU_SHAPES)
+    by_status = {(r.backend, r.status) for r in rows}
+    assert ("sdpa", "pass") in by_status and ("flash_attn_2", "skip") in by_status
+    assert all(r.status != "FAIL" for r in rows)
+    assert all(r.out_rel_err < 1e-4 for r in rows if r.status == "pass")
+
+
+def test_the_check_fails_a_wrong_backend(monkeypatch):
+    """A backend that ignores the causal mask must be reported as FAIL, not pass."""
+    wrong = attention.get("sdpa_math")
+
+    def ignores_causal(module, q, k, v, mask, dropout=0.0, scaling=None, is_causal=None, **kw):
+        return attention._eager_forward(module, q, k, v, None, dropout, scaling, is_causal=False)
+
+    monkeypatch.setitem(attention._REGISTRY, "sdpa_math", type(wrong)(**{**wrong.__dict__, "forward": ignores_causal}))
+    rows = check.check_kernels(["sdpa_math"], [torch.float32], check.CPU_SHAPES[:1])
+    assert rows[0].status == "FAIL" and rows[0].out_rel_err > 1e-2

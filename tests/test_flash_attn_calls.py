@@ -1,0 +1,152 @@
+"""The project's flash-attn 1.x / 2.x / 4 call code, with flash-attn faked at the import boundary.
+
+The kernels themselves are checked on a real GPU (`python -m vanilla_flash check`, results under
+results/h100/); here the layouts, cu_seqlens, unpadding and causal handling around them are.
+"""
+
+import dataclasses
+import sys
+
+import pytest
+import torch
+from fake_flash_attn import make_modules
+from vanilla_flash import attention
+from vanilla_flash import model as gpt2
+from vanilla_flash.attention import AttentionError, attend
+
+LIBRARY = {"flash_attn_1": 1, "flash_attn_2": 2, "flash_attn_4": 4}
+
+
+@pytest.fixture(params=list(LIBRARY))
+def fake(request, monkeypatch):
+    """Backend name with its fake library importable and its CUDA-only checks relaxed to CPU."""
+    name = request.param
+    calls = []
+    for mod_name, module in make_modules(LIBRARY[name], calls).items():
+        monkeypatch.setitem(sys.modules, mod_name, module)
+    relaxed = dataclasses.replace(attention.get(name), cuda_only=False)
+    monkeypatch.setitem(attention._REGISTRY, name, relaxed)
+    return name, calls
+
+
+def qkv(batch=2, heads=3, q_len=20, k_len=None, dim=16):
+    k_len = k_len or q_len
+    q = torch.randn(batch, heads, q_len, dim)
+    k, v = torch.randn(batch, heads, k_len, dim), torch.randn(batch, heads, k_len, dim)
+    return q, k, v
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_matches_eager(fake, causal):
+    name, calls = fake
+    q, k, v = qkv()
+    out = attend(name, q, k, v, causal=causal, scale=0.3)
+    ref = attend("eager", q, k, v, causal=causal, scale=0.3)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    assert calls and calls[-1]["causal"] == causal
+
+
+def test_padding_reaches_the_kernel_as_variable_length(fake):
+    name, calls = fake
+    q, k, v = qkv(batch=3, q_len=12)
+    lengths = torch.tensor([12, 5, 9])
+    keep = torch.arange(12)[None, :] < lengths[:, None]
+    out = attend(name, q, k, v, causal=True, padding_mask=keep)
+    ref = attend("eager", q, k, v, causal=True, padding_mask=keep)
+    real = keep[:, :, None, None]
+    torch.testing.assert_close(out * real, ref * real, atol=1e-5, rtol=1e-4)
+    assert (out[~keep] == 0).all()  # padded positions come back as zeros
+    assert calls[-1]["fn"] in ("unpadded", "varlen")
+    assert calls[-1]["cu_q"] == [0, 12, 17, 26] and calls[-1]["max_q"] == 12
+
+
+def test_one_new_token_against_a_cache(fake):
+    """Decoding: 1 query, many keys. flash-attn 1.x aligns causal masks top-left, so the call must
+    be made non-causal there; 2.x and 4 align bottom-right."""
+    name, calls = fake
+    q, k, v = qkv(q_len=1, k_len=17)
+    out = attend(name, q, k, v, causal=True)
+    torch.testing.assert_close(out, attend("eager", q, k, v, causal=True), atol=1e-5, rtol=1e-4)
+
+
+def test_flash_attn_1_refuses_causal_chunks_it_would_get_wrong(monkeypatch, fake):
+    name, _ = fake
+    q, k, v = qkv(q_len=4, k_len=9)
+    if name == "flash_attn_1":
+        with pytest.raises(AttentionError, match="fewer queries than keys"):
+            attend(name, q, k, v, causal=True)
+    else:
+        torch.testing.assert_close(attend(name, q, k, v, causal=True), attend("eager", q, k, v, causal=True))
+
+
+def test_dropout_is_passed_on_or_refused(fake):
+    name, calls = fake
+    q, k, v = qkv()
+    if name == "flash_attn_4":
+        with pytest.raises(AttentionError, match="attn_pdrop=0"):
+            attend(name, q, k, v, dropout=0.1)
+    else:
+        attend(name, q, k, v, dropout=0.1)
+        assert calls[-1]["dropout"] == 0.1
+
+
+def test_gradients_flow_through_the_call_code(fake):
+    name, _ = fake
+    q, k, v = (t.requires_grad_() for t in qkv())
+    attend(name, q, k, v).sum().backward()
+    q2, k2, v2 = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    attend("eager", q2, k2, v2).sum().backward()
+    for a, b in ((q, q2), (k, k2), (v, v2)):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_gpt2_through_transformers(fake):
+    """The backend registered into transformers: same loss as eager, padded batches, generation."""
+    name, calls = fake
+    torch.manual_seed(0)
+    net = gpt2.build("tiny", attn="eager").eval()
+    ids = torch.randint(0, 1000, (2, 24))
+    mask = torch.ones_like(ids)
+    mask[1, 16:] = 0  # right padding
+    with torch.no_grad():
+        ref = net(input_ids=ids, attention_mask=mask).logits
+        gpt2.set_attention(net, name)
+        out = net(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(out[real], ref[real], atol=1e-4, rtol=1e-4)
+    assert calls, "transformers did not call the registered backend"
+    generated = net.generate(ids[:1, :8], max_new_tokens=5, do_sample=False)
+    gpt2.set_attention(net, "eager")
+    expected = net.generate(ids[:1, :8], max_new_tokens=5, do_sample=False)
+    assert generated.tolist() == expected.tolist()
+
+
+def test_wrong_major_version_is_named(monkeypatch):
+    calls = []
+    for mod_name, module in make_modules(2, calls).items():
+        monkeypatch.setitem(sys.modules, mod_name, module)
+    with pytest.raises(AttentionError, match="installed flash-attn is 2.x"):
+        attention._import_flash_attn(1)
+
+
+def test_not_installed_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "flash_attn", None)  # makes `import flash_attn` fail
+    with pytest.raises(AttentionError, match="notebooks/flash_attn_2"):
+        attention._import_flash_attn(2)
+
+
+def test_a_wheel_built_for_another_torch_is_explained(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name.startswith("flash_attn"):
+            raise ImportError("flash_attn_2_cuda.so: undefined symbol: _ZN3c104cuda9SetDeviceEi")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    monkeypatch.setattr(attention, "dist_version", lambda name: "2.8.3")
+    with pytest.raises(AttentionError, match="built for another torch"):
+        attention._import_flash_attn(2)

@@ -1,0 +1,41 @@
+import pytest
+import torch
+from conftest import A100, CPU, H100, T4
+from vanilla_flash import model as gpt2
+from vanilla_flash import precision
+
+
+def test_policy_follows_the_hardware():
+    assert precision.policy(CPU) == "32-true"
+    assert precision.policy(T4) == "16-mixed"
+    assert precision.policy(A100) == "bf16-mixed"
+    assert precision.policy(H100) == "bf16-mixed"
+
+
+def test_overrides_are_checked():
+    assert precision.policy(A100, "16-mixed") == "16-mixed"
+    assert precision.policy(CPU, "bf16-mixed") == "bf16-mixed"
+    with pytest.raises(ValueError, match="use 16-mixed"):
+        precision.policy(T4, "bf16-mixed")
+    with pytest.raises(ValueError, match="on CPU"):
+        precision.policy(CPU, "16-mixed")
+    with pytest.raises(ValueError, match="not one of"):
+        precision.policy(H100, "fp8")
+
+
+def test_autocast_keeps_token_ids_integers():
+    """The seed's crash: `.to(float16)` on the batch made the ids half and broke the embedding.
+    Under the policy's autocast the ids stay int64 and the matmuls run in the low precision."""
+    net = gpt2.build("tiny", attn="sdpa")
+    ids = torch.randint(0, 50257, (2, 16))
+    with precision.autocast("bf16-mixed", "cpu"):
+        logits = net(input_ids=ids).logits
+    assert ids.dtype == torch.int64 and logits.dtype == torch.bfloat16
+    with pytest.raises(RuntimeError, match="(?i)indices|Long|Int"):
+        net(input_ids=ids.to(torch.bfloat16))  # what the seed did by hand
+
+
+def test_autocast_dtype():
+    assert precision.autocast_dtype("16-mixed") == torch.float16
+    assert precision.autocast_dtype("bf16-mixed") == torch.bfloat16
+    assert precision.autocast_dtype("32-true") is None
