@@ -352,6 +352,12 @@ def _import_flash_attn(major: int):
                 f"flash-attn {installed} is installed but was built for another torch/CUDA ({err}). "
                 f"Reinstall the build that matches torch {torch.__version__} (see {NOTEBOOKS[major]})."
             ) from err
+        if major == 4 and installed and dist_version("flash-attn"):
+            raise AttentionError(
+                f"flash-attn-4 {installed} is installed, but `flash_attn` resolves to flash-attn "
+                f"{dist_version('flash-attn')}'s package, which hides flash_attn.cute: install both into "
+                f"the same site-packages, or only the one this GPU needs ({err})"
+            ) from err
         raise AttentionError(_install_hint(major, _this_machine()) + f" ({err})") from err
     has_v1_api = hasattr(module, "flash_attn_unpadded_func")
     if major == 1 and not has_v1_api:
