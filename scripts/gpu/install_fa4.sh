@@ -2,7 +2,8 @@
 # Install flash-attn 4 and its CuTe DSL wheels on a GPU machine that has no network.
 #   scripts/gpu/install_fa4.sh PREFIX WHEEL_DIR...
 # A wheel too large to move in one piece may arrive split (NAME.whl.partaa, NAME.whl.partab, ...)
-# with an md5 file (fa4.md5); the parts are joined and checked first. Prints the PYTHONPATH to use.
+# with an md5 file (fa4.md5); the parts are joined and checked first. Prints the site-packages
+# folder SITE; use PYTHONPATH=SITE:SITE/nvidia_cutlass_dsl/dsl_packages (pip would run that .pth line).
 set -euo pipefail
 prefix=$1; shift
 work=$prefix/wheels && mkdir -p "$work"
@@ -15,6 +16,4 @@ for first in *.partaa; do
 done
 [ -e fa4.md5 ] && md5sum -c fa4.md5
 python3 -m pip install -q --no-index --no-deps --prefix "$prefix/pfx" ./*.whl
-sp=$(echo "$prefix"/pfx/lib/python3*/site-packages)
-# pip would run nvidia_cutlass_dsl's .pth line at start-up; PYTHONPATH needs it spelled out
-echo "$sp:$sp/nvidia_cutlass_dsl/dsl_packages"
+echo "$prefix"/pfx/lib/python3*/site-packages
