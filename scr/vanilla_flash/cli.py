@@ -69,6 +69,46 @@ def _smoke(args) -> int:
     return 0
 
 
+def _overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes KEY=VALUE, not {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _train(args) -> int:
+    import logging
+
+    from vanilla_flash import train
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    overrides = _overrides(args.set)
+    cfg = train.TrainConfig.from_yaml(args.config, **overrides) if args.config else train.TrainConfig(**overrides)
+    summary = train.train(cfg)
+    if summary:
+        keys = ("steps", "attention", "precision", "final", "tokens_per_s", "mfu", "peak_mem_gib", "seconds")
+        print(json.dumps({k: summary.get(k) for k in keys}, indent=2, ensure_ascii=False))
+        print(f"sample: {summary['sample']}")
+        print(f"wrote {cfg.run_dir}/summary.json and {cfg.run_dir}/loss.png")
+    return 0
+
+
+def _tokens(args) -> int:
+    from vanilla_flash import data
+
+    result = data.compare_tokenizers(args.lang, args.vocab_size, args.seed)
+    print(f"tokens per word on the {args.lang} validation text ({result['val_words']} words):")
+    for name, value in result["tokens_per_word"].items():
+        print(f"  {name:<22} {value:.2f}")
+    print(f"ratio gpt2 / trained: {result['ratio']:.2f}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vanilla_flash", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -88,6 +128,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--size", default="tiny")
     s.add_argument("--steps", type=int, default=3)
     s.set_defaults(func=_smoke)
+
+    t = sub.add_parser("train", help="train GPT-2 on Wikisource with Lightning")
+    t.add_argument("--config", help="YAML file of training parameters (configs/, notebooks/params/)")
+    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override parameters, e.g. --set max_steps=10")
+    t.set_defaults(func=_train)
+
+    k = sub.add_parser("tokens", help="tokens per word: GPT-2's BPE against a BPE trained on the text")
+    k.add_argument("--lang", default="vi")
+    k.add_argument("--vocab-size", type=int, default=4096)
+    k.add_argument("--seed", type=int, default=1234)
+    k.set_defaults(func=_tokens)
     return p
 
 

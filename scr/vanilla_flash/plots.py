@@ -1,0 +1,67 @@
+"""Pictures: the loss curve of a run (stitched across resumed sessions)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+
+def read_metrics(logs_dir: str | Path) -> list[dict]:
+    """Rows of every `session-N/metrics.csv` under `logs_dir`, one history: where a later session
+    resumed from an earlier step, the earlier session's rows from that step on are dropped (a killed
+    run may have logged steps after its last checkpoint)."""
+    sessions = sorted(Path(logs_dir).glob("session-*/metrics.csv"), key=lambda p: int(p.parent.name.split("-")[1]))
+    runs = [[_numbers(row) for row in csv.DictReader(p.open())] for p in sessions]
+    history: list[dict] = []
+    for rows in runs:
+        if not rows:
+            continue
+        first = min(r["step"] for r in rows if r.get("step") is not None)
+        history = [r for r in history if r["step"] < first] + rows
+    return history
+
+
+def _numbers(row: dict) -> dict:
+    out = {}
+    for key, value in row.items():
+        if value in ("", None):
+            continue
+        try:
+            out[key] = float(value)
+        except ValueError:
+            out[key] = value
+    if "step" in out:
+        out["step"] = int(out["step"])
+    return out
+
+
+def loss_curve(history: list[dict], path: str | Path, title: str = "") -> Path | None:
+    """Train and validation loss against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(r["step"], r["train/loss"]) for r in history if "train/loss" in r]
+    val = [(r["step"], r["val/loss"]) for r in history if "val/loss" in r]
+    if not train:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(*zip(*train, strict=True), label="train", lw=1)
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", label="validation", ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    top = max(v for _, v in train[: max(1, len(train) // 10)])
+    if math.isfinite(top):
+        ax.set_ylim(top=top * 1.05)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,178 @@
+"""Training on the shipped sample: loss goes down, a killed run resumes exactly, bad checkpoints
+and missing data get the promised errors. Tiny model, short blocks, a small trained BPE: seconds."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from vanilla_flash import plots
+from vanilla_flash.train import CheckpointError, EndlessSampler, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(tmp_path, **kw) -> TrainConfig:
+    values = dict(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                  bpe_vocab_size=512, model_size="tiny", seq_len=32, batch_size=4, max_steps=24, warmup_steps=4,
+                  lr=3e-3, min_lr=3e-4, log_every=1, val_every=8, val_batches=2, ckpt_every=6, sample_tokens=8,
+                  progress_bar=False)  # fmt: skip
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def losses(run_dir) -> dict[int, float]:
+    return {r["step"]: r["train/loss"] for r in plots.read_metrics(Path(run_dir) / "logs") if "train/loss" in r}
+
+
+def test_loss_goes_down_and_everything_is_written(tmp_path):
+    summary = train(tiny(tmp_path))
+    curve = losses(tmp_path / "run")
+    first, last = curve[min(curve)], curve[max(curve)]
+    assert summary["steps"] == 24 and max(curve) == 23
+    assert last < first - 0.6, curve
+    assert summary["final"]["val/loss"] < 6.0  # ln(512) = 6.24 is where an untrained model starts
+    run = tmp_path / "run"
+    for name in ("summary.json", "loss.png", "samples.txt", "checkpoints/last.ckpt", "checkpoints/tokenizer.json"):
+        assert (run / name).exists(), name
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["attention"] == "sdpa" and saved["precision"] == "32-true"
+    assert saved["data"]["documents"]["val"] >= 1 and saved["data"]["tokens_per_word_val"] > 0
+    assert saved["sample"].startswith(tiny(tmp_path).sample_prompt)
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAt(L.Callback):
+    """Stands in for a Colab session dying mid-run."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == self.step:
+            raise Killed(f"killed at step {self.step}")
+
+
+def test_a_killed_run_resumes_where_it_stopped_and_continues_the_curve(tmp_path):
+    whole = tiny(tmp_path / "whole")
+    train(whole)
+    reference = losses(whole.run_dir)
+
+    broken = tiny(tmp_path / "broken")
+    with pytest.raises(Killed):
+        train(broken, callbacks=[KillAt(15)])  # last checkpoint at step 12: three steps are lost
+    assert (Path(broken.run_dir) / "checkpoints" / "last.ckpt").exists()
+    summary = train(broken)  # resume: auto
+    assert summary["resumed_from"]["step"] == 12
+    assert summary["steps"] == whole.max_steps
+    resumed = losses(broken.run_dir)
+    assert sorted(resumed) == sorted(reference)  # one continuous curve, no step twice or missing
+    for step in reference:
+        assert resumed[step] == pytest.approx(reference[step], abs=1e-4), step
+
+
+def test_the_token_cache_is_reused(tmp_path, monkeypatch):
+    train(tiny(tmp_path, max_steps=2, val_every=2))
+    from vanilla_flash import data
+
+    original_pack = data.pack
+
+    def pack_without_tokenizing(docs, tok, seq_len, cache_dir=None):
+        return original_pack(docs, _NoCall(tok), seq_len, cache_dir)
+
+    monkeypatch.setattr(data, "pack", pack_without_tokenizing)
+    train(tiny(tmp_path, max_steps=4, val_every=2, run_dir=str(tmp_path / "second")))
+    assert len(list((tmp_path / "cache").glob("blocks-*.npy"))) == 2  # train and validation, once each
+
+
+class _NoCall:
+    """A tokenizer that may be fingerprinted but not run."""
+
+    def __init__(self, tok):
+        self.backend_tokenizer = tok.backend_tokenizer
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("tokenized again instead of reading the cache")
+
+
+def test_a_corrupt_checkpoint_is_refused_with_the_way_out(tmp_path):
+    cfg = tiny(tmp_path, max_steps=6)
+    train(cfg)
+    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # cut short, as when a session dies mid-write
+    with pytest.raises(CheckpointError, match="cannot be read.*step-000006.ckpt.*resume: never"):
+        train(tiny(tmp_path, max_steps=12))
+
+
+def test_a_checkpoint_of_another_model_is_refused(tmp_path):
+    train(tiny(tmp_path, max_steps=6))
+    with pytest.raises(CheckpointError, match="seq_len=32.*64"):
+        train(tiny(tmp_path, max_steps=12, seq_len=64))
+
+
+def test_a_checkpoint_of_another_backend_is_resumed_and_logged(tmp_path, caplog):
+    train(tiny(tmp_path, max_steps=6, attn="sdpa_math"))
+    summary = train(tiny(tmp_path, max_steps=8, attn="eager"))
+    assert summary["steps"] == 8
+    assert "trained with attention 'sdpa_math'; continuing with 'eager'" in caplog.text
+
+
+def test_offline_without_data_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    from vanilla_flash.data import DataError
+
+    with pytest.raises(DataError, match="HF_HUB_OFFLINE=1.*data source 'sample'"):
+        train(tiny(tmp_path, data_source="hub"))
+
+
+def test_unknown_parameters_are_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown training parameters: max_stpes"):
+        TrainConfig.from_dict({"max_stpes": 3})
+
+
+def test_endless_sampler_is_a_pure_function_of_position():
+    full = EndlessSampler(10, seed=3)
+    first_25 = [i for _, i in zip(range(25), full, strict=False)]
+    assert sorted(first_25[:10]) == list(range(10))  # each epoch is a permutation
+    later = EndlessSampler(10, seed=3, start=17)
+    assert [i for _, i in zip(range(8), later, strict=False)] == first_25[17:25]
+    rank0, rank1 = EndlessSampler(10, 3, 0, 0, 2), EndlessSampler(10, 3, 0, 1, 2)
+    evens = [i for _, i in zip(range(5), rank0, strict=False)]
+    odds = [i for _, i in zip(range(5), rank1, strict=False)]
+    assert evens == first_25[0:10:2] and odds == first_25[1:10:2]
+
+
+def test_lr_schedule_warms_up_then_decays_to_min_lr(tmp_path):
+    from vanilla_flash.train import GPT2Module
+
+    cfg = tiny(tmp_path, warmup_steps=4, max_steps=20, lr=1e-3, min_lr=1e-4)
+    module = GPT2Module(cfg.__dict__, vocab_size=512)
+    factors = [module.lr_factor(s) for s in range(21)]
+    assert factors[0] == 0.25 and factors[3] == 1.0
+    assert factors[4] == pytest.approx(1.0) and factors[20] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))
+    decay = [g for g in module.configure_optimizers()["optimizer"].param_groups if g["weight_decay"] > 0]
+    assert all(p.dim() >= 2 for g in decay for p in g["params"])
+
+
+@pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="gloo not built into this torch")
+def test_ddp_on_two_cpu_processes(tmp_path):
+    """Lightning's own DDP strategy, 2 processes over gloo, launched the way a user launches it."""
+    run_dir = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "vanilla_flash", "train", "--set", f"run_dir={run_dir}",
+           f"cache_dir={tmp_path / 'cache'}", "tokenizer=bpe", "bpe_vocab_size=512", "seq_len=32", "batch_size=4",
+           "max_steps=6", "val_every=3", "val_batches=2", "ckpt_every=3", "log_every=1", "sample_tokens=4",
+           "progress_bar=false", "accelerator=cpu", "devices=2", "strategy=ddp"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 6
+    assert summary["world_size"] == 2
