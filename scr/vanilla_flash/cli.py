@@ -109,6 +109,76 @@ def _tokens(args) -> int:
     return 0
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(","))
+
+
+def _write_result(result: dict, out: str | None) -> None:
+    if not out:
+        return
+    from vanilla_flash import report
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    report.write_csv(result["rows"], path.with_suffix(".csv"))
+    print(f"wrote {path} and {path.with_suffix('.csv')}")
+
+
+def _bench(args) -> int:
+    import dataclasses
+
+    from vanilla_flash import bench
+
+    result = {"kind": args.what, "environment": bench.environment()}
+    if args.what == "attention":
+        grid = dict(seq_lens=_ints(args.seq), head_dims=_ints(args.head_dims), dtypes=tuple(args.dtypes.split(",")),
+                    tokens=args.tokens, hidden=args.hidden, repeats=args.repeats)  # fmt: skip
+        backends = args.backends.split(",") if args.backends else None
+        points = bench.attention_grid(backends, **grid)
+        result["grid"] = grid
+        result["rows"] = [dataclasses.asdict(p) for p in points]
+        result["auto"] = bench.auto_ratios(points)
+        result["memory"] = bench.memory_sweep(seq_lens=_ints(args.memory_seq))
+        result["memory_growth_exponent"] = bench.growth_exponents(result["memory"])
+        result["wrapper_vs_direct"] = bench.wrapper_overhead()
+        print("\nauto / fastest backend (fwd+bwd time ratio; 1 = auto is the fastest):")
+        for r in result["auto"]:
+            print(f"  {r['dtype']} d{r['head_dim']} {'causal' if r['causal'] else 'full  '} seq {r['seq']:>5}: "
+                  f"{r['ratio']:.3f}  (fastest {r['fastest']}, auto -> {r['auto_picked']})")  # fmt: skip
+        if result["auto"]:
+            print(f"  worst: {min(r['ratio'] for r in result['auto']):.3f}")
+        print("memory growth exponent with seq len (1 linear, 2 quadratic):", result["memory_growth_exponent"])
+        for r in result["wrapper_vs_direct"]:
+            print(f"wrapper vs direct call, {r['backend']}: {r['ratio']:.3f} (direct {r['direct_ms']:.3f} ms, "
+                  f"wrapper {r['wrapper_ms']:.3f} ms)")  # fmt: skip
+    elif args.what == "train":
+        backends = tuple(args.backends.split(",")) if args.backends else None
+        kwargs = {"backends": backends} if backends else {}
+        result["rows"] = bench.train_grid(args.size, seq_lens=_ints(args.seq), tokens_per_step=args.tokens,
+                                          steps=args.steps, compile=args.compile, **kwargs)  # fmt: skip
+    else:  # overhead
+        from vanilla_flash.train import TrainConfig
+
+        overrides = _overrides(args.set)
+        cfg = TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig(**overrides)
+        row = bench.lightning_overhead(cfg, steps=args.steps)
+        result["rows"] = [row]
+        lightning, bare = row["lightning_tokens_per_s"] / 1e3, row["bare_tokens_per_s"] / 1e3
+        print(f"Lightning {lightning:.1f}k tok/s, bare loop {bare:.1f}k tok/s: "
+              f"Lightning / bare = {row['lightning_over_bare']:.3f}")  # fmt: skip
+    _write_result(result, args.out)
+    return 0
+
+
+def _report(args) -> int:
+    from vanilla_flash import report
+
+    for path in report.render(args.results, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vanilla_flash", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -139,6 +209,29 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--vocab-size", type=int, default=4096)
     k.add_argument("--seed", type=int, default=1234)
     k.set_defaults(func=_tokens)
+
+    b = sub.add_parser("bench", help="benchmarks: attention kernels, GPT-2 training, Lightning overhead")
+    b.add_argument("what", choices=["attention", "train", "overhead"])
+    b.add_argument("--out", help="write JSON (and CSV beside it) with the environment")
+    b.add_argument("--backends", help="comma-separated backends (default: every one that runs here)")
+    b.add_argument("--seq", default="512,1024,2048,4096,8192,16384", help="sequence lengths")
+    b.add_argument("--head-dims", default="64,128")
+    b.add_argument("--dtypes", default="bfloat16")
+    b.add_argument("--tokens", type=int, default=16384, help="tokens per batch (batch = tokens / seq)")
+    b.add_argument("--hidden", type=int, default=2048, help="attention: heads = hidden / head dim")
+    b.add_argument("--repeats", type=int, default=10)
+    b.add_argument("--memory-seq", default="1024,2048,4096,8192,16384", help="attention: memory sweep lengths")
+    b.add_argument("--size", default="124M", help="train: GPT-2 size")
+    b.add_argument("--steps", type=int, default=15, help="train/overhead: timed steps")
+    b.add_argument("--compile", action="store_true", help="train: torch.compile the model")
+    b.add_argument("--config", help="overhead: training parameters (YAML)")
+    b.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="overhead: override parameters")
+    b.set_defaults(func=_bench)
+
+    r = sub.add_parser("report", help="plots and Markdown tables from benchmark result files")
+    r.add_argument("results", nargs="+")
+    r.add_argument("--out", default="scr/img", help="folder for the PNGs and summary.md")
+    r.set_defaults(func=_report)
     return p
 
 

@@ -334,13 +334,17 @@ class Samples(L.Callback):
     def generate(self, trainer, module) -> str:
         net = module.net
         ids = self.tokenizer(self.cfg.sample_prompt, return_tensors="pt")["input_ids"].to(module.device)
-        was_training = net.training
+        was_training, backend = net.training, net.config._attn_implementation
         net.eval()
+        # generation passes a mask and, with a cache, one query against many keys: let `auto` route
+        # that to a backend that takes both (the weights do not depend on the backend)
+        gpt2.set_attention(net, "auto")
         dtype = precision.autocast_dtype(trainer.precision)
         with torch.no_grad(), torch.autocast(module.device.type, dtype=dtype, enabled=dtype is not None):
             out = net.generate(ids, max_new_tokens=self.cfg.sample_tokens, do_sample=True, top_k=50,
                                generator=None, attention_mask=torch.ones_like(ids))  # fmt: skip
         net.train(was_training)
+        gpt2.set_attention(net, backend)
         text = self.tokenizer.decode(out[0], skip_special_tokens=True)
         self.last_text = text
         if trainer.is_global_zero:

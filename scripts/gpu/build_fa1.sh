@@ -8,6 +8,17 @@ set -uo pipefail
 src=$1 prefix=$2
 mkdir -p "$prefix" && rm -f "$prefix/done"
 cp "$src" "$prefix/src.tar.gz" && tar xzf "$prefix/src.tar.gz" -C "$prefix"
+if [ -n "${FA1_ARCHS:-}" ]; then
+  python3 - "$prefix/fa1/setup.py" "$FA1_ARCHS" <<'PY'
+import re, sys
+path, keep = sys.argv[1], sys.argv[2].split(",")
+text = open(path).read()
+pattern = r'(\n[ \t]*)cc_flag\.append\("-gencode"\)\n[ \t]*cc_flag\.append\("arch=compute_(\d+),code=sm_\d+"\)'
+text = re.sub(pattern, lambda m: m.group(0) if m.group(2) in keep else m.group(1) + "pass", text)
+open(path, "w").write(text)
+PY
+  echo "compiling for sm_${FA1_ARCHS} only: $(grep -o 'code=sm_[0-9]*' "$prefix/fa1/setup.py" | tr '\n' ' ')"
+fi
 # one compiler job per core, but no more than RAM/4 GiB: each nvcc job of flash-attn needs a few GiB
 cores=$(nproc)
 ram_gib=$(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo)

@@ -1,0 +1,519 @@
+"""Benchmarks that settle "which attention should I use", and what training costs.
+
+- `attention_grid()`: every backend available here over sequence length x head dim x causal x
+  dtype (default: the FlashAttention-2 paper's setting, 16k tokens per batch, hidden 2048). Each
+  backend is first checked against an fp32 reference on the same fresh inputs; a wrong one is
+  recorded and not timed. Forward, backward and forward+backward are timed with CUDA events after
+  warm-up (median of repeats); TFLOP/s counts a causal call as half the work; peak memory is
+  recorded; out-of-memory is a result ("OOM"). `auto` is timed too.
+- `wrapper_overhead()`: the project's `attend()` against calling the kernel library directly on
+  the same tensors in the same layout.
+- `memory_sweep()`: peak memory of forward+backward at batch 1 as the sequence grows.
+- `train_grid()`: GPT-2 training steps per backend and sequence length (bare PyTorch loop):
+  tokens/s, step time, MFU, peak memory.
+- `lightning_overhead()`: the Lightning trainer against a bare PyTorch loop on the same model,
+  data, backend and precision.
+
+On CPU the same functions run on tiny grids (wall-clock timing), which is what the tests use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import lightning as L
+import torch
+
+from vanilla_flash import attention, check, env, precision
+from vanilla_flash.attention import AttentionError
+
+PAPER_TOKENS = 16384
+PAPER_HIDDEN = 2048
+
+
+def environment() -> dict:
+    return {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": check._git_commit(),
+        **env.describe().to_dict(),
+    }
+
+
+def timeit(fn: Callable[[], object], warmup: int = 3, repeats: int = 10) -> float:
+    """Median milliseconds of `fn()`: CUDA events on a GPU, perf_counter on CPU."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+    else:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def attention_flops(batch: int, heads: int, seq: int, head_dim: int, causal: bool, mode: str) -> float:
+    """FLOPs of attention: forward 4·B·H·S²·D (two matmuls), backward 2.5x forward; causal half."""
+    fwd = 4 * batch * heads * seq * seq * head_dim / (2 if causal else 1)
+    return {"fwd": fwd, "bwd": 2.5 * fwd, "fwd_bwd": 3.5 * fwd}[mode]
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def _free():
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclasses.dataclass
+class Point:
+    backend: str
+    dtype: str
+    seq: int
+    head_dim: int
+    causal: bool
+    batch: int
+    heads: int
+    status: str  # ok | wrong | skip | OOM | error
+    fwd_ms: float | None = None
+    bwd_ms: float | None = None
+    fwd_bwd_ms: float | None = None
+    fwd_tflops: float | None = None
+    bwd_tflops: float | None = None
+    fwd_bwd_tflops: float | None = None
+    peak_mem_mib: float | None = None
+    rel_err: float | None = None
+    note: str = ""
+
+
+def measure_backend(name, q, k, v, grad, causal, repeats=10, warmup=3) -> dict:
+    """Time forward, backward and forward+backward of one backend; peak memory of one fwd+bwd."""
+    q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+
+    def fwd():
+        with torch.no_grad():
+            return attention.attend(name, q, k, v, causal=causal)
+
+    def fwd_bwd():
+        out = attention.attend(name, q, k, v, causal=causal)
+        out.backward(grad)
+        q.grad = k.grad = v.grad = None
+
+    graph = [attention.attend(name, q, k, v, causal=causal)]  # one forward, its backward timed alone
+
+    def bwd():
+        graph[0].backward(grad, retain_graph=True)
+        q.grad = k.grad = v.grad = None
+
+    result = {"fwd_ms": timeit(fwd, warmup, repeats), "bwd_ms": timeit(bwd, warmup, repeats)}
+    graph.clear()
+    result["fwd_bwd_ms"] = timeit(fwd_bwd, warmup, repeats)
+    if q.is_cuda:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fwd_bwd()
+        torch.cuda.synchronize()
+        result["peak_mem_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
+    return result
+
+
+def attention_grid(
+    backends: list[str] | None = None,
+    seq_lens=(512, 1024, 2048, 4096, 8192, 16384),
+    head_dims=(64, 128),
+    causal_opts=(False, True),
+    dtypes=("bfloat16",),
+    tokens: int = PAPER_TOKENS,
+    hidden: int = PAPER_HIDDEN,
+    repeats: int = 10,
+    device: str | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Point]:
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    machine = env.probe()
+    backends = backends or attention.names()
+    points = []
+    gen = torch.Generator(device=device).manual_seed(0)
+    for dtype_name in dtypes:
+        dtype = getattr(torch, dtype_name)
+        for head_dim in head_dims:
+            for causal in causal_opts:
+                for seq in seq_lens:
+                    batch, heads = max(1, tokens // seq), hidden // head_dim
+                    shape = check.Shape(batch, heads, seq, head_dim, causal)
+                    try:
+                        qkv, grad, _ = check._inputs(shape, dtype, device, gen)
+                        ref_out, _ = _reference_forward(qkv, causal)
+                    except Exception as err:
+                        if not _is_oom(err):
+                            raise
+                        ref_out = None
+                        qkv, grad, _ = check._inputs(shape, dtype, device, gen)
+                    for name in backends:
+                        p = Point(name, dtype_name, seq, head_dim, causal, batch, heads, "skip")
+                        points.append(p)
+                        reason = attention.why_not(name, machine, dtype=dtype, head_dim=head_dim)
+                        if reason:
+                            p.note = reason
+                            continue
+                        _run_point(p, qkv, grad, ref_out, repeats)
+                        log(_point_line(p))
+                    del qkv, grad, ref_out
+                    _free()
+    return points
+
+
+def _reference_forward(qkv, causal):
+    """fp32 eager forward, for the correctness gate before timing (forward only: cheap enough at 16k)."""
+    q, k, v = (t.float() for t in qkv)
+    with torch.no_grad():
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            return attention.attend("eager", q, k, v, causal=causal), None
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _run_point(p: Point, qkv, grad, ref_out, repeats: int) -> None:
+    q, k, v = qkv
+    try:
+        if ref_out is not None:
+            with torch.no_grad():
+                out = attention.attend(p.backend, q, k, v, causal=p.causal)
+            p.rel_err = check.rel_err(out, ref_out)
+            del out
+            tol = check.TOLERANCE[q.dtype]
+            if not (math.isfinite(p.rel_err) and p.rel_err < tol):
+                p.status, p.note = "wrong", f"relative error {p.rel_err:.2e} >= {tol:.0e}: not timed"
+                return
+        timing = measure_backend(p.backend, q, k, v, grad, p.causal, repeats=repeats)
+    except AttentionError as err:
+        p.status, p.note = "skip", str(err)[:300]
+        return
+    except Exception as err:
+        _free()
+        if _is_oom(err):
+            p.status, p.note = "OOM", "out of memory"
+        else:
+            p.status, p.note = "error", f"{type(err).__name__}: {err}"[:300]
+        return
+    p.status = "ok"
+    for key, value in timing.items():
+        setattr(p, key, round(value, 4))
+    for mode in ("fwd", "bwd", "fwd_bwd"):
+        flops = attention_flops(p.batch, p.heads, p.seq, p.head_dim, p.causal, mode)
+        setattr(p, f"{mode}_tflops", round(flops / (getattr(p, f"{mode}_ms") * 1e-3) / 1e12, 2))
+
+
+def _point_line(p: Point) -> str:
+    where = f"{p.dtype} d{p.head_dim} {'causal' if p.causal else 'full':<6} seq {p.seq:>5}"
+    if p.status != "ok":
+        return f"{where}  {p.backend:<15} {p.status}  {p.note[:80]}"
+    return (f"{where}  {p.backend:<15} fwd+bwd {p.fwd_bwd_tflops:7.1f} TFLOP/s  fwd {p.fwd_tflops:7.1f}  "
+            f"bwd {p.bwd_tflops:7.1f}  mem {p.peak_mem_mib or 0:8.0f} MiB")  # fmt: skip
+
+
+def auto_ratios(points: list[Point]) -> list[dict]:
+    """At each grid point: auto's fwd+bwd speed over the fastest backend's."""
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        if p.status == "ok":
+            groups.setdefault((p.dtype, p.head_dim, p.causal, p.seq), []).append(p)
+    rows = []
+    for (dtype, head_dim, causal, seq), ps in sorted(groups.items()):
+        named = {p.backend: p for p in ps}
+        others = [p for p in ps if p.backend != "auto"]
+        if "auto" not in named or not others:
+            continue
+        best = min(others, key=lambda p: p.fwd_bwd_ms)
+        rows.append({"dtype": dtype, "head_dim": head_dim, "causal": causal, "seq": seq,
+                     "fastest": best.backend, "auto_picked": attention.pick(env.probe(), dtype, head_dim, seq),
+                     "ratio": round(best.fwd_bwd_ms / named["auto"].fwd_bwd_ms, 3)})  # fmt: skip
+    return rows
+
+
+def wrapper_overhead(
+    seq: int = 4096, head_dim: int = 128, causal: bool = True, dtype: str = "bfloat16", repeats: int = 20
+) -> list[dict]:
+    """`attend()` (what transformers calls) against the library called directly on the same
+    (batch, heads, seq, dim) tensors, forward+backward."""
+    if not torch.cuda.is_available():
+        return []
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    machine = env.probe()
+    batch, heads = PAPER_TOKENS // seq, PAPER_HIDDEN // head_dim
+    shape = check.Shape(batch, heads, seq, head_dim, causal)
+    (q, k, v), grad, _ = check._inputs(shape, getattr(torch, dtype), "cuda", torch.Generator("cuda").manual_seed(1))
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+
+    def sdpa_direct(kernel):
+        def call():
+            with sdpa_kernel(kernel):
+                out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            out.transpose(1, 2).backward(grad)
+
+        return call
+
+    direct = {
+        "sdpa_cudnn": sdpa_direct(SDPBackend.CUDNN_ATTENTION),
+        "sdpa_flash": sdpa_direct(SDPBackend.FLASH_ATTENTION),
+    }
+    if attention.why_not("flash_attn_4", machine, dtype=dtype, head_dim=head_dim) is None:
+        import flash_attn.cute as fa4
+
+        def fa4_direct():
+            out, _ = fa4.flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=causal)
+            out.backward(grad)
+
+        direct["flash_attn_4"] = fa4_direct
+    if attention.why_not("flash_attn_1", machine, dtype=dtype, head_dim=head_dim) is None:
+        from flash_attn import flash_attn_interface as fa1
+
+        def fa1_direct():
+            qs, ks, vs = (t.transpose(1, 2).reshape(-1, heads, head_dim) for t in (q, k, v))
+            cu = torch.arange(0, (batch + 1) * seq, seq, dtype=torch.int32, device="cuda")
+            out = fa1.flash_attn_unpadded_func(qs, ks, vs, cu, cu, seq, seq, 0.0, causal=causal)
+            out.view(batch, seq, heads, head_dim).backward(grad)
+
+        direct["flash_attn_1"] = fa1_direct
+    rows = []
+    for name, call in direct.items():
+        if attention.why_not(name, machine, dtype=dtype, head_dim=head_dim):
+            continue
+
+        def wrapped(name=name):
+            attention.attend(name, q, k, v, causal=causal).backward(grad)
+
+        ms_direct = timeit(call, 5, repeats)
+        ms_wrapped = timeit(wrapped, 5, repeats)
+        rows.append({"backend": name, "seq": seq, "head_dim": head_dim, "causal": causal,
+                     "direct_ms": round(ms_direct, 4), "wrapper_ms": round(ms_wrapped, 4),
+                     "ratio": round(ms_direct / ms_wrapped, 3)})  # fmt: skip
+    return rows
+
+
+def memory_sweep(
+    backends: list[str] | None = None, seq_lens=(1024, 2048, 4096, 8192, 16384), heads=16, head_dim=64,
+    dtype="bfloat16",
+) -> list[dict]:  # fmt: skip
+    """Peak memory of one forward+backward at batch 1 (MiB above the inputs) as seq grows."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    machine = env.probe()
+    backends = backends or ["eager", "sdpa_math", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1",
+                            "flash_attn_4"]  # fmt: skip
+    rows = []
+    for seq in seq_lens:
+        shape = check.Shape(1, heads, seq, head_dim, True)
+        qkv, grad, _ = check._inputs(shape, getattr(torch, dtype), device, torch.Generator(device).manual_seed(2))
+        for name in backends:
+            if attention.why_not(name, machine, dtype=dtype, head_dim=head_dim):
+                continue
+            row = {"backend": name, "seq": seq, "peak_mem_mib": None, "status": "ok"}
+            rows.append(row)
+            try:
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                    base = torch.cuda.memory_allocated()
+                    torch.cuda.reset_peak_memory_stats()
+                q, k, v = (t.detach().requires_grad_() for t in qkv)
+                attention.attend(name, q, k, v, causal=True).backward(grad)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                    row["peak_mem_mib"] = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
+                del q, k, v
+            except AttentionError as err:
+                row["status"] = f"skip: {err}"[:200]
+            except Exception as err:
+                if not _is_oom(err):
+                    raise
+                row["status"] = "OOM"
+            _free()
+    return rows
+
+
+def growth_exponents(rows: list[dict]) -> dict[str, float]:
+    """Per backend, the log-log slope of peak memory against seq len (1: linear, 2: quadratic)."""
+    out = {}
+    for name in sorted({r["backend"] for r in rows}):
+        pts = [(r["seq"], r["peak_mem_mib"]) for r in rows if r["backend"] == name and r.get("peak_mem_mib")]
+        if len(pts) >= 2:
+            (s0, m0), (s1, m1) = pts[0], pts[-1]
+            out[name] = round(math.log(m1 / m0) / math.log(s1 / s0), 2)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _batches(cfg, steps: int, device: str):
+    """Random token blocks for `steps` steps (kernel speed does not depend on the text)."""
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        yield torch.randint(0, 50257, (cfg.batch_size, cfg.seq_len), generator=gen).to(device, non_blocking=True)
+
+
+def bare_loop(cfg, steps: int = 30, warmup: int = 10, data_loader=None) -> dict:
+    """A plain PyTorch training loop on the same model, optimizer, schedule and precision as
+    `train.GPT2Module`: what Lightning is compared against."""
+    from vanilla_flash.train import GPT2Module, peak_flops
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    machine = env.probe()
+    prec = precision.policy(machine, None if cfg.precision == "auto" else cfg.precision)
+    torch.manual_seed(cfg.seed)
+    module = GPT2Module(dataclasses.asdict(cfg), vocab_size=50257).to(device)
+    module.configure_model()
+    opt_cfg = module.configure_optimizers()
+    optimizer, schedule = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
+    scaler = torch.amp.GradScaler(device, enabled=prec == "16-mixed")
+    batches = iter(data_loader) if data_loader is not None else _batches(cfg, steps + warmup, device)
+    times = []
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(steps + warmup):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(cfg.accumulate):
+            ids = next(batches).to(device, non_blocking=True)
+            with precision.autocast(prec, device):
+                loss = module(ids) / cfg.accumulate
+            scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        schedule.step()
+        loss.item()  # what a loop that watches its loss does each step
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    step_s = statistics.median(times)
+    tokens_s = cfg.batch_size * cfg.seq_len * cfg.accumulate / step_s
+    peak = peak_flops(machine.gpu_name)
+    return {
+        "tokens_per_s": round(tokens_s, 1),
+        "step_ms": round(step_s * 1e3, 2),
+        "mfu": round(tokens_s * module.flops_per_token / peak, 4) if peak else None,
+        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
+        "loss": float(loss.detach()) * cfg.accumulate,
+    }
+
+
+def train_grid(
+    size: str = "124M",
+    backends=("eager", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1", "flash_attn_4"),
+    seq_lens=(1024, 2048, 4096, 8192),
+    tokens_per_step: int = 16384,
+    steps: int = 15,
+    compile: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """GPT-2 `size` training steps per backend and sequence length, same tokens per step."""
+    from vanilla_flash.train import TrainConfig
+
+    machine = env.probe()
+    prec = precision.policy(machine)
+    dtype = precision.autocast_dtype(prec) or torch.float32
+    rows = []
+    for seq in seq_lens:
+        for name in backends:
+            row = {"backend": name, "size": size, "seq": seq, "batch": max(1, tokens_per_step // seq),
+                   "precision": prec, "compile": compile, "status": "ok"}  # fmt: skip
+            rows.append(row)
+            head_dim = 64
+            reason = attention.why_not(name, machine, dtype=dtype, head_dim=head_dim)
+            if reason:
+                row["status"] = f"skip: {reason}"
+                continue
+            cfg = TrainConfig(model_size=size, seq_len=seq, batch_size=row["batch"], attn=name, compile=compile,
+                              warmup_steps=2, max_steps=1000)  # fmt: skip
+            try:
+                row.update(bare_loop(cfg, steps=steps, warmup=5 if not compile else 8))
+            except Exception as err:
+                _free()
+                row["status"] = "OOM" if _is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+            _free()
+            log(_train_line(row))
+    return rows
+
+
+def _train_line(r: dict) -> str:
+    if r["status"] != "ok":
+        return f"seq {r['seq']:>5} {r['backend']:<15} {r['status'][:90]}"
+    mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
+    return (f"seq {r['seq']:>5} {r['backend']:<15} {r['tokens_per_s'] / 1e3:8.1f}k tok/s  step {r['step_ms']:8.1f} ms"
+            f"  MFU {mfu:>6}  peak {r.get('peak_mem_gib') or 0:6.1f} GiB")  # fmt: skip
+
+
+class StepTimer(L.Callback):
+    """Wall-clock time between consecutive optimizer steps of a Lightning run, after `warmup` of
+    them: everything the trainer does per step (data, logging, progress bar) is inside."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.times, self.last = warmup, [], None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        if self.last is not None and trainer.global_step > self.warmup:
+            self.times.append(now - self.last)
+        self.last = now
+
+
+def lightning_overhead(cfg, steps: int = 40, warmup: int = 10) -> dict:
+    """tokens/s of `train.train(cfg)` (the Lightning trainer, with logging and the progress bar)
+    and of `bare_loop` on the same model, data, backend and precision; and their ratio."""
+    from vanilla_flash import train as training
+
+    run_cfg = dataclasses.replace(cfg, max_steps=steps + warmup, val_every=10**6, ckpt_every=10**6,
+                                  sample_every=0, sample_tokens=1)  # fmt: skip
+    timer = StepTimer(warmup)
+    summary = training.train(run_cfg, callbacks=[timer])
+    lightning_step = statistics.median(timer.times)
+    tokens = cfg.batch_size * cfg.seq_len * cfg.accumulate
+    dm = training.WikisourceData(run_cfg)
+    dm.setup("fit")
+    bare = bare_loop(run_cfg, steps=steps, warmup=warmup, data_loader=_cycle(dm.train_dataloader()))
+    lightning_tps = tokens / lightning_step
+    return {
+        "attention": summary.get("attention"),
+        "precision": summary.get("precision"),
+        "compile": cfg.compile,
+        "batch": cfg.batch_size,
+        "seq_len": cfg.seq_len,
+        "lightning_tokens_per_s": round(lightning_tps, 1),
+        "bare_tokens_per_s": bare["tokens_per_s"],
+        "lightning_over_bare": round(lightning_tps / bare["tokens_per_s"], 4),
+        "bare_mfu": bare["mfu"],
+        "peak_mem_gib": bare["peak_mem_gib"],
+    }
+
+
+def _cycle(loader):
+    while True:
+        yield from loader

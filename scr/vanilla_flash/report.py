@@ -1,0 +1,231 @@
+"""Plots and tables from benchmark result files, no GPU needed (`python -m vanilla_flash report`).
+
+Result files are the JSON that `python -m vanilla_flash bench ...` writes: {"kind": ..., "environment":
+..., "rows": [...], ...}. Plots go to PNG files, tables to Markdown.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+BACKEND_ORDER = ["eager", "sdpa_math", "sdpa", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1",
+                 "flash_attn_2", "flash_attn_4", "auto"]  # fmt: skip
+
+
+def load(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def write_csv(rows: list[dict], path) -> Path:
+    path = Path(path)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _hardware(result: dict) -> str:
+    m = result["environment"]["machine"]
+    gpu = m.get("gpu_name") or "CPU"
+    fa, fa4 = m.get("flash_attn") or "-", m.get("flash_attn_4") or "-"
+    return f"{gpu}, torch {m.get('torch')}, flash-attn {fa}, flash-attn-4 {fa4}"
+
+
+def attention_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path]:
+    """TFLOP/s (fwd+bwd) against seq len per backend, one panel per head dim x causal, per dtype;
+    and the speed-up over eager."""
+    plt = _plt()
+    rows = [r for r in result["rows"] if r["status"] == "ok"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for dtype in sorted({r["dtype"] for r in rows}):
+        panels = sorted({(r["head_dim"], r["causal"]) for r in rows if r["dtype"] == dtype})
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=100, squeeze=False)
+        for ax, (head_dim, causal) in zip(axes[0], panels, strict=True):
+            sel = [r for r in rows if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal]
+            for name in [b for b in BACKEND_ORDER if any(r["backend"] == b for r in sel)]:
+                pts = sorted((r["seq"], r["fwd_bwd_tflops"]) for r in sel if r["backend"] == name)
+                style = {"ls": "--", "color": "black"} if name == "auto" else {}
+                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name, **style)
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"head dim {head_dim}, {'causal' if causal else 'not causal'}", fontsize=9)
+            ax.set_xlabel("sequence length")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("fwd+bwd TFLOP/s")
+        axes[0][-1].legend(fontsize=7)
+        fig.suptitle(f"Attention speed, {dtype} — {_hardware(result)}", fontsize=9)
+        fig.tight_layout()
+        path = out_dir / f"{prefix}_tflops_{dtype}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Path | None:
+    plt = _plt()
+    rows = [r for r in result.get("memory", []) if r.get("peak_mem_mib")]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=100)
+    for backend in [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]:
+        pts = sorted((r["seq"], r["peak_mem_mib"]) for r in rows if r["backend"] == backend)
+        ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=backend)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length (batch 1)")
+    ax.set_ylabel("peak memory of fwd+bwd (MiB)")
+    ax.set_title(f"Memory — {_hardware(result)}", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(out_dir) / name
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> Path | None:
+    plt = _plt()
+    rows = [r for r in result["rows"] if r["status"] == "ok"]
+    if not rows:
+        return None
+    seqs = sorted({r["seq"] for r in rows})
+    backends = [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=100)
+    width = 0.8 / len(backends)
+    for i, backend in enumerate(backends):
+        values = [next((r["tokens_per_s"] / 1e3 for r in rows if r["backend"] == backend and r["seq"] == s), 0)
+                  for s in seqs]  # fmt: skip
+        ax.bar([j + i * width for j in range(len(seqs))], values, width, label=backend)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(seqs))], [str(s) for s in seqs])
+    ax.set_xlabel("sequence length (same tokens per step)")
+    ax.set_ylabel("thousand tokens/s")
+    ax.set_title(f"GPT-2 {rows[0]['size']} training — {_hardware(result)}", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    path = Path(out_dir) / name
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def attention_table(result: dict, dtype: str = "bfloat16", head_dim: int = 64, causal: bool = True) -> str:
+    rows = [r for r in result["rows"] if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal]
+    seqs = sorted({r["seq"] for r in rows})
+    backends = [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
+    lines = [f"fwd+bwd TFLOP/s, {dtype}, head dim {head_dim}, {'causal' if causal else 'not causal'}", "",
+             "| backend | " + " | ".join(str(s) for s in seqs) + " |", "|---|" + "---|" * len(seqs)]  # fmt: skip
+    for b in backends:
+        cells = []
+        for s in seqs:
+            r = next((r for r in rows if r["backend"] == b and r["seq"] == s), None)
+            if r is None:
+                cells.append("")
+            elif r["status"] == "ok":
+                cells.append(f"{r['fwd_bwd_tflops']:.0f}")
+            else:
+                cells.append(r["status"])
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def train_table(result: dict) -> str:
+    lines = ["| seq | backend | tokens/s | step ms | MFU | peak GiB |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if r["status"] == "ok":
+            mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
+            lines.append(f"| {r['seq']} | {r['backend']} | {r['tokens_per_s'] / 1e3:.1f}k | {r['step_ms']:.1f} | {mfu} "
+                         f"| {r.get('peak_mem_gib') or 0:.1f} |")  # fmt: skip
+        else:
+            lines.append(f"| {r['seq']} | {r['backend']} | {r['status'].split(':')[0]} | | | |")
+    return "\n".join(lines)
+
+
+def runs_plot(run_dirs: list, path, title: str = "") -> Path:
+    """Loss curves of several training runs (their run_dir) on one picture."""
+    from vanilla_flash import plots
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=100)
+    for run in run_dirs:
+        summary = json.loads((Path(run) / "summary.json").read_text())
+        history = plots.read_metrics(Path(run) / "logs")
+        pts = [(r["step"], r["train/loss"]) for r in history if "train/loss" in r]
+        ax.plot(*zip(*pts, strict=True), lw=1, label=f"{summary['attention']} (train)")
+        val = [(r["step"], r["val/loss"]) for r in history if "val/loss" in r]
+        if val:
+            ax.plot(*zip(*val, strict=True), "o", ms=3, color=ax.lines[-1].get_color())
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (dots: validation)")
+    ax.set_title(title, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def runs_table(run_dirs: list) -> str:
+    lines = ["| attention | steps | final train loss | final val loss | tokens/s | MFU | peak GiB |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for run in run_dirs:
+        s = json.loads((Path(run) / "summary.json").read_text())
+        f = s["final"]
+        mfu = f"{s['mfu']:.1%}" if s.get("mfu") else "-"
+        lines.append(f"| {s['attention']} | {s['steps']} | {f['train/loss']:.3f} | {f['val/loss']:.3f} | "
+                     f"{(s['tokens_per_s'] or 0) / 1e3:.1f}k | {mfu} | {s.get('peak_mem_gib') or 0:.1f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def render(paths: list, out_dir) -> list[Path]:
+    """Plots and a Markdown summary for each result file; training run folders (with a
+    summary.json) are drawn together."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made, summary = [], []
+    runs = [p for p in paths if (Path(p) / "summary.json").exists()]
+    if runs:
+        first = json.loads((Path(runs[0]) / "summary.json").read_text())
+        hardware = _hardware(first)
+        made.append(
+            runs_plot(runs, out_dir / "train_loss_curves.png", f"GPT-2 {first['config']['model_size']} — {hardware}")
+        )
+        summary.append(f"## training runs\n\n{hardware}\n\n{runs_table(runs)}\n")
+    for path in [p for p in paths if p not in runs]:
+        result = load(path)
+        kind = result.get("kind")
+        summary.append(
+            f"## {Path(path).name} ({kind})\n\n{_hardware(result)}, {result['environment'].get('when', '')}\n"
+        )
+        if kind == "attention":
+            made += attention_plots(result, out_dir)
+            made.append(memory_plot(result, out_dir))
+            for causal in (True, False):
+                for head_dim in sorted({r["head_dim"] for r in result["rows"]}):
+                    summary.append(attention_table(result, result["rows"][0]["dtype"], head_dim, causal) + "\n")
+            if result.get("auto"):
+                worst = min(result["auto"], key=lambda r: r["ratio"])
+                summary.append(f"auto / fastest, worst point: {worst['ratio']:.3f} ({worst})\n")
+        elif kind == "train":
+            made.append(train_plot(result, out_dir))
+            summary.append(train_table(result) + "\n")
+    md = out_dir / "summary.md"
+    md.write_text("\n".join(summary))
+    return [p for p in made if p] + [md]
