@@ -69,3 +69,10 @@ def test_generation_never_samples_the_padding_rows():
         net.lm_head.weight[50257:] = 100.0  # make the padding rows the most likely tokens
     out = net.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=10, do_sample=True, top_k=0)
     assert out.max() < 50257
+
+
+def test_flash_backends_build_without_their_library():
+    """transformers tries to import a kernel for any name containing "flash" when a model is
+    constructed; our backends load their library on first call instead, so building works here."""
+    for name in ("flash_attn_1", "flash_attn_2", "flash_attn_4", "sdpa_flash"):
+        assert gpt2.build("tiny", attn=name).config._attn_implementation == name

@@ -382,6 +382,7 @@ def bare_loop(cfg, steps: int = 30, warmup: int = 10, data_loader=None) -> dict:
     prec = precision.policy(machine, None if cfg.precision == "auto" else cfg.precision)
     torch.manual_seed(cfg.seed)
     module = GPT2Module(dataclasses.asdict(cfg), vocab_size=50257).to(device)
+    module.loop_precision = prec
     module.configure_model()
     opt_cfg = module.configure_optimizers()
     optimizer, schedule = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]

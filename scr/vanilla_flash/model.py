@@ -59,19 +59,26 @@ def config(
     return cfg
 
 
+# The model is constructed with PyTorch SDPA and switched to the chosen backend afterwards:
+# transformers treats any implementation whose name contains "flash" as its own flash-attention
+# integration at construction time and tries to import (or download) that kernel.
+_CONSTRUCT_WITH = "sdpa"
+
+
 def build(size: str = "tiny", *, attn: str = "auto", **overrides) -> GPT2LMHeadModel:
     """A freshly initialised GPT-2 of `size` using attention backend `attn`."""
     attention.register()
-    model = GPT2LMHeadModel(config(size, attn=attn, **overrides))
+    model = GPT2LMHeadModel(config(size, attn=_CONSTRUCT_WITH, **overrides))
+    set_attention(model, attn)
     _never_generate_padding(model)
     return model
 
 
-def load(path, *, attn: str | None = None) -> GPT2LMHeadModel:
-    """`from_pretrained` with our backends registered; `attn` switches the backend on load."""
+def load(path, *, attn: str = "auto") -> GPT2LMHeadModel:
+    """`from_pretrained` with our backends registered, running attention backend `attn`."""
     attention.register()
-    kwargs = {"attn_implementation": attn} if attn else {}
-    model = GPT2LMHeadModel.from_pretrained(path, **kwargs)
+    model = GPT2LMHeadModel.from_pretrained(path, attn_implementation=_CONSTRUCT_WITH)
+    set_attention(model, attn)
     _never_generate_padding(model)
     return model
 

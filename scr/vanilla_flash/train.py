@@ -270,10 +270,25 @@ class GPT2Module(L.LightningModule):
         decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
         groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        fused = torch.cuda.is_available() and self.device.type == "cuda"
+        # fused AdamW unscales float16 gradients inside its step, too late for clipping: use it
+        # where there is no gradient scaler (bf16-mixed, 32-true)
+        fused = self.device.type == "cuda" and self.trainer_precision() != "16-mixed"
         optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def trainer_precision(self) -> str | None:
+        try:
+            return self.trainer.precision
+        except RuntimeError:  # not attached to a Trainer (the bare benchmark loop)
+            return getattr(self, "loop_precision", None)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Clip the gradient norm here rather than through the Trainer, which refuses fused AdamW.
+        Gradients are unscaled by now (bf16 has no scaler; the float16 path uses unfused AdamW)."""
+        if self.cfg.grad_clip:
+            norm = torch.nn.utils.clip_grad_norm_(self.parameters(), self.cfg.grad_clip)
+            self.log("grad_norm", norm, on_step=True, on_epoch=False)
 
     def lr_factor(self, step: int) -> float:
         """Linear warm-up to `lr`, then cosine down to `min_lr` at `max_steps`."""
@@ -451,7 +466,6 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         precision=prec,
         max_steps=cfg.max_steps,
         accumulate_grad_batches=cfg.accumulate,
-        gradient_clip_val=cfg.grad_clip or None,
         val_check_interval=cfg.val_every,
         check_val_every_n_epoch=None,
         limit_val_batches=cfg.val_batches,
