@@ -14,7 +14,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run env check smoke test lint format clean
+.PHONY: help install run run-cpu run-t4 run-ampere run-hopper notebooks env check smoke test lint format clean
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,20 +42,38 @@ check: install ## every attention backend against an fp32 reference (kernels and
 smoke: install ## a few tiny GPT-2 training steps with the auto attention backend
 	$(PY) -m vanilla_flash smoke
 
-run: install ## the main job on whatever hardware is here (on CPU: the tiny configuration)
+run: install ## the main job on whatever hardware is here: the notebooks with this machine's parameters
 	$(PY) -m vanilla_flash env
-	$(PY) -m vanilla_flash smoke
+	$(PY) -m vanilla_flash notebooks --target auto
+
+run-cpu: install ## execute every notebook with notebooks/params/cpu.yaml (outputs/cpu/)
+	$(PY) -m vanilla_flash notebooks --target cpu
+
+run-t4: install ## the flash-attn 1.x notebooks with t4.yaml (a Turing GPU, e.g. Colab's T4)
+	$(PY) -m vanilla_flash notebooks --target t4
+
+run-ampere: install ## the flash-attn 2.x notebooks with ampere.yaml (A100, L4, RTX 30/40)
+	$(PY) -m vanilla_flash notebooks --target ampere
+
+run-hopper: install ## the flash-attn 4 notebooks with hopper.yaml (H100, H200, B200)
+	$(PY) -m vanilla_flash notebooks --target hopper
+
+notebooks: install ## rewrite the notebooks from notebooks/make_notebooks.py and store CPU outputs for nbval
+	$(PY) notebooks/make_notebooks.py
+	$(PY) -m vanilla_flash notebooks --target cpu --out notebooks
+	$(PY) notebooks/make_notebooks.py --strip notebooks/flash_attn_*/*.ipynb
 
 lint: install ## ruff lint and format check
-	$(VENV)/bin/ruff check scr tests
-	$(VENV)/bin/ruff format --check scr tests
+	$(VENV)/bin/ruff check scr tests notebooks
+	$(VENV)/bin/ruff format --check scr tests notebooks
 
 format: install ## ruff: fix what can be fixed, format
-	$(VENV)/bin/ruff check --fix scr tests
-	$(VENV)/bin/ruff format scr tests
+	$(VENV)/bin/ruff check --fix scr tests notebooks
+	$(VENV)/bin/ruff format scr tests notebooks
 
-test: lint ## lint, unit tests (CPU)
+test: lint ## lint, unit tests and the notebooks under nbval (CPU, offline)
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env notebooks/flash_attn_1 notebooks/flash_attn_2 notebooks/flash_attn_4
 
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs outputs build dist scr/*.egg-info

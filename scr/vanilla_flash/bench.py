@@ -250,6 +250,12 @@ def auto_ratios(points: list[Point]) -> list[dict]:
     return rows
 
 
+def attention_result(points: list[Point]) -> dict:
+    """A JSON-ready result for `report`: the points, auto's ratios and the environment."""
+    return {"kind": "attention", "environment": environment(), "rows": [dataclasses.asdict(p) for p in points],
+            "auto": auto_ratios(points)}  # fmt: skip
+
+
 def wrapper_overhead(
     seq: int = 4096, head_dim: int = 128, causal: bool = True, dtype: str = "bfloat16", repeats: int = 20
 ) -> list[dict]:

@@ -126,8 +126,6 @@ def _write_result(result: dict, out: str | None) -> None:
 
 
 def _bench(args) -> int:
-    import dataclasses
-
     from vanilla_flash import bench
 
     result = {"kind": args.what, "environment": bench.environment()}
@@ -136,9 +134,7 @@ def _bench(args) -> int:
                     tokens=args.tokens, hidden=args.hidden, repeats=args.repeats)  # fmt: skip
         backends = args.backends.split(",") if args.backends else None
         points = bench.attention_grid(backends, **grid)
-        result["grid"] = grid
-        result["rows"] = [dataclasses.asdict(p) for p in points]
-        result["auto"] = bench.auto_ratios(points)
+        result = {**bench.attention_result(points), "grid": grid}
         result["memory"] = bench.memory_sweep(seq_lens=_ints(args.memory_seq))
         result["memory_growth_exponent"] = bench.growth_exponents(result["memory"])
         result["wrapper_vs_direct"] = bench.wrapper_overhead()
@@ -177,6 +173,17 @@ def _report(args) -> int:
     for path in report.render(args.results, args.out):
         print(f"wrote {path}")
     return 0
+
+
+def _notebooks(args) -> int:
+    from vanilla_flash import notebook
+
+    results = notebook.run(args.target, args.out, args.sets.split(",") if args.sets else None, args.notebooks or None)
+    failed = [(path, err) for path, err in results if err]
+    print(f"{len(results) - len(failed)} of {len(results)} notebooks ran without error")
+    for path, err in failed:
+        print(f"  FAILED {path}: {err}")
+    return 1 if failed else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -232,6 +239,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("results", nargs="+")
     r.add_argument("--out", default="scr/img", help="folder for the PNGs and summary.md")
     r.set_defaults(func=_report)
+
+    n = sub.add_parser("notebooks", help="execute the notebooks with papermill and a target's parameters")
+    n.add_argument("--target", default="auto", choices=["auto", "cpu", "t4", "ampere", "hopper"])
+    n.add_argument("--out", help="folder for the executed notebooks (default outputs/<target>)")
+    n.add_argument("--sets", help="comma-separated sets, e.g. flash_attn_1 (default: the target's)")
+    n.add_argument("notebooks", nargs="*", help="run only these notebooks")
+    n.set_defaults(func=_notebooks)
     return p
 
 

@@ -91,6 +91,8 @@ class TrainConfig:
         import yaml
 
         values = yaml.safe_load(Path(path).read_text()) or {}
+        if isinstance(values.get("train"), dict):  # a notebook parameters file: its `train` section
+            values = values["train"]
         return cls.from_dict({**values, **overrides})
 
     @classmethod

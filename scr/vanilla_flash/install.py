@@ -1,0 +1,307 @@
+"""Get the right flash-attn onto this machine, and keep it across Colab sessions.
+
+- `plan(machine)` says what this GPU needs: flash-attn 1.0.9 built from source on Turing (no wheels
+  exist), the prebuilt flash-attn 2.x wheel that matches torch/CUDA/C++ ABI/Python on Ampere and
+  Ada, the flash-attn-4 wheels on Hopper and Blackwell, nothing on CPU.
+- `fa2_wheel()` spells out the name of flash-attn 2's release wheel for this torch.
+- `build_fa1()` builds 1.0.9 from its source archive: ninja checked, MAX_JOBS from cores and RAM,
+  only the GPU architectures asked for (sm75 on a T4), the log streamed and kept, the time
+  measured; the wheel lands in a cache folder (Google Drive on Colab) and `install_cached()` puts it
+  back in seconds next session. On a machine that cannot build, `dry_run=True` prints the plan.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vanilla_flash.env import Machine
+
+FA1_VERSION = "1.0.9"
+FA2_VERSION = "2.8.3"
+FA4_REQUIREMENT = "flash-attn-4==4.0.0b36"
+FA2_RELEASES = "https://github.com/Dao-AILab/flash-attention/releases/download"
+GIB_PER_NVCC_JOB = 4  # flash-attn's CUDA files take a few GiB each to compile
+
+
+class BuildError(RuntimeError):
+    """A build or install step failed; the message says which and where its log is."""
+
+
+@dataclass
+class Plan:
+    """What this machine needs, in words and as steps."""
+
+    target: str  # "cpu" | "turing" | "ampere" | "hopper" | "unsupported"
+    package: str | None  # what to install, e.g. "flash-attn 1.0.9 (built from source)"
+    backend: str  # the attention backend it enables (or the best that runs without it)
+    archs: list[str] = field(default_factory=list)  # CUDA architectures to compile, e.g. ["75"]
+    steps: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [
+            f"target: {self.target}",
+            f"install: {self.package or 'nothing'}",
+            f"attention backend: {self.backend}",
+        ]
+        lines += [f"  {i}. {s}" for i, s in enumerate(self.steps, 1)]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def plan(machine: Machine) -> Plan:
+    if machine.device != "cuda":
+        return Plan("cpu", None, "sdpa", steps=["nothing to install: on CPU the model uses PyTorch SDPA"],
+                    notes=["flash-attn needs an NVIDIA GPU; the notebooks run here as dry runs"])  # fmt: skip
+    cc = machine.cc
+    arch = f"{machine.capability[0]}{machine.capability[1]}"
+    if cc < 7.5:
+        return Plan(
+            "unsupported", None, "sdpa", notes=[f"compute capability {cc}: flash-attn needs 7.5 (Turing) or newer"]
+        )
+    if cc < 8.0:
+        return Plan(
+            "turing", f"flash-attn {FA1_VERSION} (built from source)", "flash_attn_1", [arch],
+            steps=[f"look for a cached flash_attn-{FA1_VERSION} wheel built for this torch",
+                   f"else build it from the PyPI source archive for sm_{arch} only (about 15 minutes on 2 cores)",
+                   "install the wheel and check a real kernel call against an fp32 reference"],
+            notes=["no flash-attn 2 or 4 on Turing: they need compute capability 8.0 / 9.0"],
+        )  # fmt: skip
+    if cc < 9.0:
+        wheel = fa2_wheel(machine)
+        return Plan(
+            "ampere", f"flash-attn {FA2_VERSION} (prebuilt wheel)", "flash_attn_2", [arch],
+            steps=[f"install the release wheel {wheel}", "check a real kernel call against an fp32 reference"],
+            notes=["without it, sdpa_flash (FlashAttention-2 inside PyTorch) runs at close to the same speed"],
+        )  # fmt: skip
+    return Plan(
+        "hopper", f"{FA4_REQUIREMENT} (wheels, nothing to compile)", "flash_attn_4", [arch],
+        steps=[f"pip install {FA4_REQUIREMENT}", "check a real kernel call against an fp32 reference"],
+        notes=["up to seq 2048 cuDNN (sdpa_cudnn) is as fast; `auto` picks per call"],
+    )  # fmt: skip
+
+
+def fa2_wheel(machine: Machine | None = None, *, torch_version: str | None = None, cuda: str | None = None,
+              cxx11_abi: bool | None = None, python: str | None = None, version: str = FA2_VERSION) -> str:  # fmt: skip
+    """The file name of flash-attn 2's prebuilt release wheel for this torch:
+    flash_attn-{ver}+cu{CUDA major}torch{major.minor}cxx11abi{TRUE|FALSE}-cp{py}-cp{py}-linux_x86_64.whl"""
+    import torch
+
+    torch_version = torch_version or (machine.torch if machine else torch.__version__)
+    cuda = cuda or (machine.cuda if machine else torch.version.cuda) or ""
+    if cxx11_abi is None:
+        cxx11_abi = bool(torch._C._GLIBCXX_USE_CXX11_ABI)
+    python = python or (machine.python if machine else f"{sys.version_info.major}.{sys.version_info.minor}")
+    torch_mm = ".".join(torch_version.split("+")[0].split(".")[:2])
+    py = "cp" + "".join(python.split(".")[:2])
+    return (f"flash_attn-{version}+cu{cuda.split('.')[0]}torch{torch_mm}cxx11abi{str(cxx11_abi).upper()}"
+            f"-{py}-{py}-linux_x86_64.whl")  # fmt: skip
+
+
+def fa2_wheel_url(wheel: str, version: str = FA2_VERSION) -> str:
+    return f"{FA2_RELEASES}/v{version}/{wheel}"
+
+
+def max_jobs(cores: int | None = None, ram_gib: float | None = None) -> int:
+    """Parallel compiler jobs: one per core, but at most one per 4 GiB of RAM (more runs out of
+    memory and the build dies halfway, as on Colab's 12 GiB)."""
+    cores = cores or os.cpu_count() or 1
+    ram_gib = ram_gib if ram_gib is not None else _ram_gib()
+    return max(1, min(cores, int(ram_gib // GIB_PER_NVCC_JOB)))
+
+
+def _ram_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return 8.0
+
+
+def ninja_ok() -> bool:
+    """`ninja --version` runs (without ninja, torch builds one file at a time: hours)."""
+    try:
+        return subprocess.run(["ninja", "--version"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def cached_wheel(cache_dir: str | os.PathLike, package: str = "flash_attn", version: str = FA1_VERSION,
+                 tag: str | None = None) -> Path | None:  # fmt: skip
+    """A wheel of `package` `version` in `cache_dir` built for `tag` (see `build_tag()`), if any."""
+    folder = Path(cache_dir) / (tag or build_tag())
+    hits = sorted(folder.glob(f"{package}-{version}*.whl"))
+    return hits[-1] if hits else None
+
+
+def build_tag(machine: Machine | None = None) -> str:
+    """A folder name for wheels that only work with this torch, CUDA and Python: a wheel built for
+    another torch fails with `undefined symbol` on import."""
+    import torch
+
+    torch_version = (machine.torch if machine else torch.__version__).replace("+", "-")
+    python = machine.python if machine else f"{sys.version_info.major}.{sys.version_info.minor}"
+    cuda = (machine.cuda if machine else torch.version.cuda) or "cpu"
+    return f"torch{torch_version}-cuda{cuda}-py{'.'.join(python.split('.')[:2])}"
+
+
+def restrict_archs(setup_py: str | os.PathLike, archs: list[str]) -> list[str]:
+    """Edit flash-attn 1.x's setup.py so it compiles only `archs` (it always adds sm75, sm80 and
+    sm90); returns the architectures left."""
+    path = Path(setup_py)
+    text = path.read_text()
+    pattern = r'(\n[ \t]*)cc_flag\.append\("-gencode"\)\n[ \t]*cc_flag\.append\("arch=compute_(\d+),code=sm_\d+"\)'
+    text = re.sub(pattern, lambda m: m.group(0) if m.group(2) in archs else m.group(1) + "pass", text)
+    path.write_text(text)
+    return re.findall(r"code=sm_(\d+)", text)
+
+
+@dataclass
+class BuildResult:
+    wheel: Path | None
+    seconds: float
+    log: Path
+    cached: bool = False
+    dry_run: bool = False
+
+
+def build_fa1(
+    cache_dir: str | os.PathLike,
+    *,
+    source: str | os.PathLike | None = None,
+    archs: list[str] | None = None,
+    jobs: int | None = None,
+    work_dir: str | os.PathLike = "build/flash-attn-1",
+    dry_run: bool = False,
+    echo=print,
+) -> BuildResult:
+    """Build a flash-attn 1.0.9 wheel into `cache_dir/<build tag>/` (or reuse one there).
+
+    `source` is the sdist (.tar.gz) or an unpacked source folder; without it pip downloads the
+    archive from PyPI. The build log streams through `echo` and is kept in `work_dir/build.log`.
+    """
+    work = Path(work_dir)
+    log_path = work / "build.log"
+    hit = cached_wheel(cache_dir)
+    if hit:
+        echo(f"cached wheel: {hit} (built earlier for this torch/CUDA/Python): nothing to build")
+        return BuildResult(hit, 0.0, log_path, cached=True)
+    jobs = jobs or max_jobs()
+    ninja = "found" if ninja_ok() else "MISSING"
+    echo(f"plan: flash-attn {FA1_VERSION} from source, architectures {archs or 'all (75, 80, 90)'}, "
+         f"MAX_JOBS={jobs} ({os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM), ninja {ninja}")  # fmt: skip
+    if dry_run:
+        echo("dry run: no CUDA compiler here, nothing built")
+        return BuildResult(None, 0.0, log_path, dry_run=True)
+    if not ninja_ok():
+        raise BuildError("ninja is not installed: `pip install ninja` first (without it the build takes hours)")
+    import torch.utils.cpp_extension as ext
+
+    if not ext.CUDA_HOME:
+        raise BuildError("no CUDA toolkit (nvcc) found: flash-attn 1.x can only be built on a machine with CUDA")
+    work.mkdir(parents=True, exist_ok=True)
+    src = _unpack_source(source, work, echo)
+    if archs:
+        echo(f"compiling for sm_{', sm_'.join(restrict_archs(src / 'setup.py', archs))} only")
+    out = Path(cache_dir) / build_tag()
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MAX_JOBS": str(jobs)}
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w", str(out), str(src)]
+    start = time.perf_counter()
+    status = _run_logged(cmd, log_path, env, echo)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise BuildError(
+            f"flash-attn {FA1_VERSION} build failed (exit {status}) after {seconds:.0f} s; log: {log_path}"
+        )
+    wheel = cached_wheel(cache_dir)
+    echo(f"built {wheel} in {seconds / 60:.1f} min")
+    return BuildResult(wheel, seconds, log_path)
+
+
+def _unpack_source(source, work: Path, echo) -> Path:
+    if source and Path(source).is_dir():
+        return Path(source)
+    if not source:
+        echo(f"downloading the flash-attn {FA1_VERSION} source archive from PyPI")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        "--no-build-isolation", f"flash-attn=={FA1_VERSION}", "-d", str(work)], check=True)  # fmt: skip
+        source = next(work.glob("flash_attn-*.tar.gz"))
+    with tarfile.open(source) as tar:
+        tar.extractall(work, filter="data")
+    return next(p.parent for p in work.glob("*/setup.py"))
+
+
+def _run_logged(cmd: list[str], log_path: Path, env: dict, echo) -> int:
+    """Run `cmd`, writing every line to `log_path` and echoing compiler progress lines."""
+    with log_path.open("w") as log, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                     text=True, env=env) as proc:  # fmt: skip
+        for line in proc.stdout:
+            log.write(line)
+            if line.startswith("[") and "/" in line.split("]")[0]:  # ninja: "[12/47] nvcc ..."
+                echo(line.split(" ", 1)[0] + " " + line.rsplit("/", 1)[-1].strip()[:80])
+        return proc.wait()
+
+
+def pip_install(*args: str, echo=print) -> None:
+    """`pip install` that fails loudly (a failing `!pip` in a notebook cell does not fail the cell)."""
+    cmd = [sys.executable, "-m", "pip", "install", *args]
+    echo("$ " + " ".join(cmd[2:]))
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BuildError(f"pip install {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
+def install_cached(wheel: str | os.PathLike, echo=print) -> None:
+    pip_install("--no-deps", str(wheel), echo=echo)
+
+
+def extension_note() -> str:
+    return (
+        "flash-attn's own GPT model can use four extra CUDA extensions (fused_dense_lib, xentropy, rotary, "
+        "layer_norm). They are not built here: the Hugging Face GPT-2 this project trains needs none of them, "
+        "later flash-attn versions replaced them with Triton kernels, and layer_norm alone is 63 CUDA files "
+        "(hours on Colab's 2 cores: the seed's session died before it finished)."
+    )
+
+
+def copy_to(wheel: Path, folder: str | os.PathLike) -> Path:
+    """Copy a built wheel to another cache (e.g. Google Drive) under the same build tag."""
+    dest = Path(folder) / wheel.parent.name
+    dest.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(wheel, dest))
+
+
+def ensure(plan_: Plan, *, cache_dir: str | os.PathLike | None = None, echo=print) -> str:
+    """Install what `plan_` needs if it is not there yet (a second run is a quick no-op); returns
+    what was done, in one sentence."""
+    from vanilla_flash import env
+
+    machine = env.probe()
+    if plan_.target in ("cpu", "unsupported"):
+        return f"nothing to install on this machine; attention runs on {plan_.backend}"
+    if plan_.target == "turing":
+        if machine.flash_attn_major() == 1:
+            return f"flash-attn {machine.flash_attn} is already installed"
+        wheel = cached_wheel(cache_dir) if cache_dir else None
+        if not wheel:
+            return "no flash-attn 1.x wheel cached for this torch yet: run the build notebook (02_build) once"
+        install_cached(wheel, echo=echo)
+        return f"installed the cached {wheel.name} (no rebuild)"
+    if plan_.target == "ampere":
+        if machine.flash_attn_major() == 2:
+            return f"flash-attn {machine.flash_attn} is already installed"
+        wheel = fa2_wheel(machine)
+        pip_install("--no-deps", fa2_wheel_url(wheel), echo=echo)
+        return f"installed {wheel}"
+    if machine.flash_attn_4:
+        return f"flash-attn-4 {machine.flash_attn_4} is already installed"
+    pip_install(FA4_REQUIREMENT, echo=echo)
+    return f"installed {FA4_REQUIREMENT}"

@@ -1,0 +1,123 @@
+"""Small helpers the notebooks call, so each cell reads like a sentence of the tutorial."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vanilla_flash import env
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The repository folder (the one whose pyproject.toml names vanilla-flash), from `start` up."""
+    here = Path(start or Path.cwd()).resolve()
+    package_repo = Path(__file__).resolve().parents[2]  # an editable install lives in the checkout
+    for folder in (here, *here.parents, package_repo):
+        project = folder / "pyproject.toml"
+        if project.exists() and 'name = "vanilla-flash"' in project.read_text():
+            return folder
+    raise FileNotFoundError(f"no vanilla-flash checkout at or above {here}: run the notebook from the repository")
+
+
+def enter_repo() -> Path:
+    """Work from the repository root, so relative paths (configs/, runs/, results/) mean the same
+    in Jupyter, papermill, nbval and Colab."""
+    root = repo_root()
+    os.chdir(root)
+    return root
+
+
+def storage(folder: str, colab_drive: bool = True) -> Path:
+    """A folder that outlives the session: on Colab, in Google Drive (mounted on first use);
+    elsewhere, under the repository's `runs/`."""
+    if colab_drive and env.in_colab():
+        drive = Path("/content/drive")
+        if not (drive / "MyDrive").exists():
+            from google.colab import drive as colab_drive_module  # only on Colab
+
+            colab_drive_module.mount(str(drive))
+        path = drive / "MyDrive" / "vanilla-flash" / folder
+    else:
+        path = Path("runs") / folder
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def show(path: str | os.PathLike, width: int = 640):
+    """Display a PNG in the notebook (nothing outside Jupyter)."""
+    try:
+        from IPython.display import Image, display
+    except ImportError:
+        return None
+    if Path(path).exists():
+        display(Image(filename=str(path), width=width))
+    return None
+
+
+def params(target: str) -> dict:
+    """The parameters of notebooks/params/<target>.yaml (what papermill injects for that target)."""
+    import yaml
+
+    return yaml.safe_load((repo_root() / "notebooks" / "params" / f"{target}.yaml").read_text())
+
+
+def verify(backend: str) -> list:
+    """`backend` and PyTorch's SDPA on one GPT-2-shaped call (a small one on CPU), forward and
+    backward against fp32: the rows of `check.check_kernels`."""
+    import torch
+
+    from vanilla_flash import check, precision
+
+    machine = env.probe()
+    if machine.device == "cuda":
+        dtype, shapes = precision.autocast_dtype(precision.policy(machine)), check.GPU_SHAPES[:1]
+    else:
+        dtype, shapes = torch.float32, check.CPU_SHAPES[:1]
+    names = list(dict.fromkeys([backend, "sdpa"]))
+    return check.check_kernels(names, [dtype], shapes, machine=machine)
+
+
+SETS = {"t4": ["flash_attn_1"], "ampere": ["flash_attn_2"], "hopper": ["flash_attn_4"],
+        "cpu": ["flash_attn_1", "flash_attn_2", "flash_attn_4"]}  # fmt: skip
+
+
+def target_for(machine: env.Machine) -> str:
+    """Which parameters file suits this machine: cpu, t4 (Turing), ampere (sm80-89) or hopper (sm90+)."""
+    if machine.device != "cuda":
+        return "cpu"
+    if machine.cc < 8.0:
+        return "t4"
+    return "ampere" if machine.cc < 9.0 else "hopper"
+
+
+def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: list[str] | None = None,
+        notebooks: list[str | os.PathLike] | None = None) -> list[tuple[Path, str | None]]:  # fmt: skip
+    """Execute notebooks headlessly with papermill and notebooks/params/<target>.yaml.
+
+    Each executed notebook is written to `out_dir` (default outputs/<target>/), also when a cell
+    fails; returns (executed notebook, error or None) for each. Every notebook runs even after a
+    failure, so one broken cell does not hide the state of the others.
+    """
+    import papermill
+    import yaml
+
+    root = repo_root()
+    if target == "auto":
+        target = target_for(env.probe())
+    parameters = yaml.safe_load((root / "notebooks" / "params" / f"{target}.yaml").read_text())
+    out = Path(out_dir) if out_dir else root / "outputs" / target
+    if notebooks is None:
+        notebooks = [nb for s in (sets or SETS[target]) for nb in sorted((root / "notebooks" / s).glob("*.ipynb"))]
+    results = []
+    for src in map(Path, notebooks):
+        dst = out / src.parent.name / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        print(f"--- {src} -> {dst} ({target})", flush=True)
+        try:
+            papermill.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name="python3",
+                                       log_output=True, cwd=str(root), progress_bar=False)  # fmt: skip
+            results.append((dst, None))
+        except papermill.PapermillExecutionError as err:
+            results.append((dst, f"{err.ename}: {err.evalue}"))
+            print(f"FAILED {src}: {err.ename}: {err.evalue} (executed notebook kept: {dst})", flush=True)
+    return results
