@@ -394,13 +394,13 @@ def bare_loop(cfg, steps: int = 30, warmup: int = 10, data_loader=None) -> dict:
     optimizer, schedule = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
     scaler = torch.amp.GradScaler(device, enabled=prec == "16-mixed")
     batches = iter(data_loader) if data_loader is not None else _batches(cfg, steps + warmup, device)
-    times = []
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for i in range(steps + warmup):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        if i == warmup:  # the clock runs over the timed steps as a whole, as a real loop runs them
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
         for _ in range(cfg.accumulate):
             ids = next(batches).to(device, non_blocking=True)
             with precision.autocast(prec, device):
@@ -413,12 +413,11 @@ def bare_loop(cfg, steps: int = 30, warmup: int = 10, data_loader=None) -> dict:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         schedule.step()
-        loss.item()  # what a loop that watches its loss does each step
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    step_s = statistics.median(times)
+        if (i + 1) % cfg.log_every == 0:
+            loss.item()  # a loop that watches its loss reads it every few steps, as the Lightning run logs it
+    if device == "cuda":
+        torch.cuda.synchronize()
+    step_s = (time.perf_counter() - start) / steps
     tokens_s = cfg.batch_size * cfg.seq_len * cfg.accumulate / step_s
     peak = peak_flops(machine.gpu_name)
     return {
@@ -477,19 +476,27 @@ def _train_line(r: dict) -> str:
 
 
 class StepTimer(L.Callback):
-    """Wall-clock time between consecutive optimizer steps of a Lightning run, after `warmup` of
-    them: everything the trainer does per step (data, logging, progress bar) is inside."""
+    """Wall-clock time of a Lightning run's optimizer steps after the first `warmup`, measured over
+    all of them at once: everything the trainer does per step (data, logging, progress bar) is in."""
 
     def __init__(self, warmup: int):
-        self.warmup, self.times, self.last = warmup, [], None
+        self.warmup, self.start, self.seconds, self.steps = warmup, None, None, 0
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        starting = self.start is None and trainer.global_step >= self.warmup
+        ending = self.start is not None and trainer.global_step >= trainer.max_steps
+        if not (starting or ending):
+            return
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        now = time.perf_counter()
-        if self.last is not None and trainer.global_step > self.warmup:
-            self.times.append(now - self.last)
-        self.last = now
+        if starting:
+            self.start, self.first = time.perf_counter(), trainer.global_step
+        else:  # the last step: stop before the end-of-training work (sample text, plots)
+            self.seconds, self.steps = time.perf_counter() - self.start, trainer.global_step - self.first
+
+    @property
+    def step_seconds(self) -> float:
+        return self.seconds / self.steps
 
 
 def lightning_overhead(cfg, steps: int = 40, warmup: int = 10) -> dict:
@@ -501,7 +508,7 @@ def lightning_overhead(cfg, steps: int = 40, warmup: int = 10) -> dict:
                                   sample_every=0, sample_tokens=1)  # fmt: skip
     timer = StepTimer(warmup)
     summary = training.train(run_cfg, callbacks=[timer])
-    lightning_step = statistics.median(timer.times)
+    lightning_step = timer.step_seconds
     tokens = cfg.batch_size * cfg.seq_len * cfg.accumulate
     dm = training.WikisourceData(run_cfg)
     dm.setup("fit")

@@ -1,0 +1,107 @@
+"""Benchmarks on a CPU-sized grid: correctness gate before timing, OOM as a result, file formats,
+plots and the report that renders committed results without a GPU."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from vanilla_flash import attention, bench, cli, report
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(seq_lens=(32, 64), head_dims=(16,), causal_opts=(True, False), dtypes=("float32",), tokens=128,
+            hidden=32, repeats=2)  # fmt: skip
+
+
+def test_grid_times_what_runs_and_explains_what_does_not():
+    points = bench.attention_grid(["eager", "sdpa", "sdpa_flash", "flash_attn_4", "auto"], log=lambda _: None, **TINY)
+    assert len(points) == 2 * 2 * 5
+    ok = [p for p in points if p.status == "ok"]
+    assert {p.backend for p in ok} == {"eager", "sdpa", "sdpa_flash", "auto"}
+    assert all(p.fwd_ms > 0 and p.bwd_ms > 0 and p.fwd_bwd_ms > 0 and p.rel_err < 1e-4 for p in ok)
+    skipped = [p for p in points if p.backend == "flash_attn_4"]
+    assert all(p.status == "skip" and "CUDA" in p.note for p in skipped)
+    ratios = bench.auto_ratios(points)
+    assert len(ratios) == 4 and all(r["auto_picked"] == "sdpa" and r["ratio"] > 0 for r in ratios)
+
+
+def test_a_wrong_backend_is_reported_and_not_timed(monkeypatch):
+    real = attention.get("sdpa_math")
+
+    def wrong(module, q, k, v, mask, dropout=0.0, scaling=None, is_causal=None, **kw):
+        out, _ = real.forward(module, q, k, v, mask, dropout, scaling, is_causal, **kw)
+        return out * 1.1, None
+
+    monkeypatch.setitem(attention._REGISTRY, "sdpa_math", type(real)(**{**real.__dict__, "forward": wrong}))
+    points = bench.attention_grid(["sdpa_math"], log=lambda _: None, **TINY)
+    assert all(p.status == "wrong" and p.fwd_ms is None and "not timed" in p.note for p in points)
+
+
+def test_out_of_memory_is_a_result_and_the_grid_goes_on(monkeypatch):
+    calls = []
+
+    def oom(*args, **kwargs):
+        calls.append(1)
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    monkeypatch.setattr(bench, "measure_backend", oom)
+    points = bench.attention_grid(["sdpa", "eager"], log=lambda _: None, **TINY)
+    assert len(calls) == len(points) and all(p.status == "OOM" for p in points)
+
+
+def test_flop_counts():
+    assert bench.attention_flops(1, 1, 1024, 64, False, "fwd") == 4 * 1024 * 1024 * 64
+    assert bench.attention_flops(2, 3, 512, 64, True, "fwd_bwd") == 3.5 * 4 * 2 * 3 * 512 * 512 * 64 / 2
+
+
+def test_memory_growth_exponent():
+    rows = [{"backend": "eager", "seq": s, "peak_mem_mib": s * s / 1000} for s in (1024, 4096)]
+    rows += [{"backend": "flash", "seq": s, "peak_mem_mib": s / 10} for s in (1024, 4096)]
+    assert bench.growth_exponents(rows) == {"eager": 2.0, "flash": 1.0}
+
+
+def test_cli_writes_json_and_csv_and_report_draws_them(tmp_path, capsys):
+    out = tmp_path / "attention.json"
+    assert cli.main(["bench", "attention", "--seq", "32,64", "--head-dims", "16", "--dtypes", "float32",
+                     "--tokens", "128", "--hidden", "32", "--repeats", "2", "--memory-seq", "32,64",
+                     "--backends", "eager,sdpa,auto", "--out", str(out)]) == 0  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["kind"] == "attention" and result["environment"]["machine"]["torch"]
+    assert "auto / fastest" in capsys.readouterr().out
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert len(rows) == len(result["rows"]) and {"backend", "seq", "fwd_bwd_tflops", "status"} <= set(rows[0])
+    train_out = tmp_path / "train.json"
+    assert cli.main(["bench", "train", "--size", "tiny", "--seq", "32", "--tokens", "64", "--steps", "2",
+                     "--backends", "eager,sdpa", "--out", str(train_out)]) == 0  # fmt: skip
+    made = report.render([out, train_out], tmp_path / "img")
+    names = {p.name for p in made}
+    assert {"attention_tflops_float32.png", "train_tokens_per_s.png", "summary.md"} <= names
+    assert all(p.stat().st_size > 1000 for p in made if p.suffix == ".png")
+    assert "| eager |" in (tmp_path / "img" / "summary.md").read_text()
+
+
+def test_report_renders_the_committed_h100_results(tmp_path):
+    runs = sorted((ROOT / "results/h100/train_124m").glob("*/summary.json"))
+    assert len(runs) >= 4
+    made = report.render([p.parent for p in runs], tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "NVIDIA H100" in text and "flash_attn_4" in text and "flash_attn_1" in text
+    assert (tmp_path / "train_loss_curves.png").exists() and made
+
+
+def test_lightning_overhead_runs_both_loops(tmp_path):
+    from vanilla_flash.train import TrainConfig
+
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                      bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False)  # fmt: skip
+    row = bench.lightning_overhead(cfg, steps=4, warmup=2)
+    assert row["lightning_tokens_per_s"] > 0 and row["bare_tokens_per_s"] > 0
+    assert row["lightning_over_bare"] == pytest.approx(
+        row["lightning_tokens_per_s"] / row["bare_tokens_per_s"], rel=1e-3
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
