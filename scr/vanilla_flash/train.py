@@ -15,6 +15,7 @@ One YAML file of `TrainConfig` fields drives the command line (``python -m vanil
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import math
@@ -453,7 +454,11 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
                         tokenizer_fingerprint=dm.stats["tokenizer_fingerprint"])  # fmt: skip
     run_dir = Path(cfg.run_dir)
     session = len(list((run_dir / "logs").glob("session-*"))) if (run_dir / "logs").exists() else 0
-    logger = CSVLogger(run_dir, name="logs", version=f"session-{session}")
+    loggers = [CSVLogger(run_dir, name="logs", version=f"session-{session}")]
+    if importlib.util.find_spec("tensorboard") is not None:  # TensorBoard too, where it is installed
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=f"session-{session}"))
     checkpoints = ModelCheckpoint(dirpath=cfg.checkpoints, filename="step-{step:06d}",
                                   every_n_train_steps=cfg.ckpt_every, save_last=True, save_top_k=-1,
                                   auto_insert_metric_name=False)  # fmt: skip
@@ -473,7 +478,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         limit_val_batches=cfg.val_batches,
         num_sanity_val_steps=0,
         log_every_n_steps=cfg.log_every,
-        logger=logger,
+        logger=loggers,
         callbacks=callbacks,
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,
