@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Gather, on a machine with network, what a GPU machine without network needs to run this project:
+#   scripts/gpu/prepare_offline.sh DIR [PYTHON_VERSION]     (default 3.12)
+# DIR/fa1.tar.gz     flash-attn 1.0.9's source archive, unpacked and re-packed (its cutlass included)
+# DIR/fa4a, DIR/fa4b flash-attn-4 and its CuTe DSL wheels, split so that each folder stays under 60 MiB
+#                    (the 92 MB nvidia-cutlass-dsl-libs-cu13 wheel is cut in two; fa4a/fa4.md5 checks it)
+# DIR/ds             datasets and the pure-Python packages it needs beyond a torch image
+# On the GPU machine: scripts/gpu/build_fa1.sh and scripts/gpu/install_fa4.sh.
+set -euo pipefail
+out=$1 py=${2:-3.12}
+mkdir -p "$out"
+platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64
+           --platform manylinux2014_x86_64)
+wheels() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" --implementation cp \
+             "${platforms[@]}" -d "$@"; }
+
+# flash-attn 1.0.9: PyPI has only the source archive; its metadata step needs CUDA and fails here,
+# but --no-clean leaves the unpacked source behind.
+tmp=$(mktemp -d)
+TMPDIR=$tmp python3 -m pip download -q --no-deps --no-build-isolation --no-clean flash-attn==1.0.9 -d "$tmp" || true
+src=$(find "$tmp" -maxdepth 3 -type f -name setup.py -path '*flash-attn*' -printf '%h\n' | head -1)
+[ -n "$src" ] || { echo "flash-attn 1.0.9 source not found"; exit 1; }
+rm -rf "$tmp/fa1" && mv "$src" "$tmp/fa1" && tar czf "$out/fa1.tar.gz" -C "$tmp" fa1 && rm -rf "$tmp"
+
+# flash-attn 4 (CuTe DSL): wheels only; install with --no-deps (nvidia-cutlass-dsl names the cu12 libs)
+all=$(mktemp -d)
+wheels "$all" flash-attn-4==4.0.0b36 nvidia-cutlass-dsl==4.8.1 nvidia-cutlass-dsl-libs-base==4.8.1 \
+  nvidia-cutlass-dsl-libs-core==4.8.1 nvidia-cutlass-dsl-libs-cu13==4.8.1 'apache-tvm-ffi<0.2' \
+  torch-c-dlpack-ext quack-kernels einops protobuf
+mkdir -p "$out/fa4a" "$out/fa4b"
+big=$(ls "$all"/nvidia_cutlass_dsl_libs_cu13-*.whl)
+(cd "$all" && md5sum "$(basename "$big")" > "$out/fa4a/fa4.md5")
+split -b 45M "$big" "$big.part" && rm "$big"
+mv "$all"/*.partaa "$all"/apache_tvm_ffi-* "$all"/nvidia_cutlass_dsl_libs_base-* "$all"/nvidia_cutlass_dsl_libs_core-* "$out/fa4a/"
+mv "$all"/* "$out/fa4b/" && rmdir "$all"
+
+# datasets for the training runs (pyarrow, pandas, tokenizers are in the GPU image seen so far)
+mkdir -p "$out/ds"
+wheels "$out/ds" datasets==5.2.0 'dill<0.4.2' 'multiprocess<0.70.20' xxhash 'fsspec<=2026.9.0' \
+  'huggingface-hub>=1.31,<2' hf-xet httpx httpcore h11 anyio
+du -sh "$out"/*
