@@ -95,12 +95,14 @@ def test_a_failing_cell_fails_the_run_and_keeps_the_executed_notebook(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     src = tmp_path / "broken.ipynb"
     nbformat.write(nb, src)
-    results = notebook.run("cpu", out_dir=tmp_path / "out", notebooks=[src])
+    results = notebook.run("cpu", out_dir=tmp_path / "out", notebooks=[src], overrides={"train.max_steps": 7})
     ((executed, error),) = results
     assert error and "this cell fails" in error
     kept = json.loads(executed.read_text())
     outputs = [o for c in kept["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert any(o.get("ename") == "ValueError" for o in outputs)
+    injected = next(c for c in kept["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    assert '"max_steps": 7' in "".join(injected["source"])  # a dotted override reached the notebook
     cli = subprocess.run([sys.executable, "-m", "vanilla_flash", "notebooks", "--target", "cpu", "--out",
                           str(tmp_path / "cli"), str(src)], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert cli.returncode == 1 and "FAILED" in cli.stdout

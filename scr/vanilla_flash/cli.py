@@ -178,7 +178,8 @@ def _report(args) -> int:
 def _notebooks(args) -> int:
     from vanilla_flash import notebook
 
-    results = notebook.run(args.target, args.out, args.sets.split(",") if args.sets else None, args.notebooks or None)
+    sets = args.sets.split(",") if args.sets else None
+    results = notebook.run(args.target, args.out, sets, args.notebooks or None, _overrides(args.set))
     failed = [(path, err) for path, err in results if err]
     print(f"{len(results) - len(failed)} of {len(results)} notebooks ran without error")
     for path, err in failed:
@@ -244,6 +245,7 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--target", default="auto", choices=["auto", "cpu", "t4", "ampere", "hopper"])
     n.add_argument("--out", help="folder for the executed notebooks (default outputs/<target>)")
     n.add_argument("--sets", help="comma-separated sets, e.g. flash_attn_1 (default: the target's)")
+    n.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override parameters, e.g. train.max_steps=50")
     n.add_argument("notebooks", nargs="*", help="run only these notebooks")
     n.set_defaults(func=_notebooks)
     return p

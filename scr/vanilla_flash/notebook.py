@@ -91,12 +91,14 @@ def target_for(machine: env.Machine) -> str:
 
 
 def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: list[str] | None = None,
-        notebooks: list[str | os.PathLike] | None = None) -> list[tuple[Path, str | None]]:  # fmt: skip
+        notebooks: list[str | os.PathLike] | None = None, overrides: dict | None = None,
+        ) -> list[tuple[Path, str | None]]:  # fmt: skip
     """Execute notebooks headlessly with papermill and notebooks/params/<target>.yaml.
 
-    Each executed notebook is written to `out_dir` (default outputs/<target>/), also when a cell
-    fails; returns (executed notebook, error or None) for each. Every notebook runs even after a
-    failure, so one broken cell does not hide the state of the others.
+    `overrides` maps dotted keys to values (``{"train.data_source": "sample"}``: a T4 file on a
+    machine without network). Each executed notebook is written to `out_dir` (default
+    outputs/<target>/), also when a cell fails; returns (executed notebook, error or None) for
+    each. Every notebook runs even after a failure, so one broken cell does not hide the others.
     """
     import papermill
     import yaml
@@ -105,6 +107,12 @@ def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: li
     if target == "auto":
         target = target_for(env.probe())
     parameters = yaml.safe_load((root / "notebooks" / "params" / f"{target}.yaml").read_text())
+    for dotted, value in (overrides or {}).items():
+        *parents, key = dotted.split(".")
+        section = parameters
+        for name in parents:
+            section = section.setdefault(name, {})
+        section[key] = value
     out = Path(out_dir) if out_dir else root / "outputs" / target
     if notebooks is None:
         notebooks = [nb for s in (sets or SETS[target]) for nb in sorted((root / "notebooks" / s).glob("*.ipynb"))]
