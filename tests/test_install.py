@@ -1,0 +1,75 @@
+"""What each GPU needs, flash-attn 2's wheel name, and the flash-attn 1.x build set-up."""
+
+import ast
+
+import pytest
+from conftest import A100, CPU, H100, T4
+from vanilla_flash import install
+
+SETUP_PY = """
+cc_flag = []
+_, bare_metal_version = get_cuda_bare_metal_version(CUDA_HOME)
+cc_flag.append("-gencode")
+cc_flag.append("arch=compute_75,code=sm_75")
+cc_flag.append("-gencode")
+cc_flag.append("arch=compute_80,code=sm_80")
+if bare_metal_version >= Version("11.8"):
+    cc_flag.append("-gencode")
+    cc_flag.append("arch=compute_90,code=sm_90")
+"""
+
+
+def test_plan_per_gpu():
+    assert install.plan(CPU).target == "cpu" and install.plan(CPU).package is None
+    t4 = install.plan(T4)
+    assert (t4.target, t4.backend, t4.archs) == ("turing", "flash_attn_1", ["75"])
+    assert "source" in t4.package and "sm_75" in str(t4)
+    a100 = install.plan(A100)
+    assert a100.backend == "flash_attn_2" and "prebuilt wheel" in a100.package
+    assert install.plan(H100).backend == "flash_attn_4"
+
+
+def test_fa2_wheel_name_encodes_cuda_torch_abi_python():
+    name = install.fa2_wheel(torch_version="2.8.0+cu128", cuda="12.8", cxx11_abi=True, python="3.12.1")
+    assert name == "flash_attn-2.8.3+cu12torch2.8cxx11abiTRUE-cp312-cp312-linux_x86_64.whl"
+    assert install.fa2_wheel_url(name).endswith(f"/v2.8.3/{name}")
+    from_machine = install.fa2_wheel(A100, cxx11_abi=False)
+    assert "+cu13torch2.11cxx11abiFALSE" in from_machine
+
+
+@pytest.mark.parametrize(("keep", "left"), [(["75"], ["75"]), (["90"], ["90"]), (["75", "80"], ["75", "80"])])
+def test_restrict_archs_keeps_only_the_gpus_asked_for(tmp_path, keep, left):
+    setup = tmp_path / "setup.py"
+    setup.write_text(SETUP_PY)
+    assert install.restrict_archs(setup, keep) == left
+    ast.parse(setup.read_text())  # still valid Python (an emptied `if` gets a `pass`)
+
+
+def test_max_jobs_is_bounded_by_ram():
+    assert install.max_jobs(cores=2, ram_gib=12) == 2  # Colab
+    assert install.max_jobs(cores=16, ram_gib=32) == 8  # RAM-bound
+    assert install.max_jobs(cores=16, ram_gib=2) == 1
+
+
+def test_build_dry_run_and_cache(tmp_path, capsys):
+    result = install.build_fa1(tmp_path, archs=["75"], dry_run=True)
+    assert result.dry_run and result.wheel is None
+    assert "MAX_JOBS=" in capsys.readouterr().out
+    folder = tmp_path / install.build_tag()
+    folder.mkdir()
+    (folder / "flash_attn-1.0.9-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
+    again = install.build_fa1(tmp_path, dry_run=True)
+    assert again.cached and again.wheel.name.startswith("flash_attn-1.0.9")
+
+
+def test_building_without_cuda_says_so(tmp_path, monkeypatch):
+    import torch.utils.cpp_extension
+
+    monkeypatch.setattr(install, "ninja_ok", lambda: True)
+    monkeypatch.setattr(torch.utils.cpp_extension, "CUDA_HOME", None)
+    with pytest.raises(install.BuildError, match="no CUDA toolkit"):
+        install.build_fa1(tmp_path / "cache", work_dir=tmp_path / "work")
+
+
+def test_ensure_on_cpu_installs_nothing():
+    assert "nothing to install" in install.ensure(install.plan(CPU))
