@@ -14,12 +14,13 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run run-cpu run-t4 run-ampere run-hopper notebooks env check smoke test lint format clean
+.PHONY: help install run run-cpu run-t4 run-ampere run-hopper notebooks docs docs-serve docs-figures env check \
+	smoke test lint format clean
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt requirements-common.txt pyproject.toml
+$(VENV)/.installed: requirements-dev.txt requirements-common.txt requirements-docs.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt
@@ -63,17 +64,26 @@ notebooks: install ## rewrite the notebooks from notebooks/make_notebooks.py and
 	$(PY) -m vanilla_flash notebooks --target cpu --out notebooks
 	$(PY) notebooks/make_notebooks.py --strip notebooks/flash_attn_*/*.ipynb
 
+docs: install ## build the tutorial site (English + Vietnamese) into site/, strict: a broken link fails
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: install ## preview the tutorial site on http://127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+docs-figures: install ## redraw the docs' figures and copy the committed result plots into them
+	$(PY) docs/figures/make_figures.py
+
 lint: install ## ruff lint and format check
-	$(VENV)/bin/ruff check scr tests notebooks
-	$(VENV)/bin/ruff format --check scr tests notebooks
+	$(VENV)/bin/ruff check scr tests notebooks docs
+	$(VENV)/bin/ruff format --check scr tests notebooks docs
 
 format: install ## ruff: fix what can be fixed, format
-	$(VENV)/bin/ruff check --fix scr tests notebooks
-	$(VENV)/bin/ruff format scr tests notebooks
+	$(VENV)/bin/ruff check --fix scr tests notebooks docs
+	$(VENV)/bin/ruff format scr tests notebooks docs
 
-test: lint ## lint, unit tests and the notebooks under nbval (CPU, offline)
+test: lint ## lint, unit tests (the docs' strict build among them), the notebooks under nbval; CPU, offline
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env notebooks/flash_attn_1 notebooks/flash_attn_2 notebooks/flash_attn_4
 
 clean: ## remove caches and run outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache runs outputs build dist scr/*.egg-info
+	rm -rf .pytest_cache .ruff_cache runs outputs build dist site scr/*.egg-info

@@ -1,0 +1,262 @@
+"""Draw the site's figures, in English and Vietnamese, and copy the measured loss curves.
+
+    python docs/figures/make_figures.py            # from the repository root (or: make docs-figures)
+
+Writes, for LANG in en and vi:
+
+- docs/LANG/img/memory_hierarchy.png: the GPU memory hierarchy (A100 figures from the FlashAttention
+  paper, arXiv 2205.14135, Fig. 1) and what standard attention and FlashAttention move through HBM.
+- docs/LANG/img/tiling.png: the N x N score matrix cut into tiles, one row of query tiles against the
+  key/value tiles, and the tiles a causal mask lets the kernel skip.
+- docs/LANG/img/train_loss_curves.png: a byte-for-byte copy of scr/img/train_loss_curves.png, the
+  plot `python -m vanilla_flash report` made from results/h100/train_124m/ (nothing is re-plotted).
+
+The drawings are deterministic: no random numbers, fixed size and DPI, and no software version in
+the PNG metadata, so running this twice gives the same files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+LOSS_CURVES = ROOT / "scr" / "img" / "train_loss_curves.png"
+DPI = 110
+
+# colours (colour-blind safe pairs)
+HBM = "#f4a259"
+SRAM = "#5b8e7d"
+DRAM = "#bc4b51"
+SKIP = "#d9d9d9"
+DONE = "#8cb369"
+DIAG = "#f4e285"
+NOW = "#5b8e7d"
+
+LABELS = {
+    "en": {
+        "hier_title": "GPU memory hierarchy (A100, FlashAttention paper)",
+        "sram": "SRAM (on chip)\n19 TB/s, 20 MB",
+        "hbm": "GPU HBM\n1.5 TB/s, 40 GB",
+        "dram": "CPU DRAM\n12.8 GB/s, > 1 TB",
+        "faster": "faster,\nsmaller",
+        "std_title": "Standard attention: N×N matrices go through HBM",
+        "flash_title": "FlashAttention: tiles stay in SRAM",
+        "hbm_box": "HBM",
+        "sram_box": "SRAM",
+        "std_steps": [
+            "read Q, K → write S = QKᵀ (N×N)",
+            "read S → write P = softmax(S) (N×N)",
+            "read P, V → write O = PV",
+        ],
+        "flash_steps": [
+            "read tiles Qᵢ, Kⱼ, Vⱼ",
+            "Sᵢⱼ, Pᵢⱼ, running max and sum: in SRAM",
+            "write Oᵢ once (+ one log-sum-exp per row)",
+        ],
+        "tiling_title": "Tiling the score matrix S = QKᵀ (causal)",
+        "q": "Q",
+        "kt": "Kᵀ",
+        "v": "V",
+        "o": "O",
+        "legend_done": "computed tile",
+        "legend_diag": "diagonal tile: mask applied inside",
+        "legend_skip": "above the diagonal: skipped",
+        "legend_now": "query tile i, streamed over j",
+        "outer": "outer loop: one query tile Qᵢ\nper thread block",
+        "inner": "inner loop: Kⱼ, Vⱼ tiles\nstream through SRAM",
+        "keys": "keys j →",
+        "queries": "queries i →",
+    },
+    "vi": {
+        "hier_title": "Phân cấp bộ nhớ GPU (A100, theo bài báo FlashAttention)",
+        "sram": "SRAM (trên chip)\n19 TB/s, 20 MB",
+        "hbm": "HBM của GPU\n1,5 TB/s, 40 GB",
+        "dram": "DRAM của CPU\n12,8 GB/s, > 1 TB",
+        "faster": "nhanh hơn,\nnhỏ hơn",
+        "std_title": "Attention thông thường: ma trận N×N đi qua HBM",
+        "flash_title": "FlashAttention: các khối (tile) nằm lại trong SRAM",
+        "hbm_box": "HBM",
+        "sram_box": "SRAM",
+        "std_steps": [
+            "đọc Q, K → ghi S = QKᵀ (N×N)",
+            "đọc S → ghi P = softmax(S) (N×N)",
+            "đọc P, V → ghi O = PV",
+        ],
+        "flash_steps": [
+            "đọc các khối Qᵢ, Kⱼ, Vⱼ",
+            "Sᵢⱼ, Pᵢⱼ, max và tổng tích luỹ: trong SRAM",
+            "ghi Oᵢ một lần (+ một log-sum-exp mỗi hàng)",
+        ],
+        "tiling_title": "Chia khối ma trận điểm S = QKᵀ (causal)",
+        "q": "Q",
+        "kt": "Kᵀ",
+        "v": "V",
+        "o": "O",
+        "legend_done": "khối đã tính",
+        "legend_diag": "khối trên đường chéo: áp mask bên trong",
+        "legend_skip": "phía trên đường chéo: bỏ qua",
+        "legend_now": "khối query i, duyệt lần lượt theo j",
+        "outer": "vòng ngoài: mỗi thread block\nnhận một khối query Qᵢ",
+        "inner": "vòng trong: các khối Kⱼ, Vⱼ\nlần lượt đi qua SRAM",
+        "keys": "key j →",
+        "queries": "query i →",
+    },
+}
+
+
+def _style() -> None:
+    plt.rcParams.update(
+        {
+            "font.family": "DejaVu Sans",
+            "font.size": 10,
+            "savefig.facecolor": "white",
+            "figure.facecolor": "white",
+            "svg.hashsalt": "vanilla-flash",
+        }
+    )
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _box(ax, x, y, w, h, text, color, fontsize=9, text_color="black"):
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.05", fc=color, ec="#333333"))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize, color=text_color)
+
+
+def _arrow(ax, start, end, color="#333333"):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, lw=1.2, color=color))
+
+
+def memory_hierarchy(lang: str) -> plt.Figure:
+    t = LABELS[lang]
+    fig = plt.figure(figsize=(11.0, 5.4))
+    # left: the hierarchy, fastest and smallest on top
+    ax = fig.add_axes((0.01, 0.02, 0.34, 0.86))
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    levels = [(0.02, 0.88, DRAM, t["dram"]), (0.35, 0.66, HBM, t["hbm"]), (0.68, 0.44, SRAM, t["sram"])]
+    for bottom, width, color, text in levels:
+        _box(ax, 0.46 - width / 2, bottom, width, 0.28, text, color, fontsize=9, text_color="white")
+    _arrow(ax, (0.96, 0.05), (0.96, 0.93))
+    ax.text(0.985, 0.5, t["faster"], ha="left", va="center", fontsize=8, rotation=90)
+    fig.text(0.18, 0.93, t["hier_title"], ha="center", fontsize=10, weight="bold", wrap=True)
+
+    # right: what goes through HBM, standard attention above, FlashAttention below
+    for bottom, title, steps, flash in (
+        (0.5, t["std_title"], t["std_steps"], False),
+        (0.02, t["flash_title"], t["flash_steps"], True),
+    ):
+        ax = fig.add_axes((0.40, bottom, 0.59, 0.44))
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_ylim(0, 1)
+        ax.axis("off")
+        ax.text(0.5, 0.97, title, ha="center", va="top", fontsize=10, weight="bold")
+        _box(ax, 0.0, 0.03, 0.12, 0.8, t["hbm_box"], HBM, fontsize=11, text_color="white")
+        _box(ax, 0.88, 0.03, 0.12, 0.8, t["sram_box"], SRAM, fontsize=11, text_color="white")
+        for k, step in enumerate(steps):
+            y = 0.66 - k * 0.25
+            if flash and k == 1:  # stays on chip
+                ax.text(0.5, y, step, ha="center", va="center", fontsize=8.5, style="italic", color=SRAM)
+                continue
+            heavy = not flash and k < 2
+            color = DRAM if heavy else "#333333"
+            if flash:  # one direction: tiles in, output out
+                start, end = ((0.13, y), (0.87, y)) if k == 0 else ((0.87, y), (0.13, y))
+                _arrow(ax, start, end, color=color)
+            else:
+                _arrow(ax, (0.13, y), (0.87, y), color=color)
+                _arrow(ax, (0.87, y - 0.05), (0.13, y - 0.05), color=color)
+            ax.text(0.5, y + 0.025, step, ha="center", va="bottom", fontsize=8.5, color=color)
+    return fig
+
+
+def tiling(lang: str) -> plt.Figure:
+    t = LABELS[lang]
+    n = 8  # tiles per side
+    row = 5  # the query tile being processed
+    fig, ax = plt.subplots(figsize=(9.0, 7.0))
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.01)
+    ax.set_xlim(-2.6, n + 6.4)
+    ax.set_ylim(-3.0, n + 2.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(t["tiling_title"], fontsize=12, weight="bold")
+
+    # the score matrix, query tile 0 at the top
+    for i in range(n):
+        y = n - 1 - i
+        for j in range(n):
+            if j > i:
+                color, hatch = SKIP, "//"
+            elif j == i:
+                color, hatch = DIAG, None
+            else:
+                color, hatch = DONE, None
+            ax.add_patch(Rectangle((j, y), 1, 1, fc=color, ec="#333333", lw=0.8, hatch=hatch))
+        for j in range(row + 1):
+            if i == row:
+                ax.add_patch(Rectangle((j, y), 1, 1, fc="none", ec=NOW, lw=2.6))
+                ax.text(j + 0.5, y + 0.5, f"S{_sub(i)}{_sub(j)}", ha="center", va="center", fontsize=8)
+    # Q on the left, K^T on top, V and O on the right
+    for i in range(n):
+        y = n - 1 - i
+        ax.add_patch(Rectangle((-1.5, y), 0.9, 1, fc=NOW if i == row else "#e8e8e8", ec="#333333"))
+        ax.add_patch(Rectangle((n + 0.6, y), 0.9, 1, fc=NOW if i <= row else "#e8e8e8", ec="#333333"))
+        ax.add_patch(Rectangle((n + 2.0, y), 0.9, 1, fc=NOW if i == row else "#e8e8e8", ec="#333333"))
+    for j in range(n):
+        ax.add_patch(Rectangle((j, n + 0.3), 1, 0.8, fc=NOW if j <= row else "#e8e8e8", ec="#333333"))
+    ax.text(-1.05, n + 0.2, t["q"], ha="center", fontsize=12, weight="bold")
+    ax.text(-0.35, n + 0.7, t["kt"], ha="right", va="center", fontsize=12, weight="bold")
+    ax.text(n + 1.05, n + 0.2, t["v"], ha="center", fontsize=12, weight="bold")
+    ax.text(n + 2.45, n + 0.2, t["o"], ha="center", fontsize=12, weight="bold")
+    ax.text(-1.05, n - row - 0.5, f"Q{_sub(row)}", ha="center", va="center", fontsize=9, color="white")
+    ax.text(n + 2.45, n - row - 0.5, f"O{_sub(row)}", ha="center", va="center", fontsize=9, color="white")
+    ax.text(n / 2, -0.5, t["keys"], ha="center", va="center", fontsize=9)
+    ax.text(-2.0, n / 2, t["queries"], ha="center", va="center", rotation=270, fontsize=9)
+
+    # the two loops
+    ax.text(n + 3.1, n - row - 0.5, t["outer"], ha="left", va="center", fontsize=8.5)
+    _arrow(ax, (0.05, n + 1.35), (row + 0.95, n + 1.35), color=NOW)
+    ax.text(0.05, n + 1.55, t["inner"].replace("\n", " "), ha="left", va="bottom", fontsize=8.5)
+
+    handles = [
+        Rectangle((0, 0), 1, 1, fc=DONE, ec="#333333"),
+        Rectangle((0, 0), 1, 1, fc=DIAG, ec="#333333"),
+        Rectangle((0, 0), 1, 1, fc=SKIP, ec="#333333", hatch="//"),
+        Rectangle((0, 0), 1, 1, fc="white", ec=NOW, lw=2.6),
+    ]
+    names = [t["legend_done"], t["legend_diag"], t["legend_skip"], t["legend_now"]]
+    ax.legend(handles, names, loc="lower center", ncol=2, fontsize=8.5, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def _sub(k: int) -> str:
+    return "".join("₀₁₂₃₄₅₆₇₈₉"[int(c)] for c in str(k))
+
+
+def main() -> None:
+    _style()
+    for lang in LABELS:
+        img = DOCS / lang / "img"
+        _save(memory_hierarchy(lang), img / "memory_hierarchy.png")
+        _save(tiling(lang), img / "tiling.png")
+        shutil.copyfile(LOSS_CURVES, img / "train_loss_curves.png")
+        for path in sorted(img.glob("*.png")):
+            print(f"{path.relative_to(ROOT)}  {path.stat().st_size // 1024} KiB")
+
+
+if __name__ == "__main__":
+    main()
