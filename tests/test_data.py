@@ -1,0 +1,103 @@
+"""Documents, cleaning, the split, tokenizers and packing."""
+
+import unicodedata
+
+import datasets
+import numpy as np
+import pytest
+from vanilla_flash import data
+
+VI = "Trăm năm trong cõi người ta, chữ tài chữ mệnh khéo là ghét nhau. Đường đi khó, không khó vì ngăn sông cách núi."
+
+
+def test_sample_loads_through_datasets_with_the_hub_columns():
+    docs = data.load_documents("sample", "vi")
+    assert len(docs) == 10 and set(docs[0]) == {"id", "url", "title", "text"}
+    assert all(unicodedata.is_normalized("NFC", d["text"]) for d in docs)
+    assert len(data.load_documents("sample", "en")) == 3
+
+
+def test_hub_streaming_stops_at_the_budget(monkeypatch):
+    """The hub path streams: documents are read one by one and reading stops at the budget."""
+    read = []
+
+    def rows():
+        for i in range(10_000):
+            read.append(i)
+            yield {"id": str(i), "url": f"u{i}", "title": f"t{i}", "text": VI * 5}
+
+    calls = {}
+
+    def fake_load(name, config, split, streaming):
+        calls.update(name=name, config=config, streaming=streaming)
+        return rows()
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    docs = data.load_documents("hub", "vi", max_docs=7)
+    assert len(docs) == 7 and len(read) == 7
+    assert calls == {"name": "wikimedia/wikisource", "config": "20231201.vi", "streaming": True}
+    read.clear()
+    by_bytes = data.load_documents("hub", "en", max_bytes=3000)
+    assert sum(len(d["text"].encode()) for d in by_bytes) >= 3000 and len(read) == len(by_bytes) < 10
+
+
+def test_offline_without_a_cache_names_the_way_out(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'wikimedia/wikisource' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(data.DataError, match="HF_HUB_OFFLINE=1 is set and there is no cached copy.*'sample'"):
+        data.load_documents("hub", "vi")
+    with pytest.raises(data.DataError, match="not set up"):
+        data.load_documents("hub", "fr")
+
+
+def test_cleaning():
+    eth = "\u00d0\u01b0\u1eddng \u00f0i"  # Icelandic eth where Vietnamese has Đ/đ
+    assert data.clean(eth * 50).startswith("Đường đi")
+    decomposed = unicodedata.normalize("NFD", VI * 3)
+    assert data.clean(decomposed) == unicodedata.normalize("NFC", VI * 3)
+    assert data.clean("#REDIRECT [[Trang khác]]" + " x" * 200) == ""
+    assert data.clean("ngắn quá") == ""
+    assert data.clean((VI + "   \n\n\n\n\n") * 3).count("\n\n\n") == 0
+
+
+def test_split_is_by_document_and_seeded():
+    docs = [{"id": str(i), "text": "x"} for i in range(40)]
+    train, val = data.split(docs, 0.1, seed=3)
+    assert len(val) == 4 and not {d["id"] for d in train} & {d["id"] for d in val}
+    assert data.split(list(reversed(docs)), 0.1, seed=3)[1] == sorted(val, key=lambda d: -int(d["id"]))
+    assert data.split(docs, 0.1, seed=4)[1] != val
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "bpe"])
+def test_tokenizers_round_trip_vietnamese_exactly(kind, tmp_path):
+    if kind == "gpt2":
+        tok = data.tokenizer("gpt2")
+        assert tok("Hello world")["input_ids"] == [15496, 995]  # GPT-2's own ids
+    else:
+        tok = data.train_bpe([d["text"] for d in data.load_documents("sample", "vi")], 1000, tmp_path / "t.json")
+        assert len(tok) == 1000
+    for text in (VI, "Nguyễn Du (1765–1820)\n\n  «Truyện Kiều»\t…", data.load_documents("sample", "vi")[0]["text"]):
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids) == text
+
+
+def test_a_trained_bpe_needs_far_fewer_tokens_on_vietnamese():
+    result = data.compare_tokenizers("vi", vocab_size=4096)
+    assert result["tokens_per_word"]["gpt2"] > 3.5
+    assert result["ratio"] > 2.5
+
+
+def test_packing_joins_documents_with_eos_and_caches(tmp_path):
+    tok = data.tokenizer("gpt2")
+    docs = [{"id": "a", "text": VI}, {"id": "b", "text": VI[::-1]}]
+    blocks = data.pack(docs, tok, 8, tmp_path)
+    flat = blocks.reshape(-1)
+    assert blocks.shape[1] == 8 and blocks.dtype == np.uint16
+    assert 50256 in flat  # EOS between documents
+    assert len(list(tmp_path.glob("blocks-*.npy"))) == 1
+    assert (data.pack(docs, tok, 8, tmp_path) == blocks).all()
+    with pytest.raises(data.DataError, match="do not fill one block"):
+        data.pack(docs[:1], tok, 4096)
