@@ -161,7 +161,7 @@ def install_nb(name: str, s: dict):
             "Mỗi backend không chạy được ở đây đều nói lý do bằng một câu bạn làm theo được (bảng ở trên).",
         ),
         md("## 2. What does this GPU need?", "## 2. GPU này cần gì?"),
-        code("plan = install.plan(report.machine)\nprint(plan)"),
+        code("plan = install.plan(report.machine, target)\nprint(plan)"),
         md(
             "## 3. Install\n\n`install.ensure` installs only what is missing, with `pip` calls that fail loudly (a "
             "failing `!pip` line does not fail its cell, so the notebook would go on as if nothing happened).",
@@ -175,10 +175,8 @@ def install_nb(name: str, s: dict):
             "## 4. Gọi kernel thật\n\nBackend tốt nhất cho GPU này chạy xuôi và ngược trên đầu vào ngẫu nhiên, so "
             "với attention tính bằng fp32. Trên CPU, bước này kiểm tra SDPA của PyTorch.",
         ),  # fmt: skip
-        code(
-            "rows = notebook.verify(plan.backend)\nfor r in rows:\n"
-            '    print(f"{r.backend:<14} {r.dtype:<9} {r.shape:<28} {r.status}")'
-        ),  # fmt: skip
+        code("rows = notebook.verify(plan.backend)", ignore=True),
+        code('for r in rows:\n    print(f"{r.backend:<14} {r.dtype:<9} {r.shape:<28} {r.status}")'),
     ]
 
 
@@ -192,7 +190,8 @@ def build_nb(name: str, s: dict):
         parameters_cell(),
         *setup_cells(s),
         code(
-            "from vanilla_flash import env, install\n\nmachine = env.probe()\nprint(install.plan(machine))", ignore=True
+            "from vanilla_flash import env, install\n\nmachine = env.probe()\nprint(install.plan(machine, target))",
+            ignore=True,
         ),
     ]
     if name == "flash_attn_1":
@@ -217,7 +216,8 @@ def build_nb(name: str, s: dict):
             ),  # fmt: skip
             code(
                 'can_build = machine.device == "cuda"\n'
-                'result = install.build_fa1(notebook.storage("wheels"), archs=fa1_archs, dry_run=not can_build)\n'
+                'result = install.build_fa1(notebook.storage("wheels"), source=fa1_source, archs=fa1_archs,\n'
+                "                           dry_run=not can_build)\n"
                 "if result.wheel and machine.flash_attn_major() != 1:\n"
                 "    install.install_cached(result.wheel)",
                 ignore=True,
@@ -300,7 +300,9 @@ def train_nb(name: str, s: dict):
             "khối `seq_len` token chứa được nhiều chữ hơn.",
         ),  # fmt: skip
         code(
-            'from vanilla_flash import data\n\ncomparison = data.compare_tokenizers("vi", vocab_size=4096)\n'
+            'from vanilla_flash import data\n\ncomparison = data.compare_tokenizers("vi", vocab_size=4096)', ignore=True
+        ),
+        code(
             'for tokenizer, per_word in comparison["tokens_per_word"].items():\n'
             '    print(f"{tokenizer:<18} {per_word:.2f} tokens/word")\n'
             "print(f\"GPT-2 needs {comparison['ratio']:.1f}x the tokens\")"

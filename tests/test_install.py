@@ -27,6 +27,10 @@ def test_plan_per_gpu():
     a100 = install.plan(A100)
     assert a100.backend == "flash_attn_2" and "prebuilt wheel" in a100.package
     assert install.plan(H100).backend == "flash_attn_4"
+    # a set's target asks for its own library, also on a newer GPU (the T4 notebooks on an H100)
+    assert install.plan(H100, "t4").backend == "flash_attn_1" and install.plan(H100, "t4").archs == ["90"]
+    assert install.plan(T4, "hopper").target == "unsupported" and "9.0" in install.plan(T4, "hopper").notes[0]
+    assert install.plan(CPU, "hopper").target == "cpu"
 
 
 def test_fa2_wheel_name_encodes_cuda_torch_abi_python():

@@ -57,17 +57,26 @@ class Plan:
         return "\n".join(lines)
 
 
-def plan(machine: Machine) -> Plan:
+# The parameters files' targets and the hardware family each one is for.
+FAMILY = {"t4": "turing", "ampere": "ampere", "hopper": "hopper"}
+MIN_CC = {"turing": 7.5, "ampere": 8.0, "hopper": 9.0}
+
+
+def plan(machine: Machine, target: str | None = None) -> Plan:
+    """What `machine` needs. `target` (t4, ampere, hopper: a notebook set's parameters) asks for
+    that set's flash-attn even on a newer GPU, as when the T4 notebooks are run on an H100;
+    without it, the family of this GPU decides."""
     if machine.device != "cuda":
         return Plan("cpu", None, "sdpa", steps=["nothing to install: on CPU the model uses PyTorch SDPA"],
                     notes=["flash-attn needs an NVIDIA GPU; the notebooks run here as dry runs"])  # fmt: skip
     cc = machine.cc
     arch = f"{machine.capability[0]}{machine.capability[1]}"
-    if cc < 7.5:
-        return Plan(
-            "unsupported", None, "sdpa", notes=[f"compute capability {cc}: flash-attn needs 7.5 (Turing) or newer"]
-        )
-    if cc < 8.0:
+    own = "unsupported" if cc < 7.5 else "turing" if cc < 8.0 else "ampere" if cc < 9.0 else "hopper"
+    family = FAMILY.get(target or "", own)
+    if own == "unsupported" or cc < MIN_CC[family]:
+        why = f"compute capability {cc} is below what the {family} set needs ({MIN_CC[family]})"
+        return Plan("unsupported", None, "sdpa", notes=[why])
+    if family == "turing":
         return Plan(
             "turing", f"flash-attn {FA1_VERSION} (built from source)", "flash_attn_1", [arch],
             steps=[f"look for a cached flash_attn-{FA1_VERSION} wheel built for this torch",
@@ -75,7 +84,7 @@ def plan(machine: Machine) -> Plan:
                    "install the wheel and check a real kernel call against an fp32 reference"],
             notes=["no flash-attn 2 or 4 on Turing: they need compute capability 8.0 / 9.0"],
         )  # fmt: skip
-    if cc < 9.0:
+    if family == "ampere":
         wheel = fa2_wheel(machine)
         return Plan(
             "ampere", f"flash-attn {FA2_VERSION} (prebuilt wheel)", "flash_attn_2", [arch],
