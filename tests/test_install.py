@@ -77,3 +77,21 @@ def test_building_without_cuda_says_so(tmp_path, monkeypatch):
 
 def test_ensure_on_cpu_installs_nothing():
     assert "nothing to install" in install.ensure(install.plan(CPU))
+
+
+def test_extension_build_script_lists_the_sources(tmp_path, monkeypatch):
+    """The PyPI archive has the extensions' sources but no build script: ours is written from the
+    folder's files, with the architectures asked for."""
+    folder = tmp_path / "fa1" / "csrc" / "rotary"
+    folder.mkdir(parents=True)
+    (folder / "rotary.cpp").write_text("")
+    (folder / "rotary_cuda.cu").write_text("")
+    monkeypatch.setattr(install, "_run_logged", lambda cmd, log, env, echo: 1)  # no compiler here
+    with pytest.raises(install.BuildError, match="rotary_emb build failed"):
+        install.build_fa1_extension("rotary_emb", tmp_path / "fa1", tmp_path / "cache", archs=["75"],
+                                    work_dir=tmp_path / "work")  # fmt: skip
+    setup = (tmp_path / "work" / "rotary_emb" / "setup.py").read_text()
+    ast.parse(setup)
+    assert "rotary_cuda.cu" in setup and "arch=compute_75,code=sm_75" in setup and "sm_80" not in setup
+    with pytest.raises(install.BuildError, match="unknown extension"):
+        install.build_fa1_extension("layer_norm_v2", tmp_path, tmp_path)

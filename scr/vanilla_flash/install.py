@@ -144,6 +144,7 @@ def ninja_ok() -> bool:
 
 def cached_wheel(cache_dir: str | os.PathLike, package: str = "flash_attn", version: str = FA1_VERSION,
                  tag: str | None = None) -> Path | None:  # fmt: skip
+    package = package.replace("-", "_")
     """A wheel of `package` `version` in `cache_dir` built for `tag` (see `build_tag()`), if any."""
     folder = Path(cache_dir) / (tag or build_tag())
     hits = sorted(folder.glob(f"{package}-{version}*.whl"))
@@ -270,6 +271,77 @@ def pip_install(*args: str, echo=print) -> None:
 
 def install_cached(wheel: str | os.PathLike, echo=print) -> None:
     pip_install("--no-deps", str(wheel), echo=echo)
+
+
+# flash-attn 1.x's optional CUDA extensions: module name -> (folder in the source tree, extra libraries).
+# The PyPI archive carries their sources but not their build scripts; `build_fa1_extension` writes one.
+EXTENSIONS = {
+    "fused_dense_lib": ("csrc/fused_dense_lib", ["cublasLt"]),
+    "xentropy_cuda_lib": ("csrc/xentropy", []),
+    "rotary_emb": ("csrc/rotary", []),
+    "dropout_layer_norm": ("csrc/layer_norm", []),
+}
+_NVCC_FLAGS = ["-O3", "--use_fast_math", "--expt-relaxed-constexpr", "--expt-extended-lambda",
+               "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__", "-U__CUDA_NO_HALF2_OPERATORS__",
+               "-U__CUDA_NO_BFLOAT16_OPERATORS__", "-U__CUDA_NO_BFLOAT16_CONVERSIONS__",
+               "-U__CUDA_NO_BFLOAT162_OPERATORS__", "-U__CUDA_NO_BFLOAT162_CONVERSIONS__"]  # fmt: skip
+_SETUP_TEMPLATE = """\
+from setuptools import setup
+from torch.utils.cpp_extension import BuildExtension, CUDAExtension
+
+setup(
+    name={name!r},
+    version="1.0.9",
+    ext_modules=[CUDAExtension({name!r}, {sources!r}, include_dirs=[{folder!r}], libraries={libraries!r},
+                               extra_compile_args={{"cxx": ["-O3"], "nvcc": {nvcc!r}}})],
+    cmdclass={{"build_ext": BuildExtension}},
+)
+"""
+
+
+def build_fa1_extension(
+    name: str,
+    source: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    *,
+    archs: list[str] | None = None,
+    jobs: int | None = None,
+    work_dir: str | os.PathLike = "build/flash-attn-1-extensions",
+    echo=print,
+) -> BuildResult:
+    """Build one of flash-attn 1.x's fused extensions (see `EXTENSIONS`) from its unpacked source
+    folder into a wheel in `cache_dir/<build tag>/`, timed, with its log; reuse a cached one."""
+    if name not in EXTENSIONS:
+        raise BuildError(f"unknown extension {name!r}; choose from {', '.join(EXTENSIONS)}")
+    work = Path(work_dir) / name
+    log_path = work / "build.log"
+    hit = cached_wheel(cache_dir, package=name)
+    if hit:
+        echo(f"cached wheel: {hit}")
+        return BuildResult(hit, 0.0, log_path, cached=True)
+    folder, libraries = EXTENSIONS[name]
+    src = (Path(source) / folder).resolve()
+    sources = sorted(str(p) for p in [*src.glob("*.cpp"), *src.glob("*.cu")])
+    if not sources:
+        raise BuildError(f"no sources in {src}: pass the unpacked flash-attn 1.0.9 source folder")
+    archs = archs or ["75", "80", "90"]
+    nvcc = _NVCC_FLAGS + [f for a in archs for f in ("-gencode", f"arch=compute_{a},code=sm_{a}")]
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "setup.py").write_text(_SETUP_TEMPLATE.format(name=name, sources=sources, folder=str(src),
+                                                          libraries=libraries, nvcc=nvcc))  # fmt: skip
+    jobs = jobs or max_jobs()
+    echo(f"building {name}: {len(sources)} files from {folder}, sm_{', sm_'.join(archs)}, MAX_JOBS={jobs}")
+    out = Path(cache_dir) / build_tag()
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w", str(out), str(work)]
+    start = time.perf_counter()
+    status = _run_logged(cmd, log_path, {**os.environ, "MAX_JOBS": str(jobs)}, echo)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise BuildError(f"{name} build failed (exit {status}) after {seconds:.0f} s; log: {log_path}")
+    wheel = cached_wheel(cache_dir, package=name)
+    echo(f"built {wheel} in {seconds / 60:.1f} min")
+    return BuildResult(wheel, seconds, log_path)
 
 
 def extension_note() -> str:

@@ -54,6 +54,8 @@ class TrainConfig:
     tokenizer: str = "gpt2"  # gpt2 | bpe
     bpe_vocab_size: int = 4096
     # model
+    model_impl: str = "hf"  # hf (transformers' GPT2LMHeadModel) | flash_attn (flash-attn's own GPT, fa_gpt)
+    fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
     model_size: str = "tiny"
     seq_len: int = 128
     attn: str = "auto"
@@ -241,8 +243,15 @@ class GPT2Module(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = TrainConfig.from_dict(cfg)
-        self.net = gpt2.build(self.cfg.model_size, attn=self.cfg.attn, vocab_size=vocab_size,
-                              seq_len=self.cfg.seq_len, dropout=self.cfg.dropout)  # fmt: skip
+        common = dict(vocab_size=vocab_size, seq_len=self.cfg.seq_len, dropout=self.cfg.dropout)
+        if self.cfg.model_impl == "flash_attn":
+            from vanilla_flash import fa_gpt
+
+            self.net = fa_gpt.build(self.cfg.model_size, fused=self.cfg.fused, **common)
+        elif self.cfg.model_impl == "hf":
+            self.net = gpt2.build(self.cfg.model_size, attn=self.cfg.attn, **common)
+        else:
+            raise ValueError(f"model_impl {self.cfg.model_impl!r} is not one of: hf, flash_attn")
         c = self.net.config
         self.flops_per_token = flops_per_token(gpt2.parameter_count(self.net), c.n_layer, c.n_head,
                                                c.n_embd // c.n_head, self.cfg.seq_len)  # fmt: skip
@@ -408,10 +417,11 @@ def inspect_checkpoint(path: Path, cfg: TrainConfig, vocab_size: int) -> dict:
             "set resume: PATH), or start over with resume: never."
         ) from err
     old = saved["cfg"]
-    for key in ("model_size", "seq_len", "tokenizer"):
-        if old.get(key) != getattr(cfg, key):
+    for key in ("model_impl", "model_size", "seq_len", "tokenizer"):
+        was = old.get(key, TrainConfig.model_impl if key == "model_impl" else None)
+        if was != getattr(cfg, key):
             raise CheckpointError(
-                f"checkpoint {path} is for {key}={old.get(key)!r} but this run asks for {getattr(cfg, key)!r}; "
+                f"checkpoint {path} is for {key}={was!r} but this run asks for {getattr(cfg, key)!r}; "
                 "use the same value to resume, or another ckpt_dir (or resume: never) to start a new run"
             )
     if saved.get("vocab_size") != vocab_size:
