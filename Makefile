@@ -43,21 +43,33 @@ check: install ## every attention backend against an fp32 reference (kernels and
 smoke: install ## a few tiny GPT-2 training steps with the auto attention backend
 	$(PY) -m vanilla_flash smoke
 
-run: install ## the main job on whatever hardware is here: the notebooks with this machine's parameters
-	$(PY) -m vanilla_flash env
-	$(PY) -m vanilla_flash notebooks --target auto
+# A GPU machine (Colab, a cloud box) already has a CUDA build of torch: the GPU targets install the
+# target's requirements next to it, into that Python ($(PYTHON)), and never replace torch.
+GPU_TARGET := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | \
+	awk -F. '{ print ($$1 < 8 ? "t4" : ($$1 < 9 ? "ampere" : "hopper")) }')
+GPU_TARGET := $(or $(GPU_TARGET),cpu)
+
+run: ## the main job on whatever hardware is here: the notebooks with this machine's parameters
+	$(MAKE) run-$(GPU_TARGET)
 
 run-cpu: install ## execute every notebook with notebooks/params/cpu.yaml (outputs/cpu/)
+	$(PY) -m vanilla_flash env
 	$(PY) -m vanilla_flash notebooks --target cpu
 
-run-t4: install ## the flash-attn 1.x notebooks with t4.yaml (a Turing GPU, e.g. Colab's T4)
-	$(PY) -m vanilla_flash notebooks --target t4
+run-t4: ## the flash-attn 1.x notebooks with t4.yaml (a Turing GPU, e.g. Colab's T4)
+	$(PYTHON) -m pip install -q -r requirements-t4.txt -e .
+	$(PYTHON) -m vanilla_flash env
+	$(PYTHON) -m vanilla_flash notebooks --target t4
 
-run-ampere: install ## the flash-attn 2.x notebooks with ampere.yaml (A100, L4, RTX 30/40)
-	$(PY) -m vanilla_flash notebooks --target ampere
+run-ampere: ## the flash-attn 2.x notebooks with ampere.yaml (A100, L4, RTX 30/40)
+	$(PYTHON) -m pip install -q -r requirements-ampere.txt -e .
+	$(PYTHON) -m vanilla_flash env
+	$(PYTHON) -m vanilla_flash notebooks --target ampere
 
-run-hopper: install ## the flash-attn 4 notebooks with hopper.yaml (H100, H200, B200)
-	$(PY) -m vanilla_flash notebooks --target hopper
+run-hopper: ## the flash-attn 4 notebooks with hopper.yaml (H100, H200, B200)
+	$(PYTHON) -m pip install -q -r requirements-hopper.txt -e .
+	$(PYTHON) -m vanilla_flash env
+	$(PYTHON) -m vanilla_flash notebooks --target hopper
 
 notebooks: install ## rewrite the notebooks from notebooks/make_notebooks.py and store CPU outputs for nbval
 	$(PY) notebooks/make_notebooks.py
