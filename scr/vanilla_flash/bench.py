@@ -467,6 +467,42 @@ def train_grid(
     return rows
 
 
+def impl_grid(
+    size: str = "124M",
+    variants: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+        ("hf", "flash_attn_1", ()),
+        ("hf", "sdpa_cudnn", ()),
+        ("flash_attn", "-", ()),
+        ("flash_attn", "-", ("fused_bias_fc", "fused_mlp", "fused_dropout_add_ln", "fused_xentropy")),
+    ),
+    seq_len: int = 1024,
+    batch: int = 16,
+    steps: int = 20,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Hugging Face GPT-2 against flash-attn's own GPT (fused parts off and on), same size, data
+    shape and precision: tokens/s and peak memory. A variant that cannot run here is recorded."""
+    from vanilla_flash.train import TrainConfig
+
+    rows = []
+    for impl, attn, fused in variants:
+        row = {"model_impl": impl, "attn": attn, "fused": list(fused), "size": size, "seq": seq_len, "batch": batch,
+               "status": "ok"}  # fmt: skip
+        rows.append(row)
+        cfg = TrainConfig(model_size=size, seq_len=seq_len, batch_size=batch, model_impl=impl, fused=list(fused),
+                          attn=attn if impl == "hf" else "auto", warmup_steps=2, max_steps=1000)  # fmt: skip
+        try:
+            row.update(bare_loop(cfg, steps=steps, warmup=5))
+        except Exception as err:
+            _free()
+            row["status"] = "OOM" if _is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+        _free()
+        log(f"{impl:<10} {attn:<13} fused {','.join(fused) or '-':<60} "
+            + (f"{row['tokens_per_s'] / 1e3:7.1f}k tok/s  peak {row['peak_mem_gib']} GiB" if row["status"] == "ok"
+               else row["status"][:100]))  # fmt: skip
+    return rows
+
+
 def _train_line(r: dict) -> str:
     if r["status"] != "ok":
         return f"seq {r['seq']:>5} {r['backend']:<15} {r['status'][:90]}"

@@ -153,6 +153,17 @@ def _bench(args) -> int:
         kwargs = {"backends": backends} if backends else {}
         result["rows"] = bench.train_grid(args.size, seq_lens=_ints(args.seq), tokens_per_step=args.tokens,
                                           steps=args.steps, compile=args.compile, **kwargs)  # fmt: skip
+    elif args.what == "impl":
+        import torch
+
+        from vanilla_flash import fa_gpt
+
+        result["rows"] = bench.impl_grid(args.size, steps=args.steps)
+        if torch.cuda.is_available() and fa_gpt.available() is None:
+            result["logits"] = [fa_gpt.compare_logits(args.size, dtype=d) for d in (torch.float16, torch.bfloat16)]
+            for r in result["logits"]:
+                print(f"same weights, {r['dtype']}: max |logit difference| {r['max_abs_diff']:.3g} "
+                      f"(mean {r['mean_abs_diff']:.3g}, same argmax {r['same_argmax']:.1%})")  # fmt: skip
     else:  # overhead
         from vanilla_flash.train import TrainConfig
 
@@ -219,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     k.set_defaults(func=_tokens)
 
     b = sub.add_parser("bench", help="benchmarks: attention kernels, GPT-2 training, Lightning overhead")
-    b.add_argument("what", choices=["attention", "train", "overhead"])
+    b.add_argument("what", choices=["attention", "train", "overhead", "impl"])
     b.add_argument("--out", help="write JSON (and CSV beside it) with the environment")
     b.add_argument("--backends", help="comma-separated backends (default: every one that runs here)")
     b.add_argument("--seq", default="512,1024,2048,4096,8192,16384", help="sequence lengths")
