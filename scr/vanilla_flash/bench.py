@@ -473,6 +473,7 @@ def impl_grid(
         ("hf", "flash_attn_1", ()),
         ("hf", "sdpa_cudnn", ()),
         ("flash_attn", "-", ()),
+        ("flash_attn", "-", ("fused_bias_fc", "fused_mlp", "fused_xentropy")),
         ("flash_attn", "-", ("fused_bias_fc", "fused_mlp", "fused_dropout_add_ln", "fused_xentropy")),
     ),
     seq_len: int = 1024,
