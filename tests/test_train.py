@@ -176,3 +176,23 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 6
     assert summary["world_size"] == 2
+
+
+def test_a_checkpoint_of_another_tokenizer_is_refused(tmp_path):
+    train(tiny(tmp_path, max_steps=6))
+    with pytest.raises(CheckpointError, match="tokenizer='bpe'.*'gpt2'"):
+        train(tiny(tmp_path, max_steps=12, tokenizer="gpt2"))
+
+
+def test_a_changed_tokenizer_file_is_refused(tmp_path):
+    """Same tokenizer kind, other vocabulary (its tokenizer.json replaced): the ids would mean other
+    tokens, so resuming is refused."""
+    from vanilla_flash import data
+
+    cfg = tiny(tmp_path, max_steps=6)
+    train(cfg)
+    saved = Path(cfg.run_dir) / "checkpoints" / "tokenizer.json"
+    english = [d["text"] for d in data.load_documents("sample", "en")]
+    data.train_bpe(english, 512, saved)  # same size, other merges
+    with pytest.raises(CheckpointError, match="another tokenizer"):
+        train(tiny(tmp_path, max_steps=12))
