@@ -61,6 +61,7 @@ class TrainConfig:
     attn: str = "auto"
     dropout: float = 0.0
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
     # optimisation
     batch_size: int = 8
     accumulate: int = 1
@@ -258,7 +259,7 @@ class GPT2Module(L.LightningModule):
 
     def configure_model(self) -> None:
         if self.cfg.compile and not getattr(self, "_compiled", False):
-            self.net.compile()  # in place: the state_dict keys stay those of the plain model
+            self.net.compile(mode=self.cfg.compile_mode)  # in place: state_dict keys stay the plain model's
             self._compiled = True
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

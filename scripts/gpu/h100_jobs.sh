@@ -17,6 +17,8 @@ job overhead_b16 vf bench overhead --config $cfg --set attn=sdpa_cudnn compile=t
   --steps 40 --out "$OUT_DIR/overhead_b16/overhead.json"
 job overhead_b32 vf bench overhead --config $cfg --set attn=sdpa_cudnn compile=true batch_size=32 run_dir=runs/ov32 \
   --steps 40 --out "$OUT_DIR/overhead_b32/overhead.json"
+job overhead_b16_cudagraphs vf bench overhead --config $cfg --set attn=sdpa_cudnn compile=true \
+  compile_mode=reduce-overhead run_dir=runs/ov16g --steps 40 --out "$OUT_DIR/overhead_b16_cudagraphs/overhead.json"
 # issue 4: the attention grid (FlashAttention-2 paper setting) and GPT-2 training per backend
 job attention vf bench attention --out "$OUT_DIR/attention/attention.json"
 job train_bench vf bench train --out "$OUT_DIR/train_bench/train_bench.json"
