@@ -196,3 +196,9 @@ def test_a_changed_tokenizer_file_is_refused(tmp_path):
     data.train_bpe(english, 512, saved)  # same size, other merges
     with pytest.raises(CheckpointError, match="another tokenizer"):
         train(tiny(tmp_path, max_steps=12))
+
+
+def test_samples_stay_within_the_context(tmp_path):
+    """A prompt plus sample_tokens longer than the model's context is cut to fit, not an index error."""
+    summary = train(tiny(tmp_path, max_steps=2, val_every=2, seq_len=16, sample_tokens=40))
+    assert summary["sample"]

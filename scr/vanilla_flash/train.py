@@ -362,6 +362,8 @@ class Samples(L.Callback):
     def generate(self, trainer, module) -> str:
         net = module.net
         ids = self.tokenizer(self.cfg.sample_prompt, return_tensors="pt")["input_ids"].to(module.device)
+        ids = ids[:, -(net.config.n_positions - 1) :]  # the model has n_positions position embeddings
+        new_tokens = min(self.cfg.sample_tokens, net.config.n_positions - ids.shape[1])
         was_training, backend = net.training, net.config._attn_implementation
         net.eval()
         # generation passes a mask and, with a cache, one query against many keys: let `auto` route
@@ -369,7 +371,7 @@ class Samples(L.Callback):
         gpt2.set_attention(net, "auto")
         dtype = precision.autocast_dtype(trainer.precision)
         with torch.no_grad(), torch.autocast(module.device.type, dtype=dtype, enabled=dtype is not None):
-            out = net.generate(ids, max_new_tokens=self.cfg.sample_tokens, do_sample=True, top_k=50,
+            out = net.generate(ids, max_new_tokens=new_tokens, do_sample=True, top_k=50,
                                generator=None, attention_mask=torch.ones_like(ids))  # fmt: skip
         net.train(was_training)
         gpt2.set_attention(net, backend)
