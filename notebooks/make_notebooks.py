@@ -433,8 +433,10 @@ def strip(path: Path) -> None:
 
 
 def _clean_output(output):
+    """No colour codes, and no absolute paths of the machine that ran the notebook."""
     if output.get("output_type") == "stream":
-        output["text"] = re.sub(r"\x1b\[[0-9;]*m", "", output["text"])  # colour codes
+        text = re.sub(r"\x1b\[[0-9;]*m", "", output["text"])
+        output["text"] = text.replace(f"{ROOT}/", "").replace(str(Path.home()), "~")
     return output
 
 

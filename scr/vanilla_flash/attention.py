@@ -247,7 +247,7 @@ def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
             f"{b.name} runs on CUDA GPUs only, but the tensors are on {q.device}. Move the model to "
             "the GPU (Lightning: accelerator='gpu') or use attention 'sdpa' on CPU."
         )
-    if q.is_cuda:
+    if q.is_cuda and not torch.compiler.is_compiling():  # checked in eager calls; compiled graphs reuse them
         cc = _capability(q.device.index or 0)
         if cc < b.min_cc:
             raise AttentionError(why_not(b.name, _this_machine()) or f"{b.name} needs sm{int(b.min_cc * 10)}")

@@ -455,6 +455,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     started = time.time()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     machine = env.probe()
+    torch.set_float32_matmul_precision("high")  # TF32 for whatever stays in float32 (Ampere and newer)
     fixed = env.fix_colab_libcuda(machine)
     if fixed:
         log.info(fixed)
