@@ -93,8 +93,14 @@ format: install ## ruff: fix what can be fixed, format
 	$(VENV)/bin/ruff check --fix scr tests notebooks docs
 	$(VENV)/bin/ruff format scr tests notebooks docs
 
-test: lint ## lint, unit tests (the docs' strict build among them), the notebooks under nbval; CPU, offline
-	$(PY) -m pytest -q
+# flash-attn 1.0.9's Python sources, for the CPU test that loads the same weights into its GPT and
+# into transformers' (tests/test_fa_gpt.py); fetched once, here, because the tests stay offline.
+FA1_SOURCE := $(VENV)/src/flash-attn-1.0.9
+$(FA1_SOURCE)/setup.py: | $(VENV)/.installed
+	scripts/fetch_fa1_source.sh $(VENV)/src $(PY) || echo "(the flash-attn 1.x CPU equivalence test will be skipped)"
+
+test: lint $(FA1_SOURCE)/setup.py ## lint, unit tests (the docs' strict build among them), the notebooks under nbval; CPU, offline
+	FA1_SOURCE=$(FA1_SOURCE) $(PY) -m pytest -q
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env notebooks/flash_attn_1 notebooks/flash_attn_2 notebooks/flash_attn_4
 
 clean: ## remove caches and run outputs (keeps .venv)

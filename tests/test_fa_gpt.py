@@ -1,11 +1,16 @@
 """flash-attn's own GPT model: selection and refusals on CPU (the model itself runs on the GPU)."""
 
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from vanilla_flash import fa_gpt
 from vanilla_flash.train import GPT2Module, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_without_flash_attn_the_model_is_refused_with_the_way_to_get_it(monkeypatch):
@@ -41,3 +46,54 @@ def test_config_carries_the_switches():
 def test_unknown_model_impl_is_refused():
     with pytest.raises(ValueError, match="hf, flash_attn"):
         GPT2Module(TrainConfig(model_impl="jax").__dict__, vocab_size=512)
+
+
+FA1_SOURCE = Path(os.environ.get("FA1_SOURCE", ROOT / ".venv/src/flash-attn-1.0.9"))
+
+EQUIVALENCE = """
+import sys, types, torch
+from vanilla_flash import model as gpt2  # transformers first: it probes for torchvision on import
+torch.manual_seed(0)
+hf = gpt2.build("tiny", attn="eager").eval()
+# flash-attn's Block imports torchvision's StochasticDepth (used with p=0 here, the identity);
+# torchvision has no build for this CPU torch, so the test stands in for that one class.
+ops = types.ModuleType("torchvision.ops")
+class StochasticDepth(torch.nn.Module):
+    def __init__(self, p, mode):
+        super().__init__()
+    def forward(self, x):
+        return x
+ops.StochasticDepth = StochasticDepth
+sys.modules["torchvision"] = types.ModuleType("torchvision")
+sys.modules["torchvision.ops"] = ops
+from vanilla_flash import fa_gpt
+assert fa_gpt.available() is None, fa_gpt.available()
+original = fa_gpt.config
+fa_gpt.config = lambda *a, **k: original(*a, **{**k, "use_flash_attn": False})  # its PyTorch attention on CPU
+fa = fa_gpt.from_hf(hf).eval()
+ids = torch.randint(0, 50257, (2, 48))
+with torch.no_grad():
+    a, b = hf(input_ids=ids, labels=ids), fa(ids, labels=ids)
+print("max_abs_diff", (a.logits - b.logits).abs().max().item())
+print("loss", a.loss.item(), b.loss.item())
+print("params", gpt2.parameter_count(hf), gpt2.parameter_count(fa))
+fa.train()
+fa(ids, labels=ids).loss.backward()
+print("generated", fa.generate(ids[:1, :5], max_new_tokens=5).shape[1])
+"""
+
+
+@pytest.mark.skipif(not (FA1_SOURCE / "flash_attn").exists(), reason=f"no flash-attn 1.0.9 source at {FA1_SOURCE}")
+def test_same_weights_same_logits_as_transformers_gpt2_on_cpu():
+    """flash-attn 1.0.9's real GPT code (its PyTorch attention path: the CUDA kernels need a GPU)
+    with a transformers GPT-2's weights remapped gives the same logits and loss."""
+    done = subprocess.run([sys.executable, "-c", EQUIVALENCE], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(FA1_SOURCE)})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    values = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    assert float(values["max_abs_diff"]) < 1e-4
+    hf_loss, fa_loss = map(float, values["loss"].split())
+    assert fa_loss == pytest.approx(hf_loss, abs=1e-5)
+    hf_params, fa_params = values["params"].split()
+    assert hf_params == fa_params
+    assert values["generated"] == "10"

@@ -21,6 +21,7 @@ implementations can be compared on the same weights (`compare_logits()`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 
 import torch
@@ -46,11 +47,35 @@ class FlashAttnModelError(RuntimeError):
     """flash-attn's GPT (or one of its fused parts) is not available here; the message says why."""
 
 
+def _transformers_names_for_flash_attn_1() -> None:
+    """flash-attn 1.0.9's GPT module imports three names that transformers 5 no longer has: a URL
+    test used by its hub-checkpoint loader and two generation output classes (renamed to
+    GenerateDecoderOnlyOutput in transformers 4.40). The training here uses neither its loader nor
+    its generation; put equivalents back under the old names so the module imports."""
+    import transformers.generation
+    import transformers.utils
+
+    if not hasattr(transformers.utils, "is_remote_url"):
+        from urllib.parse import urlparse
+
+        transformers.utils.is_remote_url = lambda url: urlparse(str(url)).scheme in ("http", "https")
+    for old in ("GreedySearchDecoderOnlyOutput", "SampleDecoderOnlyOutput"):
+        if not hasattr(transformers.generation, old) and hasattr(transformers.generation, "GenerateDecoderOnlyOutput"):
+            setattr(transformers.generation, old, transformers.generation.GenerateDecoderOnlyOutput)
+
+
+def _gpt_module():
+    """flash_attn.models.gpt, imported with the names it needs from transformers in place."""
+    if importlib.util.find_spec("flash_attn") is not None:
+        _transformers_names_for_flash_attn_1()
+    return importlib.import_module("flash_attn.models.gpt")
+
+
 def available() -> str | None:
     """None if flash-attn's GPT model can be imported here, else why not."""
     try:
-        importlib.import_module("flash_attn.models.gpt")
-    except ImportError as err:
+        _gpt_module()
+    except (ImportError, ValueError) as err:
         return (f"flash-attn's GPT model cannot be imported ({err}): it ships with flash-attn 1.x and 2.x "
                 "(notebooks/flash_attn_1 builds 1.0.9) and needs einops and torchvision")  # fmt: skip
     return None
@@ -95,10 +120,8 @@ class FlashAttnGPT(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        from flash_attn.models.gpt import GPTLMHeadModel
-
         self.config = cfg
-        self.model = GPTLMHeadModel(cfg)
+        self.model = _gpt_module().GPTLMHeadModel(cfg)
         self.real_vocab_size = getattr(cfg, "real_vocab_size", cfg.vocab_size)
         self.loss_fn = nn.CrossEntropyLoss()
         if getattr(cfg, "fused_xentropy", False):
@@ -106,8 +129,13 @@ class FlashAttnGPT(nn.Module):
 
             self.loss_fn = CrossEntropyLoss(inplace_backward=True)
 
+    def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # The model's body and head, called directly: flash-attn 1.0.9's GPTLMHeadModel.forward tests
+        # isinstance(lm_head, ColumnParallelLinear), which is None unless fused_dense_lib is built.
+        return self.model.lm_head(self.model.transformer(input_ids))
+
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **_) -> Output:
-        logits = self.model(input_ids).logits
+        logits = self.logits(input_ids)
         loss = None
         if labels is not None:  # next-token prediction, as transformers computes it
             shifted = logits[:, :-1].reshape(-1, logits.shape[-1])
@@ -120,7 +148,7 @@ class FlashAttnGPT(nn.Module):
         """Sampling without a cache (enough for a sample line in the logs)."""
         ids = input_ids
         for _ in range(max_new_tokens):
-            logits = self.model(ids[:, -self.config.n_positions :]).logits[:, -1, : self.real_vocab_size].float()
+            logits = self.logits(ids[:, -self.config.n_positions :])[:, -1, : self.real_vocab_size].float()
             if do_sample:
                 values, index = logits.topk(min(top_k, logits.shape[-1]))
                 choice = torch.multinomial(values.softmax(-1), 1)
@@ -146,8 +174,6 @@ def build(size: str = "124M", *, fused: list[str] | None = None, **kwargs) -> Fl
 def from_hf(hf_model, *, fused: list[str] | None = None) -> FlashAttnGPT:
     """flash-attn's GPT with the weights of a transformers GPT2LMHeadModel (flash-attn's own
     `remap_state_dict_hf_gpt2` renames and transposes them)."""
-    from flash_attn.models.gpt import remap_state_dict_hf_gpt2
-
     c = hf_model.config
     size = next(name for name, dims in gpt2.SIZES.items() if dims[:3] == (c.n_layer, c.n_head, c.n_embd))
     net = build(size, fused=fused, vocab_size=getattr(c, "real_vocab_size", c.vocab_size), seq_len=c.n_positions)
@@ -158,7 +184,7 @@ def from_hf(hf_model, *, fused: list[str] | None = None) -> FlashAttnGPT:
     }
     for layer in range(c.n_layer):
         state.setdefault(f"h.{layer}.attn.bias", torch.empty(0))
-    state = remap_state_dict_hf_gpt2(state, net.config)
+    state = _gpt_module().remap_state_dict_hf_gpt2(state, net.config)
     net.model.load_state_dict(state)
     return net
 

@@ -14,13 +14,10 @@ platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --p
 wheels() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" --implementation cp \
              "${platforms[@]}" -d "$@"; }
 
-# flash-attn 1.0.9: PyPI has only the source archive; its metadata step needs CUDA and fails here,
-# but --no-clean leaves the unpacked source behind.
+# flash-attn 1.0.9: PyPI has only the source archive (scripts/fetch_fa1_source.sh unpacks it)
 tmp=$(mktemp -d)
-TMPDIR=$tmp python3 -m pip download -q --no-deps --no-build-isolation --no-clean flash-attn==1.0.9 -d "$tmp" || true
-src=$(find "$tmp" -maxdepth 3 -type f -name setup.py -path '*flash-attn*' -printf '%h\n' | head -1)
-[ -n "$src" ] || { echo "flash-attn 1.0.9 source not found"; exit 1; }
-rm -rf "$tmp/fa1" && mv "$src" "$tmp/fa1" && tar czf "$out/fa1.tar.gz" -C "$tmp" fa1 && rm -rf "$tmp"
+scripts/fetch_fa1_source.sh "$tmp"
+mv "$tmp/flash-attn-1.0.9" "$tmp/fa1" && tar czf "$out/fa1.tar.gz" -C "$tmp" fa1 && rm -rf "$tmp"
 
 # flash-attn 4 (CuTe DSL): wheels only; install with --no-deps (nvidia-cutlass-dsl names the cu12 libs)
 all=$(mktemp -d)
