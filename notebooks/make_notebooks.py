@@ -252,6 +252,27 @@ def build_nb(name: str, s: dict):
         md("## The fused extensions the seed tried to build", "## Các extension hợp nhất mà ghi chép gốc đã thử build"),
         code("print(install.extension_note())"),
     ]
+    if name == "flash_attn_1":
+        cells += [
+            md(
+                "### Optional: build them anyway\n\nflash-attn's own GPT model (`model_impl: flash_attn` in the "
+                "training parameters) can use them. `fa1_extensions` lists the ones to build, each timed, with its "
+                "log, for this GPU's architecture only, cached like the main wheel. `dropout_layer_norm` is the long "
+                "one: build it last, on a machine with many cores.",
+                "### Tùy chọn: vẫn build chúng\n\nMô hình GPT riêng của flash-attn (`model_impl: flash_attn` trong "
+                "tham số huấn luyện) có thể dùng chúng. `fa1_extensions` liệt kê những extension cần build, mỗi cái "
+                "đều được đo thời gian, có log, chỉ cho kiến trúc của GPU này, và được cache như wheel chính. "
+                "`dropout_layer_norm` là cái lâu nhất: để nó sau cùng, trên máy nhiều nhân CPU.",
+            ),
+            code("print(install.extension_plan(fa1_extensions))"),
+            code(
+                "for extension in fa1_extensions:\n"
+                '    install.build_fa1_extension(extension, fa1_source, notebook.storage("wheels"), archs=fa1_archs,\n'
+                "                                dry_run=not can_build)",
+                ignore=True,
+            ),
+        ]
+
     return cells
 
 

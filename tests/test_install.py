@@ -95,3 +95,11 @@ def test_extension_build_script_lists_the_sources(tmp_path, monkeypatch):
     assert "rotary_cuda.cu" in setup and "arch=compute_75,code=sm_75" in setup and "sm_80" not in setup
     with pytest.raises(install.BuildError, match="unknown extension"):
         install.build_fa1_extension("layer_norm_v2", tmp_path, tmp_path)
+
+
+def test_extension_plan_and_dry_run(tmp_path, capsys):
+    plan = install.extension_plan(["xentropy_cuda_lib"])
+    assert "build  xentropy_cuda_lib" in plan and "skip   dropout_layer_norm" in plan and "Triton" in plan
+    assert "none asked for" in install.extension_plan([])
+    result = install.build_fa1_extension("dropout_layer_norm", None, tmp_path, archs=["75"], dry_run=True)
+    assert result.dry_run and "sm_75" in capsys.readouterr().out

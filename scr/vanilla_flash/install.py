@@ -299,18 +299,39 @@ setup(
 """
 
 
+EXTENSION_NOTES = {
+    "fused_dense_lib": "linear layers with bias and GELU through cuBLASLt (fused_bias_fc, fused_mlp); still a CUDA "
+                       "extension in flash-attn 2.x, and still optional",
+    "xentropy_cuda_lib": "the cross-entropy loss; flash-attn 2.x has it in Triton (ops/triton/cross_entropy.py)",
+    "rotary_emb": "rotary position embeddings (GPT-2 does not use them); Triton in 2.x (ops/triton/rotary.py)",
+    "dropout_layer_norm": "dropout + residual add + LayerNorm, about sixty CUDA files; Triton in 2.x "
+                          "(ops/triton/layer_norm.py)",
+}  # fmt: skip
+
+
+def extension_plan(names: list[str] | None = None) -> str:
+    """What each of flash-attn 1.x's fused extensions does, and which of them would be built."""
+    names = names or []
+    lines = [f"{'build' if n in names else 'skip '}  {n:<19} {EXTENSION_NOTES[n]}" for n in EXTENSIONS]
+    if not names:
+        lines.append('(none asked for: set fa1_extensions, e.g. ["fused_dense_lib", "xentropy_cuda_lib"])')
+    return "\n".join(lines)
+
+
 def build_fa1_extension(
     name: str,
-    source: str | os.PathLike,
+    source: str | os.PathLike | None,
     cache_dir: str | os.PathLike,
     *,
     archs: list[str] | None = None,
     jobs: int | None = None,
     work_dir: str | os.PathLike = "build/flash-attn-1-extensions",
+    dry_run: bool = False,
     echo=print,
 ) -> BuildResult:
-    """Build one of flash-attn 1.x's fused extensions (see `EXTENSIONS`) from its unpacked source
-    folder into a wheel in `cache_dir/<build tag>/`, timed, with its log; reuse a cached one."""
+    """Build one of flash-attn 1.x's fused extensions (see `EXTENSIONS`) from flash-attn 1.0.9's
+    source (an unpacked folder, the .tar.gz, or None: download it) into a wheel in
+    `cache_dir/<build tag>/`, timed, with its log; reuse a cached one."""
     if name not in EXTENSIONS:
         raise BuildError(f"unknown extension {name!r}; choose from {', '.join(EXTENSIONS)}")
     work = Path(work_dir) / name
@@ -320,6 +341,12 @@ def build_fa1_extension(
         echo(f"cached wheel: {hit}")
         return BuildResult(hit, 0.0, log_path, cached=True)
     folder, libraries = EXTENSIONS[name]
+    if dry_run:
+        arch_list = ", sm_".join(archs or ["75", "80", "90"])
+        echo(f"plan: {name} from {folder}, sm_{arch_list}, MAX_JOBS={jobs or max_jobs()}; dry run: nothing built")
+        return BuildResult(None, 0.0, log_path, dry_run=True)
+    if source is None or not Path(source).is_dir():
+        source = _unpack_source(source, Path(work_dir), echo)
     src = (Path(source) / folder).resolve()
     sources = sorted(str(p) for p in [*src.glob("*.cpp"), *src.glob("*.cu")])
     if not sources:
