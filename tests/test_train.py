@@ -202,3 +202,15 @@ def test_samples_stay_within_the_context(tmp_path):
     """A prompt plus sample_tokens longer than the model's context is cut to fit, not an index error."""
     summary = train(tiny(tmp_path, max_steps=2, val_every=2, seq_len=16, sample_tokens=40))
     assert summary["sample"]
+
+
+def test_fsdp_shards_each_transformer_block():
+    """FSDP itself needs GPUs (Lightning refuses it on CPU); its configuration is checked here."""
+    from lightning.pytorch.strategies import FSDPStrategy
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+    from vanilla_flash.train import make_strategy
+
+    assert make_strategy(TrainConfig(strategy="ddp")) == "ddp"
+    strategy = make_strategy(TrainConfig(strategy="fsdp"))
+    assert isinstance(strategy, FSDPStrategy)
+    assert GPT2Block in strategy.kwargs["auto_wrap_policy"]._module_classes

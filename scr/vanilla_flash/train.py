@@ -442,6 +442,20 @@ def inspect_checkpoint(path: Path, cfg: TrainConfig, vocab_size: int) -> dict:
 # The run
 
 
+def make_strategy(cfg: TrainConfig):
+    """Lightning's own strategy for `cfg.strategy`; for FSDP, each transformer block is its own
+    shard unit (flash-attn's GPT: its Block), so memory per GPU falls with the number of GPUs."""
+    if cfg.strategy != "fsdp":
+        return cfg.strategy
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if cfg.model_impl == "flash_attn":
+        from flash_attn.modules.block import Block as block
+    else:
+        from transformers.models.gpt2.modeling_gpt2 import GPT2Block as block
+    return FSDPStrategy(auto_wrap_policy={block}, state_dict_type="full")
+
+
 def resolve_precision(cfg: TrainConfig, machine: env.Machine) -> str:
     return precision.policy(machine, None if cfg.precision == "auto" else cfg.precision)
 
@@ -483,7 +497,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     trainer = L.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
-        strategy=cfg.strategy,
+        strategy=make_strategy(cfg),
         precision=prec,
         max_steps=cfg.max_steps,
         accumulate_grad_batches=cfg.accumulate,
