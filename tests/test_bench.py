@@ -3,7 +3,6 @@ plots and the report that renders committed results without a GPU."""
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -101,7 +100,3 @@ def test_lightning_overhead_runs_both_loops(tmp_path):
     assert row["lightning_over_bare"] == pytest.approx(
         row["lightning_tokens_per_s"] / row["bare_tokens_per_s"], rel=1e-3
     )
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__]))

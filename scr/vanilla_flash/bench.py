@@ -180,16 +180,30 @@ def attention_grid(
     return points
 
 
+REFERENCE_BYTES = 2 * 2**30  # at most this much for one slice of fp32 scores in the reference
+
+
 def _reference_forward(qkv, causal):
-    """fp32 eager forward, for the correctness gate before timing (forward only: cheap enough at 16k)."""
-    q, k, v = (t.float() for t in qkv)
-    with torch.no_grad():
-        tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        try:
-            return attention.attend("eager", q, k, v, causal=causal), None
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = tf32
+    """fp32 eager forward, for the correctness gate before timing. Computed a few (batch, head)
+    slices at a time, so the N x N fp32 scores of a 16k sequence fit beside the inputs."""
+    q, k, v = qkv
+    batch, heads, seq = q.shape[:3]
+    per_slice = seq * k.shape[2] * 4 * 2  # scores and probabilities
+    step = max(1, REFERENCE_BYTES // per_slice)
+    out = torch.empty(batch, seq, heads, v.shape[-1], dtype=torch.float32, device=q.device)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            for b in range(batch):
+                for h in range(0, heads, step):
+                    sl = (slice(b, b + 1), slice(h, h + step))
+                    out[b : b + 1, :, h : h + step] = attention.attend(
+                        "eager", q[sl].float(), k[sl].float(), v[sl].float(), causal=causal
+                    )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return out, None
 
 
 def _run_point(p: Point, qkv, grad, ref_out, repeats: int) -> None:
