@@ -100,3 +100,10 @@ def test_lightning_overhead_runs_both_loops(tmp_path):
     assert row["lightning_over_bare"] == pytest.approx(
         row["lightning_tokens_per_s"] / row["bare_tokens_per_s"], rel=1e-3
     )
+
+
+def test_the_reference_is_computed_in_slices_that_fit(monkeypatch):
+    monkeypatch.setattr(bench, "REFERENCE_BYTES", 1000)  # force one (batch, head) slice at a time
+    q, k, v = (torch.randn(2, 3, 40, 8) for _ in range(3))
+    sliced, _ = bench._reference_forward((q, k, v), causal=True)
+    torch.testing.assert_close(sliced, attention.attend("eager", q, k, v, causal=True))
