@@ -2,13 +2,7 @@
 # The jobs of one H100 session, run by `scripts/gpu/session.sh launch DIR scripts/gpu/h100_jobs.sh`
 # in the repository root with the environment of session.sh. Each job writes under $OUT_DIR/<job>/
 # and appends "<job> <exit status> <seconds>" to $OUT_DIR/status.
-job() {
-  local name=$1; shift
-  mkdir -p "$OUT_DIR/$name"
-  local start=$(date +%s)
-  ( "$@" ) > "$OUT_DIR/$name/log.txt" 2>&1
-  echo "$name $? $(( $(date +%s) - start ))s" >> "$OUT_DIR/status"
-}
+source scripts/gpu/job.sh
 vf() { python3 -m vanilla_flash "$@"; }
 cfg=configs/h100-124m.yaml
 

@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
 # Jobs for flash-attn's own GPT model (the seed's path), run like h100_jobs.sh. The four fused
 # extensions are built from the flash-attn 1.0.9 source unpacked by build_fa1.sh (/tmp/vf/fa1/fa1).
-job() {
-  local name=$1; shift
-  mkdir -p "$OUT_DIR/$name"
-  local start=$(date +%s)
-  ( "$@" ) > "$OUT_DIR/$name/log.txt" 2>&1
-  echo "$name $? $(( $(date +%s) - start ))s" >> "$OUT_DIR/status"
-}
+source scripts/gpu/job.sh
 ext() {  # build one extension (sm90 only, 16 jobs), timed, into /tmp/vf/ext-wheels; install it
   python3 - "$1" <<'PY'
 import sys
