@@ -76,7 +76,8 @@ def test_cli_writes_json_and_csv_and_report_draws_them(tmp_path, capsys):
                      "--backends", "eager,sdpa", "--out", str(train_out)]) == 0  # fmt: skip
     made = report.render([out, train_out], tmp_path / "img")
     names = {p.name for p in made}
-    assert {"attention_tflops_float32.png", "train_tokens_per_s.png", "summary.md"} <= names
+    assert {"attention_tflops_float32.png", "attention_speedup_float32.png", "train_tokens_per_s.png",
+            "summary.md"} <= names  # fmt: skip
     assert all(p.stat().st_size > 1000 for p in made if p.suffix == ".png")
     assert "| eager |" in (tmp_path / "img" / "summary.md").read_text()
 

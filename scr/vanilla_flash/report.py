@@ -76,6 +76,39 @@ def attention_plots(result: dict, out_dir, prefix: str = "attention") -> list[Pa
     return paths
 
 
+def speedup_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path]:
+    """Speed-up of every backend over eager attention (fwd+bwd time ratio) against seq len, one
+    panel per head dim x causal, per dtype; points where eager ran out of memory are left out."""
+    plt = _plt()
+    rows = [r for r in result["rows"] if r["status"] == "ok"]
+    paths = []
+    for dtype in sorted({r["dtype"] for r in rows}):
+        panels = sorted({(r["head_dim"], r["causal"]) for r in rows if r["dtype"] == dtype})
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=100, squeeze=False)
+        for ax, (head_dim, causal) in zip(axes[0], panels, strict=True):
+            sel = [r for r in rows if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal]
+            eager = {r["seq"]: r["fwd_bwd_ms"] for r in sel if r["backend"] == "eager"}
+            for name in [b for b in BACKEND_ORDER if b != "eager" and any(r["backend"] == b for r in sel)]:
+                pts = sorted((r["seq"], eager[r["seq"]] / r["fwd_bwd_ms"]) for r in sel
+                             if r["backend"] == name and r["seq"] in eager)  # fmt: skip
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
+            ax.axhline(1.0, color="grey", lw=0.8)
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"head dim {head_dim}, {'causal' if causal else 'not causal'}", fontsize=9)
+            ax.set_xlabel("sequence length")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("speed-up over eager (fwd+bwd)")
+        axes[0][-1].legend(fontsize=7)
+        fig.suptitle(f"Speed-up over eager attention, {dtype} — {_hardware(result)}", fontsize=9)
+        fig.tight_layout()
+        path = Path(out_dir) / f"{prefix}_speedup_{dtype}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
 def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Path | None:
     plt = _plt()
     rows = [r for r in result.get("memory", []) if r.get("peak_mem_mib")]
@@ -216,6 +249,7 @@ def render(paths: list, out_dir) -> list[Path]:
         )
         if kind == "attention":
             made += attention_plots(result, out_dir)
+            made += speedup_plots(result, out_dir)
             made.append(memory_plot(result, out_dir))
             for causal in (True, False):
                 for head_dim in sorted({r["head_dim"] for r in result["rows"]}):
