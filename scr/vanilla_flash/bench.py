@@ -289,7 +289,7 @@ def wrapper_overhead(
         def call():
             with sdpa_kernel(kernel):
                 out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
-            out.transpose(1, 2).backward(grad)
+            out.transpose(1, 2).contiguous().backward(grad)  # the (batch, seq, heads, dim) a model reads
 
         return call
 
