@@ -220,18 +220,31 @@ def build_fa1(
     src = _unpack_source(source, work, echo)
     if archs:
         echo(f"compiling for sm_{', sm_'.join(restrict_archs(src / 'setup.py', archs))} only")
+    return _pip_wheel(src, cache_dir, "flash_attn", f"flash-attn {FA1_VERSION}", jobs, log_path, echo)
+
+
+def _pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, log_path: Path, echo) -> BuildResult:
+    """`pip wheel` of `project` into `cache_dir/<build tag>/` with MAX_JOBS=`jobs`, timed, logged."""
     out = Path(cache_dir) / build_tag()
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MAX_JOBS": str(jobs)}
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w", str(out), str(src)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-build-isolation",
+        "--no-deps",
+        "-v",
+        "-w",
+        str(out),
+        str(project),
+    ]
     start = time.perf_counter()
-    status = _run_logged(cmd, log_path, env, echo)
+    status = _run_logged(cmd, log_path, {**os.environ, "MAX_JOBS": str(jobs)}, echo)
     seconds = time.perf_counter() - start
     if status != 0:
-        raise BuildError(
-            f"flash-attn {FA1_VERSION} build failed (exit {status}) after {seconds:.0f} s; log: {log_path}"
-        )
-    wheel = cached_wheel(cache_dir)
+        raise BuildError(f"{label} build failed (exit {status}) after {seconds:.0f} s; log: {log_path}")
+    wheel = cached_wheel(cache_dir, package=package)
     echo(f"built {wheel} in {seconds / 60:.1f} min")
     return BuildResult(wheel, seconds, log_path)
 
@@ -358,17 +371,7 @@ def build_fa1_extension(
                                                           libraries=libraries, nvcc=nvcc))  # fmt: skip
     jobs = jobs or max_jobs()
     echo(f"building {name}: {len(sources)} files from {folder}, sm_{', sm_'.join(archs)}, MAX_JOBS={jobs}")
-    out = Path(cache_dir) / build_tag()
-    out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w", str(out), str(work)]
-    start = time.perf_counter()
-    status = _run_logged(cmd, log_path, {**os.environ, "MAX_JOBS": str(jobs)}, echo)
-    seconds = time.perf_counter() - start
-    if status != 0:
-        raise BuildError(f"{name} build failed (exit {status}) after {seconds:.0f} s; log: {log_path}")
-    wheel = cached_wheel(cache_dir, package=name)
-    echo(f"built {wheel} in {seconds / 60:.1f} min")
-    return BuildResult(wheel, seconds, log_path)
+    return _pip_wheel(work, cache_dir, name, name, jobs, log_path, echo)
 
 
 def extension_note() -> str:

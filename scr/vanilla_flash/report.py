@@ -44,9 +44,8 @@ def _hardware(result: dict) -> str:
     return f"{gpu}, torch {m.get('torch')}, flash-attn {fa}, flash-attn-4 {fa4}"
 
 
-def attention_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path]:
-    """TFLOP/s (fwd+bwd) against seq len per backend, one panel per head dim x causal, per dtype;
-    and the speed-up over eager."""
+def _panel_figures(result: dict, out_dir, file_stem: str, title: str, ylabel: str, draw) -> list[Path]:
+    """One PNG per dtype, one panel per (head dim, causal): `draw(ax, rows of that panel)` plots it."""
     plt = _plt()
     rows = [r for r in result["rows"] if r["status"] == "ok"]
     out_dir = Path(out_dir)
@@ -56,57 +55,53 @@ def attention_plots(result: dict, out_dir, prefix: str = "attention") -> list[Pa
         panels = sorted({(r["head_dim"], r["causal"]) for r in rows if r["dtype"] == dtype})
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=100, squeeze=False)
         for ax, (head_dim, causal) in zip(axes[0], panels, strict=True):
-            sel = [r for r in rows if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal]
-            for name in [b for b in BACKEND_ORDER if any(r["backend"] == b for r in sel)]:
-                pts = sorted((r["seq"], r["fwd_bwd_tflops"]) for r in sel if r["backend"] == name)
-                style = {"ls": "--", "color": "black"} if name == "auto" else {}
-                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name, **style)
+            draw(ax, [r for r in rows if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal])
             ax.set_xscale("log", base=2)
             ax.set_title(f"head dim {head_dim}, {'causal' if causal else 'not causal'}", fontsize=9)
             ax.set_xlabel("sequence length")
             ax.grid(alpha=0.3)
-        axes[0][0].set_ylabel("fwd+bwd TFLOP/s")
+        axes[0][0].set_ylabel(ylabel)
         axes[0][-1].legend(fontsize=7)
-        fig.suptitle(f"Attention speed, {dtype} — {_hardware(result)}", fontsize=9)
+        fig.suptitle(f"{title}, {dtype} — {_hardware(result)}", fontsize=9)
         fig.tight_layout()
-        path = out_dir / f"{prefix}_tflops_{dtype}.png"
+        path = out_dir / f"{file_stem}_{dtype}.png"
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _backends_in(rows: list[dict]) -> list[str]:
+    return [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
+
+
+def attention_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path]:
+    """TFLOP/s (fwd+bwd) against seq len per backend, one panel per head dim x causal, per dtype."""
+
+    def draw(ax, sel):
+        for name in _backends_in(sel):
+            pts = sorted((r["seq"], r["fwd_bwd_tflops"]) for r in sel if r["backend"] == name)
+            style = {"ls": "--", "color": "black"} if name == "auto" else {}
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name, **style)
+
+    return _panel_figures(result, out_dir, f"{prefix}_tflops", "Attention speed", "fwd+bwd TFLOP/s", draw)
 
 
 def speedup_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path]:
-    """Speed-up of every backend over eager attention (fwd+bwd time ratio) against seq len, one
-    panel per head dim x causal, per dtype; points where eager ran out of memory are left out."""
-    plt = _plt()
-    rows = [r for r in result["rows"] if r["status"] == "ok"]
-    paths = []
-    for dtype in sorted({r["dtype"] for r in rows}):
-        panels = sorted({(r["head_dim"], r["causal"]) for r in rows if r["dtype"] == dtype})
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=100, squeeze=False)
-        for ax, (head_dim, causal) in zip(axes[0], panels, strict=True):
-            sel = [r for r in rows if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal]
-            eager = {r["seq"]: r["fwd_bwd_ms"] for r in sel if r["backend"] == "eager"}
-            for name in [b for b in BACKEND_ORDER if b != "eager" and any(r["backend"] == b for r in sel)]:
-                pts = sorted((r["seq"], eager[r["seq"]] / r["fwd_bwd_ms"]) for r in sel
-                             if r["backend"] == name and r["seq"] in eager)  # fmt: skip
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
-            ax.axhline(1.0, color="grey", lw=0.8)
-            ax.set_xscale("log", base=2)
-            ax.set_title(f"head dim {head_dim}, {'causal' if causal else 'not causal'}", fontsize=9)
-            ax.set_xlabel("sequence length")
-            ax.grid(alpha=0.3)
-        axes[0][0].set_ylabel("speed-up over eager (fwd+bwd)")
-        axes[0][-1].legend(fontsize=7)
-        fig.suptitle(f"Speed-up over eager attention, {dtype} — {_hardware(result)}", fontsize=9)
-        fig.tight_layout()
-        path = Path(out_dir) / f"{prefix}_speedup_{dtype}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+    """Speed-up of every backend over eager attention (fwd+bwd time ratio) against seq len; points
+    where eager ran out of memory are left out."""
+
+    def draw(ax, sel):
+        eager = {r["seq"]: r["fwd_bwd_ms"] for r in sel if r["backend"] == "eager"}
+        for name in [b for b in _backends_in(sel) if b != "eager"]:
+            pts = sorted((r["seq"], eager[r["seq"]] / r["fwd_bwd_ms"]) for r in sel
+                         if r["backend"] == name and r["seq"] in eager)  # fmt: skip
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
+        ax.axhline(1.0, color="grey", lw=0.8)
+
+    return _panel_figures(result, out_dir, f"{prefix}_speedup", "Speed-up over eager attention",
+                          "speed-up over eager (fwd+bwd)", draw)  # fmt: skip
 
 
 def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Path | None:
@@ -115,7 +110,7 @@ def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Pa
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=100)
-    for backend in [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]:
+    for backend in _backends_in(rows):
         pts = sorted((r["seq"], r["peak_mem_mib"]) for r in rows if r["backend"] == backend)
         ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=backend)
     ax.set_xscale("log", base=2)
@@ -138,7 +133,7 @@ def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> P
     if not rows:
         return None
     seqs = sorted({r["seq"] for r in rows})
-    backends = [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
+    backends = _backends_in(rows)
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=100)
     width = 0.8 / len(backends)
     for i, backend in enumerate(backends):
@@ -161,7 +156,7 @@ def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> P
 def attention_table(result: dict, dtype: str = "bfloat16", head_dim: int = 64, causal: bool = True) -> str:
     rows = [r for r in result["rows"] if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal]
     seqs = sorted({r["seq"] for r in rows})
-    backends = [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
+    backends = _backends_in(rows)
     lines = [f"fwd+bwd TFLOP/s, {dtype}, head dim {head_dim}, {'causal' if causal else 'not causal'}", "",
              "| backend | " + " | ".join(str(s) for s in seqs) + " |", "|---|" + "---|" * len(seqs)]  # fmt: skip
     for b in backends:

@@ -1,32 +1,25 @@
 #!/usr/bin/env bash
 # Build flash-attn 1.0.9 from its PyPI source archive on a GPU machine that has no network.
 #   scripts/gpu/build_fa1.sh SOURCE.tar.gz PREFIX
-# The archive holds the unpacked sdist as fa1/ (with its cutlass copy). The build goes to
-# PREFIX/site (put it on PYTHONPATH), its log to PREFIX/build.log, its time to PREFIX/build_seconds,
-# and PREFIX/done (exit status) appears when it ends.
+# The archive holds the unpacked sdist as fa1/ (with its cutlass copy). The build is the library's
+# own (`vanilla_flash.install.build_fa1`: ninja, MAX_JOBS from cores and RAM, FA1_ARCHS=75 or 90 or
+# 75,80 to compile only those architectures); its wheel lands in PREFIX/wheels and is installed into
+# PREFIX/site (put it on PYTHONPATH), the log in PREFIX/build.log, the time in PREFIX/build_seconds,
+# and PREFIX/done (exit status) appears when it ends. The source stays unpacked in PREFIX/fa1.
 set -uo pipefail
 src=$1 prefix=$2
+scr=$(cd "$(dirname "$0")/../../scr" && pwd)
 mkdir -p "$prefix" && rm -f "$prefix/done"
-cp "$src" "$prefix/src.tar.gz" && tar xzf "$prefix/src.tar.gz" -C "$prefix"
-if [ -n "${FA1_ARCHS:-}" ]; then
-  python3 - "$prefix/fa1/setup.py" "$FA1_ARCHS" <<'PY'
-import re, sys
-path, keep = sys.argv[1], sys.argv[2].split(",")
-text = open(path).read()
-pattern = r'(\n[ \t]*)cc_flag\.append\("-gencode"\)\n[ \t]*cc_flag\.append\("arch=compute_(\d+),code=sm_\d+"\)'
-text = re.sub(pattern, lambda m: m.group(0) if m.group(2) in keep else m.group(1) + "pass", text)
-open(path, "w").write(text)
-PY
-  echo "compiling for sm_${FA1_ARCHS} only: $(grep -o 'code=sm_[0-9]*' "$prefix/fa1/setup.py" | tr '\n' ' ')"
-fi
-# one compiler job per core, but no more than RAM/4 GiB: each nvcc job of flash-attn needs a few GiB
-cores=$(nproc)
-ram_gib=$(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo)
-jobs=$(( cores < ram_gib / 4 ? cores : ram_gib / 4 ))
-echo "MAX_JOBS=$jobs (cores $cores, RAM ${ram_gib} GiB); ninja: $(python3 -m ninja --version 2>/dev/null || ninja --version 2>/dev/null || echo missing)"
 start=$(date +%s)
-( cd "$prefix/fa1" && MAX_JOBS=$jobs python3 -m pip install -v --no-build-isolation --no-deps \
-    --target "$prefix/site" . ) > "$prefix/build.log" 2>&1
+PYTHONPATH=$scr python3 - "$src" "$prefix" "${FA1_ARCHS:-}" <<'PY'
+import sys
+from vanilla_flash import install
+
+source, prefix, archs = sys.argv[1], sys.argv[2], sys.argv[3]
+result = install.build_fa1(f"{prefix}/wheels", source=source, archs=archs.split(",") if archs else None,
+                           work_dir=prefix)
+install.pip_install("--no-deps", "--target", f"{prefix}/site", str(result.wheel))
+PY
 status=$?
 echo $(( $(date +%s) - start )) > "$prefix/build_seconds"
 echo $status > "$prefix/done"
