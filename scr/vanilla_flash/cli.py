@@ -28,10 +28,7 @@ def _check(args) -> int:
     result = check.run(backends=backends, quick=args.quick, model_size=args.model_size)
     print(check.format_table(result))
     if args.out:
-        path = Path(args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {path}")
+        print(f"wrote {_write_json(result, args.out)}")
     return 0 if result["ok"] else 1
 
 
@@ -113,14 +110,20 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(","))
 
 
+def _write_json(result: dict, out: str) -> Path:
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
 def _write_result(result: dict, out: str | None) -> None:
+    """The result as JSON, and its rows as CSV beside it."""
     if not out:
         return
     from vanilla_flash import report
 
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    path = _write_json(result, out)
     report.write_csv(result["rows"], path.with_suffix(".csv"))
     print(f"wrote {path} and {path.with_suffix('.csv')}")
 
