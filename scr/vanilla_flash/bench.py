@@ -395,11 +395,11 @@ def _batches(cfg, steps: int, device: str):
 def bare_loop(cfg, steps: int = 30, warmup: int = 10, data_loader=None) -> dict:
     """A plain PyTorch training loop on the same model, optimizer, schedule and precision as
     `train.GPT2Module`: what Lightning is compared against."""
-    from vanilla_flash.train import GPT2Module, peak_flops
+    from vanilla_flash.train import GPT2Module, peak_flops, resolve_precision
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     machine = env.probe()
-    prec = precision.policy(machine, None if cfg.precision == "auto" else cfg.precision)
+    prec = resolve_precision(cfg, machine)
     torch.manual_seed(cfg.seed)
     module = GPT2Module(dataclasses.asdict(cfg), vocab_size=50257).to(device)
     module.loop_precision = prec
