@@ -108,3 +108,17 @@ def test_the_reference_is_computed_in_slices_that_fit(monkeypatch):
     q, k, v = (torch.randn(2, 3, 40, 8) for _ in range(3))
     sliced, _ = bench._reference_forward((q, k, v), causal=True)
     torch.testing.assert_close(sliced, attention.attend("eager", q, k, v, causal=True))
+
+
+def test_timeit_times_slow_calls_fewer_times(monkeypatch):
+    calls = []
+
+    def fast():
+        calls.append(1)
+
+    bench.timeit(fast, warmup=3, repeats=10)
+    assert len(calls) == 13
+    calls.clear()
+    monkeypatch.setattr(bench, "SLOW_CALL_S", 0.0)  # every call counts as slow
+    bench.timeit(fast, warmup=3, repeats=10)
+    assert len(calls) == 2 + 3

@@ -44,12 +44,25 @@ def environment() -> dict:
     }
 
 
+SLOW_CALL_S = 0.1  # a call slower than this is timed fewer times: its median is stable, and time is short
+
+
 def timeit(fn: Callable[[], object], warmup: int = 3, repeats: int = 10) -> float:
-    """Median milliseconds of `fn()`: CUDA events on a GPU, perf_counter on CPU."""
-    for _ in range(warmup):
+    """Median milliseconds of `fn()` after `warmup` calls (at least 2): CUDA events on a GPU,
+    perf_counter on CPU. A call that takes longer than `SLOW_CALL_S` once warm (eager attention at
+    16k tokens: about a second) is timed 3 times, not `repeats`."""
+    cuda = torch.cuda.is_available()
+    fn()  # the first call may compile (flash-attn 4 JIT-compiles each new shape): not a sample
+    t0 = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    if time.perf_counter() - t0 > SLOW_CALL_S:
+        warmup, repeats = 2, min(repeats, 3)
+    for _ in range(warmup - 2):
         fn()
     times = []
-    if torch.cuda.is_available():
+    if cuda:
         torch.cuda.synchronize()
         for _ in range(repeats):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

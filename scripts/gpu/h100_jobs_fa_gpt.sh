@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Jobs for flash-attn's own GPT model (the seed's path), run like h100_jobs.sh. The four fused
-# extensions are built from the flash-attn 1.0.9 source unpacked by build_fa1.sh (/tmp/vf/fa1/fa1).
+# Jobs for flash-attn's own GPT model (the seed's path), run like h100_bench_jobs.sh. The four fused
+# extensions are built (sm90 only, MAX_JOBS from cores and RAM, each timed) from the flash-attn 1.0.9
+# source archive, then HF GPT-2 and flash-attn's GPT are compared: logits with the same weights, and
+# tokens/s and memory with the fused parts off and on. dropout_layer_norm (about sixty CUDA files)
+# comes last, with a second comparison that can use it, so a short session still has the rest.
 source scripts/gpu/job.sh
-ext() {  # build one extension (sm90 only, 16 jobs), timed, into /tmp/vf/ext-wheels; install it
+mkdir -p "$VF/fa1src" && tar xzf "$VF/fa1.tar.gz" -C "$VF/fa1src"
+ext() {  # build one extension into $VF/ext-wheels (or reuse it there), install it next to flash-attn
   python3 - "$1" <<'PY'
-import sys
+import os, sys
 from vanilla_flash import install
-r = install.build_fa1_extension(sys.argv[1], "/tmp/vf/fa1/fa1", "/tmp/vf/ext-wheels", archs=["90"],
-                                work_dir="/tmp/vf/ext-build")
+vf = os.environ["VF"]
+r = install.build_fa1_extension(sys.argv[1], f"{vf}/fa1src/fa1", f"{vf}/ext-wheels", archs=["90"],
+                                work_dir=f"{vf}/ext-build")
 print(f"{sys.argv[1]}: {r.seconds:.0f} s, wheel {r.wheel}")
 PY
-  python3 -m pip install -q --no-deps --no-index --target /tmp/vf/fa1/site /tmp/vf/ext-wheels/*/"$1"-*.whl
+  local status=$?
+  mkdir -p "$OUT_DIR/ext_logs" && cp "$VF/ext-build/$1/build.log" "$OUT_DIR/ext_logs/$1.log" 2>/dev/null
+  [ $status = 0 ] && python3 -m pip install -q --no-deps --no-index --target "$VF/fa1/site" "$VF"/ext-wheels/*/"$1"-*.whl
 }
 job ext_fused_dense ext fused_dense_lib
 job ext_xentropy ext xentropy_cuda_lib
 job ext_rotary ext rotary_emb
 job impl python3 -m vanilla_flash bench impl --out "$OUT_DIR/impl/impl.json"
-job ext_layer_norm ext dropout_layer_norm   # the long one: about sixty CUDA files
+job ext_layer_norm ext dropout_layer_norm
+job impl_layer_norm python3 -m vanilla_flash bench impl --out "$OUT_DIR/impl_layer_norm/impl.json"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Jobs for a machine with several GPUs (run like h100_jobs.sh): DDP scaling against one GPU with the
+# Jobs for a machine with several GPUs (run like h100_bench_jobs.sh): DDP scaling against one GPU with the
 # same global batch (one GPU accumulates 2 steps of 16; two GPUs run 16 each), and FSDP for 355M.
 # NVLink multicast stays off in every process.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1

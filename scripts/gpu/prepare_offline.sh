@@ -5,6 +5,7 @@
 # DIR/fa4a, DIR/fa4b flash-attn-4 and its CuTe DSL wheels, split so that each folder stays under 60 MiB
 #                    (the 92 MB nvidia-cutlass-dsl-libs-cu13 wheel is cut in two; fa4a/fa4.md5 checks it)
 # DIR/ds             datasets and the pure-Python packages it needs beyond a torch image
+# DIR/nb             papermill and the Jupyter kernel (ipykernel, ipython, ...) to run the notebooks
 # On the GPU machine: scripts/gpu/build_fa1.sh and scripts/gpu/install_fa4.sh.
 set -euo pipefail
 out=$1 py=${2:-3.12}
@@ -35,4 +36,10 @@ mv "$all"/* "$out/fa4b/" && rmdir "$all"
 mkdir -p "$out/ds"
 wheels "$out/ds" datasets==5.2.0 'dill<0.4.2' 'multiprocess<0.70.20' xxhash 'fsspec<=2026.9.0' \
   'huggingface-hub>=1.31,<2' hf-xet httpx httpcore h11 anyio
+# papermill and a Jupyter kernel, for `python -m vanilla_flash notebooks` (none of them is in the image)
+mkdir -p "$out/nb"
+wheels "$out/nb" papermill==2.7.0 nbformat nbclient jupyter-client jupyter-core ipykernel ipython traitlets \
+  pyzmq tornado comm debugpy matplotlib-inline nest-asyncio2 entrypoints tenacity fastjsonschema jsonschema \
+  jsonschema-specifications referencing rpds-py platformdirs jedi parso pexpect ptyprocess prompt-toolkit \
+  wcwidth stack-data executing asttokens pure-eval ipython-pygments-lexers
 du -sh "$out"/*
