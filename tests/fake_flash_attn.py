@@ -54,6 +54,8 @@ def make_modules(major: int, calls: list) -> dict[str, types.ModuleType]:
 
         def flash_attn_unpadded_func(q, k, v, cu_q, cu_k, max_q, max_k, dropout_p, softmax_scale=None,
                                      causal=False, return_attn_probs=False):  # fmt: skip
+            # the real 1.0.9 allocates `out` like q and its backward requires it contiguous
+            assert q.is_contiguous() and k.is_contiguous() and v.is_contiguous(), "contiguous q/k/v"
             calls.append(dict(fn="unpadded", causal=causal, dropout=dropout_p, cu_q=cu_q.tolist(), max_q=max_q))
             return _varlen(q, k, v, cu_q, cu_k, softmax_scale, causal, top_left=True)
 

@@ -36,10 +36,11 @@ def qkv(batch=2, heads=3, q_len=20, k_len=None, dim=16):
     return q, k, v
 
 
+@pytest.mark.parametrize("batch", [1, 2])  # batch 1: the reshaped (tokens, heads, dim) view is strided
 @pytest.mark.parametrize("causal", [True, False])
-def test_matches_eager(fake, causal):
+def test_matches_eager(fake, causal, batch):
     name, calls = fake
-    q, k, v = qkv()
+    q, k, v = qkv(batch=batch)
     out = attend(name, q, k, v, causal=causal, scale=0.3)
     ref = attend("eager", q, k, v, causal=causal, scale=0.3)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)

@@ -393,8 +393,10 @@ def _varlen_call(call, q, k, v, attention_mask):
     if attention_mask is None:
         cu_q = _cu_seqlens(batch, q_len, q.device)
         cu_k = cu_q if k_len == q_len else _cu_seqlens(batch, k_len, q.device)
-        out = call(q.reshape(-1, *q.shape[2:]), k.reshape(-1, *k.shape[2:]), v.reshape(-1, *v.shape[2:]),
-                   cu_q, cu_k, q_len, k_len)  # fmt: skip
+        # with batch 1 the reshape is a strided view, not a copy: flash-attn 1.x then allocates a
+        # strided output and its backward fails on `out.is_contiguous()` (seen at seq 16384 on an H100)
+        q, k, v = (t.reshape(-1, *t.shape[2:]).contiguous() for t in (q, k, v))
+        out = call(q, k, v, cu_q, cu_k, q_len, k_len)
         return out.view(batch, q_len, *out.shape[1:])
     keep = attention_mask.bool()
     q_u, q_index, cu_q, max_q = _unpad(q, keep[:, -q_len:])

@@ -5,7 +5,7 @@
 # tokens/s and memory with the fused parts off and on. dropout_layer_norm (about sixty CUDA files)
 # comes last, with a second comparison that can use it, so a short session still has the rest.
 source scripts/gpu/job.sh
-mkdir -p "$VF/fa1src" && tar xzf "$VF/fa1.tar.gz" -C "$VF/fa1src"
+mkdir -p "$VF/fa1src" && tar xzf "$VF/in/fa1.tar.gz" -C "$VF/fa1src"
 ext() {  # build one extension into $VF/ext-wheels (or reuse it there), install it next to flash-attn
   python3 - "$1" <<'PY'
 import os, sys

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# The notebook sets executed by papermill on an H100 (run like h100_bench_jobs.sh; papermill and the
-# Jupyter kernel arrive with `session.sh wheels DIR/nb`). The Hopper set with hopper.yaml; the
-# flash-attn 1.x (T4) set with t4.yaml, except: the sample instead of the Hub (no network there) and the
-# flash-attn 1.0.9 wheel this session built for sm90 (session.sh start) put in the notebooks' wheel
-# cache, so 02_build finds it as it would on Drive in a second Colab session: an sm75 wheel would
-# build but not run on an H100.
+# The notebook sets executed by papermill on an H100 (run like h100_bench_jobs.sh, with DIR/nb staged:
+# papermill and the Jupyter kernel). The Hopper set with hopper.yaml; the flash-attn 1.x (T4) set with
+# t4.yaml, except: the sample instead of the Hub (no network there), and the flash-attn 1.0.9 wheel
+# this session installed (built for sm90) put in the notebooks' wheel cache, where 02_build finds it
+# as it would on Drive in a second Colab session: an sm75 wheel would build but not run on an H100.
 source scripts/gpu/job.sh
-needs nb
 mkdir -p runs/wheels && cp -r "$VF"/fa1/wheels/* runs/wheels/
 job nb_hopper python3 -m vanilla_flash notebooks --target hopper --out "$OUT_DIR/nb_hopper"
 job nb_t4 python3 -m vanilla_flash notebooks --target t4 --out "$OUT_DIR/nb_t4" --set train.data_source=sample \
-  fa1_source="$VF/fa1.tar.gz"
+  fa1_source="$VF/in/fa1.tar.gz"

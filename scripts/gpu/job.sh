@@ -8,7 +8,3 @@ job() {
   ( "$@" ) > "$OUT_DIR/$name/log.txt" 2>&1
   echo "$name $? $(( $(date +%s) - start ))s" >> "$OUT_DIR/status"
 }
-#   needs NAME            waits until `session.sh wheels DIR/NAME` has installed those wheels
-needs() {
-  while [ ! -e "$VF/$1.ready" ]; do sleep 5; done
-}
