@@ -19,7 +19,7 @@ case $stage in
 stage)
   mkdir -p $in
   for part in fa4a fa4b ds nb fa1wheels fa1.tar.gz; do
-    [ -e "$1/$part" ] && cp -r "$1/$part" $in/ && echo "staged $part"
+    if [ -e "$1/$part" ]; then cp -r "$1/$part" $in/ && echo "staged $part"; fi
   done ;;
 start)
   mkdir -p $vf/fa1
