@@ -110,15 +110,20 @@ def test_the_reference_is_computed_in_slices_that_fit(monkeypatch):
     torch.testing.assert_close(sliced, attention.attend("eager", q, k, v, causal=True))
 
 
-def test_timeit_times_slow_calls_fewer_times(monkeypatch):
+def test_timeit_times_fast_calls_in_blocks_and_slow_calls_alone(monkeypatch):
     calls = []
 
-    def fast():
+    def call():
         calls.append(1)
 
-    bench.timeit(fast, warmup=3, repeats=10)
-    assert len(calls) == 13
+    monkeypatch.setattr(bench, "BLOCK_S", 0.0)  # blocks of one call
+    assert bench.timeit(call, warmup=3, repeats=10) >= 0
+    assert len(calls) == 3 + 10
     calls.clear()
-    monkeypatch.setattr(bench, "SLOW_CALL_S", 0.0)  # every call counts as slow
-    bench.timeit(fast, warmup=3, repeats=10)
+    monkeypatch.setattr(bench, "BLOCK_S", 1.0)  # blocks as long as 100 calls allow
+    bench.timeit(call, warmup=3, repeats=10)
+    assert len(calls) == 3 + 10 * 100
+    calls.clear()
+    monkeypatch.setattr(bench, "SLOW_CALL_S", 0.0)  # every call counts as slow: 2 warm-up calls, 3 alone
+    bench.timeit(call, warmup=3, repeats=10)
     assert len(calls) == 2 + 3

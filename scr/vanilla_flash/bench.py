@@ -45,37 +45,47 @@ def environment() -> dict:
 
 
 SLOW_CALL_S = 0.1  # a call slower than this is timed fewer times: its median is stable, and time is short
+BLOCK_S = 0.01  # faster calls are timed in blocks of about this long, back to back
 
 
 def timeit(fn: Callable[[], object], warmup: int = 3, repeats: int = 10) -> float:
-    """Median milliseconds of `fn()` after `warmup` calls (at least 2): CUDA events on a GPU,
-    perf_counter on CPU. A call that takes longer than `SLOW_CALL_S` once warm (eager attention at
-    16k tokens: about a second) is timed 3 times, not `repeats`."""
+    """Median milliseconds per call of `fn()` after `warmup` calls (at least 2).
+
+    Calls run back to back in blocks of about `BLOCK_S` (CUDA events around each block on a GPU,
+    perf_counter on CPU), as they run in a training loop: the GPU is not left idle between calls
+    while Python prepares the next one, so a wrapper's few microseconds of Python do not count as
+    kernel time, while anything it adds on the GPU does. A call slower than `SLOW_CALL_S` once warm
+    (eager attention at 16k tokens: about a second) is timed alone, 3 times."""
     cuda = torch.cuda.is_available()
     fn()  # the first call may compile (flash-attn 4 JIT-compiles each new shape): not a sample
+    if cuda:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     fn()
     if cuda:
         torch.cuda.synchronize()
-    if time.perf_counter() - t0 > SLOW_CALL_S:
-        warmup, repeats = 2, min(repeats, 3)
+    one = time.perf_counter() - t0
+    per_block = max(1, min(100, int(BLOCK_S / max(one, 1e-6))))
+    if one > SLOW_CALL_S:
+        warmup, repeats, per_block = 2, min(repeats, 3), 1
     for _ in range(warmup - 2):
         fn()
     times = []
-    if cuda:
-        torch.cuda.synchronize()
-        for _ in range(repeats):
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            fn()
+            for _ in range(per_block):
+                fn()
             end.record()
             end.synchronize()
-            times.append(start.elapsed_time(end))
-    else:
-        for _ in range(repeats):
+            times.append(start.elapsed_time(end) / per_block)
+        else:
             t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
+            for _ in range(per_block):
+                fn()
+            times.append((time.perf_counter() - t0) * 1e3 / per_block)
     return statistics.median(times)
 
 

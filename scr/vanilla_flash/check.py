@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -230,6 +231,10 @@ def check_model(
 
 
 def _git_commit() -> str | None:
+    """The commit that runs: $VANILLA_FLASH_COMMIT where the code is a copy whose git metadata is not
+    current (a GPU machine that received the working tree), else `git rev-parse HEAD`."""
+    if os.environ.get("VANILLA_FLASH_COMMIT"):
+        return os.environ["VANILLA_FLASH_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
