@@ -27,7 +27,7 @@ def with_fa(machine, fa=None, fa4=None):
         (with_fa(A100, "1.0.9"), "bfloat16", 1024, "sdpa_flash"),
         (A10, "float16", 4096, "sdpa_flash"),
         (L4, "bfloat16", 512, "sdpa_flash"),
-        (with_fa(H100, fa4="4.0.0b36"), "bfloat16", 1024, "sdpa_cudnn"),
+        (with_fa(H100, fa4="4.0.0b36"), "bfloat16", 512, "flash_attn_4"),
         (with_fa(H100, fa4="4.0.0b36"), "bfloat16", 8192, "flash_attn_4"),
         (H100, "bfloat16", 8192, "sdpa_cudnn"),
         (with_fa(H100, "1.0.9", "4.0.0b36"), "float16", 4096, "flash_attn_4"),
@@ -42,6 +42,12 @@ def test_auto_picks_the_fastest_backend_that_runs(machine, dtype, seq, expected)
 @pytest.mark.parametrize("head_dim", [32, 64, 128])
 def test_auto_never_picks_an_ampere_kernel_on_a_t4(machine, seq, head_dim):
     assert pick(machine, "float16", head_dim, seq) not in {"flash_attn_2", "sdpa_flash", "sdpa_cudnn", "flash_attn_4"}
+
+
+def test_under_torch_compile_auto_keeps_to_the_kernels_the_compiler_sees():
+    h100 = with_fa(H100, fa4="4.0.0b36")
+    assert pick(h100, "bfloat16", head_dim=64, seq_len=1024, compiled=True) == "sdpa_cudnn"
+    assert pick(with_fa(A100, "2.8.3"), "bfloat16", head_dim=64, compiled=True) == "flash_attn_2"
 
 
 def test_auto_respects_head_dim_limits_and_dropout():

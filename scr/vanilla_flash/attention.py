@@ -171,26 +171,29 @@ def _dtype_name(dtype: torch.dtype) -> str:
 # ---------------------------------------------------------------------------------------------
 # Which one is fastest here?
 #
-# The rule below rests on measurements on one H100 80GB (torch 2.11+cu130, cuDNN 9.19, bf16,
-# fwd+bwd TFLOP/s, the FlashAttention-2 paper's setting: 16k tokens per batch, hidden 2048):
+# The rule below rests on `python -m vanilla_flash bench attention` on one H100 80GB (torch
+# 2.11+cu130, cuDNN 9.19, flash-attn-4 4.0.0b36, bf16, the FlashAttention-2 paper's setting: 16k
+# tokens per batch, hidden 2048; results/h100/attention.json). fwd+bwd TFLOP/s:
 #
-#   head dim 64, causal     seq 1024   seq 4096   seq 8192
-#   sdpa_efficient              78         98        102
-#   sdpa_flash (= FA2)         136        226        251
-#   sdpa_cudnn                 184        348        403
-#   flash_attn_4               165        376        428
-#   head dim 128, non-causal, seq 8192: efficient 144, flash 307, cuDNN 547, flash_attn_4 572
+#   head dim 64, causal     seq 1024   seq 4096   seq 16384
+#   sdpa_efficient               82         99        106
+#   sdpa_flash (= FA2)          159        237        279
+#   sdpa_cudnn                  223        361        409
+#   flash_attn_1                 93        125        153
+#   flash_attn_4                268        432        514
+#   head dim 128, non-causal, seq 8192: efficient 147, flash 314, cuDNN 517, flash_attn_4 613
 #
-# So on Hopper cuDNN wins up to about seq 2048 and flash-attn 4 beyond; FA2 (sdpa_flash or the
-# flash-attn 2 library) is the best Ampere has; a Turing T4 has only flash-attn 1.x and SDPA's
-# memory-efficient kernel (SDPA flash and cuDNN need sm80). On CPU, SDPA picks its own kernel.
-# Benchmarks (`python -m vanilla_flash bench attention`) time `auto` against every backend.
+# flash-attn 4 was the fastest at 23 of the 24 points (head dim 64 and 128, causal or not, seq 512
+# to 16k), cuDNN 80-98% of it; so on Hopper flash-attn 4 comes first where it is installed. Under
+# torch.compile, SDPA's kernels come first: the compiler traces them into its graph, while a call
+# into another library is opaque to it. FA2 (sdpa_flash or the flash-attn 2 library) is the best
+# Ampere has; a Turing T4 has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA flash
+# and cuDNN need sm80). On CPU, SDPA picks its own kernel.
 
-CROSSOVER_SEQ_LEN = 2048
 
-
-def preference(machine: Machine, dtype: torch.dtype | str, seq_len: int | None = None) -> list[str]:
-    """Backends from fastest to slowest for this kind of machine and dtype."""
+def preference(machine: Machine, dtype: torch.dtype | str, compiled: bool = False) -> list[str]:
+    """Backends from fastest to slowest for this kind of machine and dtype (`compiled`: inside
+    torch.compile)."""
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if machine.device != "cuda" or dtype not in HALF:
         return ["sdpa"]
@@ -199,8 +202,8 @@ def preference(machine: Machine, dtype: torch.dtype | str, seq_len: int | None =
         return ["flash_attn_1", "sdpa_efficient", "sdpa"]
     if cc < 9.0:
         return ["flash_attn_2", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "sdpa"]
-    if cc < 10.0 and (seq_len or 0) <= CROSSOVER_SEQ_LEN:
-        return ["sdpa_cudnn", "flash_attn_4", "sdpa_flash", "flash_attn_2", "sdpa"]
+    if compiled:
+        return ["sdpa_cudnn", "sdpa_flash", "flash_attn_4", "flash_attn_2", "sdpa"]
     return ["flash_attn_4", "sdpa_cudnn", "sdpa_flash", "flash_attn_2", "sdpa"]
 
 
@@ -210,9 +213,11 @@ def pick(
     head_dim: int = 64,
     seq_len: int | None = None,
     dropout: bool = False,
+    compiled: bool = False,
 ) -> str:
-    """The fastest backend that runs on `machine` for inputs of this dtype, head dim and length."""
-    for name in preference(machine, dtype, seq_len):
+    """The fastest backend that runs on `machine` for inputs of this dtype and head dim (`seq_len`
+    is taken for the record: no measured winner has depended on it so far)."""
+    for name in preference(machine, dtype, compiled):
         if why_not(name, machine, dtype=dtype, head_dim=head_dim, dropout=dropout) is None:
             return name
     return "sdpa"
@@ -226,9 +231,9 @@ def _this_machine() -> Machine:
 
 
 @functools.lru_cache(maxsize=256)
-def _auto_choice(dtype: torch.dtype, head_dim: int, seq_len: int, dropout: bool, on_gpu: bool) -> str:
+def _auto_choice(dtype: torch.dtype, head_dim: int, dropout: bool, on_gpu: bool, compiled: bool) -> str:
     machine = _this_machine() if on_gpu else Machine()
-    return pick(machine, dtype, head_dim, seq_len, dropout)
+    return pick(machine, dtype, head_dim, dropout=dropout, compiled=compiled)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,7 +474,8 @@ def _auto_forward(module, query, key, value, attention_mask, dropout=0.0, scalin
     if attention_mask is not None:
         name = "sdpa"  # a padded batch: SDPA takes any mask
     else:
-        name = _auto_choice(query.dtype, query.shape[-1], key.shape[-2], bool(dropout), query.is_cuda)
+        name = _auto_choice(query.dtype, query.shape[-1], bool(dropout), query.is_cuda,
+                            torch.compiler.is_compiling())  # fmt: skip
     return _REGISTRY[name].forward(module, query, key, value, None, dropout, scaling, is_causal, **kw)
 
 

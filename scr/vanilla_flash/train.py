@@ -528,8 +528,9 @@ def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, sec
     history = plots.read_metrics(run_dir / "logs")
     head_dim = module.net.config.n_embd // module.net.config.n_head
     dtype = precision.autocast_dtype(prec) or torch.float32
-    chosen = cfg.attn if cfg.attn != "auto" else attention.pick(machine, dtype, head_dim, cfg.seq_len,
-                                                                  dropout=cfg.dropout > 0)  # fmt: skip
+    chosen = cfg.attn
+    if chosen == "auto":
+        chosen = attention.pick(machine, dtype, head_dim, cfg.seq_len, dropout=cfg.dropout > 0, compiled=cfg.compile)
     perf = [r for r in history if r.get("perf/tokens_per_s")]
     steady = perf[len(perf) // 2 :] or perf  # the second half: after warm-up and compilation
     summary = {
