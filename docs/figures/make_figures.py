@@ -1,4 +1,4 @@
-"""Draw the site's figures, in English and Vietnamese, and copy the measured loss curves.
+"""Draw the site's figures, in English and Vietnamese, and copy the measured plots.
 
     python docs/figures/make_figures.py            # from the repository root (or: make docs-figures)
 
@@ -8,8 +8,9 @@ Writes, for LANG in en and vi:
   paper, arXiv 2205.14135, Fig. 1) and what standard attention and FlashAttention move through HBM.
 - docs/LANG/img/tiling.png: the N x N score matrix cut into tiles, one row of query tiles against the
   key/value tiles, and the tiles a causal mask lets the kernel skip.
-- docs/LANG/img/train_loss_curves.png: a byte-for-byte copy of scr/img/train_loss_curves.png, the
-  plot `python -m vanilla_flash report` made from results/h100/train_124m/ (nothing is re-plotted).
+- docs/LANG/img/{train_loss_curves,attention_tflops_bfloat16,attention_speedup_bfloat16,attention_memory,
+  train_tokens_per_s}.png: byte-for-byte copies of the plots in scr/img/ that `python -m vanilla_flash
+  report` made from the files in results/h100/ (nothing is re-plotted).
 
 The drawings are deterministic: no random numbers, fixed size and DPI, and no software version in
 the PNG metadata, so running this twice gives the same files.
@@ -28,7 +29,8 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noq
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-LOSS_CURVES = ROOT / "scr" / "img" / "train_loss_curves.png"
+MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
+             "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
 DPI = 110
 
 # colours (colour-blind safe pairs)
@@ -253,7 +255,8 @@ def main() -> None:
         img = DOCS / lang / "img"
         _save(memory_hierarchy(lang), img / "memory_hierarchy.png")
         _save(tiling(lang), img / "tiling.png")
-        shutil.copyfile(LOSS_CURVES, img / "train_loss_curves.png")
+        for plot in MEASURED:
+            shutil.copyfile(plot, img / plot.name)
         for path in sorted(img.glob("*.png")):
             print(f"{path.relative_to(ROOT)}  {path.stat().st_size // 1024} KiB")
 

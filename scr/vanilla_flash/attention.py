@@ -183,12 +183,13 @@ def _dtype_name(dtype: torch.dtype) -> str:
 #   flash_attn_4                268        432        514
 #   head dim 128, non-causal, seq 8192: efficient 147, flash 314, cuDNN 517, flash_attn_4 613
 #
-# flash-attn 4 was the fastest at 23 of the 24 points (head dim 64 and 128, causal or not, seq 512
-# to 16k), cuDNN 80-98% of it; so on Hopper flash-attn 4 comes first where it is installed. Under
-# torch.compile, SDPA's kernels come first: the compiler traces them into its graph, while a call
-# into another library is opaque to it. FA2 (sdpa_flash or the flash-attn 2 library) is the best
-# Ampere has; a Turing T4 has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA flash
-# and cuDNN need sm80). On CPU, SDPA picks its own kernel.
+# flash-attn 4 was the fastest at 23 and 22 of the 24 points in two runs (head dim 64 and 128,
+# causal or not, seq 512 to 16k; plain `sdpa` won the others, at seq 512), cuDNN at 80-99% of it;
+# so on Hopper flash-attn 4 comes first where it is installed. Under torch.compile, SDPA's kernels
+# come first: the compiler traces them into its graph, while a call into another library is
+# opaque to it. FA2 (sdpa_flash or the flash-attn 2 library) is the best Ampere has; a Turing T4
+# has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA flash and cuDNN need sm80).
+# On CPU, SDPA picks its own kernel.
 
 
 def preference(machine: Machine, dtype: torch.dtype | str, compiled: bool = False) -> list[str]:

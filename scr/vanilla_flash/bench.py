@@ -592,6 +592,7 @@ def lightning_overhead(cfg, steps: int = 40, warmup: int = 10) -> dict:
         "attention": summary.get("attention"),
         "precision": summary.get("precision"),
         "compile": cfg.compile,
+        "compile_mode": cfg.compile_mode if cfg.compile else None,
         "batch": cfg.batch_size,
         "seq_len": cfg.seq_len,
         "lightning_tokens_per_s": round(lightning_tps, 1),

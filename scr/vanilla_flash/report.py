@@ -185,6 +185,34 @@ def train_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def impl_table(result: dict) -> str:
+    """Hugging Face GPT-2 against flash-attn's GPT (`bench impl`), then the logits on the same weights."""
+    lines = ["| model | attention | fused parts | tokens/s | MFU | peak GiB |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        fused = ", ".join(r["fused"]) or "-"
+        if r["status"] == "ok":
+            lines.append(f"| {r['model_impl']} | {r['attn']} | {fused} | {r['tokens_per_s'] / 1e3:.1f}k | "
+                         f"{r['mfu']:.1%} | {r['peak_mem_gib']:.1f} |")  # fmt: skip
+        else:
+            lines.append(f"| {r['model_impl']} | {r['attn']} | {fused} | {r['status'][:60]} | | |")
+    for c in result.get("logits", []):
+        lines.append(f"\nsame weights, {c['dtype']}: max |logit difference| {c['max_abs_diff']:.3g}, same argmax "
+                     f"{c['same_argmax']:.1%}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def overhead_table(result: dict) -> str:
+    """The Lightning trainer against a bare PyTorch loop (`bench overhead`)."""
+    lines = ["| attention | compile | batch x seq | Lightning tokens/s | bare loop tokens/s | ratio | peak GiB |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in result["rows"]:
+        mode = r.get("compile_mode") or ("default" if r["compile"] else "off")
+        lines.append(f"| {r['attention']} | {mode} | {r['batch']} x {r['seq_len']} | "
+                     f"{r['lightning_tokens_per_s'] / 1e3:.1f}k | {r['bare_tokens_per_s'] / 1e3:.1f}k | "
+                     f"{r['lightning_over_bare']:.3f} | {r['peak_mem_gib']:.1f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def runs_plot(run_dirs: list, path, title: str = "") -> Path:
     """Loss curves of several training runs (their run_dir) on one picture."""
     from vanilla_flash import plots
@@ -255,6 +283,10 @@ def render(paths: list, out_dir) -> list[Path]:
         elif kind == "train":
             made.append(train_plot(result, out_dir))
             summary.append(train_table(result) + "\n")
+        elif kind == "impl":
+            summary.append(impl_table(result) + "\n")
+        elif kind == "overhead":
+            summary.append(overhead_table(result) + "\n")
     md = out_dir / "summary.md"
     md.write_text("\n".join(summary))
     return [p for p in made if p] + [md]
