@@ -24,6 +24,9 @@ def test_grid_times_what_runs_and_explains_what_does_not():
     assert all(p.status == "skip" and "CUDA" in p.note for p in skipped)
     ratios = bench.auto_ratios(points)
     assert len(ratios) == 4 and all(r["auto_picked"] == "sdpa" and r["ratio"] > 0 for r in ratios)
+    # auto was timed again, alternately with the fastest backend, and that ratio is the one reported
+    assert all(r["ratio"] == r["ratio_alternating"] and r["ratio_separate"] > 0 for r in ratios)
+    assert all(p.paired_with in {"eager", "sdpa", "sdpa_flash"} for p in ok if p.backend == "auto")
 
 
 def test_a_wrong_backend_is_reported_and_not_timed(monkeypatch):
@@ -127,3 +130,10 @@ def test_timeit_times_fast_calls_in_blocks_and_slow_calls_alone(monkeypatch):
     monkeypatch.setattr(bench, "SLOW_CALL_S", 0.0)  # every call counts as slow: 2 warm-up calls, 3 alone
     bench.timeit(call, warmup=3, repeats=10)
     assert len(calls) == 2 + 3
+
+
+def test_paired_timing_alternates_the_two_calls(monkeypatch):
+    order = []
+    monkeypatch.setattr(bench, "BLOCK_S", 0.0)  # blocks of one call
+    bench.paired_timeit(lambda: order.append("a"), lambda: order.append("b"), warmup=2, repeats=3)
+    assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3

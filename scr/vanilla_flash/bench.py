@@ -48,14 +48,9 @@ SLOW_CALL_S = 0.1  # a call slower than this is timed fewer times: its median is
 BLOCK_S = 0.01  # faster calls are timed in blocks of about this long, back to back
 
 
-def timeit(fn: Callable[[], object], warmup: int = 3, repeats: int = 10) -> float:
-    """Median milliseconds per call of `fn()` after `warmup` calls (at least 2).
-
-    Calls run back to back in blocks of about `BLOCK_S` (CUDA events around each block on a GPU,
-    perf_counter on CPU), as they run in a training loop: the GPU is not left idle between calls
-    while Python prepares the next one, so a wrapper's few microseconds of Python do not count as
-    kernel time, while anything it adds on the GPU does. A call slower than `SLOW_CALL_S` once warm
-    (eager attention at 16k tokens: about a second) is timed alone, 3 times."""
+def _warm(fn: Callable[[], object], warmup: int) -> tuple[int, bool]:
+    """Run `fn` `warmup` times (at least 2; the first may compile); return the calls per timed
+    block and whether a call is slow (longer than `SLOW_CALL_S`, then timed alone)."""
     cuda = torch.cuda.is_available()
     fn()  # the first call may compile (flash-attn 4 JIT-compiles each new shape): not a sample
     if cuda:
@@ -65,28 +60,53 @@ def timeit(fn: Callable[[], object], warmup: int = 3, repeats: int = 10) -> floa
     if cuda:
         torch.cuda.synchronize()
     one = time.perf_counter() - t0
-    per_block = max(1, min(100, int(BLOCK_S / max(one, 1e-6))))
-    if one > SLOW_CALL_S:
-        warmup, repeats, per_block = 2, min(repeats, 3), 1
-    for _ in range(warmup - 2):
+    slow = one > SLOW_CALL_S
+    for _ in range(0 if slow else warmup - 2):
         fn()
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(per_block):
-                fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / per_block)
-        else:
-            t0 = time.perf_counter()
-            for _ in range(per_block):
-                fn()
-            times.append((time.perf_counter() - t0) * 1e3 / per_block)
-    return statistics.median(times)
+    return (1 if slow else max(1, min(100, int(BLOCK_S / max(one, 1e-6))))), slow
+
+
+def _block_ms(fn: Callable[[], object], calls: int) -> float:
+    """Milliseconds per call over `calls` back-to-back calls."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(calls):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / calls
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) * 1e3 / calls
+
+
+def timeit(fn: Callable[[], object], warmup: int = 3, repeats: int = 10) -> float:
+    """Median milliseconds per call of `fn()` after `warmup` calls (at least 2).
+
+    Calls run back to back in blocks of about `BLOCK_S` (CUDA events around each block on a GPU,
+    perf_counter on CPU), as they run in a training loop: the GPU is not left idle between calls
+    while Python prepares the next one, so a wrapper's few microseconds of Python do not count as
+    kernel time, while anything it adds on the GPU does. A call slower than `SLOW_CALL_S` once warm
+    (eager attention at 16k tokens: about a second) is timed alone, 3 times."""
+    calls, slow = _warm(fn, warmup)
+    return statistics.median(_block_ms(fn, calls) for _ in range(3 if slow else repeats))
+
+
+def paired_timeit(fn_a: Callable[[], object], fn_b: Callable[[], object], warmup: int = 3,
+                  repeats: int = 10) -> tuple[float, float]:  # fmt: skip
+    """Median milliseconds per call of `fn_a` and `fn_b`, timed in alternating blocks (a, b, a, b,
+    ...): a drift of the GPU's clock during the measurement reaches both alike, so their ratio is
+    steadier than that of two measurements taken one after the other."""
+    calls_a, slow_a = _warm(fn_a, warmup)
+    calls_b, slow_b = _warm(fn_b, warmup)
+    times_a, times_b = [], []
+    for _ in range(3 if slow_a or slow_b else repeats):
+        times_a.append(_block_ms(fn_a, calls_a))
+        times_b.append(_block_ms(fn_b, calls_b))
+    return statistics.median(times_a), statistics.median(times_b)
 
 
 def attention_flops(batch: int, heads: int, seq: int, head_dim: int, causal: bool, mode: str) -> float:
@@ -123,6 +143,8 @@ class Point:
     peak_mem_mib: float | None = None
     rel_err: float | None = None
     note: str = ""
+    paired_with: str | None = None  # auto only: the fastest backend at this point, timed alternately with it
+    paired_ratio: float | None = None  # that backend's fwd+bwd time over auto's, from the alternating timing
 
 
 def measure_backend(name, q, k, v, grad, causal, repeats=10, warmup=3) -> dict:
@@ -189,18 +211,51 @@ def attention_grid(
                             raise
                         ref_out = None
                         qkv, grad, _ = check._inputs(shape, dtype, device, gen)
+                    here = []
                     for name in backends:
                         p = Point(name, dtype_name, seq, head_dim, causal, batch, heads, "skip")
                         points.append(p)
+                        here.append(p)
                         reason = attention.why_not(name, machine, dtype=dtype, head_dim=head_dim)
                         if reason:
                             p.note = reason
                             continue
                         _run_point(p, qkv, grad, ref_out, repeats)
                         log(_point_line(p))
+                    _pair_auto(here, qkv, grad, repeats)
                     del qkv, grad, ref_out
                     _free()
     return points
+
+
+def _fwd_bwd(name: str, qkv, grad, causal: bool) -> Callable[[], None]:
+    q, k, v = (t.detach().requires_grad_() for t in qkv)
+
+    def call():
+        attention.attend(name, q, k, v, causal=causal).backward(grad)
+        q.grad = k.grad = v.grad = None
+
+    return call
+
+
+def _pair_auto(here: list[Point], qkv, grad, repeats: int) -> None:
+    """Time `auto` and the fastest other backend at this point again, alternately (`paired_timeit`),
+    and record the ratio on auto's point: timed one after the other, the same kernel can differ by
+    several percent (seen: up to 8% on an H100)."""
+    ok = {p.backend: p for p in here if p.status == "ok"}
+    auto, others = ok.get("auto"), [p for p in ok.values() if p.backend != "auto"]
+    if auto is None or not others:
+        return
+    fastest = min(others, key=lambda p: p.fwd_bwd_ms)
+    try:
+        ms_fastest, ms_auto = paired_timeit(_fwd_bwd(fastest.backend, qkv, grad, auto.causal),
+                                            _fwd_bwd("auto", qkv, grad, auto.causal), repeats=repeats)  # fmt: skip
+    except Exception as err:
+        _free()
+        if not _is_oom(err):
+            raise
+        return
+    auto.paired_with, auto.paired_ratio = fastest.backend, round(ms_fastest / ms_auto, 3)
 
 
 REFERENCE_BYTES = 2 * 2**30  # at most this much for one slice of fp32 scores in the reference
@@ -269,7 +324,9 @@ def _point_line(p: Point) -> str:
 
 
 def auto_ratios(points: list[Point]) -> list[dict]:
-    """At each grid point: auto's fwd+bwd speed over the fastest backend's."""
+    """At each grid point: auto's fwd+bwd speed over the fastest backend's, from the alternating
+    timing of the two where there is one (`ratio_alternating`), else from the grid's own timings
+    (`ratio_separate`)."""
     groups: dict[tuple, list[Point]] = {}
     for p in points:
         if p.status == "ok":
@@ -281,9 +338,13 @@ def auto_ratios(points: list[Point]) -> list[dict]:
         if "auto" not in named or not others:
             continue
         best = min(others, key=lambda p: p.fwd_bwd_ms)
+        auto = named["auto"]
+        separate = round(best.fwd_bwd_ms / auto.fwd_bwd_ms, 3)
+        paired = auto.paired_ratio if auto.paired_with == best.backend else None
         rows.append({"dtype": dtype, "head_dim": head_dim, "causal": causal, "seq": seq,
                      "fastest": best.backend, "auto_picked": attention.pick(env.probe(), dtype, head_dim, seq),
-                     "ratio": round(best.fwd_bwd_ms / named["auto"].fwd_bwd_ms, 3)})  # fmt: skip
+                     "ratio": paired if paired is not None else separate, "ratio_separate": separate,
+                     "ratio_alternating": paired})  # fmt: skip
     return rows
 
 
