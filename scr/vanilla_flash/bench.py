@@ -358,7 +358,7 @@ def wrapper_overhead(
     seq: int = 4096, head_dim: int = 128, causal: bool = True, dtype: str = "bfloat16", repeats: int = 20
 ) -> list[dict]:
     """`attend()` (what transformers calls) against the library called directly on the same
-    (batch, heads, seq, dim) tensors, forward+backward."""
+    (batch, heads, seq, dim) tensors, forward+backward, timed in alternating blocks."""
     if not torch.cuda.is_available():
         return []
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -407,8 +407,7 @@ def wrapper_overhead(
         def wrapped(name=name):
             attention.attend(name, q, k, v, causal=causal).backward(grad)
 
-        ms_direct = timeit(call, 5, repeats)
-        ms_wrapped = timeit(wrapped, 5, repeats)
+        ms_direct, ms_wrapped = paired_timeit(call, wrapped, 5, repeats)
         rows.append({"backend": name, "seq": seq, "head_dim": head_dim, "causal": causal,
                      "direct_ms": round(ms_direct, 4), "wrapper_ms": round(ms_wrapped, 4),
                      "ratio": round(ms_direct / ms_wrapped, 3)})  # fmt: skip
