@@ -141,10 +141,12 @@ def _bench(args) -> int:
         result["memory"] = bench.memory_sweep(seq_lens=_ints(args.memory_seq))
         result["memory_growth_exponent"] = bench.growth_exponents(result["memory"])
         result["wrapper_vs_direct"] = bench.wrapper_overhead()
-        print("\nauto / fastest backend (fwd+bwd time ratio; 1 = auto is the fastest):")
+        print("\nauto / fastest backend (fwd+bwd time ratio; 1 = auto is the fastest; timed alternately with it,"
+              " and in the grid's separate timings):")  # fmt: skip
         for r in result["auto"]:
             print(f"  {r['dtype']} d{r['head_dim']} {'causal' if r['causal'] else 'full  '} seq {r['seq']:>5}: "
-                  f"{r['ratio']:.3f}  (fastest {r['fastest']}, auto -> {r['auto_picked']})")  # fmt: skip
+                  f"{r['ratio']:.3f}  (separate {r['ratio_separate']:.3f}; fastest {r['fastest']}, "
+                  f"auto -> {r['auto_picked']})")  # fmt: skip
         if result["auto"]:
             print(f"  worst: {min(r['ratio'] for r in result['auto']):.3f}")
         print("memory growth exponent with seq len (1 linear, 2 quadratic):", result["memory_growth_exponent"])
