@@ -147,6 +147,17 @@ class Point:
     paired_ratio: float | None = None  # that backend's fwd+bwd time over auto's, from the alternating timing
 
 
+def _fwd_bwd(name: str, qkv, grad, causal: bool) -> Callable[[], None]:
+    """A call that runs forward and backward of backend `name` on leaf copies of `qkv`."""
+    q, k, v = (t.detach().requires_grad_() for t in qkv)
+
+    def call():
+        attention.attend(name, q, k, v, causal=causal).backward(grad)
+        q.grad = k.grad = v.grad = None
+
+    return call
+
+
 def measure_backend(name, q, k, v, grad, causal, repeats=10, warmup=3) -> dict:
     """Time forward, backward and forward+backward of one backend; peak memory of one fwd+bwd."""
     q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
@@ -155,11 +166,7 @@ def measure_backend(name, q, k, v, grad, causal, repeats=10, warmup=3) -> dict:
         with torch.no_grad():
             return attention.attend(name, q, k, v, causal=causal)
 
-    def fwd_bwd():
-        out = attention.attend(name, q, k, v, causal=causal)
-        out.backward(grad)
-        q.grad = k.grad = v.grad = None
-
+    fwd_bwd = _fwd_bwd(name, (q, k, v), grad, causal)
     graph = [attention.attend(name, q, k, v, causal=causal)]  # one forward, its backward timed alone
 
     def bwd():
@@ -226,16 +233,6 @@ def attention_grid(
                     del qkv, grad, ref_out
                     _free()
     return points
-
-
-def _fwd_bwd(name: str, qkv, grad, causal: bool) -> Callable[[], None]:
-    q, k, v = (t.detach().requires_grad_() for t in qkv)
-
-    def call():
-        attention.attend(name, q, k, v, causal=causal).backward(grad)
-        q.grad = k.grad = v.grad = None
-
-    return call
 
 
 def _pair_auto(here: list[Point], qkv, grad, repeats: int) -> None:
