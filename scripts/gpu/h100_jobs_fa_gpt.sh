@@ -2,8 +2,8 @@
 # Jobs for flash-attn's own GPT model (the seed's path), run like h100_bench_jobs.sh. The four fused
 # extensions are built (sm90 only, MAX_JOBS from cores and RAM, each timed) from the flash-attn 1.0.9
 # source archive, then HF GPT-2 and flash-attn's GPT are compared: logits with the same weights, and
-# tokens/s and memory with the fused parts off and on. dropout_layer_norm (about sixty CUDA files)
-# comes last, with a second comparison that can use it, so a short session still has the rest.
+# tokens/s and memory with the fused parts off and on, all variants in one run. dropout_layer_norm (about
+# sixty CUDA files) is built last: if it fails, the comparison refuses that variant and runs the rest.
 source scripts/gpu/job.sh
 mkdir -p "$VF/fa1src" && tar xzf "$VF/in/fa1.tar.gz" -C "$VF/fa1src"
 ext() {  # build one extension into $VF/ext-wheels (or reuse it there), install it next to flash-attn
@@ -22,6 +22,5 @@ PY
 job ext_fused_dense ext fused_dense_lib
 job ext_xentropy ext xentropy_cuda_lib
 job ext_rotary ext rotary_emb
-job impl python3 -m vanilla_flash bench impl --out "$OUT_DIR/impl/impl.json"
 job ext_layer_norm ext dropout_layer_norm
-job impl_layer_norm python3 -m vanilla_flash bench impl --out "$OUT_DIR/impl_layer_norm/impl.json"
+job impl python3 -m vanilla_flash bench impl --out "$OUT_DIR/impl/impl.json"
