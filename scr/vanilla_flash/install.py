@@ -361,7 +361,9 @@ def build_fa1_extension(
     if source is None or not Path(source).is_dir():
         source = _unpack_source(source, Path(work_dir), echo)
     src = (Path(source) / folder).resolve()
-    sources = sorted(str(p) for p in [*src.glob("*.cpp"), *src.glob("*.cu")])
+    # `*_old.cu` are earlier kernels kept in the tree that upstream's setup.py does not compile (they
+    # no longer match the headers); building them fails, so they are left out the same way
+    sources = sorted(str(p) for p in [*src.glob("*.cpp"), *src.glob("*.cu")] if not p.stem.endswith("_old"))
     if not sources:
         raise BuildError(f"no sources in {src}: pass the unpacked flash-attn 1.0.9 source folder")
     archs = archs or ["75", "80", "90"]
