@@ -265,17 +265,19 @@ def build_nb(name: str, s: dict):
                 "`dropout_layer_norm` là cái lâu nhất: để nó sau cùng, trên máy nhiều nhân CPU.",
             ),
             md(
-                "**Measured on an H100 (16 cores, sm90 only, `MAX_JOBS=16`):** `fused_dense_lib` built in 60 s, "
-                "`xentropy_cuda_lib` 45 s, `rotary_emb` 73 s. flash-attn's GPT-2 124M trained at 278.7k tokens/s "
-                "with none of them and 175.6k with `fused_bias_fc`, `fused_mlp` and `fused_xentropy` on (Hugging "
-                "Face's GPT-2: 168.5k). The verdict: the model is worth it, the extensions are not "
-                "(`results/h100/fa_gpt/`). `dropout_layer_norm` has not been built there yet.",
-                "**Số đo trên H100 (16 nhân, chỉ sm90, `MAX_JOBS=16`):** `fused_dense_lib` build mất 60 giây, "
-                "`xentropy_cuda_lib` 45 giây, `rotary_emb` 73 giây. GPT-2 124M của flash-attn huấn luyện đạt 278,7 "
-                "nghìn token/s khi không dùng extension nào, và 175,6 nghìn token/s khi bật `fused_bias_fc`, "
-                "`fused_mlp` và `fused_xentropy` (GPT-2 của Hugging Face: 168,5 nghìn). Kết luận: bản thân mô hình "
-                "đáng dùng, còn các extension thì không (`results/h100/fa_gpt/`). `dropout_layer_norm` chưa được "
-                "build trên máy đó.",
+                "**Measured on an H100 (16 cores, sm90 only, `MAX_JOBS=16`):** `fused_dense_lib` built in 85 s, "
+                "`xentropy_cuda_lib` 56 s, `rotary_emb` 79 s, `dropout_layer_norm` 592 s (62 files; on Colab's 2 "
+                "cores, roughly 80 minutes by that count). In one run, flash-attn's GPT-2 124M trained at 271.7k "
+                "tokens/s with none of them, 177.0k with `fused_bias_fc`, `fused_mlp` and `fused_xentropy` on, and "
+                "190.4k with `fused_dropout_add_ln` added (Hugging Face's GPT-2: 168.2k). The verdict: the model is "
+                "worth it, the extensions are not (`results/h100/fa_gpt/`). Not run on a real T4.",
+                "**Số đo trên H100 (16 nhân, chỉ sm90, `MAX_JOBS=16`):** `fused_dense_lib` build mất 85 giây, "
+                "`xentropy_cuda_lib` 56 giây, `rotary_emb` 79 giây, `dropout_layer_norm` 592 giây (62 tệp; với 2 "
+                "nhân của Colab, ước chừng 80 phút). Trong cùng một lần chạy, GPT-2 124M của flash-attn đạt 271,7 "
+                "nghìn token/s khi không dùng extension nào, 177,0 nghìn khi bật `fused_bias_fc`, `fused_mlp` và "
+                "`fused_xentropy`, và 190,4 nghìn khi bật thêm `fused_dropout_add_ln` (GPT-2 của Hugging Face: "
+                "168,2 nghìn). Kết luận: bản thân mô hình đáng dùng, còn các extension thì không "
+                "(`results/h100/fa_gpt/`). Chưa chạy trên T4 thật.",
             ),
             code("print(install.extension_plan(fa1_extensions))"),
             code(

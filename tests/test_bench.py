@@ -137,3 +137,23 @@ def test_paired_timing_alternates_the_two_calls(monkeypatch):
     monkeypatch.setattr(bench, "BLOCK_S", 0.0)  # blocks of one call
     bench.paired_timeit(lambda: order.append("a"), lambda: order.append("b"), warmup=2, repeats=3)
     assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3
+
+
+def test_impl_rows_are_compared_with_the_fastest_hugging_face_row():
+    rows = [
+        {"model_impl": "hf", "attn": "sdpa", "fused": [], "status": "ok", "tokens_per_s": 100e3, "peak_mem_gib": 20.0,
+         "mfu": 0.1},
+        {"model_impl": "hf", "attn": "eager", "fused": [], "status": "ok", "tokens_per_s": 50e3, "peak_mem_gib": 30.0,
+         "mfu": 0.05},
+        {"model_impl": "flash_attn", "attn": "-", "fused": [], "status": "ok", "tokens_per_s": 160e3,
+         "peak_mem_gib": 12.0, "mfu": 0.16},
+        {"model_impl": "flash_attn", "attn": "-", "fused": ["fused_mlp"], "status": "error: FlashAttnModelError: x",
+         "tokens_per_s": None, "peak_mem_gib": None},
+    ]  # fmt: skip
+    assert report.against_hf(rows) == [(1.0, 1.0), (0.5, 1.5), (1.6, 0.6), None]
+    table = report.impl_table({"rows": rows})
+    assert "| 160.0k | 1.60 |" in table and "| 12.0 | 0.60 |" in table and "FlashAttnModelError" in table
+    assert report.against_hf(rows[2:]) == [None, None]  # no Hugging Face row ran: nothing to compare with
+    on_cpu = [{**rows[0], "peak_mem_gib": None, "mfu": None}]
+    assert report.against_hf(on_cpu) == [(1.0, None)]
+    assert "| 100.0k | 1.00 | - | - | - |" in report.impl_table({"rows": on_cpu})

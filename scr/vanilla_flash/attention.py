@@ -176,18 +176,18 @@ def _dtype_name(dtype: torch.dtype) -> str:
 # tokens per batch, hidden 2048; results/h100/attention.json). fwd+bwd TFLOP/s:
 #
 #   head dim 64, causal     seq 1024   seq 4096   seq 16384
-#   sdpa_efficient               82         99        106
-#   sdpa_flash (= FA2)          159        237        279
-#   sdpa_cudnn                  223        361        409
-#   flash_attn_1                 93        125        153
-#   flash_attn_4                268        432        514
-#   head dim 128, non-causal, seq 8192: efficient 147, flash 314, cuDNN 517, flash_attn_4 613
+#   sdpa_efficient               84        100        106
+#   sdpa_flash (= FA2)          160        239        281
+#   sdpa_cudnn                  225        362        419
+#   flash_attn_1                 94        124        154
+#   flash_attn_4                267        434        516
+#   head dim 128, non-causal, seq 8192: efficient 146, flash 310, cuDNN 533, flash_attn_4 618
 #
-# flash-attn 4 was the fastest at 23 and 22 of the 24 points in two runs (head dim 64 and 128,
-# causal or not, seq 512 to 16k; plain `sdpa` won the others, at seq 512), cuDNN at 80-99% of it;
-# so on Hopper flash-attn 4 comes first where it is installed. Under torch.compile, SDPA's kernels
-# come first: the compiler traces them into its graph, while a call into another library is
-# opaque to it. FA2 (sdpa_flash or the flash-attn 2 library) is the best Ampere has; a Turing T4
+# flash-attn 4 was the fastest at 23, 22 and 24 of the 24 points in three runs (head dim 64 and
+# 128, causal or not, seq 512 to 16k; plain `sdpa` won the others, at seq 512), cuDNN mostly at
+# 81-99% of it; so on Hopper flash-attn 4 comes first where it is installed. Under torch.compile,
+# SDPA's kernels come first: the compiler traces them into its graph, while a call into another
+# library is opaque to it. FA2 (sdpa_flash or the flash-attn 2 library) is the best Ampere has; a Turing T4
 # has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA flash and cuDNN need sm80).
 # On CPU, SDPA picks its own kernel.
 

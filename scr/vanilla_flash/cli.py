@@ -161,9 +161,17 @@ def _bench(args) -> int:
     elif args.what == "impl":
         import torch
 
-        from vanilla_flash import fa_gpt
+        from vanilla_flash import fa_gpt, report
 
         result["rows"] = bench.impl_grid(args.size, steps=args.steps)
+        print("against the fastest Hugging Face GPT-2 row of this run (tokens/s ratio, peak memory ratio):")
+        for r, ratio in zip(result["rows"], report.against_hf(result["rows"]), strict=True):
+            name = f"{r['model_impl']} {r['attn']} fused {','.join(r['fused']) or '-'}"
+            if ratio is None:
+                print(f"  {name:<90} {r['status'][:60]}")
+            else:
+                memory = f"x{ratio[1]:.2f}" if ratio[1] is not None else "not measured"
+                print(f"  {name:<90} speed x{ratio[0]:.2f}  memory {memory}")
         if torch.cuda.is_available() and fa_gpt.available() is None:
             result["logits"] = [fa_gpt.compare_logits(args.size, dtype=d) for d in (torch.float16, torch.bfloat16)]
             for r in result["logits"]:

@@ -94,7 +94,8 @@ def plan(machine: Machine, target: str | None = None) -> Plan:
     return Plan(
         "hopper", f"{FA4_REQUIREMENT} (wheels, nothing to compile)", "flash_attn_4", [arch],
         steps=[f"pip install {FA4_REQUIREMENT}", "check a real kernel call against an fp32 reference"],
-        notes=["without it, cuDNN (sdpa_cudnn) runs at 80-99% of its speed; under torch.compile `auto` uses cuDNN"],
+        notes=["without it, cuDNN (sdpa_cudnn) runs at 81-91% of its speed at most points; "
+               "under torch.compile `auto` uses cuDNN"],
     )  # fmt: skip
 
 

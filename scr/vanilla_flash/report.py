@@ -185,16 +185,36 @@ def train_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def against_hf(rows: list[dict]) -> list[tuple[float, float] | None]:
+    """Each `bench impl` row's tokens/s and peak memory over those of the fastest Hugging Face GPT-2
+    row of the same run (None where a row did not run, or no Hugging Face row did; the memory ratio
+    None where memory was not measured, as on a CPU)."""
+    hf = [r for r in rows if r["model_impl"] == "hf" and r["status"] == "ok"]
+    if not hf:
+        return [None] * len(rows)
+    base = max(hf, key=lambda r: r["tokens_per_s"])
+
+    def memory(r):
+        return r["peak_mem_gib"] / base["peak_mem_gib"] if r.get("peak_mem_gib") and base.get("peak_mem_gib") else None
+
+    return [(r["tokens_per_s"] / base["tokens_per_s"], memory(r)) if r["status"] == "ok" else None for r in rows]
+
+
 def impl_table(result: dict) -> str:
-    """Hugging Face GPT-2 against flash-attn's GPT (`bench impl`), then the logits on the same weights."""
-    lines = ["| model | attention | fused parts | tokens/s | MFU | peak GiB |", "|---|---|---|---|---|---|"]
-    for r in result["rows"]:
+    """Hugging Face GPT-2 against flash-attn's GPT (`bench impl`), with each row's speed and memory
+    over the fastest Hugging Face row, then the logits on the same weights."""
+    lines = ["| model | attention | fused parts | tokens/s | x HF speed | MFU | peak GiB | x HF memory |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r, ratio in zip(result["rows"], against_hf(result["rows"]), strict=True):
         fused = ", ".join(r["fused"]) or "-"
         if r["status"] == "ok":
-            lines.append(f"| {r['model_impl']} | {r['attn']} | {fused} | {r['tokens_per_s'] / 1e3:.1f}k | "
-                         f"{r['mfu']:.1%} | {r['peak_mem_gib']:.1f} |")  # fmt: skip
+            speed, memory = (f"{x:.2f}" if x is not None else "-" for x in ratio)
+            mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
+            peak = f"{r['peak_mem_gib']:.1f}" if r.get("peak_mem_gib") else "-"
+            lines.append(f"| {r['model_impl']} | {r['attn']} | {fused} | {r['tokens_per_s'] / 1e3:.1f}k | {speed} | "
+                         f"{mfu} | {peak} | {memory} |")  # fmt: skip
         else:
-            lines.append(f"| {r['model_impl']} | {r['attn']} | {fused} | {r['status'][:60]} | | |")
+            lines.append(f"| {r['model_impl']} | {r['attn']} | {fused} | {r['status'][:60]} | | | | |")
     for c in result.get("logits", []):
         lines.append(f"\nsame weights, {c['dtype']}: max |logit difference| {c['max_abs_diff']:.3g}, same argmax "
                      f"{c['same_argmax']:.1%}")  # fmt: skip
