@@ -86,7 +86,7 @@ def test_extension_build_script_lists_the_sources(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     (folder / "rotary.cpp").write_text("")
     (folder / "rotary_cuda.cu").write_text("")
-    (folder / "rotary_cuda_old.cu").write_text("")  # kept upstream, not compiled there: fails on sm_90
+    (folder / "rotary_cuda_old.cu").write_text("")  # kept upstream but not compiled there: it no longer compiles
     monkeypatch.setattr(install, "_run_logged", lambda cmd, log, env, echo: 1)  # no compiler here
     with pytest.raises(install.BuildError, match="rotary_emb build failed"):
         install.build_fa1_extension("rotary_emb", tmp_path / "fa1", tmp_path / "cache", archs=["75"],

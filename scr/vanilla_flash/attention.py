@@ -184,11 +184,11 @@ def _dtype_name(dtype: torch.dtype) -> str:
 #   head dim 128, non-causal, seq 8192: efficient 146, flash 310, cuDNN 533, flash_attn_4 618
 #
 # flash-attn 4 was the fastest at 23, 22 and 24 of the 24 points in three runs (head dim 64 and
-# 128, causal or not, seq 512 to 16k; plain `sdpa` won the others, at seq 512), cuDNN mostly at
+# 128, causal or not, seq 512 to 16k; plain `sdpa` won the rest, at seq 512), cuDNN mostly at
 # 81-99% of it; so on Hopper flash-attn 4 comes first where it is installed. Under torch.compile,
 # SDPA's kernels come first: the compiler traces them into its graph, while a call into another
-# library is opaque to it. FA2 (sdpa_flash or the flash-attn 2 library) is the best Ampere has; a Turing T4
-# has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA flash and cuDNN need sm80).
+# library is opaque to it. FA2 (sdpa_flash or the flash-attn 2 library) is the best Ampere has; a
+# Turing T4 has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA flash and cuDNN need sm80).
 # On CPU, SDPA picks its own kernel.
 
 
