@@ -119,6 +119,19 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
+def _peak_mib(fn: Callable[[], object]) -> float | None:
+    """MiB allocated at the peak of `fn()` above what was allocated before it (None off the GPU)."""
+    if not torch.cuda.is_available():
+        fn()
+        return None
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
 def _free():
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -177,12 +190,7 @@ def measure_backend(name, q, k, v, grad, causal, repeats=10, warmup=3) -> dict:
     graph.clear()
     result["fwd_bwd_ms"] = timeit(fwd_bwd, warmup, repeats)
     if q.is_cuda:
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        fwd_bwd()
-        torch.cuda.synchronize()
-        result["peak_mem_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
+        result["peak_mem_mib"] = _peak_mib(fwd_bwd)
     return result
 
 
@@ -212,7 +220,7 @@ def attention_grid(
                     shape = check.Shape(batch, heads, seq, head_dim, causal)
                     try:
                         qkv, grad, _ = check._inputs(shape, dtype, device, gen)
-                        ref_out, _ = _reference_forward(qkv, causal)
+                        ref_out = _reference_forward(qkv, causal)
                     except Exception as err:
                         if not _is_oom(err):
                             raise
@@ -278,7 +286,7 @@ def _reference_forward(qkv, causal):
                     )
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
-    return out, None
+    return out
 
 
 def _run_point(p: Point, qkv, grad, ref_out, repeats: int) -> None:
@@ -430,16 +438,9 @@ def memory_sweep(
             row = {"backend": name, "seq": seq, "peak_mem_mib": None, "status": "ok"}
             rows.append(row)
             try:
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                    base = torch.cuda.memory_allocated()
-                    torch.cuda.reset_peak_memory_stats()
-                q, k, v = (t.detach().requires_grad_() for t in qkv)
-                attention.attend(name, q, k, v, causal=True).backward(grad)
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                    row["peak_mem_mib"] = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
-                del q, k, v
+                peak = _peak_mib(_fwd_bwd(name, qkv, grad, causal=True))
+                if peak is not None:
+                    row["peak_mem_mib"] = round(peak, 1)
             except AttentionError as err:
                 row["status"] = f"skip: {err}"[:200]
             except Exception as err:

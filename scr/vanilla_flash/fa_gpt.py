@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vanilla_flash import install
 from vanilla_flash import model as gpt2
 
 FUSED_OPTIONS = {
@@ -34,12 +35,6 @@ FUSED_OPTIONS = {
     "fused_mlp": "fused_dense_lib",
     "fused_dropout_add_ln": "dropout_layer_norm",
     "fused_xentropy": "xentropy_cuda_lib",
-}
-EXTENSION_DIRS = {  # extension module -> its folder in flash-attn's source tree
-    "fused_dense_lib": "csrc/fused_dense_lib",
-    "dropout_layer_norm": "csrc/layer_norm",
-    "xentropy_cuda_lib": "csrc/xentropy",
-    "rotary_emb": "csrc/rotary",
 }
 
 
@@ -92,7 +87,7 @@ def missing(options: list[str]) -> dict[str, str]:
             importlib.import_module(module)
         except ImportError as err:
             out[option] = (f"{option} needs the CUDA extension `{module}` ({err}); build it from flash-attn's "
-                           f"{EXTENSION_DIRS[module]} (the build notebook's optional step, "
+                           f"{install.EXTENSIONS[module][0]} (the build notebook's optional step, "
                            "`vanilla_flash.install.build_fa1_extension`), or leave the option off")  # fmt: skip
     return out
 

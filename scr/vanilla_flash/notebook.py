@@ -101,12 +101,11 @@ def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: li
     each. Every notebook runs even after a failure, so one broken cell does not hide the others.
     """
     import papermill
-    import yaml
 
     root = repo_root()
     if target == "auto":
         target = target_for(env.probe())
-    parameters = yaml.safe_load((root / "notebooks" / "params" / f"{target}.yaml").read_text())
+    parameters = params(target)
     for dotted, value in (overrides or {}).items():
         *parents, key = dotted.split(".")
         section = parameters

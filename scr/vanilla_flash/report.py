@@ -37,6 +37,14 @@ def _plt():
     return plt
 
 
+def _save(fig, path) -> Path:
+    """Lay `fig` out, write it to `path` (PNG) and free it."""
+    fig.tight_layout()
+    fig.savefig(path)
+    _plt().close(fig)
+    return Path(path)
+
+
 def _hardware(result: dict) -> str:
     m = result["environment"]["machine"]
     gpu = m.get("gpu_name") or "CPU"
@@ -63,11 +71,7 @@ def _panel_figures(result: dict, out_dir, file_stem: str, title: str, ylabel: st
         axes[0][0].set_ylabel(ylabel)
         axes[0][-1].legend(fontsize=7)
         fig.suptitle(f"{title}, {dtype} — {_hardware(result)}", fontsize=9)
-        fig.tight_layout()
-        path = out_dir / f"{file_stem}_{dtype}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, out_dir / f"{file_stem}_{dtype}.png"))
     return paths
 
 
@@ -120,11 +124,7 @@ def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Pa
     ax.set_title(f"Memory\n{_hardware(result)}", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(out_dir) / name
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, Path(out_dir) / name)
 
 
 def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> Path | None:
@@ -146,11 +146,7 @@ def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> P
     ax.set_title(f"GPT-2 {rows[0]['size']} training\n{_hardware(result)}", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    path = Path(out_dir) / name
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, Path(out_dir) / name)
 
 
 def attention_table(result: dict, dtype: str = "bfloat16", head_dim: int = 64, causal: bool = True) -> str:
@@ -252,10 +248,7 @@ def runs_plot(run_dirs: list, path, title: str = "") -> Path:
     ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def runs_table(run_dirs: list) -> str:
