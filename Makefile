@@ -43,11 +43,9 @@ check: install ## every attention backend against an fp32 reference (kernels and
 smoke: install ## a few tiny GPT-2 training steps with the auto attention backend
 	$(PY) -m vanilla_flash smoke
 
-# A GPU machine (Colab, a cloud box) already has a CUDA build of torch: the GPU targets install the
-# target's requirements next to it, into that Python ($(PYTHON)), and never replace torch.
-GPU_TARGET := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | \
-	awk -F. '{ print ($$1 < 8 ? "t4" : ($$1 < 9 ? "ampere" : "hopper")) }')
-GPU_TARGET := $(or $(GPU_TARGET),cpu)
+# This machine's target (cpu, t4, ampere, hopper), as the package's table says: asked only when
+# `make run` needs it, and answered without torch where there is none (then nvidia-smi, else cpu).
+GPU_TARGET = $(shell PYTHONPATH=scr $(PYTHON) -m vanilla_flash target 2>/dev/null || echo cpu)
 
 run: ## the main job on whatever hardware is here: the notebooks with this machine's parameters
 	$(MAKE) run-$(GPU_TARGET)
@@ -56,25 +54,28 @@ run-cpu: install ## execute every notebook with notebooks/params/cpu.yaml (outpu
 	$(PY) -m vanilla_flash env
 	$(PY) -m vanilla_flash notebooks --target cpu
 
-run-t4: ## the flash-attn 1.x notebooks with t4.yaml (a Turing GPU, e.g. Colab's T4)
-	$(PYTHON) -m pip install -q -r requirements-t4.txt -e .
+# A GPU machine (Colab, a cloud box) already has a CUDA build of torch: a GPU target installs its
+# requirements file (named in the package's table) next to it, into that Python ($(PYTHON)), and
+# never replaces torch; then it runs its notebook set with its parameters.
+define run_gpu_target
+	$(PYTHON) -m pip install -q -r "$$(PYTHONPATH=scr $(PYTHON) -m vanilla_flash target $(1) --field requirements)" -e .
 	$(PYTHON) -m vanilla_flash env
-	$(PYTHON) -m vanilla_flash notebooks --target t4
+	$(PYTHON) -m vanilla_flash notebooks --target $(1)
+endef
+
+run-t4: ## the flash-attn 1.x notebooks with t4.yaml (a Turing GPU, e.g. Colab's T4)
+	$(call run_gpu_target,t4)
 
 run-ampere: ## the flash-attn 2.x notebooks with ampere.yaml (A100, L4, RTX 30/40)
-	$(PYTHON) -m pip install -q -r requirements-ampere.txt -e .
-	$(PYTHON) -m vanilla_flash env
-	$(PYTHON) -m vanilla_flash notebooks --target ampere
+	$(call run_gpu_target,ampere)
 
 run-hopper: ## the flash-attn 4 notebooks with hopper.yaml (H100, H200, B200)
-	$(PYTHON) -m pip install -q -r requirements-hopper.txt -e .
-	$(PYTHON) -m vanilla_flash env
-	$(PYTHON) -m vanilla_flash notebooks --target hopper
+	$(call run_gpu_target,hopper)
 
-notebooks: install ## rewrite the notebooks from notebooks/make_notebooks.py and store CPU outputs for nbval
-	$(PY) notebooks/make_notebooks.py
+notebooks: install ## rewrite the notebooks from notebooks/source/ (notebooks/build.py) and store CPU outputs for nbval
+	$(PY) notebooks/build.py
 	$(PY) -m vanilla_flash notebooks --target cpu --out notebooks
-	$(PY) notebooks/make_notebooks.py --strip notebooks/flash_attn_*/*.ipynb
+	$(PY) notebooks/build.py --strip notebooks/flash_attn_*/*.ipynb
 
 docs: install ## build the tutorial site (English + Vietnamese) into site/, strict: a broken link fails
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -101,3 +101,15 @@ def test_packing_joins_documents_with_eos_and_caches(tmp_path):
     assert (data.pack(docs, tok, 8, tmp_path) == blocks).all()
     with pytest.raises(data.DataError, match="do not fill one block"):
         data.pack(docs[:1], tok, 4096)
+
+
+def test_endless_sampler_is_a_pure_function_of_position():
+    full = data.EndlessSampler(10, seed=3)
+    first_25 = [i for _, i in zip(range(25), full, strict=False)]
+    assert sorted(first_25[:10]) == list(range(10))  # each epoch is a permutation
+    later = data.EndlessSampler(10, seed=3, start=17)
+    assert [i for _, i in zip(range(8), later, strict=False)] == first_25[17:25]
+    rank0, rank1 = data.EndlessSampler(10, 3, 0, 0, 2), data.EndlessSampler(10, 3, 0, 1, 2)
+    evens = [i for _, i in zip(range(5), rank0, strict=False)]
+    odds = [i for _, i in zip(range(5), rank1, strict=False)]
+    assert evens == first_25[0:10:2] and odds == first_25[1:10:2]

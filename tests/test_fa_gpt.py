@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from vanilla_flash import fa_gpt
-from vanilla_flash.train import GPT2Module, TrainConfig
+from vanilla_flash.config import TrainConfig
+from vanilla_flash.train import GPT2Module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,7 @@ class StochasticDepth(torch.nn.Module):
 ops.StochasticDepth = StochasticDepth
 sys.modules["torchvision"] = types.ModuleType("torchvision")
 sys.modules["torchvision.ops"] = ops
-from vanilla_flash import fa_gpt
+from vanilla_flash import fa_gpt, flops
 assert fa_gpt.available() is None, fa_gpt.available()
 original = fa_gpt.config
 fa_gpt.config = lambda *a, **k: original(*a, **{**k, "use_flash_attn": False})  # its PyTorch attention on CPU
@@ -76,7 +77,7 @@ with torch.no_grad():
     a, b = hf(input_ids=ids, labels=ids), fa(ids, labels=ids)
 print("max_abs_diff", (a.logits - b.logits).abs().max().item())
 print("loss", a.loss.item(), b.loss.item())
-print("params", gpt2.parameter_count(hf), gpt2.parameter_count(fa))
+print("params", flops.parameter_count(hf), flops.parameter_count(fa))
 fa.train()
 fa(ids, labels=ids).loss.backward()
 print("generated", fa.generate(ids[:1, :5], max_new_tokens=5).shape[1])

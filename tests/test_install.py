@@ -22,7 +22,7 @@ if bare_metal_version >= Version("11.8"):
 def test_plan_per_gpu():
     assert install.plan(CPU).target == "cpu" and install.plan(CPU).package is None
     t4 = install.plan(T4)
-    assert (t4.target, t4.backend, t4.archs) == ("turing", "flash_attn_1", ["75"])
+    assert (t4.target, t4.backend, t4.archs) == ("t4", "flash_attn_1", ["75"])
     assert "source" in t4.package and "sm_75" in str(t4)
     a100 = install.plan(A100)
     assert a100.backend == "flash_attn_2" and "prebuilt wheel" in a100.package

@@ -1,8 +1,10 @@
 """The notebook collection: one parameters cell with the CPU values, bilingual prose, in sync with
-their generator, valid parameter files, nbval that really compares, papermill that reports a
-failing cell and keeps the executed notebook."""
+their sources (notebooks/source/, built by notebooks/build.py), valid parameter files, nbval that
+really compares, papermill that reports a failing cell and keeps the executed notebook."""
 
+import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ import nbformat
 import pytest
 import yaml
 from vanilla_flash import notebook
-from vanilla_flash.train import TrainConfig
+from vanilla_flash.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/flash_attn_*/*.ipynb"))
@@ -42,25 +44,48 @@ def test_each_notebook_opens_bilingual_with_one_parameters_cell(path):
     )
 
 
-def test_notebooks_match_their_generator(tmp_path):
-    """The .ipynb files are written by notebooks/make_notebooks.py: editing one by hand is caught."""
-    sys.path.insert(0, str(ROOT / "notebooks"))
-    try:
-        import make_notebooks
-    finally:
-        sys.path.pop(0)
-    for set_name, s in make_notebooks.SETS.items():
-        for name, builder in make_notebooks.BUILDERS.items():
-            expected = [c.source for c in builder(set_name, s)]
-            stored = [c.source for c in nbformat.read(ROOT / "notebooks" / set_name / f"{name}.ipynb", 4).cells]
-            assert stored == expected, f"{set_name}/{name}: run `make notebooks`"
+def _build():
+    """notebooks/build.py, loaded from its path (`import build` could find PyPA's `build` package)."""
+    spec = importlib.util.spec_from_file_location("notebooks_build", ROOT / "notebooks" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebooks_match_their_sources():
+    """The .ipynb files are written by notebooks/build.py from notebooks/source/: editing one by hand is caught."""
+    build = _build()
+    built = [(set_name, kind) for set_name in build.targets.notebook_sets() for kind in build.KINDS]
+    assert sorted(f"{s}/{k}" for s, k in built) == [f"{p.parent.name}/{p.stem}" for p in NOTEBOOKS]
+    for set_name, kind in built:
+        expected = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in build.notebook(set_name, kind).cells]
+        stored = nbformat.read(ROOT / "notebooks" / set_name / f"{kind}.ipynb", 4).cells
+        assert [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in stored] == expected, (
+            f"{set_name}/{kind}: edit notebooks/source/{kind}.py, then run `make notebooks`"
+        )
+
+
+def _headings(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if re.match(r"#{1,6} ", line)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_vietnamese_headings_start_a_line(path):
+    """Each prose cell is English, then `*Tiếng Việt*` on its own line, then the Vietnamese text with as many
+    headings, each at the start of a line (a heading glued to the label would render as a paragraph)."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "markdown":
+            continue
+        english, sep, vietnamese = cell.source.partition("\n\n---\n\n*Tiếng Việt*\n\n")
+        assert sep and sep not in vietnamese, cell.source
+        assert not re.search(r"Tiếng Việt\S*[ \t]+#", cell.source), cell.source
+        assert len(_headings(vietnamese)) == len(_headings(english)), cell.source
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=lambda p: p.name)
 def test_parameter_files_are_valid_training_configs(path):
     values = yaml.safe_load(path.read_text())
     assert values["target"] == path.stem
-    assert (ROOT / values["requirements"]).exists()
     cfg = TrainConfig.from_yaml(path)  # the same file drives `python -m vanilla_flash train --config`
     assert cfg.model_size in ("tiny", "124M", "355M")
     assert set(values["benchmark"]) >= {"seq_lens", "head_dims", "dtypes", "tokens", "hidden"}
@@ -109,7 +134,11 @@ def test_a_failing_cell_fails_the_run_and_keeps_the_executed_notebook(tmp_path):
     assert (tmp_path / "cli" / tmp_path.name / "broken.ipynb").exists()
 
 
-def test_target_follows_the_hardware():
-    from conftest import A100, CPU, H100, T4
+def test_each_target_runs_its_own_set_and_the_cpu_runs_every_set():
+    from vanilla_flash import targets
 
-    assert [notebook.target_for(m) for m in (CPU, T4, A100, H100)] == ["cpu", "t4", "ampere", "hopper"]
+    assert targets.sets_to_run(targets.T4) == ["flash_attn_1"]
+    assert targets.sets_to_run(targets.CPU) == targets.notebook_sets() == [p.name for p in sorted(
+        (ROOT / "notebooks").glob("flash_attn_*"))]  # fmt: skip
+    for t in targets.TARGETS.values():
+        assert (ROOT / t.params).exists() and (ROOT / t.requirements).exists()

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 from conftest import A10, A100, CPU, H100, L4, T4
-from vanilla_flash import attention, env
+from vanilla_flash import attention, machine_report
 from vanilla_flash.attention import pick, why_not
 
 
@@ -107,7 +107,7 @@ def test_unknown_backend_lists_the_known_ones():
 
 
 def test_report_on_a_simulated_t4_explains_every_backend():
-    report = env.describe(with_fa(T4, "1.0.9"))
+    report = machine_report.describe(with_fa(T4, "1.0.9"))
     assert report.backends["flash_attn_1"] is None
     assert report.backends["sdpa_efficient"] is None
     assert "8.0" in report.backends["sdpa_flash"]
@@ -118,6 +118,6 @@ def test_report_on_a_simulated_t4_explains_every_backend():
 
 
 def test_report_on_cpu_picks_sdpa():
-    report = env.describe(CPU)
+    report = machine_report.describe(CPU)
     assert report.auto_pick == {"float32": "sdpa"}
     assert set(report.backends) == set(attention.names())

@@ -1,7 +1,30 @@
 """Vanilla Flash: FlashAttention by doing it, GPT-2 on Wikisource with PyTorch Lightning.
 
-Modules: `env` (what this machine is), `attention` (the backend registry), `model` (GPT-2 by
-name), `precision` (which precision to train in), `check` (backends against an fp32 reference).
+Modules, in the order they import each other (each imports only modules above it):
+
+- `errors`: one base class, `VanillaFlashError`, and one subclass per domain.
+- `targets`: the table of targets (cpu, t4, ampere, hopper) and the compute-capability rule.
+- `env`: what this machine is (GPU, versions, Colab), read into a `Machine`.
+- `flash_attn_backends`: the calls into flash-attn 1.x, 2.x and 4, and the varlen helpers.
+- `attention`: the backend registry, `why_not`, the `auto` rule, `attend`.
+- `machine_report`: the machine joined with the rules (`describe`), and the provenance of results.
+- `precision`: which Lightning precision the hardware trains in.
+- `model`: GPT-2 by name, as Hugging Face `GPT2LMHeadModel`.
+- `flops`: parameters, FLOPs per token, attention FLOPs, MFU.
+- `config`: `TrainConfig`, the parameters of a run.
+- `data`: Wikisource documents, tokenizers, packed blocks, the Lightning data module.
+- `plots`: figure helpers and the loss curve.
+- `callbacks`: throughput, samples, the step timer.
+- `install`: the right flash-attn for this machine; builds and their cache.
+- `fa_gpt`: flash-attn's own GPT model and its fused extensions.
+- `train`: the LightningModule, the run, its checkpoints and summary.
+- `check`: every backend against an fp32 reference.
+- `timing`: GPU timing and peak-memory helpers.
+- `bench_attention`: the attention kernel benchmarks.
+- `bench_training`: training benchmarks, bare loop and Lightning.
+- `report`: plots and tables from results files.
+- `notebook`: helpers the notebook cells call, and the papermill runner.
+- `cli`: ``python -m vanilla_flash COMMAND``.
 """
 
 __version__ = "0.1.0"

@@ -11,9 +11,13 @@ head_dim). `register()` puts each one into transformers under its name, so
 
 Backends (`names()`): ``eager`` and ``sdpa`` are transformers' own; ``sdpa_math``,
 ``sdpa_efficient``, ``sdpa_flash`` and ``sdpa_cudnn`` force one PyTorch SDPA kernel;
-``flash_attn_1``, ``flash_attn_2`` and ``flash_attn_4`` call the flash-attn libraries, imported only
-when first used; ``auto`` picks, per call, the fastest backend that runs on this GPU with this dtype
-and head dim (`pick()`, whose rule is written next to the measurements it rests on).
+``flash_attn_1``, ``flash_attn_2`` and ``flash_attn_4`` call the flash-attn libraries
+(`vanilla_flash.flash_attn_backends`, imported only when first used); ``auto`` picks, per call, the
+fastest backend that runs on this GPU with this dtype and head dim (`pick()`, in the order of the
+machine's row in `vanilla_flash.targets`, next to the measurements it rests on).
+
+Every call is checked against its backend's limits first (`_check_call`: device, compute capability,
+dtype, head dim, dropout), so a user gets a sentence that says what to do, not a kernel's assertion.
 
 Every backend honours causal masking, the softmax scale and attention dropout, or refuses the call
 with an `AttentionError` that says what to do. Causal masks are aligned bottom-right (query ``i``
@@ -32,19 +36,17 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from vanilla_flash.env import Machine, dist_version
+from vanilla_flash import env, targets
+from vanilla_flash import flash_attn_backends as fab
+from vanilla_flash.env import Machine
+from vanilla_flash.errors import AttentionError
 
 HALF = (torch.float16, torch.bfloat16)
-NOTEBOOKS = {1: "notebooks/flash_attn_1", 2: "notebooks/flash_attn_2", 4: "notebooks/flash_attn_4"}
 PRECISION_HINT = (
     "Run the model under mixed precision instead (Lightning precision='16-mixed' on a T4, "
     "'bf16-mixed' on Ampere or newer; `vanilla_flash.precision.policy()` picks it) rather than "
     "casting tensors by hand: casting the batch casts the token ids too and breaks the embedding."
 )
-
-
-class AttentionError(RuntimeError):
-    """An attention backend cannot run this call here; the message says what to do instead."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Backend:
     max_head_dim: int | None = None
     dropout: bool = True
     library: int | None = None  # flash-attn major version it needs
+    turing_backward_max_head_dim: int | None = None  # below sm80 its backward takes head dims up to this
     builtin: bool = False  # transformers' own name, not registered by us
 
 
@@ -87,28 +90,6 @@ def get(name: str) -> Backend:
 # Can it run here?
 
 
-def _installed(major: int) -> str | None:
-    """Installed version of flash-attn `major` (1, 2 or 4), or None."""
-    if major == 4:
-        return dist_version("flash-attn-4")
-    version = dist_version("flash-attn") or dist_version("flash_attn")
-    return version if version and int(version.split(".")[0]) == major else None
-
-
-def _install_hint(major: int, machine: Machine) -> str:
-    if major == 1:
-        return (
-            "flash-attn 1.x is not installed: build it from source with the "
-            f"{NOTEBOOKS[1]} notebooks (about 4 minutes on 16 cores, 15 on Colab's 2)"
-        )
-    if major == 2:
-        return (
-            "flash-attn 2.x is not installed: install the prebuilt wheel that matches this torch "
-            f"(the {NOTEBOOKS[2]} notebooks find it)"
-        )
-    return f"flash-attn-4 is not installed: `pip install flash-attn-4` (see the {NOTEBOOKS[4]} notebooks)"
-
-
 def why_not(
     name: str,
     machine: Machine,
@@ -127,9 +108,9 @@ def why_not(
     if b.cuda_only and not on_gpu:
         return f"{name} needs a CUDA GPU; on CPU use sdpa (or eager)"
     if on_gpu and machine.cc < b.min_cc:
-        alternatives = "flash_attn_1 or sdpa_efficient" if machine.cc >= 7.5 else "sdpa_efficient or sdpa"
+        alternatives = "flash_attn_1 or sdpa_efficient" if machine.cc >= targets.T4.min_cc else "sdpa_efficient or sdpa"
         return (
-            f"{name} needs compute capability >= {b.min_cc} ({_arch_name(b.min_cc)} or newer); "
+            f"{name} needs compute capability >= {b.min_cc} ({targets.family_name(b.min_cc)} or newer); "
             f"this {machine.gpu_name} is {machine.cc}: use {alternatives}"
         )
     if on_gpu and machine.cc > b.max_cc:
@@ -139,20 +120,20 @@ def why_not(
     if b.library is not None:
         version = machine.flash_attn_4 if b.library == 4 else machine.flash_attn
         if not version or (b.library != 4 and int(version.split(".")[0]) != b.library):
-            return _install_hint(b.library, machine)
+            return fab.install_hint(b.library)
     if dtype is not None:
         if on_gpu and b.half_only and dtype not in HALF:
             return f"{name} takes float16/bfloat16 inputs, not {_dtype_name(dtype)}. {PRECISION_HINT}"
-        if on_gpu and dtype == torch.bfloat16 and machine.cc < 8.0:
-            return f"bfloat16 needs compute capability >= 8.0; this {machine.gpu_name} is {machine.cc}: use float16"
+        if on_gpu and dtype == torch.bfloat16 and not targets.supports_bfloat16(machine.cc):
+            return targets.no_bfloat16(machine.gpu_name, machine.cc)
         if not on_gpu and name == "sdpa_flash" and dtype == torch.float16:
             return "sdpa_flash on CPU takes float32 or bfloat16; use sdpa"
     if head_dim is not None and b.max_head_dim and head_dim > b.max_head_dim:
         return f"{name} supports head dims up to {b.max_head_dim}, not {head_dim}; use sdpa"
     if head_dim is not None and b.library is not None and head_dim % 8:
         return f"{name} needs a head dim that is a multiple of 8, not {head_dim}; use sdpa"
-    if name == "flash_attn_1" and training and on_gpu and machine.cc < 8.0 and (head_dim or 0) > 64:
-        return "flash-attn 1.x backward with head dim > 64 needs compute capability >= 8.0; use sdpa_efficient"
+    if training and on_gpu and _turing_backward_too_wide(b, machine.cc, head_dim or 0):
+        return _turing_backward_message(b)
     if dropout and not b.dropout:
         return f"{name} has no attention dropout; set the model's attn_pdrop=0 or use sdpa_cudnn/sdpa_flash"
     if dropout and name == "sdpa_flash" and not on_gpu:
@@ -160,8 +141,14 @@ def why_not(
     return None
 
 
-def _arch_name(cc: float) -> str:
-    return {7.5: "Turing", 8.0: "Ampere", 9.0: "Hopper"}.get(cc, f"sm{int(cc * 10)}")
+def _turing_backward_too_wide(b: Backend, cc: float, head_dim: int) -> bool:
+    limit = b.turing_backward_max_head_dim
+    return limit is not None and cc < targets.AMPERE.min_cc and head_dim > limit
+
+
+def _turing_backward_message(b: Backend) -> str:
+    return (f"{b.name}'s backward with head dim > {b.turing_backward_max_head_dim} needs compute capability "
+            f">= {targets.AMPERE.min_cc}; use sdpa_efficient")  # fmt: skip
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -169,27 +156,8 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Which one is fastest here?
-#
-# The rule below rests on `python -m vanilla_flash bench attention` on one H100 80GB (torch
-# 2.11+cu130, cuDNN 9.19, flash-attn-4 4.0.0b36, bf16, the FlashAttention-2 paper's setting: 16k
-# tokens per batch, hidden 2048; results/h100/attention.json). fwd+bwd TFLOP/s:
-#
-#   head dim 64, causal     seq 1024   seq 4096   seq 16384
-#   sdpa_efficient               84        100        106
-#   sdpa_flash (= FA2)          160        239        281
-#   sdpa_cudnn                  225        362        419
-#   flash_attn_1                 94        124        154
-#   flash_attn_4                267        434        516
-#   head dim 128, non-causal, seq 8192: efficient 146, flash 310, cuDNN 533, flash_attn_4 618
-#
-# flash-attn 4 was the fastest at 23, 22 and 24 of the 24 points in three runs (head dim 64 and
-# 128, causal or not, seq 512 to 16k; plain `sdpa` won the rest, at seq 512), cuDNN mostly at
-# 81-99% of it; so on Hopper flash-attn 4 comes first where it is installed. Under torch.compile,
-# SDPA's kernels come first: the compiler traces them into its graph, while a call into another
-# library is opaque to it. FA2 (sdpa_flash or the flash-attn 2 library) is the best Ampere has; a
-# Turing T4 has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA flash and cuDNN need sm80).
-# On CPU, SDPA picks its own kernel.
+# Which one is fastest here? The order is the machine's row of `vanilla_flash.targets`, whose
+# docstring gives the measurements it rests on.
 
 
 def preference(machine: Machine, dtype: torch.dtype | str, compiled: bool = False) -> list[str]:
@@ -198,14 +166,8 @@ def preference(machine: Machine, dtype: torch.dtype | str, compiled: bool = Fals
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if machine.device != "cuda" or dtype not in HALF:
         return ["sdpa"]
-    cc = machine.cc
-    if cc < 8.0:
-        return ["flash_attn_1", "sdpa_efficient", "sdpa"]
-    if cc < 9.0:
-        return ["flash_attn_2", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "sdpa"]
-    if compiled:
-        return ["sdpa_cudnn", "sdpa_flash", "flash_attn_4", "flash_attn_2", "sdpa"]
-    return ["flash_attn_4", "sdpa_cudnn", "sdpa_flash", "flash_attn_2", "sdpa"]
+    target = machine.target
+    return list(target.attention_compiled if compiled else target.attention)
 
 
 def pick(
@@ -226,8 +188,6 @@ def pick(
 
 @functools.cache
 def _this_machine() -> Machine:
-    from vanilla_flash import env
-
     return env.probe()
 
 
@@ -261,10 +221,10 @@ def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
             raise AttentionError(
                 f"{b.name} takes float16/bfloat16 tensors, but got {_dtype_name(q.dtype)}. {PRECISION_HINT}"
             )
-        if q.dtype == torch.bfloat16 and cc < 8.0:
-            raise AttentionError(
-                f"bfloat16 needs compute capability >= 8.0 and this GPU is {cc}: train with precision='16-mixed'."
-            )
+        if q.dtype == torch.bfloat16 and not targets.supports_bfloat16(cc):
+            raise AttentionError(targets.no_bfloat16(None, cc) + ".")
+        if getattr(q, "requires_grad", False) and _turing_backward_too_wide(b, cc, q.shape[-1]):
+            raise AttentionError(_turing_backward_message(b))
     head_dim = q.shape[-1]
     if b.max_head_dim and head_dim > b.max_head_dim:
         raise AttentionError(f"{b.name} supports head dims up to {b.max_head_dim}, not {head_dim}; use sdpa.")
@@ -273,10 +233,6 @@ def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
             f"{b.name} has no attention dropout, but this call asks for p={dropout}: set the model's "
             "attn_pdrop=0 (our pretraining configs do) or use sdpa_cudnn / sdpa_flash."
         )
-
-
-def _causal(module, is_causal: bool | None) -> bool:
-    return bool(is_causal if is_causal is not None else getattr(module, "is_causal", True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,7 +248,7 @@ def _eager_forward(module, query, key, value, attention_mask, dropout=0.0, scali
             scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
         else:
             scores = scores + attention_mask
-    elif _causal(module, is_causal) and query.shape[-2] > 1:
+    elif fab.causal(module, is_causal) and query.shape[-2] > 1:
         q_len, k_len = query.shape[-2], key.shape[-2]
         allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
         scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
@@ -313,7 +269,6 @@ def _forced_sdpa(kernel_name: str, backend_name: str) -> Callable:
     def forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        _check_call(_REGISTRY[backend_name], query, dropout)
         if attention_mask is not None and backend_name in ("sdpa_flash",):
             raise AttentionError(
                 f"{backend_name} cannot take a padding mask; use flash_attn_2 (variable-length), "
@@ -339,145 +294,13 @@ def _forced_sdpa(kernel_name: str, backend_name: str) -> Callable:
     return forward
 
 
-# ---------------------------------------------------------------------------------------------
-# flash-attn 1.x, 2.x and 4: imported on first use
-
-
-def _import_flash_attn(major: int):
-    """The flash-attn module for `major`, or an AttentionError that says how to get it."""
-    try:
-        if major == 4:
-            import flash_attn.cute as module
-
-            return module
-        from flash_attn import flash_attn_interface as module
-    except ImportError as err:
-        installed = dist_version("flash-attn-4") if major == 4 else dist_version("flash-attn")
-        if installed and "undefined symbol" in str(err):
-            raise AttentionError(
-                f"flash-attn {installed} is installed but was built for another torch/CUDA ({err}). "
-                f"Reinstall the build that matches torch {torch.__version__} (see {NOTEBOOKS[major]})."
-            ) from err
-        if major == 4 and installed and dist_version("flash-attn"):
-            raise AttentionError(
-                f"flash-attn-4 {installed} is installed, but `flash_attn` resolves to flash-attn "
-                f"{dist_version('flash-attn')}'s package, which hides flash_attn.cute: install both into "
-                f"the same site-packages, or only the one this GPU needs ({err})"
-            ) from err
-        raise AttentionError(_install_hint(major, _this_machine()) + f" ({err})") from err
-    has_v1_api = hasattr(module, "flash_attn_unpadded_func")
-    if major == 1 and not has_v1_api:
-        raise AttentionError("the installed flash-attn is 2.x; use backend flash_attn_2 (flash_attn_1 needs 1.x)")
-    if major == 2 and has_v1_api:
-        raise AttentionError("the installed flash-attn is 1.x; use backend flash_attn_1 (flash_attn_2 needs 2.x)")
-    return module
-
-
-def _cu_seqlens(batch: int, seq_len: int, device) -> torch.Tensor:
-    return torch.arange(0, (batch + 1) * seq_len, seq_len, dtype=torch.int32, device=device)
-
-
-def _unpad(x: torch.Tensor, keep: torch.Tensor):
-    """(batch, seq, heads, dim) with keep[batch, seq] -> (tokens, heads, dim), indices, cu_seqlens, max len."""
-    lengths = keep.sum(dim=-1, dtype=torch.int32)
-    index = torch.nonzero(keep.flatten(), as_tuple=False).flatten()
-    cu = F.pad(torch.cumsum(lengths, 0, dtype=torch.int32), (1, 0))
-    return x.reshape(-1, *x.shape[2:]).index_select(0, index), index, cu, int(lengths.max())
-
-
-def _repad(x: torch.Tensor, index: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:
-    out = x.new_zeros(batch * seq_len, *x.shape[1:])
-    out[index] = x
-    return out.view(batch, seq_len, *x.shape[1:])
-
-
-def _varlen_call(call, q, k, v, attention_mask):
-    """Run `call(q, k, v, cu_q, cu_k, max_q, max_k)` on (batch, seq, heads, dim) tensors, unpadding
-    by the 2D padding mask (batch, kv_len) when there is one."""
-    batch, q_len = q.shape[:2]
-    k_len = k.shape[1]
-    if attention_mask is None:
-        cu_q = _cu_seqlens(batch, q_len, q.device)
-        cu_k = cu_q if k_len == q_len else _cu_seqlens(batch, k_len, q.device)
-        # with batch 1 the reshape is a strided view, not a copy: flash-attn 1.x then allocates a
-        # strided output and its backward fails on `out.is_contiguous()` (seen at seq 16384 on an H100)
-        q, k, v = (t.reshape(-1, *t.shape[2:]).contiguous() for t in (q, k, v))
-        out = call(q, k, v, cu_q, cu_k, q_len, k_len)
-        return out.view(batch, q_len, *out.shape[1:])
-    keep = attention_mask.bool()
-    q_u, q_index, cu_q, max_q = _unpad(q, keep[:, -q_len:])
-    k_u, _, cu_k, max_k = _unpad(k, keep)
-    v_u = v.reshape(-1, *v.shape[2:]).index_select(0, torch.nonzero(keep.flatten()).flatten())
-    out = call(q_u, k_u, v_u, cu_q, cu_k, max_q, max_k)
-    return _repad(out, q_index, batch, q_len)
-
-
-def _flash_attn_1_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **_):
-    b = _REGISTRY["flash_attn_1"]
-    _check_call(b, query, dropout)
-    if query.is_cuda and query.requires_grad and query.shape[-1] > 64 and _capability(query.device.index or 0) < 8:
-        raise AttentionError("flash-attn 1.x backward with head dim > 64 needs compute capability >= 8.0")
-    fa = _import_flash_attn(1)
-    causal = _causal(module, is_causal)
-    q_len, k_len = query.shape[-2], key.shape[-2]
-    if causal and q_len != k_len:
-        # flash-attn 1.x aligns the causal mask top-left; one new token sees every cached key.
-        if q_len != 1:
-            raise AttentionError(
-                "flash-attn 1.x cannot run a causal call with fewer queries than keys (other than one); use sdpa"
-            )
-        causal = False
-    q, k, v = (t.transpose(1, 2) for t in (query, key, value))
-
-    def call(q, k, v, cu_q, cu_k, max_q, max_k):
-        return fa.flash_attn_unpadded_func(q, k, v, cu_q, cu_k, max_q, max_k, dropout, softmax_scale=scaling,
-                                           causal=causal)  # fmt: skip
-
-    return _varlen_call(call, q, k, v, attention_mask), None
-
-
-def _flash_attn_2_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **_):
-    _check_call(_REGISTRY["flash_attn_2"], query, dropout)
-    fa = _import_flash_attn(2)
-    causal = _causal(module, is_causal)
-    q, k, v = (t.transpose(1, 2) for t in (query, key, value))
-    if attention_mask is None:
-        return fa.flash_attn_func(q, k, v, dropout, softmax_scale=scaling, causal=causal), None
-
-    def call(q, k, v, cu_q, cu_k, max_q, max_k):
-        return fa.flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, dropout, softmax_scale=scaling,
-                                         causal=causal)  # fmt: skip
-
-    return _varlen_call(call, q, k, v, attention_mask), None
-
-
-def _first(result):
-    return result[0] if isinstance(result, tuple) else result
-
-
-def _flash_attn_4_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **_):
-    _check_call(_REGISTRY["flash_attn_4"], query, dropout)
-    fa = _import_flash_attn(4)
-    causal = _causal(module, is_causal)
-    q, k, v = (t.transpose(1, 2) for t in (query, key, value))
-    if attention_mask is None:
-        return _first(fa.flash_attn_func(q, k, v, softmax_scale=scaling, causal=causal)), None
-
-    def call(q, k, v, cu_q, cu_k, max_q, max_k):
-        return _first(fa.flash_attn_varlen_func(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k,
-                                                max_seqlen_q=max_q, max_seqlen_k=max_k,
-                                                softmax_scale=scaling, causal=causal))  # fmt: skip
-
-    return _varlen_call(call, q, k, v, attention_mask), None
-
-
 def _auto_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
     if attention_mask is not None:
         name = "sdpa"  # a padded batch: SDPA takes any mask
     else:
         name = _auto_choice(query.dtype, query.shape[-1], bool(dropout), query.is_cuda,
                             torch.compiler.is_compiling())  # fmt: skip
-    return _REGISTRY[name].forward(module, query, key, value, None, dropout, scaling, is_causal, **kw)
+    return _run(_REGISTRY[name], module, query, key, value, None, dropout, scaling, is_causal, **kw)
 
 
 _add(Backend("eager", "transformers' eager attention: matmul, softmax, matmul", _eager_forward, "eager",
@@ -492,14 +315,33 @@ _add(Backend("sdpa_flash", "PyTorch SDPA, flash kernel (FlashAttention-2 inside 
              max_head_dim=256))  # fmt: skip
 _add(Backend("sdpa_cudnn", "PyTorch SDPA, cuDNN kernel", _forced_sdpa("CUDNN_ATTENTION", "sdpa_cudnn"), "sdpa",
              cuda_only=True, min_cc=8.0, half_only=True, max_head_dim=128))  # fmt: skip
-_add(Backend("flash_attn_1", "flash-attn 1.x (Turing and newer), variable-length API", _flash_attn_1_forward,
-             "flash", cuda_only=True, min_cc=7.5, half_only=True, max_head_dim=128, library=1))  # fmt: skip
-_add(Backend("flash_attn_2", "flash-attn 2.x (Ampere and newer)", _flash_attn_2_forward, "flash",
+_add(Backend("flash_attn_1", "flash-attn 1.x (Turing and newer), variable-length API", fab.flash_attn_1_forward,
+             "flash", cuda_only=True, min_cc=7.5, half_only=True, max_head_dim=128, library=1,
+             turing_backward_max_head_dim=64))  # fmt: skip
+_add(Backend("flash_attn_2", "flash-attn 2.x (Ampere and newer)", fab.flash_attn_2_forward, "flash",
              cuda_only=True, min_cc=8.0, half_only=True, max_head_dim=256, library=2))  # fmt: skip
-_add(Backend("flash_attn_4", "flash-attn 4, CuTe DSL (Hopper and Blackwell)", _flash_attn_4_forward, "flash",
+_add(Backend("flash_attn_4", "flash-attn 4, CuTe DSL (Hopper and Blackwell)", fab.flash_attn_4_forward, "flash",
              cuda_only=True, min_cc=9.0, max_cc=10.3, half_only=True, max_head_dim=128, dropout=False,
              library=4))  # fmt: skip
 _add(Backend("auto", "the fastest backend that runs here, chosen per call", _auto_forward, "sdpa"))
+
+
+def _run(b: Backend, module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
+    """Check the call against `b`'s limits, then run it."""
+    if not b.builtin:
+        _check_call(b, query, dropout)
+    return b.forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                     is_causal=is_causal, **kw)  # fmt: skip
+
+
+def _checked(name: str) -> Callable:
+    """The function transformers calls for backend `name`: the registry's entry, checked."""
+
+    def forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
+        return _run(_REGISTRY[name], module, query, key, value, attention_mask, dropout, scaling, is_causal, **kw)
+
+    forward.__name__ = f"{name}_forward"
+    return forward
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,7 +358,7 @@ def register() -> None:
     for b in _REGISTRY.values():
         if b.builtin:
             continue
-        AttentionInterface.register(b.name, b.forward)
+        AttentionInterface.register(b.name, _checked(b.name))
         AttentionMaskInterface.register(b.name, masks[b.mask])
 
 
@@ -548,5 +390,5 @@ def attend(
         return attend("sdpa", query, key, value, causal=causal, scale=scale, dropout=dropout,
                       padding_mask=padding_mask)  # fmt: skip
     with torch.autocast("cpu", enabled=False) if query.device.type == "cpu" else nullcontext():
-        out, _ = b.forward(module, query, key, value, mask, dropout=dropout, scaling=scale, is_causal=causal)
+        out, _ = _run(b, module, query, key, value, mask, dropout=dropout, scaling=scale, is_causal=causal)
     return out

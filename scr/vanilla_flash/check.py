@@ -10,21 +10,19 @@ compares the loss and the gradient norm with the eager backend on the same batch
 
 `run()` does both and returns a JSON-ready dict with the environment; ``python -m vanilla_flash
 check`` prints the table and writes the file (on the H100: ``results/h100/backends.json``).
+`random_inputs()` makes the q, k, v (and output gradient) that the benchmarks use too.
 """
 
 from __future__ import annotations
 
-import datetime
 import math
-import os
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 
-from vanilla_flash import attention, env
-from vanilla_flash.attention import AttentionError
+from vanilla_flash import attention, env, machine_report
+from vanilla_flash.errors import AttentionError
 
 _PRECISION = {torch.bfloat16: "bf16-mixed", torch.float16: "16-mixed", torch.float32: "32-true"}
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 3e-3, torch.float32: 1e-4}
@@ -78,7 +76,9 @@ def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
     return float((x - ref).norm() / ref.norm().clamp_min(1e-30))
 
 
-def _inputs(shape: Shape, dtype: torch.dtype, device: str, generator: torch.Generator):
+def random_inputs(shape: Shape, dtype: torch.dtype, device: str, generator: torch.Generator):
+    """Fresh normal q, k, v (batch, heads, seq, dim), an output gradient (batch, seq, heads, dim) and,
+    for a `padded` shape, a padding mask (batch, seq) with a different length per sequence."""
     size = (shape.batch, shape.heads, shape.seq, shape.head_dim)
     q, k, v = (torch.randn(size, generator=generator, device=device, dtype=torch.float32) for _ in range(3))
     grad_out = torch.randn(shape.batch, shape.seq, shape.heads, shape.head_dim, generator=generator, device=device)
@@ -126,7 +126,7 @@ def check_kernels(
     rows = []
     for dtype in dtypes:
         for shape in shapes:
-            qkv, grad_out, mask = _inputs(shape, dtype, device, generator)
+            qkv, grad_out, mask = random_inputs(shape, dtype, device, generator)
             scale = shape.head_dim**-0.5
             ref_out, ref_grads = _reference(qkv, grad_out, mask, shape.causal, scale)
             for name in backends:
@@ -230,31 +230,17 @@ def check_model(
     return rows
 
 
-def _git_commit() -> str | None:
-    """The commit that runs: $VANILLA_FLASH_COMMIT where the code is a copy whose git metadata is not
-    current (a GPU machine that received the working tree), else `git rev-parse HEAD`."""
-    if os.environ.get("VANILLA_FLASH_COMMIT"):
-        return os.environ["VANILLA_FLASH_COMMIT"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def run(
     backends: list[str] | None = None,
     quick: bool = False,
     model_size: str | None = None,
 ) -> dict:
     """Kernel and model checks for every backend on this machine, with the environment."""
-    report = env.describe()
+    report = machine_report.describe()
     machine = report.machine
     backends = backends or [b for b in attention.names() if b != "eager"]
     on_gpu = machine.device == "cuda"
-    dtypes = [torch.float32]
-    if on_gpu:
-        dtypes = [torch.bfloat16, torch.float16] if machine.cc >= 8.0 else [torch.float16]
+    dtypes = [getattr(torch, name) for name in machine.target.dtypes]
     shapes = None
     if quick:
         shapes = (GPU_SHAPES[0], GPU_SHAPES[-1]) if on_gpu else CPU_SHAPES[:1]
@@ -273,9 +259,7 @@ def run(
             "and sdpa_flash is FlashAttention-2 compiled into PyTorch."
         )
     return {
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": _git_commit(),
-        "environment": report.to_dict(),
+        **machine_report.provenance(report),
         "tolerance": {str(k).removeprefix("torch."): v for k, v in TOLERANCE.items()},
         "kernels": [asdict(r) for r in kernels],
         "model": [asdict(r) for r in models],

@@ -1,8 +1,17 @@
 """``python -m vanilla_flash COMMAND``: the library's jobs from a shell (and from ``make``).
 
-env [--json]           what this machine is and which attention backends run here
-check [--out FILE]     every backend against an fp32 reference, kernels and GPT-2
-smoke                  one tiny GPT-2 training step with the `auto` backend
+target [NAME] [--field F]   this machine's target (cpu, t4, ampere, hopper), or a field of one
+env [--json]                what this machine is and which attention backends run here
+check [--out FILE]          every backend against an fp32 reference, kernels and GPT-2
+smoke                       a few tiny GPT-2 training steps with the `auto` backend
+train --config F [--set]    train GPT-2 on Wikisource with Lightning
+tokens                      tokens per word: GPT-2's BPE against a BPE trained on the text
+bench WHAT                  benchmarks: attention kernels, training, Lightning overhead, model code
+report FILES                plots and Markdown tables from benchmark result files
+notebooks [--target]        execute the notebooks with papermill and a target's parameters
+
+A `VanillaFlashError` (a bad parameter, a missing library, data that cannot be had) is printed as
+its message with exit status 2; ``--debug`` shows the traceback too.
 """
 
 from __future__ import annotations
@@ -12,11 +21,22 @@ import json
 import sys
 from pathlib import Path
 
+from vanilla_flash import targets
+from vanilla_flash.errors import ConfigError, VanillaFlashError
+
+
+def _target(args) -> int:
+    from vanilla_flash import env, targets
+
+    target = targets.get(args.name) if args.name else targets.for_capability(env.capability())
+    print(getattr(target, args.field) if args.field else target.name)
+    return 0
+
 
 def _env(args) -> int:
-    from vanilla_flash import env
+    from vanilla_flash import machine_report
 
-    report = env.describe()
+    report = machine_report.describe()
     print(report.to_json() if args.json else report)
     return 0
 
@@ -35,7 +55,7 @@ def _check(args) -> int:
 def _smoke(args) -> int:
     import torch
 
-    from vanilla_flash import attention, env, precision
+    from vanilla_flash import attention, env, flops, precision
     from vanilla_flash import model as gpt2
 
     machine = env.probe()
@@ -56,7 +76,7 @@ def _smoke(args) -> int:
     head_dim = net.config.n_embd // net.config.n_head
     chosen = attention.pick(machine, precision.autocast_dtype(prec) or torch.float32, head_dim, ids.shape[1])
     print(
-        f"GPT-2 {args.size} ({gpt2.parameter_count(net) / 1e6:.2f}M parameters) on {machine.label}, "
+        f"GPT-2 {args.size} ({flops.parameter_count(net) / 1e6:.2f}M parameters) on {machine.label}, "
         f"precision {prec}, attention auto -> {chosen}"
     )
     print("loss per step: " + " ".join(f"{x:.3f}" for x in losses))
@@ -73,7 +93,7 @@ def _overrides(pairs: list[str]) -> dict:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--set takes KEY=VALUE, not {pair!r}")
+            raise ConfigError(f"--set takes KEY=VALUE, not {pair!r}")
         out[key.strip()] = yaml.safe_load(value)
     return out
 
@@ -84,8 +104,7 @@ def _train(args) -> int:
     from vanilla_flash import train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides = _overrides(args.set)
-    cfg = train.TrainConfig.from_yaml(args.config, **overrides) if args.config else train.TrainConfig(**overrides)
+    cfg = _config(args)
     summary = train.train(cfg)
     if summary:
         keys = ("steps", "attention", "precision", "final", "tokens_per_s", "mfu", "peak_mem_gib", "seconds")
@@ -93,6 +112,18 @@ def _train(args) -> int:
         print(f"sample: {summary['sample']}")
         print(f"wrote {cfg.run_dir}/summary.json and {cfg.run_dir}/loss.png")
     return 0
+
+
+def _config(args):
+    """The TrainConfig of `--config` (a YAML file) with `--set` overrides."""
+    from vanilla_flash.config import TrainConfig
+
+    overrides = _overrides(args.set)
+    if not args.config:
+        return TrainConfig.from_dict(overrides)
+    if not Path(args.config).is_file():
+        raise ConfigError(f"no config file at {args.config}; the examples are in configs/ and notebooks/params/")
+    return TrainConfig.from_yaml(args.config, **overrides)
 
 
 def _tokens(args) -> int:
@@ -129,41 +160,28 @@ def _write_result(result: dict, out: str | None) -> None:
 
 
 def _bench(args) -> int:
-    from vanilla_flash import bench
+    from vanilla_flash import bench_attention, bench_training, machine_report, report
 
-    result = {"kind": args.what, "environment": bench.environment()}
     if args.what == "attention":
-        grid = dict(seq_lens=_ints(args.seq), head_dims=_ints(args.head_dims), dtypes=tuple(args.dtypes.split(",")),
-                    tokens=args.tokens, hidden=args.hidden, repeats=args.repeats)  # fmt: skip
         backends = args.backends.split(",") if args.backends else None
-        points = bench.attention_grid(backends, **grid)
-        result = {**bench.attention_result(points), "grid": grid}
-        result["memory"] = bench.memory_sweep(seq_lens=_ints(args.memory_seq))
-        result["memory_growth_exponent"] = bench.growth_exponents(result["memory"])
-        result["wrapper_vs_direct"] = bench.wrapper_overhead()
-        print("\nauto / fastest backend (fwd+bwd time ratio; 1 = auto is the fastest; timed alternately with it,"
-              " and in the grid's separate timings):")  # fmt: skip
-        for r in result["auto"]:
-            print(f"  {r['dtype']} d{r['head_dim']} {'causal' if r['causal'] else 'full  '} seq {r['seq']:>5}: "
-                  f"{r['ratio']:.3f}  (separate {r['ratio_separate']:.3f}; fastest {r['fastest']}, "
-                  f"auto -> {r['auto_picked']})")  # fmt: skip
-        if result["auto"]:
-            print(f"  worst: {min(r['ratio'] for r in result['auto']):.3f}")
-        print("memory growth exponent with seq len (1 linear, 2 quadratic):", result["memory_growth_exponent"])
-        for r in result["wrapper_vs_direct"]:
-            print(f"wrapper vs direct call, {r['backend']}: {r['ratio']:.3f} (direct {r['direct_ms']:.3f} ms, "
-                  f"wrapper {r['wrapper_ms']:.3f} ms)")  # fmt: skip
-    elif args.what == "train":
+        result = bench_attention.run(backends, seq_lens=_ints(args.seq), head_dims=_ints(args.head_dims),
+                                     dtypes=tuple(args.dtypes.split(",")), tokens=args.tokens, hidden=args.hidden,
+                                     repeats=args.repeats, memory_seq_lens=_ints(args.memory_seq))  # fmt: skip
+        print("\n" + bench_attention.summary(result))
+        _write_result(result, args.out)
+        return 0
+    result = {"kind": args.what, **machine_report.provenance()}
+    if args.what == "train":
         backends = tuple(args.backends.split(",")) if args.backends else None
         kwargs = {"backends": backends} if backends else {}
-        result["rows"] = bench.train_grid(args.size, seq_lens=_ints(args.seq), tokens_per_step=args.tokens,
-                                          steps=args.steps, compile=args.compile, **kwargs)  # fmt: skip
+        result["rows"] = bench_training.train_grid(args.size, seq_lens=_ints(args.seq), tokens_per_step=args.tokens,
+                                                   steps=args.steps, compile=args.compile, **kwargs)  # fmt: skip
     elif args.what == "impl":
         import torch
 
-        from vanilla_flash import fa_gpt, report
+        from vanilla_flash import fa_gpt
 
-        result["rows"] = bench.impl_grid(args.size, steps=args.steps)
+        result["rows"] = bench_training.impl_grid(args.size, steps=args.steps)
         print("against the fastest Hugging Face GPT-2 row of this run (tokens/s ratio, peak memory ratio):")
         for r, ratio in zip(result["rows"], report.against_hf(result["rows"]), strict=True):
             name = f"{r['model_impl']} {r['attn']} fused {','.join(r['fused']) or '-'}"
@@ -178,11 +196,7 @@ def _bench(args) -> int:
                 print(f"same weights, {r['dtype']}: max |logit difference| {r['max_abs_diff']:.3g} "
                       f"(mean {r['mean_abs_diff']:.3g}, same argmax {r['same_argmax']:.1%})")  # fmt: skip
     else:  # overhead
-        from vanilla_flash.train import TrainConfig
-
-        overrides = _overrides(args.set)
-        cfg = TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig(**overrides)
-        row = bench.lightning_overhead(cfg, steps=args.steps)
+        row = bench_training.lightning_overhead(_config(args), steps=args.steps)
         result["rows"] = [row]
         lightning, bare = row["lightning_tokens_per_s"] / 1e3, row["bare_tokens_per_s"] / 1e3
         print(f"Lightning {lightning:.1f}k tok/s, bare loop {bare:.1f}k tok/s: "
@@ -213,7 +227,13 @@ def _notebooks(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vanilla_flash", description=__doc__.split("\n\n")[0])
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error, not only its message")
     sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("target", help="this machine's target (cpu, t4, ampere, hopper), or a field of one")
+    g.add_argument("name", nargs="?", help="a target's name (default: this machine's)")
+    g.add_argument("--field", help="print this field of the target instead of its name, e.g. requirements")
+    g.set_defaults(func=_target)
 
     e = sub.add_parser("env", help="environment report: GPU, versions, which attention backends run here")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -266,7 +286,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_report)
 
     n = sub.add_parser("notebooks", help="execute the notebooks with papermill and a target's parameters")
-    n.add_argument("--target", default="auto", choices=["auto", "cpu", "t4", "ampere", "hopper"])
+    n.add_argument("--target", default="auto", choices=["auto", *targets.TARGETS])
     n.add_argument("--out", help="folder for the executed notebooks (default outputs/<target>)")
     n.add_argument("--sets", help="comma-separated sets, e.g. flash_attn_1 (default: the target's)")
     n.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override parameters, e.g. train.max_steps=50")
@@ -277,4 +297,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except VanillaFlashError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2

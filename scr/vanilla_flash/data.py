@@ -10,6 +10,9 @@
   byte-level BPE trained on the training split (`train_bpe()`).
 - `pack()` joins documents with EOS and cuts blocks of `seq_len` tokens, cached on disk under a key
   made of the data, the tokenizer and `seq_len`, so a second run skips tokenisation.
+- `WikisourceData` (a `LightningDataModule`) does all of that for a training run; its training
+  order (`EndlessSampler`) is a seeded, endless sequence of permutations, so a resumed run reads
+  the same blocks it would have read had it never stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+import lightning as L
 import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vanilla_flash.config import TrainConfig
+from vanilla_flash.errors import CheckpointError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +42,6 @@ GPT2_BPE_DIR = REPO_DATA / "gpt2-bpe"
 HUB_DATASET = "wikimedia/wikisource"
 HUB_CONFIGS = {"vi": "20231201.vi", "en": "20231201.en"}
 EOS = "<|endoftext|>"
-
-
-class DataError(RuntimeError):
-    """The data cannot be had; the message says how to get it."""
 
 
 def _data_dir(path: str | os.PathLike | None, default: Path, what: str) -> Path:
@@ -246,3 +251,105 @@ def compare_tokenizers(lang: str = "vi", vocab_size: int = 4096, seed: int = 123
         "tokens_per_word": {"gpt2": gpt2_tpw, f"trained bpe {vocab_size}": trained_tpw},
         "ratio": gpt2_tpw / trained_tpw,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# For Lightning
+
+
+class Blocks(Dataset):
+    def __init__(self, blocks: np.ndarray):
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(self.blocks[i].astype(np.int64))
+
+
+class EndlessSampler(Sampler[int]):
+    """Block indices in an endless run of seeded permutations, position `start` onwards, strided
+    over `world` ranks. Position p of the run is block perm(seed + p // n)[p % n], whatever
+    happened before, which is what makes resuming exact."""
+
+    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
+
+    def __iter__(self):
+        position = self.start * self.world + self.rank
+        epoch, order = None, None
+        while True:
+            if position // self.n != epoch:
+                epoch = position // self.n
+                order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+            yield order[position % self.n]
+            position += self.world
+
+
+class WikisourceData(L.LightningDataModule):
+    """Documents, tokenizer and packed blocks for a run; its state (blocks read so far, the
+    tokenizer's fingerprint) is saved in every checkpoint, so a resumed run reads on where it stopped."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.samples_seen = 0  # per rank, restored from a checkpoint
+        self.tokenizer = None
+        self.stats: dict = {}
+
+    def tokenizer_path(self) -> Path:
+        return self.cfg.checkpoints / "tokenizer.json"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:
+            return
+        cfg = self.cfg
+        docs = load_documents(cfg.data_source, cfg.lang, max_docs=cfg.max_docs, max_bytes=cfg.max_bytes)
+        train_docs, val_docs = split(docs, cfg.val_fraction, cfg.seed)
+        if cfg.tokenizer == "bpe":
+            path = self.tokenizer_path()
+            if path.exists():  # a resumed run keeps the tokenizer it started with
+                self.tokenizer = tokenizer("bpe", path=path)
+            else:
+                self.tokenizer = train_bpe((d["text"] for d in train_docs), cfg.bpe_vocab_size, path)
+        else:
+            self.tokenizer = tokenizer(cfg.tokenizer)
+        self.train_blocks = pack(train_docs, self.tokenizer, cfg.seq_len, cfg.token_cache)
+        self.val_blocks = pack(val_docs, self.tokenizer, cfg.seq_len, cfg.token_cache)
+        val_text = [d["text"] for d in val_docs]
+        self.stats = {
+            "documents": {"train": len(train_docs), "val": len(val_docs)},
+            "blocks": {"train": len(self.train_blocks), "val": len(self.val_blocks)},
+            "tokenizer": cfg.tokenizer,
+            "vocab_size": len(self.tokenizer),
+            "tokenizer_fingerprint": fingerprint(self.tokenizer),
+            "tokens_per_word_val": round(tokens_per_word(self.tokenizer, val_text), 3),
+        }
+        log.info("data: %s", self.stats)
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        sampler = EndlessSampler(len(self.train_blocks), self.cfg.seed, self.samples_seen, rank, world)
+        return DataLoader(Blocks(self.train_blocks), batch_size=self.cfg.batch_size, sampler=sampler,
+                          drop_last=True, pin_memory=torch.cuda.is_available())  # fmt: skip
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(Blocks(self.val_blocks), batch_size=self.cfg.batch_size, shuffle=False)
+
+    def state_dict(self) -> dict:
+        steps = self.trainer.global_step if self.trainer else 0
+        return {"samples_seen": steps * self.cfg.accumulate * self.cfg.batch_size,
+                "tokenizer_fingerprint": self.stats.get("tokenizer_fingerprint")}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = state.get("tokenizer_fingerprint")
+        if saved and self.stats and saved != self.stats["tokenizer_fingerprint"]:
+            raise CheckpointError(
+                f"the checkpoint was trained with another tokenizer (fingerprint {saved}, now "
+                f"{self.stats['tokenizer_fingerprint']}): its token ids mean other things. Resume with the "
+                "tokenizer it was trained with (same `tokenizer`, and for `bpe` the tokenizer.json saved next "
+                "to the checkpoint), or start a new run in another ckpt_dir."
+            )
+        self.samples_seen = state["samples_seen"]

@@ -1,9 +1,10 @@
-"""What this machine is, and which attention backends can run on it.
+"""What this machine is: the facts, read once, and nothing decided from them.
 
-`describe()` reads the facts once (GPU, compute capability, memory, driver, CUDA, cuDNN, Triton,
-installed flash-attn versions, Colab or not) into a `Machine`. Everything that decides something
-from those facts (which backend can run, which precision to train in) takes a `Machine`, so tests
-can hand it a simulated T4 or H100 instead of the real hardware.
+`probe()` reads the GPU, its compute capability and memory, the driver, CUDA, cuDNN, Triton and
+transformers versions, the installed flash-attn versions and whether this is Colab into a
+`Machine`. Everything that decides something from those facts (the target, which backend can run,
+which precision to train in) takes a `Machine`, so tests can hand it a simulated T4 or H100
+instead of the real hardware. `vanilla_flash.machine_report` joins the facts with those decisions.
 
 On Colab, importing Triton-based code used to fail with ``AssertionError: libcuda.so cannot
 found!``: Colab's driver library lives in ``/usr/lib64-nvidia``, which the linker cache does not
@@ -13,15 +14,15 @@ nothing for later cells, because each ``!`` line runs in its own shell).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from vanilla_flash import targets
 
 COLAB_DRIVER_DIR = Path("/usr/lib64-nvidia")
 
@@ -60,71 +61,15 @@ class Machine:
             return "CPU"
         return f"{self.gpu_name} (sm{self.capability[0]}{self.capability[1]})"
 
+    @property
+    def target(self) -> targets.Target:
+        """The row of `vanilla_flash.targets` this machine belongs to."""
+        return targets.for_capability(self.cc if self.device == "cuda" else None)
+
     def flash_attn_major(self) -> int | None:
         if not self.flash_attn:
             return None
         return int(self.flash_attn.split(".")[0])
-
-
-@dataclass
-class Report:
-    """`Machine` plus, for every attention backend, `None` (runs here) or why it cannot run."""
-
-    machine: Machine
-    backends: dict[str, str | None]
-    auto_pick: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "machine": dataclasses.asdict(self.machine),
-            "backends": self.backends,
-            "auto_pick": self.auto_pick,
-            "notes": self.notes,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
-
-    def __str__(self) -> str:
-        m = self.machine
-        rows = [("device", m.label)]
-        if m.device == "cuda":
-            rows += [
-                ("GPU memory", f"{m.gpu_memory_gib:.1f} GiB x {m.gpu_count}"),
-                ("driver", m.driver or "?"),
-                ("CUDA (torch build)", m.cuda or "?"),
-                ("cuDNN", _cudnn_str(m.cudnn)),
-            ]
-        rows += [
-            ("torch", m.torch),
-            ("triton", m.triton or "not installed"),
-            ("transformers", m.transformers or "not installed"),
-            ("python", m.python),
-            ("CPU cores", str(m.cpu_count)),
-            ("Colab", "yes" if m.colab else "no"),
-            ("flash-attn", m.flash_attn or "not installed"),
-            ("flash-attn-4", m.flash_attn_4 or "not installed"),
-        ]
-        width = max(len(k) for k, _ in rows)
-        lines = [f"{k:<{width}}  {v}" for k, v in rows]
-        lines.append("")
-        lines.append("attention backends:")
-        bwidth = max(len(b) for b in self.backends)
-        for name, reason in self.backends.items():
-            mark = "yes" if reason is None else "no "
-            lines.append(f"  {name:<{bwidth}}  {mark}  {reason or ''}".rstrip())
-        if self.auto_pick:
-            picks = ", ".join(f"{dt} -> {b}" for dt, b in self.auto_pick.items())
-            lines.append(f"auto picks (head dim 64, seq 1024): {picks}")
-        lines.extend(f"note: {n}" for n in self.notes)
-        return "\n".join(lines)
-
-
-def _cudnn_str(version: int | None) -> str:
-    if not version:
-        return "not available"
-    return f"{version // 10000}.{version // 100 % 100}.{version % 100}"
 
 
 def dist_version(name: str) -> str | None:
@@ -205,26 +150,19 @@ def fix_colab_libcuda(machine: Machine | None = None) -> str | None:
     return done
 
 
-def describe(machine: Machine | None = None) -> Report:
-    """Report on this machine (or a simulated one): facts, backends that run, and why others do not."""
-    from vanilla_flash import attention
-
-    notes = []
-    if machine is None:
-        fixed = fix_colab_libcuda()
-        if fixed:
-            notes.append(fixed)
-        machine = probe()
-    backends = {name: attention.why_not(name, machine) for name in attention.names()}
-    picks = {}
-    for dtype in _dtypes_for(machine):
-        picks[dtype] = attention.pick(machine, dtype=dtype, head_dim=64, seq_len=1024)
-    return Report(machine=machine, backends=backends, auto_pick=picks, notes=notes)
-
-
-def _dtypes_for(machine: Machine) -> list[str]:
-    if machine.device == "cpu":
-        return ["float32"]
-    if machine.cc >= 8.0:
-        return ["bfloat16", "float16"]
-    return ["float16"]
+def capability() -> float | None:
+    """The first GPU's compute capability, read without importing torch where torch is missing
+    (`make run` asks before anything is installed): torch if it imports, else nvidia-smi."""
+    try:
+        import torch
+    except ImportError:
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=20)  # fmt: skip
+            return float(out.stdout.split()[0]) if out.returncode == 0 and out.stdout.strip() else None
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability(0)
+    return major + minor / 10

@@ -29,6 +29,7 @@ from torch import nn
 
 from vanilla_flash import install
 from vanilla_flash import model as gpt2
+from vanilla_flash.errors import FlashAttnModelError
 
 FUSED_OPTIONS = {
     "fused_bias_fc": "fused_dense_lib",
@@ -36,10 +37,6 @@ FUSED_OPTIONS = {
     "fused_dropout_add_ln": "dropout_layer_norm",
     "fused_xentropy": "xentropy_cuda_lib",
 }
-
-
-class FlashAttnModelError(RuntimeError):
-    """flash-attn's GPT (or one of its fused parts) is not available here; the message says why."""
 
 
 def _transformers_names_for_flash_attn_1() -> None:

@@ -22,7 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vanilla_flash import targets
 from vanilla_flash.env import Machine
+from vanilla_flash.errors import BuildError
 
 FA1_VERSION = "1.0.9"
 FA2_VERSION = "2.8.3"
@@ -31,15 +33,11 @@ FA2_RELEASES = "https://github.com/Dao-AILab/flash-attention/releases/download"
 GIB_PER_NVCC_JOB = 4  # flash-attn's CUDA files take a few GiB each to compile
 
 
-class BuildError(RuntimeError):
-    """A build or install step failed; the message says which and where its log is."""
-
-
 @dataclass
 class Plan:
     """What this machine needs, in words and as steps."""
 
-    target: str  # "cpu" | "turing" | "ampere" | "hopper" | "unsupported"
+    target: str  # a target's name (cpu, t4, ampere, hopper: `vanilla_flash.targets`) or "unsupported"
     package: str | None  # what to install, e.g. "flash-attn 1.0.9 (built from source)"
     backend: str  # the attention backend it enables (or the best that runs without it)
     archs: list[str] = field(default_factory=list)  # CUDA architectures to compile, e.g. ["75"]
@@ -57,44 +55,38 @@ class Plan:
         return "\n".join(lines)
 
 
-# The parameters files' targets and the hardware family each one is for.
-FAMILY = {"t4": "turing", "ampere": "ampere", "hopper": "hopper"}
-MIN_CC = {"turing": 7.5, "ampere": 8.0, "hopper": 9.0}
-
-
 def plan(machine: Machine, target: str | None = None) -> Plan:
     """What `machine` needs. `target` (t4, ampere, hopper: a notebook set's parameters) asks for
     that set's flash-attn even on a newer GPU, as when the T4 notebooks are run on an H100;
-    without it, the family of this GPU decides."""
+    without it, this GPU's own target decides."""
     if machine.device != "cuda":
         return Plan("cpu", None, "sdpa", steps=["nothing to install: on CPU the model uses PyTorch SDPA"],
                     notes=["flash-attn needs an NVIDIA GPU; the notebooks run here as dry runs"])  # fmt: skip
     cc = machine.cc
     arch = f"{machine.capability[0]}{machine.capability[1]}"
-    own = "unsupported" if cc < 7.5 else "turing" if cc < 8.0 else "ampere" if cc < 9.0 else "hopper"
-    family = FAMILY.get(target or "", own)
-    if own == "unsupported" or cc < MIN_CC[family]:
-        why = f"compute capability {cc} is below what the {family} set needs ({MIN_CC[family]})"
+    wanted = targets.get(target) if target and target != "cpu" else machine.target
+    if cc < wanted.min_cc:
+        why = f"compute capability {cc} is below what the {wanted.name} set needs ({wanted.min_cc})"
         return Plan("unsupported", None, "sdpa", notes=[why])
-    if family == "turing":
+    if wanted is targets.T4:
         return Plan(
-            "turing", f"flash-attn {FA1_VERSION} (built from source)", "flash_attn_1", [arch],
+            wanted.name, f"flash-attn {FA1_VERSION} (built from source)", wanted.backend, [arch],
             steps=[f"look for a cached flash_attn-{FA1_VERSION} wheel built for this torch",
                    f"else build it from the PyPI source archive for sm_{arch} only (about 15 minutes on 2 cores)",
                    "install the wheel and check a real kernel call against an fp32 reference"],
             notes=["no flash-attn 2 or 4 on Turing: they need compute capability 8.0 / 9.0"],
         )  # fmt: skip
-    if family == "ampere":
+    if wanted is targets.AMPERE:
         wheel = fa2_wheel(machine)
         return Plan(
-            "ampere", f"flash-attn {FA2_VERSION} (prebuilt wheel)", "flash_attn_2", [arch],
+            wanted.name, f"flash-attn {FA2_VERSION} (prebuilt wheel)", wanted.backend, [arch],
             steps=[f"install the release wheel {wheel}", "check a real kernel call against an fp32 reference"],
             notes=["without it, sdpa_flash (FlashAttention-2 inside PyTorch) runs at close to the same speed"],
         )  # fmt: skip
     return Plan(
-        "hopper", f"{FA4_REQUIREMENT} (wheels, nothing to compile)", "flash_attn_4", [arch],
+        wanted.name, f"{FA4_REQUIREMENT} (wheels, nothing to compile)", wanted.backend, [arch],
         steps=[f"pip install {FA4_REQUIREMENT}", "check a real kernel call against an fp32 reference"],
-        notes=["without it, cuDNN (sdpa_cudnn) runs at 81-91% of its speed at most points; "
+        notes=["without it, cuDNN (sdpa_cudnn) is the next fastest (results/h100/attention.json); "
                "under torch.compile `auto` uses cuDNN"],
     )  # fmt: skip
 
@@ -145,8 +137,8 @@ def ninja_ok() -> bool:
 
 def cached_wheel(cache_dir: str | os.PathLike, package: str = "flash_attn", version: str = FA1_VERSION,
                  tag: str | None = None) -> Path | None:  # fmt: skip
-    package = package.replace("-", "_")
     """A wheel of `package` `version` in `cache_dir` built for `tag` (see `build_tag()`), if any."""
+    package = package.replace("-", "_")
     folder = Path(cache_dir) / (tag or build_tag())
     hits = sorted(folder.glob(f"{package}-{version}*.whl"))
     return hits[-1] if hits else None
@@ -401,7 +393,7 @@ def ensure(plan_: Plan, *, cache_dir: str | os.PathLike | None = None, echo=prin
     machine = env.probe()
     if plan_.target in ("cpu", "unsupported"):
         return f"nothing to install on this machine; attention runs on {plan_.backend}"
-    if plan_.target == "turing":
+    if plan_.target == "t4":
         if machine.flash_attn_major() == 1:
             return f"flash-attn {machine.flash_attn} is already installed"
         wheel = cached_wheel(cache_dir) if cache_dir else None

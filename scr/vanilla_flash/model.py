@@ -2,6 +2,7 @@
 
 Because the model is transformers' own, `save_pretrained` / `from_pretrained` / `generate` work
 as usual; only the attention function differs, chosen by name from `vanilla_flash.attention`.
+(`vanilla_flash.flops` counts its parameters and FLOPs.)
 """
 
 from __future__ import annotations
@@ -96,10 +97,3 @@ def _never_generate_padding(model: GPT2LMHeadModel) -> None:
     if real < model.config.vocab_size:
         model.generation_config.suppress_tokens = list(range(real, model.config.vocab_size))
     model.generation_config.pad_token_id = model.config.eos_token_id
-
-
-def parameter_count(model, *, embeddings: bool = False) -> int:
-    """Parameters, without the position embeddings unless `embeddings` (the count used for FLOPs).
-    Works for transformers' GPT-2 (`wpe`) and flash-attn's (`position_embeddings`)."""
-    return sum(p.numel() for name, p in model.named_parameters()
-               if embeddings or not ("wpe" in name or "position_embeddings" in name))  # fmt: skip

@@ -1,11 +1,12 @@
-"""Small helpers the notebooks call, so each cell reads like a sentence of the tutorial."""
+"""Small helpers the notebooks call, so each cell reads like a sentence of the tutorial, and the
+papermill runner behind `make run-<target>` (`run()`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from vanilla_flash import env
+from vanilla_flash import env, targets
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path:
@@ -77,19 +78,6 @@ def verify(backend: str) -> list:
     return check.check_kernels(names, [dtype], shapes, machine=machine)
 
 
-SETS = {"t4": ["flash_attn_1"], "ampere": ["flash_attn_2"], "hopper": ["flash_attn_4"],
-        "cpu": ["flash_attn_1", "flash_attn_2", "flash_attn_4"]}  # fmt: skip
-
-
-def target_for(machine: env.Machine) -> str:
-    """Which parameters file suits this machine: cpu, t4 (Turing), ampere (sm80-89) or hopper (sm90+)."""
-    if machine.device != "cuda":
-        return "cpu"
-    if machine.cc < 8.0:
-        return "t4"
-    return "ampere" if machine.cc < 9.0 else "hopper"
-
-
 def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: list[str] | None = None,
         notebooks: list[str | os.PathLike] | None = None, overrides: dict | None = None,
         ) -> list[tuple[Path, str | None]]:  # fmt: skip
@@ -103,8 +91,8 @@ def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: li
     import papermill
 
     root = repo_root()
-    if target == "auto":
-        target = target_for(env.probe())
+    chosen = env.probe().target if target == "auto" else targets.get(target)
+    target = chosen.name
     parameters = params(target)
     for dotted, value in (overrides or {}).items():
         *parents, key = dotted.split(".")
@@ -114,7 +102,8 @@ def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: li
         section[key] = value
     out = Path(out_dir) if out_dir else root / "outputs" / target
     if notebooks is None:
-        notebooks = [nb for s in (sets or SETS[target]) for nb in sorted((root / "notebooks" / s).glob("*.ipynb"))]
+        sets = sets or targets.sets_to_run(chosen)
+        notebooks = [nb for s in sets for nb in sorted((root / "notebooks" / s).glob("*.ipynb"))]
     results = []
     for src in map(Path, notebooks):
         dst = out / src.parent.name / src.name

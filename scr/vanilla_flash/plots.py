@@ -1,4 +1,9 @@
-"""Pictures: the loss curve of a run (stitched across resumed sessions)."""
+"""Pictures: how every figure is drawn and saved, and the loss curve of a run.
+
+`pyplot()` gives matplotlib without a display and `save()` lays a figure out, writes it and frees
+it; `report` draws the benchmark figures with them. `read_metrics()` stitches a run's CSV logs
+across resumed sessions; `loss_curve()` draws them.
+"""
 
 from __future__ import annotations
 
@@ -36,13 +41,29 @@ def _numbers(row: dict) -> dict:
     return out
 
 
-def loss_curve(history: list[dict], path: str | Path, title: str = "") -> Path | None:
-    """Train and validation loss against step, as a PNG."""
+def pyplot():
+    """matplotlib.pyplot, drawing to files (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save(fig, path: str | Path) -> Path:
+    """Lay `fig` out, write it to `path` (PNG, folders made as needed) and free it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    pyplot().close(fig)
+    return path
+
+
+def loss_curve(history: list[dict], path: str | Path, title: str = "") -> Path | None:
+    """Train and validation loss against step, as a PNG."""
+    plt = pyplot()
     train = [(r["step"], r["train/loss"]) for r in history if "train/loss" in r]
     val = [(r["step"], r["val/loss"]) for r in history if "val/loss" in r]
     if not train:
@@ -59,9 +80,4 @@ def loss_curve(history: list[dict], path: str | Path, title: str = "") -> Path |
     top = max(v for _, v in train[: max(1, len(train) // 10)])
     if math.isfinite(top):
         ax.set_ylim(top=top * 1.05)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)

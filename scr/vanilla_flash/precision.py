@@ -12,30 +12,25 @@ from __future__ import annotations
 
 import torch
 
+from vanilla_flash import targets
 from vanilla_flash.env import Machine
+from vanilla_flash.errors import ConfigError
 
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 
 
 def policy(machine: Machine, override: str | None = None) -> str:
-    """Lightning precision for `machine`: 16-mixed on Turing, bf16-mixed on Ampere+, 32-true on CPU.
-
-    `override` forces one, after checking it can run here.
-    """
+    """Lightning precision for `machine`: its target's (16-mixed on Turing, bf16-mixed on Ampere and
+    newer, 32-true on CPU). `override` forces one, after checking it can run here."""
     if override is not None:
         if override not in PRECISIONS:
-            raise ValueError(f"precision {override!r} is not one of {', '.join(PRECISIONS)}")
-        if override == "bf16-mixed" and machine.device == "cuda" and machine.cc < 8.0:
-            raise ValueError(
-                f"bf16-mixed needs compute capability >= 8.0; this {machine.gpu_name} is {machine.cc}: "
-                "use 16-mixed (float16 with loss scaling)"
-            )
+            raise ConfigError(f"precision {override!r} is not one of {', '.join(PRECISIONS)}")
+        if override == "bf16-mixed" and machine.device == "cuda" and not targets.supports_bfloat16(machine.cc):
+            raise ConfigError(targets.no_bfloat16(machine.gpu_name, machine.cc))
         if override == "16-mixed" and machine.device == "cpu":
-            raise ValueError("16-mixed needs a CUDA GPU; on CPU use 32-true or bf16-mixed")
+            raise ConfigError("16-mixed needs a CUDA GPU; on CPU use 32-true or bf16-mixed")
         return override
-    if machine.device != "cuda":
-        return "32-true"
-    return "bf16-mixed" if machine.cc >= 8.0 else "16-mixed"
+    return machine.target.precision
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

@@ -10,6 +10,8 @@ import csv
 import json
 from pathlib import Path
 
+from vanilla_flash import plots
+
 BACKEND_ORDER = ["eager", "sdpa_math", "sdpa", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1",
                  "flash_attn_2", "flash_attn_4", "auto"]  # fmt: skip
 
@@ -28,23 +30,6 @@ def write_csv(rows: list[dict], path) -> Path:
     return path
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> Path:
-    """Lay `fig` out, write it to `path` (PNG) and free it."""
-    fig.tight_layout()
-    fig.savefig(path)
-    _plt().close(fig)
-    return Path(path)
-
-
 def _hardware(result: dict) -> str:
     m = result["environment"]["machine"]
     gpu = m.get("gpu_name") or "CPU"
@@ -54,7 +39,7 @@ def _hardware(result: dict) -> str:
 
 def _panel_figures(result: dict, out_dir, file_stem: str, title: str, ylabel: str, draw) -> list[Path]:
     """One PNG per dtype, one panel per (head dim, causal): `draw(ax, rows of that panel)` plots it."""
-    plt = _plt()
+    plt = plots.pyplot()
     rows = [r for r in result["rows"] if r["status"] == "ok"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +56,7 @@ def _panel_figures(result: dict, out_dir, file_stem: str, title: str, ylabel: st
         axes[0][0].set_ylabel(ylabel)
         axes[0][-1].legend(fontsize=7)
         fig.suptitle(f"{title}, {dtype} — {_hardware(result)}", fontsize=9)
-        paths.append(_save(fig, out_dir / f"{file_stem}_{dtype}.png"))
+        paths.append(plots.save(fig, out_dir / f"{file_stem}_{dtype}.png"))
     return paths
 
 
@@ -109,7 +94,7 @@ def speedup_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path
 
 
 def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Path | None:
-    plt = _plt()
+    plt = plots.pyplot()
     rows = [r for r in result.get("memory", []) if r.get("peak_mem_mib")]
     if not rows:
         return None
@@ -124,11 +109,11 @@ def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Pa
     ax.set_title(f"Memory\n{_hardware(result)}", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, Path(out_dir) / name)
+    return plots.save(fig, Path(out_dir) / name)
 
 
 def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> Path | None:
-    plt = _plt()
+    plt = plots.pyplot()
     rows = [r for r in result["rows"] if r["status"] == "ok"]
     if not rows:
         return None
@@ -146,7 +131,7 @@ def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> P
     ax.set_title(f"GPT-2 {rows[0]['size']} training\n{_hardware(result)}", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, Path(out_dir) / name)
+    return plots.save(fig, Path(out_dir) / name)
 
 
 def attention_table(result: dict, dtype: str = "bfloat16", head_dim: int = 64, causal: bool = True) -> str:
@@ -231,9 +216,7 @@ def overhead_table(result: dict) -> str:
 
 def runs_plot(run_dirs: list, path, title: str = "") -> Path:
     """Loss curves of several training runs (their run_dir) on one picture."""
-    from vanilla_flash import plots
-
-    plt = _plt()
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=100)
     for run in run_dirs:
         summary = json.loads((Path(run) / "summary.json").read_text())
@@ -248,7 +231,7 @@ def runs_plot(run_dirs: list, path, title: str = "") -> Path:
     ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return plots.save(fig, path)
 
 
 def runs_table(run_dirs: list) -> str:
@@ -303,3 +286,41 @@ def render(paths: list, out_dir) -> list[Path]:
     md = out_dir / "summary.md"
     md.write_text("\n".join(summary))
     return [p for p in made if p] + [md]
+
+
+def extension_builds(path) -> list[dict]:
+    """The build times in a `build_times.txt` of flash-attn 1.x's fused extensions: per extension its
+    files, architectures, MAX_JOBS and seconds, as the build printed them."""
+    import re
+
+    builds: dict[str, dict] = {}
+    for line in Path(path).read_text().splitlines():
+        if started := re.match(r"building (\w+): (\d+) files from \S+, (sm_[\d, sm_]+), MAX_JOBS=(\d+)", line):
+            name, files, archs, jobs = started.groups()
+            builds[name] = {"extension": name, "files": int(files), "archs": archs, "max_jobs": int(jobs)}
+        elif done := re.match(r"(\w+): (\d+) s, wheel", line):
+            builds.setdefault(done[1], {"extension": done[1]})["seconds"] = int(done[2])
+    return list(builds.values())
+
+
+def fa_gpt_measurements(folder) -> str:
+    """flash-attn's own GPT, as measured in `folder` (a `bench impl` run and its extension builds):
+    how long each fused extension took to build, and each variant's speed against Hugging Face's
+    GPT-2, read from the files (plain text, for a notebook cell)."""
+    folder = Path(folder)
+    result = load(folder / "impl.json")
+    lines = [f"{_hardware(result)} ({folder})", "", "extension builds:"]
+    for b in extension_builds(folder / "build_times.txt"):
+        lines.append(f"  {b['extension']:<20} {b.get('seconds', '?'):>4} s  ({b.get('files', '?')} files, "
+                     f"{b.get('archs', '?')}, MAX_JOBS={b.get('max_jobs', '?')})")  # fmt: skip
+    first = result["rows"][0]
+    lines += ["", f"training GPT-2 {first['size']}, batch {first['batch']} x {first['seq']}:"]
+    names = [f"{r['model_impl']:<10} {r['attn']:<13} fused: {', '.join(r['fused']) or '-'}" for r in result["rows"]]
+    width = max(map(len, names))
+    for r, name, ratio in zip(result["rows"], names, against_hf(result["rows"]), strict=True):
+        if ratio is None:
+            lines.append(f"  {name:<{width}}  {r['status'][:40]}")
+        else:
+            memory = f"memory x{ratio[1]:.2f}" if ratio[1] is not None else ""
+            lines.append(f"  {name:<{width}}  {r['tokens_per_s'] / 1e3:6.1f}k tokens/s  x{ratio[0]:.2f} HF  {memory}")
+    return "\n".join(lines)

@@ -1,15 +1,10 @@
-"""Train GPT-2 on Wikisource with PyTorch Lightning.
+"""Train GPT-2 on Wikisource with PyTorch Lightning: the module, the run and its checkpoints.
 
-One YAML file of `TrainConfig` fields drives the command line (``python -m vanilla_flash train
---config notebooks/params/cpu.yaml``) and the notebooks. `train()` wires the pieces:
-
-- `WikisourceData` (a `LightningDataModule`): documents, tokenizer, packed blocks; the training
-  order is a seeded, endless sequence of permutations, so a resumed run reads the same blocks it
-  would have read had it never stopped.
-- `GPT2Module` (a `LightningModule`): the GPT-2 of `vanilla_flash.model` with the chosen attention
-  backend; AdamW with weight-decay groups, warm-up then cosine learning rate.
-- Callbacks: throughput and MFU, sample text, the loss-curve plot; checkpoints every
-  `ckpt_every` steps and `last.ckpt`, resumed automatically.
+`train(cfg)` wires the pieces: `data.WikisourceData` (documents, tokenizer, packed blocks in a
+resumable order), `GPT2Module` (the model with the chosen attention backend and its optimizer),
+the callbacks of `vanilla_flash.callbacks`, checkpoints every `ckpt_every` steps and `last.ckpt`
+(resumed automatically: `find_resume`, checked by `inspect_checkpoint`), and at the end a summary
+(`run_dir/summary.json`) and the loss curve (`run_dir/loss.png`).
 """
 
 from __future__ import annotations
@@ -20,226 +15,25 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vanilla_flash import attention, data, env, precision
+from vanilla_flash import attention, data, env, flops, machine_report, plots, precision
 from vanilla_flash import model as gpt2
+from vanilla_flash.callbacks import Samples, Throughput
+from vanilla_flash.config import TrainConfig
+from vanilla_flash.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be resumed; the message says why and what to do."""
-
-
-@dataclass
-class TrainConfig:
-    # where things go
-    run_dir: str = "runs/tiny-vi"
-    ckpt_dir: str | None = None  # default run_dir/checkpoints; on Colab a Google Drive folder
-    cache_dir: str | None = None  # token cache; default run_dir/../cache
-    # data
-    data_source: str = "sample"  # sample | hub
-    lang: str = "vi"
-    max_docs: int | None = None
-    max_bytes: int | None = None
-    val_fraction: float = 0.1
-    # tokenizer
-    tokenizer: str = "gpt2"  # gpt2 | bpe
-    bpe_vocab_size: int = 4096
-    # model
-    model_impl: str = "hf"  # hf (transformers' GPT2LMHeadModel) | flash_attn (flash-attn's own GPT, fa_gpt)
-    fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
-    model_size: str = "tiny"
-    seq_len: int = 128
-    attn: str = "auto"
-    dropout: float = 0.0
-    compile: bool = False
-    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
-    # optimisation
-    batch_size: int = 8
-    accumulate: int = 1
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    warmup_steps: int = 10
-    max_steps: int = 60
-    grad_clip: float = 1.0
-    precision: str = "auto"  # auto (from the hardware) | 32-true | 16-mixed | bf16-mixed
-    seed: int = 1234
-    # hardware
-    accelerator: str = "auto"
-    devices: int | str = 1
-    strategy: str = "auto"  # auto | ddp | fsdp
-    # what to watch
-    log_every: int = 5
-    val_every: int = 20
-    val_batches: int = 8
-    sample_every: int = 0  # 0: only at the end
-    sample_prompt: str = "Trăm năm trong cõi người ta,"
-    sample_tokens: int = 40
-    ckpt_every: int = 20
-    resume: str = "auto"  # auto (last.ckpt if there is one) | never | a checkpoint path
-    progress_bar: bool = True
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_yaml(cls, path, **overrides) -> TrainConfig:
-        import yaml
-
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        if isinstance(values.get("train"), dict):  # a notebook parameters file: its `train` section
-            values = values["train"]
-        return cls.from_dict({**values, **overrides})
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training parameters: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        if "betas" in values:
-            values = {**values, "betas": tuple(values["betas"])}
-        return cls(**values)
-
-    @property
-    def checkpoints(self) -> Path:
-        return Path(self.ckpt_dir) if self.ckpt_dir else Path(self.run_dir) / "checkpoints"
-
-    @property
-    def token_cache(self) -> Path:
-        return Path(self.cache_dir) if self.cache_dir else Path(self.run_dir).parent / "cache"
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
-
-
-class Blocks(Dataset):
-    def __init__(self, blocks: np.ndarray):
-        self.blocks = blocks
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(self.blocks[i].astype(np.int64))
-
-
-class EndlessSampler(Sampler[int]):
-    """Block indices in an endless run of seeded permutations, position `start` onwards, strided
-    over `world` ranks. Position p of the run is block perm(seed + p // n)[p % n], whatever
-    happened before, which is what makes resuming exact."""
-
-    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1):
-        self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
-
-    def __iter__(self):
-        position = self.start * self.world + self.rank
-        epoch, order = None, None
-        while True:
-            if position // self.n != epoch:
-                epoch = position // self.n
-                order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
-            yield order[position % self.n]
-            position += self.world
-
-
-class WikisourceData(L.LightningDataModule):
-    def __init__(self, cfg: TrainConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.samples_seen = 0  # per rank, restored from a checkpoint
-        self.tokenizer = None
-        self.stats: dict = {}
-
-    def tokenizer_path(self) -> Path:
-        return self.cfg.checkpoints / "tokenizer.json"
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.tokenizer is not None:
-            return
-        cfg = self.cfg
-        docs = data.load_documents(cfg.data_source, cfg.lang, max_docs=cfg.max_docs, max_bytes=cfg.max_bytes)
-        train_docs, val_docs = data.split(docs, cfg.val_fraction, cfg.seed)
-        if cfg.tokenizer == "bpe":
-            path = self.tokenizer_path()
-            if path.exists():  # a resumed run keeps the tokenizer it started with
-                self.tokenizer = data.tokenizer("bpe", path=path)
-            else:
-                self.tokenizer = data.train_bpe((d["text"] for d in train_docs), cfg.bpe_vocab_size, path)
-        else:
-            self.tokenizer = data.tokenizer(cfg.tokenizer)
-        self.train_blocks = data.pack(train_docs, self.tokenizer, cfg.seq_len, cfg.token_cache)
-        self.val_blocks = data.pack(val_docs, self.tokenizer, cfg.seq_len, cfg.token_cache)
-        val_text = [d["text"] for d in val_docs]
-        self.stats = {
-            "documents": {"train": len(train_docs), "val": len(val_docs)},
-            "blocks": {"train": len(self.train_blocks), "val": len(self.val_blocks)},
-            "tokenizer": cfg.tokenizer,
-            "vocab_size": len(self.tokenizer),
-            "tokenizer_fingerprint": data.fingerprint(self.tokenizer),
-            "tokens_per_word_val": round(data.tokens_per_word(self.tokenizer, val_text), 3),
-        }
-        log.info("data: %s", self.stats)
-
-    def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer else 0
-        world = self.trainer.world_size if self.trainer else 1
-        sampler = EndlessSampler(len(self.train_blocks), self.cfg.seed, self.samples_seen, rank, world)
-        return DataLoader(Blocks(self.train_blocks), batch_size=self.cfg.batch_size, sampler=sampler,
-                          drop_last=True, pin_memory=torch.cuda.is_available())  # fmt: skip
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(Blocks(self.val_blocks), batch_size=self.cfg.batch_size, shuffle=False)
-
-    def state_dict(self) -> dict:
-        steps = self.trainer.global_step if self.trainer else 0
-        return {"samples_seen": steps * self.cfg.accumulate * self.cfg.batch_size,
-                "tokenizer_fingerprint": self.stats.get("tokenizer_fingerprint")}  # fmt: skip
-
-    def load_state_dict(self, state: dict) -> None:
-        saved = state.get("tokenizer_fingerprint")
-        if saved and self.stats and saved != self.stats["tokenizer_fingerprint"]:
-            raise CheckpointError(
-                f"the checkpoint was trained with another tokenizer (fingerprint {saved}, now "
-                f"{self.stats['tokenizer_fingerprint']}): its token ids mean other things. Resume with the "
-                "tokenizer it was trained with (same `tokenizer`, and for `bpe` the tokenizer.json saved next "
-                "to the checkpoint), or start a new run in another ckpt_dir."
-            )
-        self.samples_seen = state["samples_seen"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Model
-
-
-def flops_per_token(n_params: int, n_layer: int, n_head: int, head_dim: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6N for the weights plus 12·L·H·Q·T for attention (PaLM appendix B)."""
-    return 6 * n_params + 12 * n_layer * n_head * head_dim * seq_len
-
-
-# Dense half-precision tensor-core peaks (TFLOP/s) from the vendors' data sheets, for MFU.
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "T4": 65.0, "V100": 125.0}
-
-
-def peak_flops(gpu_name: str | None) -> float | None:
-    if not gpu_name:
-        return None
-    for key, tflops in PEAK_TFLOPS.items():
-        if key in gpu_name:
-            return tflops * 1e12
-    return None
-
-
 class GPT2Module(L.LightningModule):
+    """GPT-2 (`model_impl`: transformers' or flash-attn's) with the run's attention backend; AdamW
+    with weight-decay groups, linear warm-up then cosine learning rate, gradient clipping."""
+
     def __init__(self, cfg: dict, vocab_size: int, tokenizer_fingerprint: str | None = None):
         super().__init__()
         self.save_hyperparameters()
@@ -253,9 +47,7 @@ class GPT2Module(L.LightningModule):
             self.net = gpt2.build(self.cfg.model_size, attn=self.cfg.attn, **common)
         else:
             raise ValueError(f"model_impl {self.cfg.model_impl!r} is not one of: hf, flash_attn")
-        c = self.net.config
-        self.flops_per_token = flops_per_token(gpt2.parameter_count(self.net), c.n_layer, c.n_head,
-                                               c.n_embd // c.n_head, self.cfg.seq_len)  # fmt: skip
+        self.flops_per_token = flops.model_flops_per_token(self.net, self.cfg.seq_len)
 
     def configure_model(self) -> None:
         if self.cfg.compile and not getattr(self, "_compiled", False):
@@ -280,21 +72,20 @@ class GPT2Module(L.LightningModule):
             self.log("val/ppl", torch.exp(val.float().clamp(max=20)), sync_dist=True)
 
     def configure_optimizers(self):
+        return self.make_optimizer(self.trainer.precision)
+
+    def make_optimizer(self, precision: str) -> dict:
+        """AdamW and its schedule for a run in Lightning `precision` (the bare benchmark loop calls
+        this directly)."""
         decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
         groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         # fused AdamW unscales float16 gradients inside its step, too late for clipping: use it
         # where there is no gradient scaler (bf16-mixed, 32-true)
-        fused = self.device.type == "cuda" and self.trainer_precision() != "16-mixed"
+        fused = self.device.type == "cuda" and precision != "16-mixed"
         optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    def trainer_precision(self) -> str | None:
-        try:
-            return self.trainer.precision
-        except RuntimeError:  # not attached to a Trainer (the bare benchmark loop)
-            return getattr(self, "loop_precision", None)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """Clip the gradient norm here rather than through the Trainer, which refuses fused AdamW.
@@ -311,86 +102,6 @@ class GPT2Module(L.LightningModule):
         progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
         floor = cfg.min_lr / cfg.lr
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-# ---------------------------------------------------------------------------------------------
-# Callbacks
-
-
-class Throughput(L.Callback):
-    """tokens/s, MFU, peak memory and learning rate, logged every `log_every` steps."""
-
-    def __init__(self, cfg: TrainConfig, peak: float | None):
-        self.cfg, self.peak = cfg, peak
-        self.tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.accumulate
-        self.mark = None
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if (batch_idx + 1) % self.cfg.accumulate:
-            return
-        step = trainer.global_step
-        if step % self.cfg.log_every == 0 or self.mark is None:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            now = time.perf_counter()
-            if self.mark is not None and step > self.mark[0]:
-                seconds = (now - self.mark[1]) / (step - self.mark[0])
-                tokens_s = self.tokens_per_step * trainer.world_size / seconds
-                metrics = {"perf/tokens_per_s": tokens_s, "perf/step_s": seconds}
-                if self.peak:
-                    metrics["perf/mfu"] = tokens_s / trainer.world_size * module.flops_per_token / self.peak
-                if torch.cuda.is_available():
-                    metrics["perf/peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
-                metrics["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
-                module.log_dict(metrics, on_step=True, on_epoch=False, rank_zero_only=True)
-                pbar = {"tok/s": f"{tokens_s / 1e3:.1f}k"}
-                if "perf/mfu" in metrics:
-                    pbar["mfu"] = f"{metrics['perf/mfu']:.0%}"
-                trainer.progress_bar_metrics.update(pbar)
-            self.mark = (step, now)
-
-
-class Samples(L.Callback):
-    """Generate from `sample_prompt` every `sample_every` steps and at the end; appended to
-    run_dir/samples.txt and logged."""
-
-    def __init__(self, cfg: TrainConfig, tokenizer):
-        self.cfg, self.tokenizer = cfg, tokenizer
-        self.path = Path(cfg.run_dir) / "samples.txt"
-        self.last_text = ""
-
-    def generate(self, trainer, module) -> str:
-        net = module.net
-        ids = self.tokenizer(self.cfg.sample_prompt, return_tensors="pt")["input_ids"].to(module.device)
-        ids = ids[:, -(net.config.n_positions - 1) :]  # the model has n_positions position embeddings
-        new_tokens = min(self.cfg.sample_tokens, net.config.n_positions - ids.shape[1])
-        was_training, backend = net.training, net.config._attn_implementation
-        net.eval()
-        # generation passes a mask and, with a cache, one query against many keys: let `auto` route
-        # that to a backend that takes both (the weights do not depend on the backend)
-        gpt2.set_attention(net, "auto")
-        dtype = precision.autocast_dtype(trainer.precision)
-        with torch.no_grad(), torch.autocast(module.device.type, dtype=dtype, enabled=dtype is not None):
-            out = net.generate(ids, max_new_tokens=new_tokens, do_sample=True, top_k=50,
-                               generator=None, attention_mask=torch.ones_like(ids))  # fmt: skip
-        net.train(was_training)
-        gpt2.set_attention(net, backend)
-        text = self.tokenizer.decode(out[0], skip_special_tokens=True)
-        self.last_text = text
-        if trainer.is_global_zero:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(f"--- step {trainer.global_step}\n{text}\n")
-            log.info("sample at step %d: %s", trainer.global_step, text)
-        return text
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        every = self.cfg.sample_every
-        if every and trainer.global_step % every == 0 and (batch_idx + 1) % self.cfg.accumulate == 0:
-            self.generate(trainer, module)
-
-    def on_train_end(self, trainer, module):
-        self.generate(trainer, module)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,6 +168,7 @@ def make_strategy(cfg: TrainConfig):
 
 
 def resolve_precision(cfg: TrainConfig, machine: env.Machine) -> str:
+    """The run's Lightning precision: `cfg.precision`, checked, or the machine's (auto)."""
     return precision.policy(machine, None if cfg.precision == "auto" else cfg.precision)
 
 
@@ -474,7 +186,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     if fixed:
         log.info(fixed)
     prec = resolve_precision(cfg, machine)
-    dm = WikisourceData(cfg)
+    dm = data.WikisourceData(cfg)
     dm.setup("fit")
     resume = find_resume(cfg)
     resumed_from = inspect_checkpoint(resume, cfg, dm.stats["vocab_size"]) if resume else None
@@ -491,7 +203,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
                                   every_n_train_steps=cfg.ckpt_every, save_last=True, save_top_k=-1,
                                   auto_insert_metric_name=False)  # fmt: skip
     samples = Samples(cfg, dm.tokenizer)
-    callbacks = [checkpoints, Throughput(cfg, peak_flops(machine.gpu_name)), samples, *(callbacks or [])]
+    callbacks = [checkpoints, Throughput(cfg, flops.peak_flops(machine.gpu_name)), samples, *(callbacks or [])]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every)))
     trainer = L.Trainer(
@@ -522,8 +234,6 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
 
 
 def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, seconds) -> dict:
-    from vanilla_flash import plots
-
     run_dir = Path(cfg.run_dir)
     history = plots.read_metrics(run_dir / "logs")
     head_dim = module.net.config.n_embd // module.net.config.n_head
@@ -535,10 +245,10 @@ def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, sec
     steady = perf[len(perf) // 2 :] or perf  # the second half: after warm-up and compilation
     summary = {
         "config": dataclasses.asdict(cfg),
-        "environment": env.describe(machine).to_dict(),
+        "environment": machine_report.describe(machine).to_dict(),
         "precision": prec,
         "attention": chosen,
-        "parameters": gpt2.parameter_count(module.net),
+        "parameters": flops.parameter_count(module.net),
         "steps": trainer.global_step,
         "world_size": trainer.world_size,
         "resumed_from": resumed_from,

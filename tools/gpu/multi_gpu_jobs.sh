@@ -3,7 +3,7 @@
 # same global batch (one GPU accumulates 2 steps of 16; two GPUs run 16 each), and FSDP for 355M.
 # NVLink multicast stays off in every process.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-source scripts/gpu/job.sh
+source tools/gpu/job.sh
 train() { python3 -m vanilla_flash train --config configs/h100-124m.yaml --set attn=sdpa_cudnn compile=true \
             max_steps=200 progress_bar=false "$@"; }
 job gpu1 train run_dir="$OUT_DIR/gpu1/run" devices=1 accumulate=2

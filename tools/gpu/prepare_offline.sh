@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Gather, on a machine with network, what a GPU machine without network needs to run this project:
-#   scripts/gpu/prepare_offline.sh DIR [PYTHON_VERSION]     (default 3.12)
+#   tools/gpu/prepare_offline.sh DIR [PYTHON_VERSION]     (default 3.12)
 # DIR/fa1.tar.gz     flash-attn 1.0.9's source archive, unpacked and re-packed (its cutlass included)
 # DIR/fa4a, DIR/fa4b flash-attn-4 and its CuTe DSL wheels, split so that each folder stays under 60 MiB
 #                    (the 92 MB nvidia-cutlass-dsl-libs-cu13 wheel is cut in two; fa4a/fa4.md5 checks it)
 # DIR/ds             datasets and the pure-Python packages it needs beyond a torch image
 # DIR/nb             papermill and the Jupyter kernel (ipykernel, ipython, ...) to run the notebooks
-# On the GPU machine: scripts/gpu/build_fa1.sh and scripts/gpu/install_fa4.sh.
+# On the GPU machine: tools/gpu/build_fa1.sh and tools/gpu/install_fa4.sh.
 set -euo pipefail
 out=$1 py=${2:-3.12}
 mkdir -p "$out"

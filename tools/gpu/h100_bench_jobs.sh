@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks of one H100 session (issues: training throughput, attention and training benchmarks), run by
-# `scripts/gpu/session.sh launch scripts/gpu/h100_bench_jobs.sh` in the repository root with the
+# `tools/gpu/session.sh launch tools/gpu/h100_bench_jobs.sh` in the repository root with the
 # environment of session.sh. Each job writes under $OUT_DIR/<job>/ and appends its status line to
 # $OUT_DIR/status (see job.sh). Most wanted first: a session may end early.
-source scripts/gpu/job.sh
+source tools/gpu/job.sh
 vf() { python3 -m vanilla_flash "$@"; }
 cfg=configs/h100-124m.yaml
 best=(attn=sdpa_cudnn compile=true)

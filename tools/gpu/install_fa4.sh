@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install flash-attn 4 and its CuTe DSL wheels on a GPU machine that has no network.
-#   scripts/gpu/install_fa4.sh PREFIX WHEEL_DIR...
+#   tools/gpu/install_fa4.sh PREFIX WHEEL_DIR...
 # A wheel too large to move in one piece may arrive split (NAME.whl.partaa, NAME.whl.partab, ...)
 # with an md5 file (fa4.md5); the parts are joined and checked first. Prints the site-packages
 # folder SITE; use PYTHONPATH=SITE:SITE/nvidia_cutlass_dsl/dsl_packages (pip would run that .pth line).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build flash-attn 1.0.9 from its PyPI source archive on a GPU machine that has no network.
-#   scripts/gpu/build_fa1.sh SOURCE.tar.gz PREFIX
+#   tools/gpu/build_fa1.sh SOURCE.tar.gz PREFIX
 # The archive holds the unpacked sdist as fa1/ (with its cutlass copy). The build is the library's
 # own (`vanilla_flash.install.build_fa1`: ninja, MAX_JOBS from cores and RAM, FA1_ARCHS=75 or 90 or
 # 75,80 to compile only those architectures); its wheel lands in PREFIX/wheels and is installed into

@@ -4,7 +4,7 @@
 # source archive, then HF GPT-2 and flash-attn's GPT are compared: logits with the same weights, and
 # tokens/s and memory with the fused parts off and on, all variants in one run. dropout_layer_norm (about
 # sixty CUDA files) is built last: if it fails, the comparison refuses that variant and runs the rest.
-source scripts/gpu/job.sh
+source tools/gpu/job.sh
 mkdir -p "$VF/fa1src" && tar xzf "$VF/in/fa1.tar.gz" -C "$VF/fa1src"
 ext() {  # build one extension into $VF/ext-wheels (or reuse it there), install it next to flash-attn
   python3 - "$1" <<'PY'

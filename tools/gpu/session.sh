@@ -11,7 +11,7 @@
 #   session.sh collect OUT            pack the results (logs, JSON, CSV, PNG, notebooks; no checkpoints)
 #                                     into OUT/results.tar.gz; a wheel built here goes to OUT/fa1wheel/
 #                                     in parts under 16 MiB (join: cat fa1wheel/*.part?? > TAG/NAME.whl)
-# DIR is what scripts/gpu/prepare_offline.sh made. Results go to /tmp/vf/out/<job>/.
+# DIR is what tools/gpu/prepare_offline.sh made. Results go to /tmp/vf/out/<job>/.
 set -uo pipefail
 stage=$1; shift
 vf=/tmp/vf; in=$vf/in; out=$vf/out
@@ -29,14 +29,14 @@ start)
     status=$?; echo 0 > $vf/fa1/build_seconds; echo $status > $vf/fa1/done
     echo "flash-attn 1.0.9 installed from a wheel (exit $status)"
   else
-    (FA1_ARCHS=${FA1_ARCHS:-90} setsid nohup bash scripts/gpu/build_fa1.sh $in/fa1.tar.gz $vf/fa1 \
+    (FA1_ARCHS=${FA1_ARCHS:-90} setsid nohup bash tools/gpu/build_fa1.sh $in/fa1.tar.gz $vf/fa1 \
        > $vf/fa1.out 2>&1 < /dev/null &)
     sleep 2; cat $vf/fa1.out
   fi ;;
 launch)
   python3 -m pip install -q --no-index --no-deps --target $vf/ds $in/ds/*.whl
   [ -d $in/nb ] && python3 -m pip install -q --no-index --no-deps --target $vf/nb $in/nb/*.whl
-  site=$(bash scripts/gpu/install_fa4.sh $vf/fa4 $in/fa4a $in/fa4b | tail -1)
+  site=$(bash tools/gpu/install_fa4.sh $vf/fa4 $in/fa4a $in/fa4b | tail -1)
   cat > $vf/env.sh <<ENV
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OUT_DIR=$out VF=$vf
 export PYTHONPATH=$PWD/scr:$vf/fa1/site:$site:$site/nvidia_cutlass_dsl/dsl_packages:$vf/ds:$vf/nb

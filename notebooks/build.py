@@ -1,0 +1,267 @@
+"""Write the notebook collection from its sources, notebooks/source/<kind>.py.
+
+    python notebooks/build.py            # (re)write notebooks/flash_attn_{1,2,4}/*.ipynb, no outputs
+    python notebooks/build.py --strip F  # drop run-specific metadata from executed notebooks
+
+Three sets (one per flash-attn version: flash_attn_1, flash_attn_2, flash_attn_4) of four kinds of
+notebook (01_install, 02_build, 03_train_wikisource, 04_benchmark). Each kind has one source, a
+jupytext py:percent file read with jupytext's API: code cells are plain Python that ruff lints and
+formats with the library, markdown cells are comments. Metadata in a cell's header says how the build
+treats it:
+
+    # %% [markdown]                         English prose ...
+    # %% [markdown] lang="vi"               ... and the Vietnamese twin that must follow it: the build
+                                            joins the two into one cell (English, `---`, *Tiếng Việt*,
+                                            Vietnamese), so one edit changes both languages
+    # %% [markdown] sets=["flash_attn_1"]   a cell only in those sets (its twin goes with it)
+    # %% tags=["nbval-ignore-output"]       cell tags, copied: nbval skips outputs that vary by run
+    # %% preamble=true                      the parameters and set-up cells go here (see below)
+
+For each set the build then fills in `$name` placeholders (string.Template, in every cell; `$$` is a
+dollar sign) from the set's row of scr/vanilla_flash/targets.py ($version, $gpus, $gpus_vi,
+$requirements, $target, $notebook_set, ...) and the badge and GPU lines of the first cell
+($colab_badge, $expected_gpu, $expected_gpu_vi); an unknown placeholder is an error. The sources
+wrap markdown at 120 columns (ruff's line length); the build puts each paragraph back on one line: a
+blank line, a heading, or a line starting a list item, quote, table row or code fence starts a new
+line.
+
+The parameters cell (the values of notebooks/params/cpu.yaml, which papermill replaces with another
+target's file) and the two set-up cells (Colab bootstrap, enter the repository) are the same in every
+notebook, so they are written here rather than in the sources. They define names the sources use
+(`target`, `train`, `benchmark`, `fa1_source`, `fa1_archs`, `fa1_extensions`, `notebook`). So that ruff
+still reports every other undefined name, each source holds a `preamble=true` cell that defines these
+names (as None) and that the build replaces; the build checks that it defines no name the cells it
+stands for do not define, so the stand-in can never hide a real undefined name. The one per-file ignore
+(pyproject.toml) is E402 for notebooks/source/: each cell imports what it uses, as notebook cells do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import pprint
+import re
+import sys
+import tomllib
+from pathlib import Path
+from string import Template
+
+import jupytext
+import nbformat
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SOURCES = HERE / "source"
+sys.path.insert(0, str(ROOT / "scr"))
+from vanilla_flash import targets  # noqa: E402  (this checkout's table, whichever Python runs the build)
+
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+GITHUB_PATH = REPO_URL.removeprefix("https://github.com/")
+BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+KINDS = sorted(p.stem for p in SOURCES.glob("*.py"))
+CELL_KEYS = {"tags", "sets", "lang", "preamble"}  # the cell metadata a source may carry
+LAYOUT_KEYS = {"lines_to_next_cell", "lines_to_end_of_cell_marker"}  # jupytext's record of blank lines
+BILINGUAL = "\n\n---\n\n*Tiếng Việt*\n\n"  # between the English and the Vietnamese text of a cell
+METADATA = {
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+    "accelerator": "GPU",
+    "colab": {"provenance": []},
+}
+
+BOOTSTRAP = Template("""\
+# On Colab: fetch the repository and install the library next to Colab's own torch (never replacing it).
+import os
+import subprocess
+import sys
+
+REPO_URL = "$repo_url"
+if "COLAB_RELEASE_TAG" in os.environ and not os.path.exists("pyproject.toml"):
+    if not os.path.exists("vanilla-flash"):
+        subprocess.run(["git", "clone", "--depth=1", REPO_URL, "vanilla-flash"], check=True)
+    os.chdir("vanilla-flash")
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "-r", "$requirements", "-e", "."], check=True)""")
+ENTER_REPO = Template("""\
+from vanilla_flash import notebook
+
+root = notebook.enter_repo()  # work from the repository root, whatever started this notebook
+if notebook.env.in_colab():  # opened in Colab, not run by papermill: use this set's GPU parameters
+    globals().update(notebook.params("$target"))
+print("target:", target)""")
+EXPECTED_GPU = (
+    "**Expected GPU:** $gpus. On a machine without it the notebook still runs (CPU parameters, dry runs), "
+    "so every cell can be read and checked."
+)
+EXPECTED_GPU_VI = (
+    "**GPU dự kiến:** $gpus_vi. Trên máy không có GPU đó, notebook vẫn chạy được (tham số CPU, chạy thử), "
+    "nên mọi ô đều đọc và kiểm tra được."
+)
+
+
+def placeholders(set_name: str, kind: str) -> dict[str, str]:
+    t = targets.for_set(set_name)
+    url = f"https://colab.research.google.com/github/{GITHUB_PATH}/blob/main/notebooks/{set_name}/{kind}.ipynb"
+    values = {"notebook_set": set_name, "target": t.name, "version": t.flash_attn, "gpus": t.gpus,
+              "gpus_vi": t.gpus_vi, "requirements": t.requirements, "params": t.params, "backend": t.backend,
+              "repo_url": REPO_URL, "colab_badge": f"[![Open in Colab]({BADGE})]({url})"}  # fmt: skip
+    values["expected_gpu"] = Template(EXPECTED_GPU).substitute(values)
+    values["expected_gpu_vi"] = Template(EXPECTED_GPU_VI).substitute(values)
+    return values
+
+
+def parameters_cell():
+    values = yaml.safe_load((HERE / "params" / "cpu.yaml").read_text())
+    lines = [
+        "# Parameters: CPU-safe defaults. papermill replaces them with notebooks/params/<target>.yaml",
+        "# (make run-t4 / run-ampere / run-hopper); on Colab the next cell loads this set's GPU file.",
+    ]
+    for key, value in values.items():
+        lines.append(f"{key} = {pprint.pformat(value, width=100, sort_dicts=False)}")
+    return new_code_cell("\n".join(lines), metadata={"tags": ["parameters"]})
+
+
+def preamble(values: dict[str, str]) -> list:
+    setup = [BOOTSTRAP.substitute(values), ENTER_REPO.substitute(values)]
+    return [parameters_cell(), *(new_code_cell(code, metadata={"tags": []}) for code in setup)]
+
+
+def defined_names(code: str) -> set[str]:
+    """The names a cell assigns or imports."""
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+BLOCK_START = re.compile(r"#|>|\||```|~~~|[-*+] |\d+[.)] |    |\t")
+
+
+def unwrap(text: str) -> str:
+    """Each Markdown paragraph on one line, as in a notebook cell (the sources wrap it for ruff)."""
+    lines: list[str] = []
+    fenced = False
+    for line in text.split("\n"):
+        previous = lines[-1] if lines else ""
+        if (line and previous and not fenced and not BLOCK_START.match(line)
+                and not re.match(r"#|\||```|~~~", previous) and not previous.endswith(("  ", "\\"))):  # fmt: skip
+            lines[-1] = f"{previous} {line.strip()}"
+        else:
+            lines.append(line)
+        if line.startswith(("```", "~~~")):
+            fenced = not fenced
+    return "\n".join(lines)
+
+
+def fill(text: str, values: dict[str, str], where: str) -> str:
+    unknown = set(Template(text).get_identifiers()) - set(values)
+    if unknown:
+        raise ValueError(f"{where}: unknown placeholder(s) {', '.join(sorted(unknown))}; known: {', '.join(values)}")
+    return Template(text).substitute(values)
+
+
+def source_cells(kind: str) -> list[tuple[str, dict, str, str]]:
+    """The cells of notebooks/source/<kind>.py as (where, metadata, cell type, text), each Vietnamese twin
+    joined to the English cell before it."""
+    path = SOURCES / f"{kind}.py"
+    cells: list[tuple[str, dict, str, str]] = []
+    for number, cell in enumerate(jupytext.read(path, fmt="py:percent").cells, 1):
+        where = f"{path.relative_to(ROOT)}, cell {number}"
+        meta = {k: v for k, v in cell.metadata.items() if k not in LAYOUT_KEYS}
+        if set(meta) - CELL_KEYS:
+            raise ValueError(f"{where}: unknown cell metadata {sorted(set(meta) - CELL_KEYS)}; known: {CELL_KEYS}")
+        unknown_sets = set(meta.get("sets", [])) - set(targets.notebook_sets())
+        if unknown_sets:
+            raise ValueError(f"{where}: unknown notebook set(s) {sorted(unknown_sets)}")
+        previous = cells[-1] if cells else None
+        if meta.get("lang") == "vi":
+            if not previous or previous[2] != "markdown" or BILINGUAL in previous[3] or set(meta) != {"lang"}:
+                raise ValueError(f"{where}: a Vietnamese cell (lang=\"vi\") follows its English markdown cell and "
+                                 "carries no other metadata")  # fmt: skip
+            cells[-1] = (*previous[:2], "markdown", unwrap(previous[3]) + BILINGUAL + unwrap(cell.source))
+        elif previous and previous[2] == "markdown" and BILINGUAL not in previous[3]:
+            raise ValueError(f'{previous[0]}: this markdown cell has no Vietnamese twin (lang="vi") after it')
+        else:
+            cells.append((where, meta, cell.cell_type, cell.source))
+    if cells and cells[-1][2] == "markdown" and BILINGUAL not in cells[-1][3]:
+        raise ValueError(f'{cells[-1][0]}: this markdown cell has no Vietnamese twin (lang="vi") after it')
+    return cells
+
+
+def notebook(set_name: str, kind: str):
+    """The notebook `kind` of `set_name`, without outputs."""
+    values = placeholders(set_name, kind)
+    cells = []
+    for where, meta, cell_type, text in source_cells(kind):
+        if set_name not in meta.get("sets", [set_name]):
+            continue
+        if meta.get("preamble"):
+            generated = preamble(values)
+            extra = defined_names(text) - set().union(*(defined_names(c.source) for c in generated))
+            if extra:
+                raise ValueError(f"{where}: the preamble stand-in defines {sorted(extra)}, which the parameters "
+                                 "and set-up cells do not (notebooks/params/cpu.yaml)")  # fmt: skip
+            cells += generated
+        elif cell_type == "markdown":
+            cells.append(new_markdown_cell(fill(text, values, where)))
+        else:
+            cells.append(new_code_cell(fill(text, values, where), metadata={"tags": list(meta.get("tags", []))}))
+    if sum("parameters" in c.metadata.get("tags", []) for c in cells) != 1:
+        raise ValueError(f"{(SOURCES / kind).relative_to(ROOT)}.py: {set_name} needs exactly one preamble=true cell")
+    return new_notebook(cells=cells, metadata=METADATA)
+
+
+def write_all() -> list[Path]:
+    paths = []
+    for set_name in targets.notebook_sets():
+        (HERE / set_name).mkdir(exist_ok=True)
+        for kind in KINDS:
+            path = HERE / set_name / f"{kind}.ipynb"
+            nbformat.write(notebook(set_name, kind), path)
+            paths.append(path)
+    return paths
+
+
+def strip(path: Path) -> None:
+    """Keep outputs, drop what changes on every run: execution times, papermill metadata, kernel
+    versions; and the cell papermill injects (the parameters cell already holds the same values)."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = [_clean_output(o) for o in cell.outputs]
+    nb.metadata.pop("papermill", None)
+    nb.metadata.get("language_info", {}).pop("version", None)
+    nbformat.write(nb, path)
+
+
+def _clean_output(output):
+    """No colour codes, and no absolute paths of the machine that ran the notebook."""
+    if output.get("output_type") == "stream":
+        text = re.sub(r"\x1b\[[0-9;]*m", "", output["text"])
+        output["text"] = text.replace(f"{ROOT}/", "").replace(str(Path.home()), "~")
+    return output
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--strip", nargs="*", metavar="NOTEBOOK", help="strip run metadata from executed notebooks")
+    args = p.parse_args()
+    if args.strip is not None:
+        for path in args.strip:
+            strip(Path(path))
+        return 0
+    for path in write_all():
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The Lightning callbacks of a training run, one concern each.
+
+- `Throughput`: tokens/s, MFU, peak memory and learning rate every `log_every` steps.
+- `Samples`: text generated from `sample_prompt` every `sample_every` steps and at the end.
+- `StepTimer`: the wall-clock time of the optimizer steps after a warm-up, as one measurement
+  (what `bench_training.lightning_overhead` compares with a bare loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from vanilla_flash import model as gpt2
+from vanilla_flash import precision
+from vanilla_flash.config import TrainConfig
+
+log = logging.getLogger("vanilla_flash.train")
+
+
+class Throughput(L.Callback):
+    """tokens/s, MFU, peak memory and learning rate, logged every `log_every` steps."""
+
+    def __init__(self, cfg: TrainConfig, peak: float | None):
+        self.cfg, self.peak = cfg, peak
+        self.tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.accumulate
+        self.mark = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if (batch_idx + 1) % self.cfg.accumulate:
+            return
+        step = trainer.global_step
+        if step % self.cfg.log_every == 0 or self.mark is None:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            now = time.perf_counter()
+            if self.mark is not None and step > self.mark[0]:
+                seconds = (now - self.mark[1]) / (step - self.mark[0])
+                tokens_s = self.tokens_per_step * trainer.world_size / seconds
+                metrics = {"perf/tokens_per_s": tokens_s, "perf/step_s": seconds}
+                if self.peak:
+                    metrics["perf/mfu"] = tokens_s / trainer.world_size * module.flops_per_token / self.peak
+                if torch.cuda.is_available():
+                    metrics["perf/peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+                metrics["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+                module.log_dict(metrics, on_step=True, on_epoch=False, rank_zero_only=True)
+                pbar = {"tok/s": f"{tokens_s / 1e3:.1f}k"}
+                if "perf/mfu" in metrics:
+                    pbar["mfu"] = f"{metrics['perf/mfu']:.0%}"
+                trainer.progress_bar_metrics.update(pbar)
+            self.mark = (step, now)
+
+
+class Samples(L.Callback):
+    """Generate from `sample_prompt` every `sample_every` steps and at the end; appended to
+    run_dir/samples.txt and logged."""
+
+    def __init__(self, cfg: TrainConfig, tokenizer):
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.path = Path(cfg.run_dir) / "samples.txt"
+        self.last_text = ""
+
+    def generate(self, trainer, module) -> str:
+        net = module.net
+        ids = self.tokenizer(self.cfg.sample_prompt, return_tensors="pt")["input_ids"].to(module.device)
+        ids = ids[:, -(net.config.n_positions - 1) :]  # the model has n_positions position embeddings
+        new_tokens = min(self.cfg.sample_tokens, net.config.n_positions - ids.shape[1])
+        was_training, backend = net.training, net.config._attn_implementation
+        net.eval()
+        # generation passes a mask and, with a cache, one query against many keys: let `auto` route
+        # that to a backend that takes both (the weights do not depend on the backend)
+        gpt2.set_attention(net, "auto")
+        dtype = precision.autocast_dtype(trainer.precision)
+        with torch.no_grad(), torch.autocast(module.device.type, dtype=dtype, enabled=dtype is not None):
+            out = net.generate(ids, max_new_tokens=new_tokens, do_sample=True, top_k=50,
+                               generator=None, attention_mask=torch.ones_like(ids))  # fmt: skip
+        net.train(was_training)
+        gpt2.set_attention(net, backend)
+        text = self.tokenizer.decode(out[0], skip_special_tokens=True)
+        self.last_text = text
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(f"--- step {trainer.global_step}\n{text}\n")
+            log.info("sample at step %d: %s", trainer.global_step, text)
+        return text
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        every = self.cfg.sample_every
+        if every and trainer.global_step % every == 0 and (batch_idx + 1) % self.cfg.accumulate == 0:
+            self.generate(trainer, module)
+
+    def on_train_end(self, trainer, module):
+        self.generate(trainer, module)
+
+
+class StepTimer(L.Callback):
+    """Wall-clock time of a Lightning run's optimizer steps after the first `warmup`, measured over
+    all of them at once: everything the trainer does per step (data, logging, progress bar) is in."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.seconds, self.steps = warmup, None, None, 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        starting = self.start is None and trainer.global_step >= self.warmup
+        ending = self.start is not None and trainer.global_step >= trainer.max_steps
+        if not (starting or ending):
+            return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        if starting:
+            self.start, self.first = time.perf_counter(), trainer.global_step
+        else:  # the last step: stop before the end-of-training work (sample text, plots)
+            self.seconds, self.steps = time.perf_counter() - self.start, trainer.global_step - self.first
+
+    @property
+    def step_seconds(self) -> float:
+        return self.seconds / self.steps

@@ -1,0 +1,174 @@
+"""The calls into flash-attn 1.x, 2.x and 4, and the variable-length helpers they share.
+
+Each ``flash_attn_*_forward`` has the calling convention of transformers' ``AttentionInterface``
+(see `vanilla_flash.attention`, which registers them and checks every call against the backend's
+limits before it gets here). The library is imported on first use (`import_flash_attn`), so this
+module imports on a machine without flash-attn or without a GPU.
+
+Layouts: transformers hands (batch, heads, seq, head_dim); flash-attn takes (batch, seq, heads,
+head_dim), or (tokens, heads, head_dim) with int32 ``cu_seqlens`` offsets for its variable-length
+calls, which is how a padding mask reaches it (`varlen_call`). Causal alignment differs by version:
+1.x aligns the causal mask top-left, 2.x and 4 bottom-right (what decoding with a KV cache needs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vanilla_flash import targets
+from vanilla_flash.env import dist_version
+from vanilla_flash.errors import AttentionError
+
+
+def notebooks_for(major: int) -> str:
+    return f"notebooks/{targets.for_flash_attn(major).notebook_set}"
+
+
+def install_hint(major: int) -> str:
+    """What to do when flash-attn `major` (1, 2 or 4) is not installed."""
+    if major == 1:
+        return (
+            "flash-attn 1.x is not installed: build it from source with the "
+            f"{notebooks_for(1)} notebooks (about 4 minutes on 16 cores, 15 on Colab's 2)"
+        )
+    if major == 2:
+        return (
+            "flash-attn 2.x is not installed: install the prebuilt wheel that matches this torch "
+            f"(the {notebooks_for(2)} notebooks find it)"
+        )
+    return f"flash-attn-4 is not installed: `pip install flash-attn-4` (see the {notebooks_for(4)} notebooks)"
+
+
+def import_flash_attn(major: int):
+    """The flash-attn module for `major`, or an AttentionError that says how to get it."""
+    try:
+        if major == 4:
+            import flash_attn.cute as module
+
+            return module
+        from flash_attn import flash_attn_interface as module
+    except ImportError as err:
+        installed = dist_version("flash-attn-4") if major == 4 else dist_version("flash-attn")
+        if installed and "undefined symbol" in str(err):
+            raise AttentionError(
+                f"flash-attn {installed} is installed but was built for another torch/CUDA ({err}). "
+                f"Reinstall the build that matches torch {torch.__version__} (see {notebooks_for(major)})."
+            ) from err
+        if major == 4 and installed and dist_version("flash-attn"):
+            raise AttentionError(
+                f"flash-attn-4 {installed} is installed, but `flash_attn` resolves to flash-attn "
+                f"{dist_version('flash-attn')}'s package, which hides flash_attn.cute: install both into "
+                f"the same site-packages, or only the one this GPU needs ({err})"
+            ) from err
+        raise AttentionError(install_hint(major) + f" ({err})") from err
+    has_v1_api = hasattr(module, "flash_attn_unpadded_func")
+    if major == 1 and not has_v1_api:
+        raise AttentionError("the installed flash-attn is 2.x; use backend flash_attn_2 (flash_attn_1 needs 1.x)")
+    if major == 2 and has_v1_api:
+        raise AttentionError("the installed flash-attn is 1.x; use backend flash_attn_1 (flash_attn_2 needs 2.x)")
+    return module
+
+
+def causal(module, is_causal: bool | None) -> bool:
+    return bool(is_causal if is_causal is not None else getattr(module, "is_causal", True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Variable-length batches
+
+
+def cu_seqlens(batch: int, seq_len: int, device) -> torch.Tensor:
+    return torch.arange(0, (batch + 1) * seq_len, seq_len, dtype=torch.int32, device=device)
+
+
+def unpad(x: torch.Tensor, keep: torch.Tensor):
+    """(batch, seq, heads, dim) with keep[batch, seq] -> (tokens, heads, dim), indices, cu_seqlens, max len."""
+    lengths = keep.sum(dim=-1, dtype=torch.int32)
+    index = torch.nonzero(keep.flatten(), as_tuple=False).flatten()
+    cu = F.pad(torch.cumsum(lengths, 0, dtype=torch.int32), (1, 0))
+    return x.reshape(-1, *x.shape[2:]).index_select(0, index), index, cu, int(lengths.max())
+
+
+def repad(x: torch.Tensor, index: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:
+    out = x.new_zeros(batch * seq_len, *x.shape[1:])
+    out[index] = x
+    return out.view(batch, seq_len, *x.shape[1:])
+
+
+def varlen_call(call, q, k, v, attention_mask):
+    """Run `call(q, k, v, cu_q, cu_k, max_q, max_k)` on (batch, seq, heads, dim) tensors, unpadding
+    by the 2D padding mask (batch, kv_len) when there is one."""
+    batch, q_len = q.shape[:2]
+    k_len = k.shape[1]
+    if attention_mask is None:
+        cu_q = cu_seqlens(batch, q_len, q.device)
+        cu_k = cu_q if k_len == q_len else cu_seqlens(batch, k_len, q.device)
+        # with batch 1 the reshape is a strided view, not a copy: flash-attn 1.x then allocates a
+        # strided output and its backward fails on `out.is_contiguous()` (seen at seq 16384 on an H100)
+        q, k, v = (t.reshape(-1, *t.shape[2:]).contiguous() for t in (q, k, v))
+        out = call(q, k, v, cu_q, cu_k, q_len, k_len)
+        return out.view(batch, q_len, *out.shape[1:])
+    keep = attention_mask.bool()
+    q_u, q_index, cu_q, max_q = unpad(q, keep[:, -q_len:])
+    k_u, _, cu_k, max_k = unpad(k, keep)
+    v_u = v.reshape(-1, *v.shape[2:]).index_select(0, torch.nonzero(keep.flatten()).flatten())
+    out = call(q_u, k_u, v_u, cu_q, cu_k, max_q, max_k)
+    return repad(out, q_index, batch, q_len)
+
+
+# ---------------------------------------------------------------------------------------------
+# The three libraries
+
+
+def flash_attn_1_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **_):
+    fa = import_flash_attn(1)
+    is_causal = causal(module, is_causal)
+    q_len, k_len = query.shape[-2], key.shape[-2]
+    if is_causal and q_len != k_len:
+        # flash-attn 1.x aligns the causal mask top-left; one new token sees every cached key.
+        if q_len != 1:
+            raise AttentionError(
+                "flash-attn 1.x cannot run a causal call with fewer queries than keys (other than one); use sdpa"
+            )
+        is_causal = False
+    q, k, v = (t.transpose(1, 2) for t in (query, key, value))
+
+    def call(q, k, v, cu_q, cu_k, max_q, max_k):
+        return fa.flash_attn_unpadded_func(q, k, v, cu_q, cu_k, max_q, max_k, dropout, softmax_scale=scaling,
+                                           causal=is_causal)  # fmt: skip
+
+    return varlen_call(call, q, k, v, attention_mask), None
+
+
+def flash_attn_2_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **_):
+    fa = import_flash_attn(2)
+    is_causal = causal(module, is_causal)
+    q, k, v = (t.transpose(1, 2) for t in (query, key, value))
+    if attention_mask is None:
+        return fa.flash_attn_func(q, k, v, dropout, softmax_scale=scaling, causal=is_causal), None
+
+    def call(q, k, v, cu_q, cu_k, max_q, max_k):
+        return fa.flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, dropout, softmax_scale=scaling,
+                                         causal=is_causal)  # fmt: skip
+
+    return varlen_call(call, q, k, v, attention_mask), None
+
+
+def _first(result):
+    return result[0] if isinstance(result, tuple) else result
+
+
+def flash_attn_4_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **_):
+    fa = import_flash_attn(4)
+    is_causal = causal(module, is_causal)
+    q, k, v = (t.transpose(1, 2) for t in (query, key, value))
+    if attention_mask is None:
+        return _first(fa.flash_attn_func(q, k, v, softmax_scale=scaling, causal=is_causal)), None
+
+    def call(q, k, v, cu_q, cu_k, max_q, max_k):
+        return _first(fa.flash_attn_varlen_func(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k,
+                                                max_seqlen_q=max_q, max_seqlen_k=max_k,
+                                                softmax_scale=scaling, causal=is_causal))  # fmt: skip
+
+    return varlen_call(call, q, k, v, attention_mask), None

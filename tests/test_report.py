@@ -1,0 +1,47 @@
+"""Reports drawn from committed results files, without a GPU."""
+
+from pathlib import Path
+
+from vanilla_flash import report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_report_renders_the_committed_h100_results(tmp_path):
+    runs = sorted((ROOT / "results/h100/train_124m").glob("*/summary.json"))
+    assert len(runs) >= 4
+    made = report.render([p.parent for p in runs], tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "NVIDIA H100" in text and "flash_attn_4" in text and "flash_attn_1" in text
+    assert (tmp_path / "train_loss_curves.png").exists() and made
+
+
+def test_impl_rows_are_compared_with_the_fastest_hugging_face_row():
+    rows = [
+        {"model_impl": "hf", "attn": "sdpa", "fused": [], "status": "ok", "tokens_per_s": 100e3, "peak_mem_gib": 20.0,
+         "mfu": 0.1},
+        {"model_impl": "hf", "attn": "eager", "fused": [], "status": "ok", "tokens_per_s": 50e3, "peak_mem_gib": 30.0,
+         "mfu": 0.05},
+        {"model_impl": "flash_attn", "attn": "-", "fused": [], "status": "ok", "tokens_per_s": 160e3,
+         "peak_mem_gib": 12.0, "mfu": 0.16},
+        {"model_impl": "flash_attn", "attn": "-", "fused": ["fused_mlp"], "status": "error: FlashAttnModelError: x",
+         "tokens_per_s": None, "peak_mem_gib": None},
+    ]  # fmt: skip
+    assert report.against_hf(rows) == [(1.0, 1.0), (0.5, 1.5), (1.6, 0.6), None]
+    table = report.impl_table({"rows": rows})
+    assert "| 160.0k | 1.60 |" in table and "| 12.0 | 0.60 |" in table and "FlashAttnModelError" in table
+    assert report.against_hf(rows[2:]) == [None, None]  # no Hugging Face row ran: nothing to compare with
+    on_cpu = [{**rows[0], "peak_mem_gib": None, "mfu": None}]
+    assert report.against_hf(on_cpu) == [(1.0, None)]
+    assert "| 100.0k | 1.00 | - | - | - |" in report.impl_table({"rows": on_cpu})
+
+
+def test_fa_gpt_measurements_are_read_from_the_committed_files():
+    text = report.fa_gpt_measurements(ROOT / "results/h100/fa_gpt")
+    impl = report.load(ROOT / "results/h100/fa_gpt/impl.json")
+    assert "NVIDIA H100" in text and "dropout_layer_norm" in text
+    builds = {b["extension"]: b for b in report.extension_builds(ROOT / "results/h100/fa_gpt/build_times.txt")}
+    assert builds["dropout_layer_norm"]["files"] == 62 and builds["dropout_layer_norm"]["seconds"] > 0
+    assert f"{builds['dropout_layer_norm']['seconds']} s" in text
+    fastest = max(r["tokens_per_s"] for r in impl["rows"] if r["status"] == "ok")
+    assert f"{fastest / 1e3:.1f}k tokens/s" in text
