@@ -14,15 +14,23 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install run run-cpu run-t4 run-ampere run-hopper notebooks docs docs-serve docs-figures env check \
+.PHONY: help install run run-cpu run-t4 run-ampere run-hopper colab-twin notebooks docs docs-serve docs-figures env check \
 	smoke test lint format clean
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# torch first, as a CPU build: on Linux, PyPI's torch is the CUDA build with about 3 GB of nvidia
+# packages. The PyTorch CPU index serves torch X+cpu, which the `torch==X` pin accepts and prefers
+# (a local version sorts after the plain one); macOS and Windows wheels are CPU builds anyway.
+# TORCH_INDEX= (empty) skips it, for a machine that has a CPU torch at hand (CI does).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(VENV)/.installed: requirements-dev.txt requirements-common.txt requirements-docs.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
+		"$$(grep -E '^torch==' requirements-dev.txt | cut -d' ' -f1)"
 	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt
 	$(VENV)/bin/python -m pip install -q --no-deps -e .
 	touch $@
@@ -72,8 +80,12 @@ run-ampere: ## the flash-attn 2.x notebooks with ampere.yaml (A100, L4, RTX 30/4
 run-hopper: ## the flash-attn 4 notebooks with hopper.yaml (H100, H200, B200)
 	$(call run_gpu_target,hopper)
 
+colab-twin: install ## run the flash-attn 1.x set as Colab runs it (its Python and packages, one kernel, no restart): results/colab-twin/
+	$(PY) tools/colab_twin.py --sets flash_attn_1
+
 notebooks: install ## rewrite the notebooks from notebooks/source/ (notebooks/build.py) and store CPU outputs for nbval
 	$(PY) notebooks/build.py
+	rm -rf runs/notebooks runs/checkpoints  # the stored outputs are those of a fresh clone
 	$(PY) -m vanilla_flash notebooks --target cpu --out notebooks
 	$(PY) notebooks/build.py --strip notebooks/flash_attn_*/*.ipynb
 
@@ -87,12 +99,12 @@ docs-figures: install ## redraw the docs' figures and copy the committed result 
 	$(PY) docs/figures/make_figures.py
 
 lint: install ## ruff lint and format check
-	$(VENV)/bin/ruff check scr tests notebooks docs
-	$(VENV)/bin/ruff format --check scr tests notebooks docs
+	$(VENV)/bin/ruff check scr tests notebooks docs tools
+	$(VENV)/bin/ruff format --check scr tests notebooks docs tools
 
 format: install ## ruff: fix what can be fixed, format
-	$(VENV)/bin/ruff check --fix scr tests notebooks docs
-	$(VENV)/bin/ruff format scr tests notebooks docs
+	$(VENV)/bin/ruff check --fix scr tests notebooks docs tools
+	$(VENV)/bin/ruff format scr tests notebooks docs tools
 
 # flash-attn 1.0.9's Python sources, for the CPU test that loads the same weights into its GPT and
 # into transformers' (tests/test_fa_gpt.py); fetched once, here, because the tests stay offline.

@@ -72,24 +72,26 @@ METADATA = {
 }
 
 BOOTSTRAP = Template("""\
-# On Colab: fetch the repository and install the library next to Colab's own torch (never replacing it).
+# On Colab: fetch the repository, install what the library needs next to Colab's own torch (never
+# replacing it), and make the library importable in this kernel (an editable install would need a restart).
 import os
 import subprocess
 import sys
 
-REPO_URL = "$repo_url"
+REPO_URL = os.environ.get("VANILLA_FLASH_REPO", "$repo_url")
 if "COLAB_RELEASE_TAG" in os.environ and not os.path.exists("pyproject.toml"):
     if not os.path.exists("vanilla-flash"):
-        subprocess.run(["git", "clone", "--depth=1", REPO_URL, "vanilla-flash"], check=True)
+        subprocess.run(["git", "clone", "--quiet", "--depth=1", REPO_URL, "vanilla-flash"], check=True)
     os.chdir("vanilla-flash")
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "-r", "$requirements", "-e", "."], check=True)""")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "$requirements"], check=True)
+if os.path.isdir("scr/vanilla_flash") and os.path.abspath("scr") not in sys.path:
+    sys.path.insert(0, os.path.abspath("scr"))""")
 ENTER_REPO = Template("""\
 from vanilla_flash import notebook
 
 root = notebook.enter_repo()  # work from the repository root, whatever started this notebook
-if notebook.env.in_colab():  # opened in Colab, not run by papermill: use this set's GPU parameters
-    globals().update(notebook.params("$target"))
+if notebook.env.in_colab():  # opened in Colab (papermill does not run there): this set's GPU parameters
+    globals().update(notebook.colab_params("$target"))
 print("target:", target)""")
 EXPECTED_GPU = (
     "**Expected GPU:** $gpus. On a machine without it the notebook still runs (CPU parameters, dry runs), "

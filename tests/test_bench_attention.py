@@ -72,7 +72,10 @@ def test_cli_writes_json_and_csv_and_report_draws_them(tmp_path, capsys):
                      "--backends", "eager,sdpa,auto", "--out", str(out)]) == 0  # fmt: skip
     result = json.loads(out.read_text())
     assert result["kind"] == "attention" and result["environment"]["machine"]["torch"]
-    assert "auto / fastest" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # on a CPU: the check and the time of every point, and what such numbers cannot say; no TFLOP/s
+    assert bench_attention.CPU_NOTE in printed and "rel err" in printed
+    assert "TFLOP/s" not in printed.replace(bench_attention.CPU_NOTE, "")
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
     assert len(rows) == len(result["rows"]) and {"backend", "seq", "fwd_bwd_tflops", "status"} <= set(rows[0])
     train_out = tmp_path / "train.json"
@@ -84,3 +87,15 @@ def test_cli_writes_json_and_csv_and_report_draws_them(tmp_path, capsys):
             "summary.md"} <= names  # fmt: skip
     assert all(p.stat().st_size > 1000 for p in made if p.suffix == ".png")
     assert "| eager |" in (tmp_path / "img" / "summary.md").read_text()
+
+
+def test_on_a_gpu_the_summary_gives_speed_and_auto_against_the_fastest():
+    row = {"backend": "sdpa_cudnn", "dtype": "bfloat16", "head_dim": 64, "causal": True, "seq": 1024, "status": "ok",
+           "rel_err": 2e-3, "fwd_bwd_ms": 1.0, "fwd_bwd_tflops": 300.0, "peak_mem_mib": 512.0, "note": ""}  # fmt: skip
+    result = {"environment": {"machine": {"device": "cuda"}}, "rows": [row, {**row, "backend": "auto"}],
+              "auto": [{"dtype": "bfloat16", "head_dim": 64, "causal": True, "seq": 1024, "ratio": 0.99,
+                        "ratio_separate": 0.97, "fastest": "sdpa_cudnn", "auto_picked": "sdpa_cudnn"}],
+              "memory_growth_exponent": {"sdpa_cudnn": 1.0}, "wrapper_vs_direct": []}  # fmt: skip
+    text = bench_attention.summary(result)
+    assert "300.0" in text and "auto / fastest" in text and "worst: 0.990" in text
+    assert bench_attention.CPU_NOTE not in text

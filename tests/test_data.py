@@ -113,3 +113,41 @@ def test_endless_sampler_is_a_pure_function_of_position():
     evens = [i for _, i in zip(range(5), rank0, strict=False)]
     odds = [i for _, i in zip(range(5), rank1, strict=False)]
     assert evens == first_25[0:10:2] and odds == first_25[1:10:2]
+
+
+def test_decode_keeps_whole_characters_only():
+    """A sample that stops inside a multi-byte character (Vietnamese letters are 2-3 bytes in UTF-8)
+    shows U+FFFD through `tok.decode`; `data.decode` keeps what is whole."""
+    tok = data.tokenizer("gpt2")
+    ids = tok(VI)["input_ids"]
+    assert data.decode(tok, ids) == tok.decode(ids) == VI
+    cut = [*ids, tok(" ữ")["input_ids"][0]]  # the first byte-token of a 3-byte letter, alone
+    assert "\ufffd" in tok.decode(cut)
+    assert data.decode(tok, cut) == VI + " "
+    eos = tok.convert_tokens_to_ids(data.EOS)
+    assert data.decode(tok, [eos, *ids, eos]) == VI  # special tokens are left out
+
+
+def test_an_unreachable_hub_falls_back_to_the_sample_and_says_so(tmp_path, monkeypatch, capsys):
+    from vanilla_flash.config import TrainConfig
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("no route to huggingface.co")
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, *a, **k: unreachable() if name != "json" else
+                        REAL_LOAD(name, *a, **k))  # fmt: skip
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), data_source="hub", seq_len=32)
+    dm = data.WikisourceData(cfg)
+    dm.setup("fit")
+    assert dm.stats["source"] == "sample (Hub unreachable)" and dm.stats["documents"]["train"] > 0
+    assert "NOTE: the Hugging Face Hub could not be reached" in capsys.readouterr().out
+    strict = data.WikisourceData(TrainConfig(run_dir=str(tmp_path / "run2"), data_source="hub",
+                                             fallback_to_sample=False))  # fmt: skip
+    with pytest.raises(data.DataError, match="cannot load wikimedia/wikisource"):
+        strict.setup("fit")
+    sample = data.WikisourceData(TrainConfig(run_dir=str(tmp_path / "run3"), seq_len=32))
+    sample.setup("fit")
+    assert sample.stats["source"] == "sample"
+
+
+REAL_LOAD = datasets.load_dataset

@@ -4,7 +4,9 @@ really compares, papermill that reports a failing cell and keeps the executed no
 
 import importlib.util
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +144,71 @@ def test_each_target_runs_its_own_set_and_the_cpu_runs_every_set():
         (ROOT / "notebooks").glob("flash_attn_*"))]  # fmt: skip
     for t in targets.TARGETS.values():
         assert (ROOT / t.params).exists() and (ROOT / t.requirements).exists()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_heading_renders_as_a_heading_in_both_languages(path):
+    """Through a GitHub-flavoured Markdown renderer, as Colab and GitHub show the cells: as many
+    headings in the Vietnamese half of a cell as in the English half."""
+    from markdown_it import MarkdownIt
+
+    gfm = MarkdownIt("commonmark").enable("table")
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "markdown" or "Tiếng Việt" not in cell.source:
+            continue
+        english, vietnamese = cell.source.split("*Tiếng Việt*", 1)
+        count = [len(re.findall(r"<h[1-6]>", gfm.render(half))) for half in (english, vietnamese)]
+        assert count[0] == count[1], f"{path.name}: {count[0]} English and {count[1]} Vietnamese headings"
+        assert not re.search(r"<p>[^<]*#", gfm.render(vietnamese)), f"a '#' rendered as text in {path.name}"
+
+
+NOISE = {
+    "Kernel is running over TCP": "papermill's kernel over TCP (run() uses IPC)",
+    "IProgress not found": "tqdm without ipywidgets",
+    "loss_type=None": "transformers not told GPT-2's loss",
+    "💡 Tip": "Lightning's advertisement",
+    "exists and is not empty": "Lightning on the tokenizer.json beside the checkpoints",
+    "is deprecated": "a deprecation inside a library",
+    "\ufffd": "a sample cut inside a UTF-8 character",
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_stored_outputs_carry_no_noise(path):
+    text = json.dumps(nbformat.read(path, as_version=4).cells, ensure_ascii=False)
+    found = [why for noise, why in NOISE.items() if noise in text]
+    assert not found, f"{path.name}: {found}"
+
+
+def _repository_of_this_tree(dest: Path) -> Path:
+    """A git repository holding this working tree as it is now (committed or not), to clone from."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "the tree under test"]):
+        subprocess.run([*git, *step], cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def test_the_colab_setup_cell_makes_the_library_importable_in_its_own_kernel(tmp_path):
+    """The Colab set-up cells as Colab runs them, in one fresh process, no restart: clone the
+    repository (here from this checkout), install the set's requirements (already satisfied here;
+    pip may not reach an index), import the library from the clone, pick the parameters. Colab
+    itself is reproduced by `make colab-twin`; this is its cheap check."""
+    nb = nbformat.read(ROOT / "notebooks/flash_attn_1/01_install.ipynb", as_version=4)
+    parameters, bootstrap, enter = (c.source for c in nb.cells[1:4])
+    assert "parameters" in nb.cells[1].metadata["tags"] and "COLAB_RELEASE_TAG" in bootstrap
+    clone = tmp_path / "vanilla-flash"
+    repo = _repository_of_this_tree(tmp_path / "origin")
+    program = "\n".join([parameters, bootstrap, enter, "import vanilla_flash", "print(vanilla_flash.__file__)"])
+    env = {**os.environ, "COLAB_RELEASE_TAG": "release-colab-twin", "VANILLA_FLASH_REPO": f"file://{repo}",
+           "PIP_NO_INDEX": "1", "COLAB_DRIVE_MOUNT": str(tmp_path / "drive")}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].startswith(str(clone / "scr")), done.stdout
+    assert "No GPU in this Colab runtime" in done.stdout and "target: cpu" in done.stdout

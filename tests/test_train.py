@@ -131,7 +131,7 @@ def test_offline_without_data_says_how_to_get_it(tmp_path, monkeypatch):
     from vanilla_flash.data import DataError
 
     with pytest.raises(DataError, match="HF_HUB_OFFLINE=1.*data source 'sample'"):
-        train(tiny(tmp_path, data_source="hub"))
+        train(tiny(tmp_path, data_source="hub", fallback_to_sample=False))  # the default falls back to the sample
 
 
 def test_unknown_parameters_are_named(tmp_path):

@@ -26,15 +26,17 @@ target = fa1_source = fa1_archs = fa1_extensions = train = benchmark = None
 # ## 1. What is this machine?
 #
 # The environment report reads the GPU, its compute capability and memory, the driver, CUDA, torch, cuDNN and Triton
-# versions, and which flash-attn is installed. On Colab it also points Triton at Colab's `libcuda.so`, in this process
-# (the seed's first error: `libcuda.so cannot found`; an `!export` in a cell would change nothing for later cells).
+# versions, and which flash-attn is installed. On Colab it also points Triton at Colab's `libcuda.so`, in this process.
+# `libcuda.so cannot found` was the first error in the lab notes this project grew from, a student's attempt at
+# flash-attn with GPT-2 on a Colab T4; an `!export` in a cell, as tried there, changes nothing for later cells.
 
 # %% [markdown] lang="vi"
 # ## 1. Máy này là gì?
 #
 # Báo cáo môi trường đọc GPU, compute capability, bộ nhớ, phiên bản driver, CUDA, torch, cuDNN, Triton và flash-attn đã
-# cài. Trên Colab nó còn chỉ cho Triton chỗ của `libcuda.so` ngay trong tiến trình này (lỗi đầu tiên của ghi chép gốc:
-# `libcuda.so cannot found`; `!export` trong một ô không có tác dụng với các ô sau).
+# cài. Trên Colab nó còn chỉ cho Triton chỗ của `libcuda.so` ngay trong tiến trình này. `libcuda.so cannot found` là lỗi
+# đầu tiên trong ghi chép thí nghiệm mà dự án này bắt nguồn từ đó: một sinh viên thử flash-attn với GPT-2 trên T4 của
+# Colab; lệnh `!export` trong một ô, như đã thử ở đó, không có tác dụng với các ô sau.
 
 # %% tags=["nbval-ignore-output"]
 from vanilla_flash import install, machine_report

@@ -123,10 +123,10 @@ print(install.fa2_wheel_url(wheel))
 # chậm hơn các bước sau.
 
 # %% [markdown]
-# ## The fused extensions the seed tried to build
+# ## The fused extensions a student once tried to build on Colab
 
 # %% [markdown] lang="vi"
-# ## Các extension hợp nhất mà ghi chép gốc đã thử build
+# ## Các extension hợp nhất mà một sinh viên từng thử build trên Colab
 
 # %%
 print(install.extension_note())

@@ -77,6 +77,7 @@ summary = run_training(cfg)
 print("steps:", summary["steps"])
 print("attention:", summary["attention"])
 print("precision:", summary["precision"])
+print("data:", summary["data"]["source"])
 
 # %% [markdown]
 # ## 3. What happened
@@ -85,10 +86,9 @@ print("precision:", summary["precision"])
 # ## 3. Kết quả
 
 # %% tags=["nbval-ignore-output"]
+from vanilla_flash import report
+
 notebook.show(f"{cfg.run_dir}/loss.png")
 print("final:", summary["final"])
-print(
-    f"tokens/s: {summary['tokens_per_s'] or 0:,.0f}   MFU: {summary['mfu'] or 0:.1%}   "
-    f"peak memory: {summary['peak_mem_gib'] or 0:.1f} GiB"
-)
+print(report.speed_line(summary))
 print("sample:", summary["sample"])

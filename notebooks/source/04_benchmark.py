@@ -24,9 +24,19 @@ target = fa1_source = fa1_archs = fa1_extensions = train = benchmark = None
 
 # %% [markdown]
 # ## 1. Attention kernels
+#
+# Every backend that runs here is first checked against attention computed in fp32 on the same inputs (a wrong one is
+# recorded and not timed), then timed forward and backward. On a GPU the table gives TFLOP/s and peak memory, and the
+# plots show them against the sequence length; on a CPU the sizes are tiny and the times measure Python, so there the
+# table is a correctness check and nothing is plotted.
 
 # %% [markdown] lang="vi"
 # ## 1. Các kernel attention
+#
+# Mỗi backend chạy được ở đây trước hết được so với attention tính bằng fp32 trên cùng đầu vào (backend nào sai thì
+# được ghi lại và không đo thời gian), rồi mới đo thời gian lượt xuôi và lượt ngược. Trên GPU, bảng cho TFLOP/s và bộ
+# nhớ đỉnh, còn biểu đồ vẽ chúng theo độ dài chuỗi; trên CPU kích thước rất nhỏ và thời gian chủ yếu là của Python, nên
+# ở đó bảng chỉ để kiểm tra tính đúng và không vẽ gì.
 
 # %% tags=["nbval-ignore-output"]
 import json
@@ -49,17 +59,23 @@ result = bench_attention.run(
 # %% tags=["nbval-ignore-output"]
 (out / "attention.json").write_text(json.dumps(result, indent=2))
 print(bench_attention.summary(result))
-for path in report.attention_plots(result, out):
-    notebook.show(path)
-memory = report.memory_plot(result, out)
-if memory is not None:
-    notebook.show(memory)
+if result["environment"]["machine"]["device"] == "cuda":
+    for path in [*report.attention_plots(result, out), report.memory_plot(result, out)]:
+        notebook.show(path)
 
 # %% [markdown]
 # ## 2. Training speed per backend
+#
+# A few GPT-2 training steps per backend and sequence length in a plain PyTorch loop: tokens/s, step time, MFU (the
+# share of the GPU's peak that the model's FLOPs use) and peak memory. MFU and memory are GPU measurements: on a CPU
+# they show as `-`.
 
 # %% [markdown] lang="vi"
 # ## 2. Tốc độ huấn luyện theo backend
+#
+# Vài bước huấn luyện GPT-2 cho mỗi backend và mỗi độ dài chuỗi, trong một vòng lặp PyTorch thuần: token/s, thời gian
+# mỗi bước, MFU (tỉ lệ sức tính đỉnh của GPU mà các FLOP của mô hình dùng được) và bộ nhớ đỉnh. MFU và bộ nhớ là số đo
+# trên GPU: trên CPU chúng hiện là `-`.
 
 # %% tags=["nbval-ignore-output"]
 rows = bench_training.train_grid(
@@ -68,7 +84,7 @@ rows = bench_training.train_grid(
     tokens_per_step=benchmark["train_tokens"],
     steps=benchmark["train_steps"],
 )
-print(report.train_table({"rows": rows}))
+notebook.show_markdown(report.train_table({"rows": rows}))
 
 # %% [markdown]
 # ## 3. The H100 reference in the repository
@@ -82,10 +98,10 @@ print(report.train_table({"rows": rows}))
 
 # %%
 runs = sorted(Path("results/h100/train_124m").glob("*/summary.json"))
-print(report.runs_table([p.parent for p in runs]))
+notebook.show_markdown(report.runs_table([p.parent for p in runs]))
 for name in ("b16", "b32"):
-    print(report.overhead_table(json.loads(Path(f"results/h100/overhead/{name}.json").read_text())))
-print(report.train_table(json.loads(Path("results/h100/train_bench.json").read_text())))
+    notebook.show_markdown(report.overhead_table(json.loads(Path(f"results/h100/overhead/{name}.json").read_text())))
+notebook.show_markdown(report.train_table(json.loads(Path("results/h100/train_bench.json").read_text())))
 
 # %% tags=["nbval-ignore-output"]
 notebook.show("scr/img/train_loss_curves.png")

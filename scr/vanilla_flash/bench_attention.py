@@ -218,8 +218,10 @@ def _point_line(p: Point) -> str:
     where = f"{p.dtype} d{p.head_dim} {'causal' if p.causal else 'full':<6} seq {p.seq:>5}"
     if p.status != "ok":
         return f"{where}  {p.backend:<15} {p.status}  {p.note[:80]}"
+    if p.peak_mem_mib is None:  # a CPU: the time and the check, not kernel speed
+        return f"{where}  {p.backend:<15} fwd+bwd {p.fwd_bwd_ms:9.3f} ms  rel err {p.rel_err:.1e}"
     return (f"{where}  {p.backend:<15} fwd+bwd {p.fwd_bwd_tflops:7.1f} TFLOP/s  fwd {p.fwd_tflops:7.1f}  "
-            f"bwd {p.bwd_tflops:7.1f}  mem {p.peak_mem_mib or 0:8.0f} MiB")  # fmt: skip
+            f"bwd {p.bwd_tflops:7.1f}  mem {p.peak_mem_mib:8.0f} MiB")  # fmt: skip
 
 
 def auto_ratios(points: list[Point]) -> list[dict]:
@@ -270,11 +272,43 @@ def run(
             "memory_growth_exponent": growth_exponents(memory), "wrapper_vs_direct": wrapper_overhead()}  # fmt: skip
 
 
+CPU_NOTE = (
+    "On a CPU these tiny sizes time Python and PyTorch overhead, not attention kernels: what this run shows is "
+    "that every backend ran and computed the same attention as the fp32 reference (the relative error), not "
+    "which one is fastest. On a GPU the same cells measure speed (TFLOP/s) and memory."
+)
+
+
+def points_table(result: dict) -> str:
+    """Every grid point, one line each: whether the backend matched the reference, and its time (with
+    TFLOP/s and peak memory on a GPU, where they mean something)."""
+    gpu = result["environment"]["machine"]["device"] == "cuda"
+    head = (
+        f"{'backend':<15} {'dtype':<9} {'d':>4} {'mask':<6} {'seq':>6}  {'status':<6} {'rel err':>8} {'fwd+bwd ms':>11}"
+    )
+    lines = [head + ("  TFLOP/s  peak MiB" if gpu else "")]
+    for r in result["rows"]:
+        error = f"{r['rel_err']:.1e}" if r.get("rel_err") is not None else "-"
+        ms = f"{r['fwd_bwd_ms']:.3f}" if r.get("fwd_bwd_ms") is not None else "-"
+        line = (f"{r['backend']:<15} {r['dtype']:<9} {r['head_dim']:>4} {'causal' if r['causal'] else 'full':<6} "
+                f"{r['seq']:>6}  {r['status']:<6} {error:>8} {ms:>11}")  # fmt: skip
+        if gpu and r["status"] == "ok":
+            line += f"  {r['fwd_bwd_tflops']:7.1f}  {r.get('peak_mem_mib') or 0:8.0f}"
+        elif r["status"] != "ok":
+            line += f"  {r['note'][:70]}"
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
 def summary(result: dict) -> str:
-    """What a person reads after the run: auto against the fastest backend at every point, how
-    memory grows with the sequence, and the wrapper against direct calls."""
-    lines = ["auto / fastest backend (fwd+bwd time ratio; 1 = auto is the fastest; timed alternately with it,"
-             " and in the grid's separate timings):"]  # fmt: skip
+    """What a person reads after the run: every point's check and time, then on a GPU auto against
+    the fastest backend at every point, how memory grows with the sequence, and the wrapper against
+    direct calls; on a CPU, what its numbers can and cannot say."""
+    lines = [points_table(result), ""]
+    if result["environment"]["machine"]["device"] != "cuda":
+        return "\n".join([*lines, CPU_NOTE])
+    lines.append("auto / fastest backend (fwd+bwd time ratio; 1 = auto is the fastest; timed alternately with it,"
+                 " and in the grid's separate timings):")  # fmt: skip
     for r in result["auto"]:
         lines.append(f"  {r['dtype']} d{r['head_dim']} {'causal' if r['causal'] else 'full  '} seq {r['seq']:>5}: "
                      f"{r['ratio']:.3f}  (separate {r['ratio_separate']:.3f}; fastest {r['fastest']}, "

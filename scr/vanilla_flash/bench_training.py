@@ -153,8 +153,9 @@ def _train_line(r: dict) -> str:
     if r["status"] != "ok":
         return f"seq {r['seq']:>5} {r['backend']:<15} {r['status'][:90]}"
     mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
+    peak = f"{r['peak_mem_gib']:.1f} GiB" if r.get("peak_mem_gib") else "-"  # MFU and memory: GPU only
     return (f"seq {r['seq']:>5} {r['backend']:<15} {r['tokens_per_s'] / 1e3:8.1f}k tok/s  step {r['step_ms']:8.1f} ms"
-            f"  MFU {mfu:>6}  peak {r.get('peak_mem_gib') or 0:6.1f} GiB")  # fmt: skip
+            f"  MFU {mfu:>6}  peak {peak:>9}")  # fmt: skip
 
 
 def lightning_overhead(cfg: TrainConfig, steps: int = 40, warmup: int = 10) -> dict:

@@ -15,8 +15,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from vanilla_flash import data, precision
 from vanilla_flash import model as gpt2
-from vanilla_flash import precision
 from vanilla_flash.config import TrainConfig
 
 log = logging.getLogger("vanilla_flash.train")
@@ -80,7 +80,7 @@ class Samples(L.Callback):
                                generator=None, attention_mask=torch.ones_like(ids))  # fmt: skip
         net.train(was_training)
         gpt2.set_attention(net, backend)
-        text = self.tokenizer.decode(out[0], skip_special_tokens=True)
+        text = data.decode(self.tokenizer, out[0])
         self.last_text = text
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)

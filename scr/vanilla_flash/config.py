@@ -22,6 +22,7 @@ class TrainConfig:
     cache_dir: str | None = None  # token cache; default run_dir/../cache
     # data
     data_source: str = "sample"  # sample | hub
+    fallback_to_sample: bool = True  # hub only: train on the shipped sample, with a note, when the Hub is unreachable
     lang: str = "vi"
     max_docs: int | None = None
     max_bytes: int | None = None

@@ -190,6 +190,29 @@ def fingerprint(tok) -> str:
     return hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 
+def _byte_level_alphabet() -> dict[str, int]:
+    """The character that stands for each byte in a byte-level BPE's tokens, inverted (char -> byte):
+    bytes that print as themselves (! to ~, ¡ to ¬, ® to ÿ) are their own character; the other 68
+    bytes (controls, space, soft hyphen) are U+0100 onwards, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    alphabet = {chr(b): b for b in printable}
+    others = [b for b in range(256) if chr(b) not in alphabet]
+    alphabet.update({chr(256 + i): b for i, b in enumerate(others)})
+    return alphabet
+
+
+def decode(tok, ids) -> str:
+    """Token ids to text, keeping every character that is whole. A sampled sequence can end inside a
+    multi-byte UTF-8 character (Vietnamese letters are 2-3 bytes) or hold bytes that form none;
+    `tok.decode` shows those as U+FFFD, this leaves them out."""
+    alphabet = _byte_level_alphabet()
+    special = set(tok.all_special_ids)
+    data = bytearray()
+    for token in tok.convert_ids_to_tokens([int(i) for i in ids if int(i) not in special]):
+        data.extend(alphabet[c] for c in token if c in alphabet)
+    return data.decode("utf-8", errors="ignore")
+
+
 def tokens_per_word(tok, texts: Iterable[str]) -> float:
     words = tokens = 0
     for text in texts:
@@ -305,7 +328,7 @@ class WikisourceData(L.LightningDataModule):
         if self.tokenizer is not None:
             return
         cfg = self.cfg
-        docs = load_documents(cfg.data_source, cfg.lang, max_docs=cfg.max_docs, max_bytes=cfg.max_bytes)
+        docs, source = self._documents()
         train_docs, val_docs = split(docs, cfg.val_fraction, cfg.seed)
         if cfg.tokenizer == "bpe":
             path = self.tokenizer_path()
@@ -319,6 +342,8 @@ class WikisourceData(L.LightningDataModule):
         self.val_blocks = pack(val_docs, self.tokenizer, cfg.seq_len, cfg.token_cache)
         val_text = [d["text"] for d in val_docs]
         self.stats = {
+            "source": source,
+            "bytes": sum(len(d["text"].encode()) for d in docs),
             "documents": {"train": len(train_docs), "val": len(val_docs)},
             "blocks": {"train": len(self.train_blocks), "val": len(self.val_blocks)},
             "tokenizer": cfg.tokenizer,
@@ -327,6 +352,25 @@ class WikisourceData(L.LightningDataModule):
             "tokens_per_word_val": round(tokens_per_word(self.tokenizer, val_text), 3),
         }
         log.info("data: %s", self.stats)
+
+    def _documents(self) -> tuple[list[dict], str]:
+        """The run's documents and, in words, where they came from: the Hub within `max_bytes`, or
+        the shipped sample, also when the Hub cannot be reached and `fallback_to_sample` allows it."""
+        cfg = self.cfg
+        try:
+            docs = load_documents(cfg.data_source, cfg.lang, max_docs=cfg.max_docs, max_bytes=cfg.max_bytes)
+            return docs, f"{HUB_DATASET} {HUB_CONFIGS[cfg.lang]}" if cfg.data_source == "hub" else "sample"
+        except DataError as err:
+            if cfg.data_source != "hub" or not cfg.fallback_to_sample:
+                raise
+            note = (
+                f"the Hugging Face Hub could not be reached, so this run trains on the shipped sample instead ({err})"
+            )
+            log.warning(note)
+            print(f"NOTE: {note}", flush=True)  # seen in a notebook cell, whatever logging is set up
+            return load_documents(
+                "sample", cfg.lang, max_docs=cfg.max_docs, max_bytes=cfg.max_bytes
+            ), "sample (Hub unreachable)"
 
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer else 0

@@ -1,8 +1,9 @@
-"""flash-attn's own GPT model: the way the seed went, next to Hugging Face GPT-2.
+"""flash-attn's own GPT model, next to Hugging Face GPT-2: the way the lab notes this project grew
+from went (a student's attempt at flash-attn with GPT-2 on a Colab T4).
 
 flash-attn 1.0.9 and 2.x ship `flash_attn.models.gpt.GPTLMHeadModel`, a GPT-2 written around their
 kernels, with optional fused parts that each need an extra CUDA extension built from flash-attn's
-`csrc/` (the seed's Colab session died building them):
+`csrc/` (the student's Colab session died building them):
 
 | option                 | what it fuses                               | extension module    |
 |------------------------|---------------------------------------------|---------------------|

@@ -374,7 +374,7 @@ def extension_note() -> str:
         "flash-attn's own GPT model can use four extra CUDA extensions (fused_dense_lib, xentropy, rotary, "
         "layer_norm). They are not built here: the Hugging Face GPT-2 this project trains needs none of them, "
         "later flash-attn versions replaced them with Triton kernels, and layer_norm alone is about sixty CUDA "
-        "files: on Colab's 2 cores the seed's session ended before its build did."
+        "files: on Colab's 2 cores a student's session once ended before its build did."
     )
 
 

@@ -92,7 +92,10 @@ def set_attention(model: GPT2LMHeadModel, attn: str) -> None:
 
 
 def _never_generate_padding(model: GPT2LMHeadModel) -> None:
-    """The rows added by `padded_vocab` are never a target; keep `generate` from sampling them."""
+    """The rows added by `padded_vocab` are never a target; keep `generate` from sampling them. And
+    name the loss: transformers cannot tell it from the class name GPT2LMHeadModel and warns on
+    every first forward pass that it falls back to the next-token loss, which is the one meant."""
+    model.loss_type = "ForCausalLM"
     real = getattr(model.config, "real_vocab_size", model.config.vocab_size)
     if real < model.config.vocab_size:
         model.generation_config.suppress_tokens = list(range(real, model.config.vocab_size))

@@ -4,9 +4,14 @@ papermill runner behind `make run-<target>` (`run()`)."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from vanilla_flash import env, targets
+
+# Without ipywidgets (papermill, nbval, plain Jupyter) tqdm's progress bars fall back to text, and
+# say so in a warning on import that a reader can do nothing about.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path:
@@ -29,10 +34,11 @@ def enter_repo() -> Path:
 
 
 def storage(folder: str, colab_drive: bool = True) -> Path:
-    """A folder that outlives the session: on Colab, in Google Drive (mounted on first use);
-    elsewhere, under the repository's `runs/`."""
+    """A folder that outlives the session: on Colab, in Google Drive (mounted on first use, at
+    $COLAB_DRIVE_MOUNT if set: the Colab twin points it at a temporary folder); elsewhere, under
+    the repository's `runs/`."""
     if colab_drive and env.in_colab():
-        drive = Path("/content/drive")
+        drive = Path(os.environ.get("COLAB_DRIVE_MOUNT", "/content/drive"))
         if not (drive / "MyDrive").exists():
             from google.colab import drive as colab_drive_module  # only on Colab
 
@@ -44,22 +50,42 @@ def storage(folder: str, colab_drive: bool = True) -> Path:
     return path
 
 
-def show(path: str | os.PathLike, width: int = 640):
-    """Display a PNG in the notebook (nothing outside Jupyter)."""
+def show(path: str | os.PathLike | None, width: int = 640):
+    """Display a PNG in the notebook (nothing outside Jupyter, or for no path)."""
     try:
         from IPython.display import Image, display
     except ImportError:
         return None
-    if Path(path).exists():
+    if path is not None and Path(path).exists():
         display(Image(filename=str(path), width=width))
     return None
+
+
+def show_markdown(text: str) -> None:
+    """Render Markdown (a table from `report`) in the notebook; print it elsewhere."""
+    try:
+        from IPython.display import Markdown, display
+    except ImportError:
+        print(text)
+        return
+    display(Markdown(text))
 
 
 def params(target: str) -> dict:
     """The parameters of notebooks/params/<target>.yaml (what papermill injects for that target)."""
     import yaml
 
-    return yaml.safe_load((repo_root() / "notebooks" / "params" / f"{target}.yaml").read_text())
+    return yaml.safe_load((repo_root() / targets.get(target).params).read_text())
+
+
+def colab_params(target: str) -> dict:
+    """The parameters a notebook opened in Colab runs with (papermill does not run there): its set's
+    GPU file (`target`) on a GPU runtime; on a CPU runtime the CPU file, with a note saying so."""
+    if env.capability() is None:
+        print(f"No GPU in this Colab runtime: running with the CPU parameters, not {target}'s. For the GPU "
+              "run choose Runtime > Change runtime type > T4 GPU, then run all cells again.")  # fmt: skip
+        return params("cpu")
+    return params(target)
 
 
 def verify(backend: str) -> list:
@@ -76,6 +102,14 @@ def verify(backend: str) -> list:
         dtype, shapes = torch.float32, check.CPU_SHAPES[:1]
     names = list(dict.fromkeys([backend, "sdpa"]))
     return check.check_kernels(names, [dtype], shapes, machine=machine)
+
+
+def _local_kernel():
+    """Kernels that talk to papermill over local sockets (IPC), not TCP: nothing leaves the machine,
+    and the kernel has no reason to warn that its TCP traffic is unencrypted."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc"}})
 
 
 def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: list[str] | None = None,
@@ -111,7 +145,8 @@ def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: li
         print(f"--- {src} -> {dst} ({target})", flush=True)
         try:
             papermill.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name="python3",
-                                       log_output=True, cwd=str(root), progress_bar=False)  # fmt: skip
+                                       log_output=True, cwd=str(root), progress_bar=False,
+                                       config=_local_kernel())  # fmt: skip
             results.append((dst, None))
         except papermill.PapermillExecutionError as err:
             results.append((dst, f"{err.ename}: {err.evalue}"))

@@ -159,8 +159,9 @@ def train_table(result: dict) -> str:
     for r in result["rows"]:
         if r["status"] == "ok":
             mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
+            peak = f"{r['peak_mem_gib']:.1f}" if r.get("peak_mem_gib") else "-"  # not measured on a CPU
             lines.append(f"| {r['seq']} | {r['backend']} | {r['tokens_per_s'] / 1e3:.1f}k | {r['step_ms']:.1f} | {mfu} "
-                         f"| {r.get('peak_mem_gib') or 0:.1f} |")  # fmt: skip
+                         f"| {peak} |")  # fmt: skip
         else:
             lines.append(f"| {r['seq']} | {r['backend']} | {r['status'].split(':')[0]} | | | |")
     return "\n".join(lines)
@@ -286,6 +287,13 @@ def render(paths: list, out_dir) -> list[Path]:
     md = out_dir / "summary.md"
     md.write_text("\n".join(summary))
     return [p for p in made if p] + [md]
+
+
+def speed_line(summary: dict) -> str:
+    """A training run's speed in one line: tokens/s, and MFU and peak memory where a GPU measured them."""
+    mfu = f"{summary['mfu']:.1%}" if summary.get("mfu") else "- (GPU only)"
+    peak = f"{summary['peak_mem_gib']:.1f} GiB" if summary.get("peak_mem_gib") else "- (GPU only)"
+    return f"tokens/s: {summary.get('tokens_per_s') or 0:,.0f}   MFU: {mfu}   peak memory: {peak}"
 
 
 def extension_builds(path) -> list[dict]:

@@ -9,12 +9,14 @@ the callbacks of `vanilla_flash.callbacks`, checkpoints every `ckpt_every` steps
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -206,7 +208,45 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     callbacks = [checkpoints, Throughput(cfg, flops.peak_flops(machine.gpu_name)), samples, *(callbacks or [])]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every)))
-    trainer = L.Trainer(
+    earlier = sorted(p.name for p in cfg.checkpoints.glob("*.ckpt")) if not resume else []
+    if earlier:
+        log.warning("%s already holds checkpoints of an earlier run (%s); this run does not resume from them "
+                    "(resume: %s). Use another ckpt_dir to keep the runs apart.", cfg.checkpoints,
+                    ", ".join(earlier[:3]), cfg.resume)  # fmt: skip
+    with _lightning_quieted():
+        trainer = _trainer(cfg, prec, loggers, callbacks)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    summary = {}
+    if trainer.is_global_zero:
+        summary = summarize(cfg, trainer, dm, module, machine, prec, resumed_from, samples.last_text,
+                            time.time() - started)  # fmt: skip
+    return summary
+
+
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _lightning_quieted():
+    """Lightning without the lines a reader cannot act on: its advertisement for a cloud logger, a
+    deprecation inside its own code, and its warning that the checkpoint folder is not empty (it
+    holds the run's tokenizer.json by design; checkpoints of another run are reported above)."""
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    tips = _NoTips()
+    rank_zero.addFilter(tips)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+        try:
+            yield
+        finally:
+            rank_zero.removeFilter(tips)
+
+
+def _trainer(cfg: TrainConfig, prec: str, loggers: list, callbacks: list) -> L.Trainer:
+    return L.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         strategy=make_strategy(cfg),
@@ -225,12 +265,6 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         use_distributed_sampler=False,  # EndlessSampler shards by rank itself
         deterministic=False,
     )
-    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
-    summary = {}
-    if trainer.is_global_zero:
-        summary = summarize(cfg, trainer, dm, module, machine, prec, resumed_from, samples.last_text,
-                            time.time() - started)  # fmt: skip
-    return summary
 
 
 def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, seconds) -> dict:
