@@ -26,7 +26,7 @@ help: ## list every target
 # TORCH_INDEX= (empty) skips it, for a machine that has a CPU torch at hand (CI does).
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-$(VENV)/.installed: requirements-dev.txt requirements-common.txt requirements-docs.txt pyproject.toml
+$(VENV)/.installed: requirements-dev.txt requirements-common.txt requirements-headless.txt requirements-docs.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
@@ -66,7 +66,8 @@ run-cpu: install ## execute every notebook with notebooks/params/cpu.yaml (outpu
 # requirements file (named in the package's table) next to it, into that Python ($(PYTHON)), and
 # never replaces torch; then it runs its notebook set with its parameters.
 define run_gpu_target
-	$(PYTHON) -m pip install -q -r "$$(PYTHONPATH=scr $(PYTHON) -m vanilla_flash target $(1) --field requirements)" -e .
+	$(PYTHON) -m pip install -q -r "$$(PYTHONPATH=scr $(PYTHON) -m vanilla_flash target $(1) --field requirements)" \
+		-r requirements-headless.txt -e .
 	$(PYTHON) -m vanilla_flash env
 	$(PYTHON) -m vanilla_flash notebooks --target $(1)
 endef
@@ -80,8 +81,11 @@ run-ampere: ## the flash-attn 2.x notebooks with ampere.yaml (A100, L4, RTX 30/4
 run-hopper: ## the flash-attn 4 notebooks with hopper.yaml (H100, H200, B200)
 	$(call run_gpu_target,hopper)
 
+# Colab's 2026.07 runtime has Python 3.12: pyenv's if there is one, else python3.12 on the PATH.
+COLAB_PYTHON ?= $(or $(shell PYENV_VERSION=3.12 pyenv which python3.12 2>/dev/null),python3.12)
+
 colab-twin: install ## run the flash-attn 1.x set as Colab runs it (its Python and packages, one kernel, no restart): results/colab-twin/
-	$(PY) tools/colab_twin.py --sets flash_attn_1
+	$(PY) tools/colab_twin.py --sets flash_attn_1 --python $(COLAB_PYTHON)
 
 notebooks: install ## rewrite the notebooks from notebooks/source/ (notebooks/build.py) and store CPU outputs for nbval
 	$(PY) notebooks/build.py

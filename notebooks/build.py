@@ -92,6 +92,7 @@ from vanilla_flash import notebook
 root = notebook.enter_repo()  # work from the repository root, whatever started this notebook
 if notebook.env.in_colab():  # opened in Colab (papermill does not run there): this set's GPU parameters
     globals().update(notebook.colab_params("$target"))
+notebook.limit_gpu_memory(gpu_memory_gib)
 print("target:", target)""")
 EXPECTED_GPU = (
     "**Expected GPU:** $gpus. On a machine without it the notebook still runs (CPU parameters, dry runs), "

@@ -41,11 +41,16 @@ def test_fa2_wheel_name_encodes_cuda_torch_abi_python():
     assert "+cu13torch2.11cxx11abiFALSE" in from_machine
 
 
-@pytest.mark.parametrize(("keep", "left"), [(["75"], ["75"]), (["90"], ["90"]), (["75", "80"], ["75", "80"])])
+@pytest.mark.parametrize(
+    ("keep", "left"),
+    [(["75"], ["75"]), (["90"], ["90"]), (["75", "80"], ["75", "80"]), (["compute_75"], ["compute_75"])],
+)
 def test_restrict_archs_keeps_only_the_gpus_asked_for(tmp_path, keep, left):
     setup = tmp_path / "setup.py"
     setup.write_text(SETUP_PY)
     assert install.restrict_archs(setup, keep) == left
+    if keep == ["compute_75"]:  # PTX only: the driver compiles it for the GPU it meets
+        assert "arch=compute_75,code=compute_75" in setup.read_text() and "code=sm_" not in setup.read_text()
     ast.parse(setup.read_text())  # still valid Python (an emptied `if` gets a `pass`)
 
 

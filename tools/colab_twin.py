@@ -148,9 +148,13 @@ def main() -> int:
         "repo": "this checkout's HEAD" if args.repo.startswith("file://") else args.repo,
         "notebooks": [],
     }
+    # the notebooks as a reader opens them: from the repository the set-up cell clones
+    opened = work / "opened"
+    shutil.rmtree(opened, ignore_errors=True)
+    run(["git", "clone", "--quiet", "--depth=1", args.repo, opened], log)
     failed = 0
     for set_name in args.sets.split(","):
-        for src in sorted((ROOT / "notebooks" / set_name).glob("*.ipynb")):
+        for src in sorted((opened / "notebooks" / set_name).glob("*.ipynb")):
             shutil.rmtree(env_dir, ignore_errors=True)
             shutil.copytree(base, env_dir, symlinks=True)  # a fresh runtime for every notebook
             content = work / "content"

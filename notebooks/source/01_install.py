@@ -93,7 +93,7 @@ print(install.ensure(plan, cache_dir=notebook.storage("wheels")))
 # bước này kiểm tra SDPA của PyTorch.
 
 # %% tags=["nbval-ignore-output"]
-rows = notebook.verify(plan.backend)
+rows = notebook.verify(plan.backend, target)
 
 # %%
 for r in rows:

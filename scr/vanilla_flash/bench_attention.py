@@ -266,10 +266,12 @@ def run(
     grid = dict(seq_lens=tuple(seq_lens), head_dims=tuple(head_dims), dtypes=tuple(dtypes), tokens=tokens,
                 hidden=hidden, repeats=repeats)  # fmt: skip
     points = attention_grid(backends, log=log, **grid)
-    memory = memory_sweep(seq_lens=tuple(memory_seq_lens))
+    # the sweep and the wrapper check in the grid's own dtype and largest head dim: a T4 has no bf16
+    memory = memory_sweep(seq_lens=tuple(memory_seq_lens), head_dim=min(head_dims), dtype=dtypes[0])
+    wrapper = wrapper_overhead(head_dim=max(head_dims), dtype=dtypes[0])
     return {"kind": "attention", **machine_report.provenance(), "grid": grid,
             "rows": [dataclasses.asdict(p) for p in points], "auto": auto_ratios(points), "memory": memory,
-            "memory_growth_exponent": growth_exponents(memory), "wrapper_vs_direct": wrapper_overhead()}  # fmt: skip
+            "memory_growth_exponent": growth_exponents(memory), "wrapper_vs_direct": wrapper}  # fmt: skip
 
 
 CPU_NOTE = (

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -157,13 +158,31 @@ def build_tag(machine: Machine | None = None) -> str:
 
 def restrict_archs(setup_py: str | os.PathLike, archs: list[str]) -> list[str]:
     """Edit flash-attn 1.x's setup.py so it compiles only `archs` (it always adds sm75, sm80 and
-    sm90); returns the architectures left."""
+    sm90). "75" is machine code for sm_75, what a T4 runs; "compute_75" is PTX alone, which the
+    driver compiles when the library loads, for whatever GPU is there (the Turing build run on a
+    newer GPU). Returns what is left, written the same way."""
+
+    def keep(m: re.Match) -> str:
+        whole, indent, arch = m.group(0), m.group(1), m.group(2)
+        if arch in archs:
+            return whole
+        if f"compute_{arch}" in archs:
+            return whole.replace(f"code=sm_{arch}", f"code=compute_{arch}")
+        return indent + "pass"
+
     path = Path(setup_py)
-    text = path.read_text()
     pattern = r'(\n[ \t]*)cc_flag\.append\("-gencode"\)\n[ \t]*cc_flag\.append\("arch=compute_(\d+),code=sm_\d+"\)'
-    text = re.sub(pattern, lambda m: m.group(0) if m.group(2) in archs else m.group(1) + "pass", text)
+    text = re.sub(pattern, keep, path.read_text())
     path.write_text(text)
-    return re.findall(r"code=sm_(\d+)", text)
+    return [
+        arch if code == "sm" else f"compute_{arch}"
+        for arch, code in re.findall(r"arch=compute_(\d+),code=(sm|compute)_", text)
+    ]
+
+
+def arch_labels(archs: list[str]) -> str:
+    """ "sm_75, compute_75 (PTX)" for ["75", "compute_75"]."""
+    return ", ".join(f"{a} (PTX)" if a.startswith("compute_") else f"sm_{a}" for a in archs)
 
 
 @dataclass
@@ -212,7 +231,7 @@ def build_fa1(
     work.mkdir(parents=True, exist_ok=True)
     src = _unpack_source(source, work, echo)
     if archs:
-        echo(f"compiling for sm_{', sm_'.join(restrict_archs(src / 'setup.py', archs))} only")
+        echo(f"compiling for {arch_labels(restrict_archs(src / 'setup.py', archs))} only")
     return _pip_wheel(src, cache_dir, "flash_attn", f"flash-attn {FA1_VERSION}", jobs, log_path, echo)
 
 
@@ -239,6 +258,9 @@ def _pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, lo
         raise BuildError(f"{label} build failed (exit {status}) after {seconds:.0f} s; log: {log_path}")
     wheel = cached_wheel(cache_dir, package=package)
     echo(f"built {wheel} in {seconds / 60:.1f} min")
+    facts = {"package": label, "wheel": wheel.name, "seconds": round(seconds, 1), "max_jobs": jobs,
+             "cores": os.cpu_count(), "ram_gib": round(_ram_gib(), 1)}  # fmt: skip
+    log_path.with_name("build.json").write_text(json.dumps(facts, indent=1) + "\n")  # beside the log
     return BuildResult(wheel, seconds, log_path)
 
 

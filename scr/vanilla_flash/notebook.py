@@ -78,6 +78,21 @@ def params(target: str) -> dict:
     return yaml.safe_load((repo_root() / targets.get(target).params).read_text())
 
 
+def limit_gpu_memory(gib: float | None) -> None:
+    """Let this process use at most `gib` GiB of the GPU (None: all of it), so that a bigger GPU can
+    stand in for a smaller one (15 for a T4) and a run that would not fit there fails here too."""
+    if gib is None:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        print(f"gpu_memory_gib={gib}: no GPU here, nothing to cap")
+        return
+    total = torch.cuda.get_device_properties(0).total_memory / 2**30
+    torch.cuda.set_per_process_memory_fraction(min(1.0, gib / total))
+    print(f"GPU memory capped at {gib:.1f} GiB of this GPU's {total:.1f} GiB")
+
+
 def colab_params(target: str) -> dict:
     """The parameters a notebook opened in Colab runs with (papermill does not run there): its set's
     GPU file (`target`) on a GPU runtime; on a CPU runtime the CPU file, with a note saying so."""
@@ -88,16 +103,18 @@ def colab_params(target: str) -> dict:
     return params(target)
 
 
-def verify(backend: str) -> list:
+def verify(backend: str, target: str | None = None) -> list:
     """`backend` and PyTorch's SDPA on one GPT-2-shaped call (a small one on CPU), forward and
-    backward against fp32: the rows of `check.check_kernels`."""
+    backward against fp32, in the compute dtype the notebook set trains in (`target`: float16 for
+    the T4 set, also on a newer GPU): the rows of `check.check_kernels`."""
     import torch
 
-    from vanilla_flash import check, precision
+    from vanilla_flash import check
 
     machine = env.probe()
     if machine.device == "cuda":
-        dtype, shapes = precision.autocast_dtype(precision.policy(machine)), check.GPU_SHAPES[:1]
+        trains_like = targets.get(target) if target and target != "cpu" else machine.target
+        dtype, shapes = getattr(torch, trains_like.dtypes[0]), check.GPU_SHAPES[:1]
     else:
         dtype, shapes = torch.float32, check.CPU_SHAPES[:1]
     names = list(dict.fromkeys([backend, "sdpa"]))
