@@ -83,6 +83,7 @@ rows = bench_training.train_grid(
     seq_lens=benchmark["train_seq_lens"],
     tokens_per_step=benchmark["train_tokens"],
     steps=benchmark["train_steps"],
+    dtype=benchmark["dtypes"][0],
 )
 notebook.show_markdown(report.train_table({"rows": rows}))
 

@@ -85,11 +85,13 @@ def train_grid(
     tokens_per_step: int = 16384,
     steps: int = 15,
     compile: bool = False,
+    dtype: str | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict]:
-    """GPT-2 `size` training steps per backend and sequence length, same tokens per step."""
+    """GPT-2 `size` training steps per backend and sequence length, same tokens per step, under
+    mixed precision in `dtype` (default: the machine's; float16 for the T4 set, also on a newer GPU)."""
     machine = env.probe()
-    prec = precision.policy(machine)
+    prec = precision.PRECISION_OF.get(dtype) or precision.policy(machine)
     dtype = precision.autocast_dtype(prec) or torch.float32
     rows = []
     for seq in seq_lens:
@@ -103,7 +105,7 @@ def train_grid(
                 row["status"] = f"skip: {reason}"
                 continue
             cfg = TrainConfig(model_size=size, seq_len=seq, batch_size=row["batch"], attn=name, compile=compile,
-                              warmup_steps=2, max_steps=1000)  # fmt: skip
+                              precision=prec, warmup_steps=2, max_steps=1000)  # fmt: skip
             try:
                 row.update(bare_loop(cfg, steps=steps, warmup=5 if not compile else 8))
             except Exception as err:

@@ -37,7 +37,7 @@ def notebooks(folder: Path) -> list[dict]:
 
 def kernels() -> dict:
     """What flash-attn 1.x's CUDA library holds: machine code (ELF) per sm, PTX per compute."""
-    where = subprocess.run([sys.executable, "-c", "import flash_attn_cuda; print(flash_attn_cuda.__file__)"],
+    where = subprocess.run([sys.executable, "-c", "import torch, flash_attn_cuda; print(flash_attn_cuda.__file__)"],
                            capture_output=True, text=True)  # fmt: skip
     if where.returncode != 0:
         return {"error": where.stderr[-500:]}
@@ -66,7 +66,7 @@ report = {
     "cap_gib": 15,
     "flash_attn_build": read(root / "build/flash-attn-1/build.json"),
     "flash_attn_kernels": kernels(),
-    "notebooks": notebooks(out / "nb") + notebooks(out / "nb_second_session"),
+    "notebooks": [row for folder in ("nb", "nb_second_session", "nb_rerun") for row in notebooks(out / folder)],
     "train": {
         k: summary.get(k)
         for k in ("steps", "attention", "precision", "tokens_per_s", "mfu", "peak_mem_gib", "final", "seconds")
