@@ -152,6 +152,7 @@ def main() -> int:
     opened = work / "opened"
     shutil.rmtree(opened, ignore_errors=True)
     run(["git", "clone", "--quiet", "--depth=1", args.repo, opened], log)
+    report["commit"] = run(["git", "-C", opened, "rev-parse", "HEAD"], log).stdout.strip()
     failed = 0
     for set_name in args.sets.split(","):
         for src in sorted((opened / "notebooks" / set_name).glob("*.ipynb")):
