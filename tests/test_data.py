@@ -5,7 +5,7 @@ import unicodedata
 import datasets
 import numpy as np
 import pytest
-from vanilla_flash import data
+from vanilla_flash import data, datamodule
 
 VI = "Trăm năm trong cõi người ta, chữ tài chữ mệnh khéo là ghét nhau. Đường đi khó, không khó vì ngăn sông cách núi."
 
@@ -104,12 +104,12 @@ def test_packing_joins_documents_with_eos_and_caches(tmp_path):
 
 
 def test_endless_sampler_is_a_pure_function_of_position():
-    full = data.EndlessSampler(10, seed=3)
+    full = datamodule.EndlessSampler(10, seed=3)
     first_25 = [i for _, i in zip(range(25), full, strict=False)]
     assert sorted(first_25[:10]) == list(range(10))  # each epoch is a permutation
-    later = data.EndlessSampler(10, seed=3, start=17)
+    later = datamodule.EndlessSampler(10, seed=3, start=17)
     assert [i for _, i in zip(range(8), later, strict=False)] == first_25[17:25]
-    rank0, rank1 = data.EndlessSampler(10, 3, 0, 0, 2), data.EndlessSampler(10, 3, 0, 1, 2)
+    rank0, rank1 = datamodule.EndlessSampler(10, 3, 0, 0, 2), datamodule.EndlessSampler(10, 3, 0, 1, 2)
     evens = [i for _, i in zip(range(5), rank0, strict=False)]
     odds = [i for _, i in zip(range(5), rank1, strict=False)]
     assert evens == first_25[0:10:2] and odds == first_25[1:10:2]
@@ -137,15 +137,15 @@ def test_an_unreachable_hub_falls_back_to_the_sample_and_says_so(tmp_path, monke
     monkeypatch.setattr(datasets, "load_dataset", lambda name, *a, **k: unreachable() if name != "json" else
                         REAL_LOAD(name, *a, **k))  # fmt: skip
     cfg = TrainConfig(run_dir=str(tmp_path / "run"), data_source="hub", seq_len=32)
-    dm = data.WikisourceData(cfg)
+    dm = datamodule.WikisourceData(cfg)
     dm.setup("fit")
     assert dm.stats["source"] == "sample (Hub unreachable)" and dm.stats["documents"]["train"] > 0
     assert "NOTE: the Hugging Face Hub could not be reached" in capsys.readouterr().out
-    strict = data.WikisourceData(TrainConfig(run_dir=str(tmp_path / "run2"), data_source="hub",
+    strict = datamodule.WikisourceData(TrainConfig(run_dir=str(tmp_path / "run2"), data_source="hub",
                                              fallback_to_sample=False))  # fmt: skip
     with pytest.raises(data.DataError, match="cannot load wikimedia/wikisource"):
         strict.setup("fit")
-    sample = data.WikisourceData(TrainConfig(run_dir=str(tmp_path / "run3"), seq_len=32))
+    sample = datamodule.WikisourceData(TrainConfig(run_dir=str(tmp_path / "run3"), seq_len=32))
     sample.setup("fit")
     assert sample.stats["source"] == "sample"
 

@@ -121,3 +121,13 @@ def test_report_on_cpu_picks_sdpa():
     report = machine_report.describe(CPU)
     assert report.auto_pick == {"float32": "sdpa"}
     assert set(report.backends) == set(attention.names())
+
+
+def test_auto_keeps_to_pytorchs_head_dim_alignment():
+    """SDPA's memory-efficient kernel wants half-precision head dims in multiples of 8 (PyTorch's
+    minimum_gemm_alignment): 257 goes to plain sdpa, which falls back to its math kernel."""
+    for machine in (A100, T4, with_fa(T4, "1.0.9")):
+        assert pick(machine, "float16", head_dim=257) == "sdpa"
+        assert "multiple of 8" in why_not("sdpa_efficient", machine, dtype="float16", head_dim=257)
+    assert why_not("sdpa_efficient", A100, dtype="float32", head_dim=258) is not None  # 4 on sm80 in fp32
+    assert why_not("sdpa_efficient", T4, dtype="float32", head_dim=257) is None

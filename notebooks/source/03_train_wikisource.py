@@ -39,7 +39,7 @@ target = fa1_source = fa1_archs = fa1_extensions = train = benchmark = None
 # %% tags=["nbval-ignore-output"]
 from vanilla_flash import data
 
-comparison = data.compare_tokenizers("vi", vocab_size=4096)
+comparison = data.compare_tokenizers(train["lang"], vocab_size=train.get("bpe_vocab_size", 4096))
 
 # %%
 for tokenizer, per_word in comparison["tokens_per_word"].items():

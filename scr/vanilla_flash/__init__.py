@@ -12,9 +12,11 @@ Modules, in the order they import each other (each imports only modules above it
 - `model`: GPT-2 by name, as Hugging Face `GPT2LMHeadModel`.
 - `flops`: parameters, FLOPs per token, attention FLOPs, MFU.
 - `config`: `TrainConfig`, the parameters of a run.
-- `data`: Wikisource documents, tokenizers, packed blocks, the Lightning data module.
+- `data`: Wikisource documents, the split by size, tokenizers, packed blocks.
+- `datamodule`: `WikisourceData`, the Lightning data module, and its resumable training order.
 - `plots`: figure helpers and the loss curve.
 - `callbacks`: throughput, samples, the step timer.
+- `checkpoints`: checkpoint folders made safe before a run, atomic writes, which one to resume.
 - `install`: the right flash-attn for this machine; builds and their cache.
 - `fa_gpt`: flash-attn's own GPT model and its fused extensions.
 - `train`: the LightningModule, the run, its checkpoints and summary.

@@ -130,8 +130,9 @@ def why_not(
             return "sdpa_flash on CPU takes float32 or bfloat16; use sdpa"
     if head_dim is not None and b.max_head_dim and head_dim > b.max_head_dim:
         return f"{name} supports head dims up to {b.max_head_dim}, not {head_dim}; use sdpa"
-    if head_dim is not None and b.library is not None and head_dim % 8:
-        return f"{name} needs a head dim that is a multiple of 8, not {head_dim}; use sdpa"
+    multiple = _head_dim_multiple(b, dtype, machine)
+    if head_dim is not None and head_dim % multiple:
+        return f"{name} needs a head dim that is a multiple of {multiple}, not {head_dim}; use sdpa"
     if training and on_gpu and _turing_backward_too_wide(b, machine.cc, head_dim or 0):
         return _turing_backward_message(b)
     if dropout and not b.dropout:
@@ -139,6 +140,20 @@ def why_not(
     if dropout and name == "sdpa_flash" and not on_gpu:
         return "PyTorch's CPU flash kernel has no dropout; use sdpa or set attn_pdrop=0"
     return None
+
+
+def _head_dim_multiple(b: Backend, dtype: torch.dtype | None, machine: Machine) -> int:
+    """What the head dim must divide by. The flash-attn libraries and SDPA's flash and cuDNN kernels
+    take multiples of 8; SDPA's memory-efficient kernel on a GPU wants its matrix products aligned:
+    8 for float16/bfloat16, 4 for float32 on sm80 and newer, anything on older GPUs (PyTorch's
+    `minimum_gemm_alignment`, aten/src/ATen/native/transformers/cuda/sdp_utils.cpp)."""
+    if b.library is not None or b.name in ("sdpa_flash", "sdpa_cudnn"):
+        return 8
+    if b.name == "sdpa_efficient" and machine.device == "cuda":
+        if dtype in HALF or dtype is None:
+            return 8
+        return 4 if machine.cc >= targets.AMPERE.min_cc else 1
+    return 1
 
 
 def _turing_backward_too_wide(b: Backend, cc: float, head_dim: int) -> bool:

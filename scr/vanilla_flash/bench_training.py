@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from vanilla_flash import attention, data, env, flops, precision, timing, train
+from vanilla_flash import attention, datamodule, env, flops, precision, timing, train
 from vanilla_flash.callbacks import StepTimer
 from vanilla_flash.config import TrainConfig
 
@@ -169,7 +169,7 @@ def lightning_overhead(cfg: TrainConfig, steps: int = 40, warmup: int = 10) -> d
     summary = train.train(run_cfg, callbacks=[timer])
     lightning_step = timer.step_seconds
     tokens = cfg.batch_size * cfg.seq_len * cfg.accumulate
-    dm = data.WikisourceData(run_cfg)
+    dm = datamodule.WikisourceData(run_cfg)
     dm.setup("fit")
     bare = bare_loop(run_cfg, steps=steps, warmup=warmup, data_loader=_cycle(dm.train_dataloader()))
     lightning_tps = tokens / lightning_step

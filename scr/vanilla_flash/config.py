@@ -2,16 +2,28 @@
 
 One YAML file of `TrainConfig` fields drives the command line (``python -m vanilla_flash train
 --config notebooks/params/cpu.yaml``) and the notebooks (the `train` section of a notebook
-parameters file); ``--set KEY=VALUE`` overrides a field. An unknown field is refused by name.
+parameters file); ``--set KEY=VALUE`` overrides a field. Every field is checked when the config is
+made, before any data is read: an unknown field, a value of the wrong type or outside what is
+allowed is refused with a `ConfigError` naming the field, the value and what is allowed. Numbers
+that YAML 1.1 reads as text (``1e-3`` without a dot) are read as the numbers they are.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vanilla_flash import attention, precision
+from vanilla_flash import model as gpt2
 from vanilla_flash.errors import ConfigError
+
+# Wikisource languages set up here, with their configuration of `wikimedia/wikisource` on the Hub
+WIKISOURCE_CONFIGS = {"vi": "20231201.vi", "en": "20231201.en"}
+SAMPLE_PROMPTS = {"vi": "Trăm năm trong cõi người ta,", "en": "We hold these truths to be self-evident,"}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 @dataclass
@@ -29,11 +41,14 @@ class TrainConfig:
     val_fraction: float = 0.1
     # tokenizer
     tokenizer: str = "gpt2"  # gpt2 | bpe
-    bpe_vocab_size: int = 4096
+    bpe_vocab_size: int = 4096  # bpe: the vocabulary to train, 260 (the 256 bytes and a few merges) to 65536
     # model
     model_impl: str = "hf"  # hf (transformers' GPT2LMHeadModel) | flash_attn (flash-attn's own GPT, fa_gpt)
     fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
-    model_size: str = "tiny"
+    model_size: str = "tiny"  # a preset (tiny, 124M, 355M); n_layer, n_head, n_embd change any of its sizes
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None  # a multiple of n_head
     seq_len: int = 128
     attn: str = "auto"
     dropout: float = 0.0
@@ -60,7 +75,7 @@ class TrainConfig:
     val_every: int = 20
     val_batches: int = 8
     sample_every: int = 0  # 0: only at the end
-    sample_prompt: str = "Trăm năm trong cõi người ta,"
+    sample_prompt: str | None = None  # None: a line of the run's language (SAMPLE_PROMPTS)
     sample_tokens: int = 40
     ckpt_every: int = 20
     resume: str = "auto"  # auto (last.ckpt if there is one) | never | a checkpoint path
@@ -82,9 +97,26 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown training parameters: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        if "betas" in values:
-            values = {**values, "betas": tuple(values["betas"])}
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for f in dataclasses.fields(self):
+            try:
+                setattr(self, f.name, _typed(f.name, getattr(self, f.name), f.type))
+            except ConfigError as err:
+                problems.append(str(err))
+        if not problems:
+            problems = _out_of_range(self)
+        if problems:
+            raise ConfigError("training parameters that cannot be used:\n- " + "\n- ".join(problems))
+        if self.sample_prompt is None:
+            self.sample_prompt = SAMPLE_PROMPTS[self.lang]
+
+    @property
+    def model_dims(self) -> dict:
+        """The sizes set by hand (n_layer, n_head, n_embd), to change the preset `model_size`."""
+        return {k: v for k in ("n_layer", "n_head", "n_embd") if (v := getattr(self, k)) is not None}
 
     @property
     def checkpoints(self) -> Path:
@@ -93,3 +125,75 @@ class TrainConfig:
     @property
     def token_cache(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.run_dir).parent / "cache"
+
+
+def _typed(name: str, value, kind: str):
+    """`value` as the type the field is declared with, or a ConfigError naming the field."""
+    options = [k.strip() for k in kind.split("|")]
+    if value is None and "None" in options:
+        return None
+    for option in options:
+        if option == "bool" and isinstance(value, bool):
+            return value
+        if option == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option == "int" and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if option == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if option == "float" and isinstance(value, str) and _NUMBER.match(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
+        if option == "str" and isinstance(value, str):
+            return value
+        if option.startswith("tuple") and isinstance(value, list | tuple) and len(value) == 2:
+            return tuple(_typed(name, v, "float") for v in value)
+        if option == "list" and isinstance(value, list | tuple):
+            return list(value)
+        if option == "dict" and isinstance(value, dict):
+            return value
+    wanted = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text",
+              "None": "null", "list": "a list", "dict": "a mapping"}  # fmt: skip
+    allowed = " or ".join(wanted.get(o, "a pair of numbers, e.g. [0.9, 0.95]") for o in options)
+    raise ConfigError(f"{name}: {value!r} is not {allowed}")
+
+
+def _out_of_range(cfg: TrainConfig) -> list[str]:
+    """Every field whose value has the right type but cannot be used, in words."""
+    problems = []
+
+    def need(ok: bool, name: str, allowed: str) -> None:
+        if not ok:
+            problems.append(f"{name}: {getattr(cfg, name)!r} is not allowed; {allowed}")
+
+    def one_of(name: str, choices) -> None:
+        need(getattr(cfg, name) in choices, name, f"choose one of: {', '.join(map(str, choices))}")
+
+    one_of("data_source", ("sample", "hub"))
+    one_of("lang", tuple(WIKISOURCE_CONFIGS))
+    one_of("tokenizer", ("gpt2", "bpe"))
+    one_of("model_impl", ("hf", "flash_attn"))
+    one_of("model_size", tuple(gpt2.SIZES))
+    one_of("attn", tuple(attention.names()))
+    one_of("compile_mode", COMPILE_MODES)
+    one_of("precision", ("auto", *precision.PRECISIONS))
+    one_of("strategy", ("auto", "ddp", "fsdp"))
+    for name in ("max_docs", "max_bytes", "n_layer", "n_head", "n_embd"):
+        need(getattr(cfg, name) is None or getattr(cfg, name) >= 1, name, "at least 1, or null")
+    need(0 < cfg.val_fraction < 1, "val_fraction", "a fraction between 0 and 1, e.g. 0.1")
+    need(260 <= cfg.bpe_vocab_size <= 65536, "bpe_vocab_size", "from 260 to 65536")
+    need(cfg.seq_len >= 2, "seq_len", "at least 2 (each block predicts its next token)")
+    need(0 <= cfg.dropout < 1, "dropout", "from 0 up to, not including, 1")
+    for name in ("batch_size", "accumulate", "max_steps", "log_every", "val_every", "val_batches", "ckpt_every",
+                 "sample_tokens"):  # fmt: skip
+        need(getattr(cfg, name) >= 1, name, "a whole number, at least 1")
+    for name in ("warmup_steps", "sample_every", "weight_decay", "grad_clip"):
+        need(getattr(cfg, name) >= 0, name, "0 or more")
+    need(cfg.lr > 0, "lr", "a learning rate above 0, e.g. 6e-4")
+    need(0 <= cfg.min_lr <= cfg.lr, "min_lr", f"from 0 to lr ({cfg.lr})")
+    need(all(0 <= b < 1 for b in cfg.betas), "betas", "two numbers from 0 up to, not including, 1")
+    if cfg.resume not in ("auto", "never") and not cfg.resume.endswith(".ckpt"):
+        problems.append(f"resume: {cfg.resume!r} is not allowed; auto, never, or the path of a .ckpt file")
+    dims = gpt2.dims(cfg.model_size, **cfg.model_dims) if cfg.model_size in gpt2.SIZES else None
+    if dims and dims[2] % dims[1]:
+        problems.append(f"n_embd: {dims[2]} does not divide by n_head ({dims[1]}); choose a multiple of it")
+    return problems

@@ -10,9 +10,7 @@
   byte-level BPE trained on the training split (`train_bpe()`).
 - `pack()` joins documents with EOS and cuts blocks of `seq_len` tokens, cached on disk under a key
   made of the data, the tokenizer and `seq_len`, so a second run skips tokenisation.
-- `WikisourceData` (a `LightningDataModule`) does all of that for a training run; its training
-  order (`EndlessSampler`) is a seeded, endless sequence of permutations, so a resumed run reads
-  the same blocks it would have read had it never stopped.
+`vanilla_flash.datamodule` does all of that for a training run, as a LightningDataModule.
 """
 
 from __future__ import annotations
@@ -26,13 +24,10 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-import lightning as L
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vanilla_flash.config import TrainConfig
-from vanilla_flash.errors import CheckpointError, DataError
+from vanilla_flash.config import WIKISOURCE_CONFIGS, TrainConfig
+from vanilla_flash.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +35,7 @@ REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 SAMPLE_DIR = REPO_DATA / "wikisource-sample"
 GPT2_BPE_DIR = REPO_DATA / "gpt2-bpe"
 HUB_DATASET = "wikimedia/wikisource"
-HUB_CONFIGS = {"vi": "20231201.vi", "en": "20231201.en"}
+HUB_CONFIGS = WIKISOURCE_CONFIGS
 EOS = "<|endoftext|>"
 
 
@@ -78,7 +73,16 @@ def load_documents(
         raise DataError(f"language {lang!r} is not set up; choose one of: {', '.join(HUB_CONFIGS)}")
     if source == "sample":
         path = _data_dir(sample_dir, SAMPLE_DIR, "the Wikisource sample") / f"{lang}.jsonl"
-        rows = datasets.load_dataset("json", data_files=str(path), split="train")
+        if not path.is_file() or path.stat().st_size == 0:
+            raise DataError(f"{path} is missing or empty: it should hold one JSON document per line with the "
+                            "columns id, url, title, text (restore it with `git checkout data/`)")  # fmt: skip
+        try:
+            rows = datasets.load_dataset("json", data_files=str(path), split="train")
+        except Exception as err:  # datasets reads a file it cannot parse as a bare error
+            raise DataError(
+                f"{path} cannot be read as JSON lines with the columns id, url, title, text "
+                f"({type(err).__name__}: {err})"
+            ) from err
     elif source == "hub":
         try:
             rows = datasets.load_dataset(HUB_DATASET, HUB_CONFIGS[lang], split="train", streaming=True)
@@ -132,18 +136,44 @@ def clean(text: str, min_chars: int = 200) -> str:
 
 
 def split(docs: list[dict], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """Train/validation by document: a seeded hash of each id decides, so the split does not depend
-    on order and no document is in both. At least one document goes to each side."""
-    if len(docs) < 2:
-        raise DataError("need at least 2 documents to split into train and validation")
+    """Train/validation by size: `val_fraction` of the text's bytes goes to validation, so one long
+    document cannot make most of it. Documents are taken in the order a seeded hash of their ids
+    gives (the split does not depend on the order they came in); the one that crosses the budget is
+    cut at a line break, its first part to validation (id `<id>#val`), the rest to training
+    (`<id>#train`). No text is in both sets, and each gets some."""
 
     def score(doc):
         return hashlib.sha256(f"{seed}:{doc['id']}".encode()).hexdigest()
 
-    ranked = sorted(docs, key=score)
-    n_val = min(len(docs) - 1, max(1, round(len(docs) * val_fraction)))
-    val_ids = {d["id"] for d in ranked[:n_val]}
-    return [d for d in docs if d["id"] not in val_ids], [d for d in docs if d["id"] in val_ids]
+    budget = val_fraction * sum(len(d["text"].encode()) for d in docs)
+    whole, cut, taken = set(), {}, 0  # ids wholly in validation; id -> (validation part, training part)
+    for doc in sorted(docs, key=score):
+        size = len(doc["text"].encode())
+        if taken + size <= budget:
+            whole.add(doc["id"])
+            taken += size
+            continue
+        head, tail = _cut(doc["text"], int(budget - taken))
+        if head and tail:
+            cut[doc["id"]] = ({**doc, "id": f"{doc['id']}#val", "text": head},
+                              {**doc, "id": f"{doc['id']}#train", "text": tail})  # fmt: skip
+        break
+    val = [cut[d["id"]][0] if d["id"] in cut else d for d in docs if d["id"] in whole or d["id"] in cut]
+    train = [cut[d["id"]][1] if d["id"] in cut else d for d in docs if d["id"] not in whole]
+    if not val or not train:
+        raise DataError(f"{len(docs)} document(s) cannot be split into training and validation text; add data "
+                        "(max_docs, max_bytes) or change val_fraction")  # fmt: skip
+    return train, val
+
+
+def _cut(text: str, head_bytes: int) -> tuple[str, str]:
+    """`text` cut at the first line break after its first `head_bytes` bytes (a space if it has none)."""
+    at = len(text.encode()[:head_bytes].decode("utf-8", errors="ignore"))
+    for mark in ("\n", " "):
+        found = text.find(mark, at)
+        if found != -1:
+            return text[:found].strip(), text[found:].strip()
+    return text, ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +243,13 @@ def decode(tok, ids) -> str:
     return data.decode("utf-8", errors="ignore")
 
 
+def tokenizer_fields(cfg: TrainConfig) -> dict:
+    """What a trained tokenizer depends on: the same values give the same token ids."""
+    return {"tokenizer": cfg.tokenizer, "bpe_vocab_size": cfg.bpe_vocab_size, "lang": cfg.lang,
+            "data_source": cfg.data_source, "max_docs": cfg.max_docs, "max_bytes": cfg.max_bytes,
+            "val_fraction": cfg.val_fraction, "seed": cfg.seed}  # fmt: skip
+
+
 def tokens_per_word(tok, texts: Iterable[str]) -> float:
     words = tokens = 0
     for text in texts:
@@ -274,126 +311,3 @@ def compare_tokenizers(lang: str = "vi", vocab_size: int = 4096, seed: int = 123
         "tokens_per_word": {"gpt2": gpt2_tpw, f"trained bpe {vocab_size}": trained_tpw},
         "ratio": gpt2_tpw / trained_tpw,
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# For Lightning
-
-
-class Blocks(Dataset):
-    def __init__(self, blocks: np.ndarray):
-        self.blocks = blocks
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(self.blocks[i].astype(np.int64))
-
-
-class EndlessSampler(Sampler[int]):
-    """Block indices in an endless run of seeded permutations, position `start` onwards, strided
-    over `world` ranks. Position p of the run is block perm(seed + p // n)[p % n], whatever
-    happened before, which is what makes resuming exact."""
-
-    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1):
-        self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
-
-    def __iter__(self):
-        position = self.start * self.world + self.rank
-        epoch, order = None, None
-        while True:
-            if position // self.n != epoch:
-                epoch = position // self.n
-                order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
-            yield order[position % self.n]
-            position += self.world
-
-
-class WikisourceData(L.LightningDataModule):
-    """Documents, tokenizer and packed blocks for a run; its state (blocks read so far, the
-    tokenizer's fingerprint) is saved in every checkpoint, so a resumed run reads on where it stopped."""
-
-    def __init__(self, cfg: TrainConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.samples_seen = 0  # per rank, restored from a checkpoint
-        self.tokenizer = None
-        self.stats: dict = {}
-
-    def tokenizer_path(self) -> Path:
-        return self.cfg.checkpoints / "tokenizer.json"
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.tokenizer is not None:
-            return
-        cfg = self.cfg
-        docs, source = self._documents()
-        train_docs, val_docs = split(docs, cfg.val_fraction, cfg.seed)
-        if cfg.tokenizer == "bpe":
-            path = self.tokenizer_path()
-            if path.exists():  # a resumed run keeps the tokenizer it started with
-                self.tokenizer = tokenizer("bpe", path=path)
-            else:
-                self.tokenizer = train_bpe((d["text"] for d in train_docs), cfg.bpe_vocab_size, path)
-        else:
-            self.tokenizer = tokenizer(cfg.tokenizer)
-        self.train_blocks = pack(train_docs, self.tokenizer, cfg.seq_len, cfg.token_cache)
-        self.val_blocks = pack(val_docs, self.tokenizer, cfg.seq_len, cfg.token_cache)
-        val_text = [d["text"] for d in val_docs]
-        self.stats = {
-            "source": source,
-            "bytes": sum(len(d["text"].encode()) for d in docs),
-            "documents": {"train": len(train_docs), "val": len(val_docs)},
-            "blocks": {"train": len(self.train_blocks), "val": len(self.val_blocks)},
-            "tokenizer": cfg.tokenizer,
-            "vocab_size": len(self.tokenizer),
-            "tokenizer_fingerprint": fingerprint(self.tokenizer),
-            "tokens_per_word_val": round(tokens_per_word(self.tokenizer, val_text), 3),
-        }
-        log.info("data: %s", self.stats)
-
-    def _documents(self) -> tuple[list[dict], str]:
-        """The run's documents and, in words, where they came from: the Hub within `max_bytes`, or
-        the shipped sample, also when the Hub cannot be reached and `fallback_to_sample` allows it."""
-        cfg = self.cfg
-        try:
-            docs = load_documents(cfg.data_source, cfg.lang, max_docs=cfg.max_docs, max_bytes=cfg.max_bytes)
-            return docs, f"{HUB_DATASET} {HUB_CONFIGS[cfg.lang]}" if cfg.data_source == "hub" else "sample"
-        except DataError as err:
-            if cfg.data_source != "hub" or not cfg.fallback_to_sample:
-                raise
-            note = (
-                f"the Hugging Face Hub could not be reached, so this run trains on the shipped sample instead ({err})"
-            )
-            log.warning(note)
-            print(f"NOTE: {note}", flush=True)  # seen in a notebook cell, whatever logging is set up
-            return load_documents(
-                "sample", cfg.lang, max_docs=cfg.max_docs, max_bytes=cfg.max_bytes
-            ), "sample (Hub unreachable)"
-
-    def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer else 0
-        world = self.trainer.world_size if self.trainer else 1
-        sampler = EndlessSampler(len(self.train_blocks), self.cfg.seed, self.samples_seen, rank, world)
-        return DataLoader(Blocks(self.train_blocks), batch_size=self.cfg.batch_size, sampler=sampler,
-                          drop_last=True, pin_memory=torch.cuda.is_available())  # fmt: skip
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(Blocks(self.val_blocks), batch_size=self.cfg.batch_size, shuffle=False)
-
-    def state_dict(self) -> dict:
-        steps = self.trainer.global_step if self.trainer else 0
-        return {"samples_seen": steps * self.cfg.accumulate * self.cfg.batch_size,
-                "tokenizer_fingerprint": self.stats.get("tokenizer_fingerprint")}  # fmt: skip
-
-    def load_state_dict(self, state: dict) -> None:
-        saved = state.get("tokenizer_fingerprint")
-        if saved and self.stats and saved != self.stats["tokenizer_fingerprint"]:
-            raise CheckpointError(
-                f"the checkpoint was trained with another tokenizer (fingerprint {saved}, now "
-                f"{self.stats['tokenizer_fingerprint']}): its token ids mean other things. Resume with the "
-                "tokenizer it was trained with (same `tokenizer`, and for `bpe` the tokenizer.json saved next "
-                "to the checkpoint), or start a new run in another ckpt_dir."
-            )
-        self.samples_seen = state["samples_seen"]

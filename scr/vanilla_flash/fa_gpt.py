@@ -91,9 +91,11 @@ def missing(options: list[str]) -> dict[str, str]:
 
 
 def config(size: str = "124M", *, vocab_size: int = gpt2.GPT2_VOCAB, seq_len: int | None = None,
-           dropout: float = 0.0, fused: list[str] | None = None, use_flash_attn: bool = True):  # fmt: skip
-    """A GPT2Config that flash-attn's GPTLMHeadModel reads, for one of our sizes."""
-    cfg = gpt2.config(size, vocab_size=vocab_size, seq_len=seq_len, dropout=dropout, attn="eager")
+           dropout: float = 0.0, fused: list[str] | None = None, use_flash_attn: bool = True,
+           **dims):  # fmt: skip
+    """A GPT2Config that flash-attn's GPTLMHeadModel reads, for one of our sizes (`dims`: n_layer,
+    n_head, n_embd set by hand)."""
+    cfg = gpt2.config(size, vocab_size=vocab_size, seq_len=seq_len, dropout=dropout, attn="eager", **dims)
     cfg.use_flash_attn = use_flash_attn
     cfg.pad_vocab_size_multiple = 64
     cfg.activation_function = "gelu_new"  # GPT-2's tanh GELU, as in transformers

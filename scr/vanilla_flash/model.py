@@ -10,6 +10,7 @@ from __future__ import annotations
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from vanilla_flash import attention
+from vanilla_flash.errors import ConfigError
 
 GPT2_VOCAB = 50257  # GPT-2's BPE vocabulary
 
@@ -26,6 +27,15 @@ def padded_vocab(vocab_size: int, multiple: int = 64) -> int:
     return -(-vocab_size // multiple) * multiple
 
 
+def dims(size: str, n_layer: int | None = None, n_head: int | None = None,
+         n_embd: int | None = None) -> tuple[int, int, int, int]:  # fmt: skip
+    """(layers, heads, width, context) of preset `size`, with any of the first three set by hand."""
+    if size not in SIZES:
+        raise ConfigError(f"unknown GPT-2 size {size!r}; choose one of: {', '.join(SIZES)}")
+    preset = SIZES[size]
+    return (n_layer or preset[0], n_head or preset[1], n_embd or preset[2], preset[3])
+
+
 def config(
     size: str = "tiny",
     *,
@@ -33,16 +43,20 @@ def config(
     seq_len: int | None = None,
     dropout: float = 0.0,
     attn: str = "auto",
+    n_layer: int | None = None,
+    n_head: int | None = None,
+    n_embd: int | None = None,
 ) -> GPT2Config:
-    """A `GPT2Config` for `size` with `attn` as its attention backend.
+    """A `GPT2Config` for `size` (with `n_layer`, `n_head`, `n_embd` changing the preset) with
+    `attn` as its attention backend.
 
     Dropout defaults to 0 (as in nanoGPT's pretraining): it costs speed, flash-attn 4 has no
     attention dropout, and a model that sees each token once barely overfits.
     """
-    if size not in SIZES:
-        raise ValueError(f"unknown GPT-2 size {size!r}; choose one of: {', '.join(SIZES)}")
     attention.get(attn)  # a clear error for a misspelt backend, before anything is built
-    n_layer, n_head, n_embd, n_ctx = SIZES[size]
+    n_layer, n_head, n_embd, n_ctx = dims(size, n_layer, n_head, n_embd)
+    if n_embd % n_head:
+        raise ConfigError(f"n_embd ({n_embd}) does not divide by n_head ({n_head}); choose a multiple of it")
     cfg = GPT2Config(
         vocab_size=padded_vocab(vocab_size),
         n_positions=seq_len or n_ctx,

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from vanilla_flash import env, targets
+from vanilla_flash.errors import ConfigError
 
 # Without ipywidgets (papermill, nbval, plain Jupyter) tqdm's progress bars fall back to text, and
 # say so in a warning on import that a reader can do nothing about.
@@ -121,6 +122,29 @@ def verify(backend: str, target: str | None = None) -> list:
     return check.check_kernels(names, [dtype], shapes, machine=machine)
 
 
+def with_overrides(parameters: dict, overrides: dict, target: str) -> dict:
+    """`parameters` with dotted `overrides` ({"train.max_steps": 50}) applied, each checked first: a
+    key the parameters file does not have (or, under `train`, no training field) is refused by name,
+    and the training section must make a valid `TrainConfig`, before any notebook runs."""
+    from vanilla_flash.config import TrainConfig
+
+    known_train = set(TrainConfig.__dataclass_fields__)
+    for dotted, value in overrides.items():
+        *parents, key = dotted.split(".")
+        section = parameters
+        for name in parents:
+            if not isinstance(section.get(name), dict):
+                raise ConfigError(f"--set {dotted}: {target}.yaml has no section {name!r}; its keys: "
+                                  f"{', '.join(parameters)}")  # fmt: skip
+            section = section[name]
+        allowed = known_train if parents == ["train"] else set(section)
+        if key not in allowed:
+            raise ConfigError(f"--set {dotted}: no such parameter; choose from: {', '.join(sorted(allowed))}")
+        section[key] = value
+    TrainConfig.from_dict(dict(parameters.get("train", {})))  # refuses a bad value by name, now
+    return parameters
+
+
 def _local_kernel():
     """Kernels that talk to papermill over local sockets (IPC), not TCP: nothing leaves the machine,
     and the kernel has no reason to warn that its TCP traffic is unencrypted."""
@@ -144,13 +168,7 @@ def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: li
     root = repo_root()
     chosen = env.probe().target if target == "auto" else targets.get(target)
     target = chosen.name
-    parameters = params(target)
-    for dotted, value in (overrides or {}).items():
-        *parents, key = dotted.split(".")
-        section = parameters
-        for name in parents:
-            section = section.setdefault(name, {})
-        section[key] = value
+    parameters = with_overrides(params(target), overrides or {}, target)
     out = Path(out_dir) if out_dir else root / "outputs" / target
     if notebooks is None:
         sets = sets or targets.sets_to_run(chosen)

@@ -1,10 +1,13 @@
-"""Train GPT-2 on Wikisource with PyTorch Lightning: the module, the run and its checkpoints.
+"""Train GPT-2 on Wikisource with PyTorch Lightning: the module and the run.
 
-`train(cfg)` wires the pieces: `data.WikisourceData` (documents, tokenizer, packed blocks in a
-resumable order), `GPT2Module` (the model with the chosen attention backend and its optimizer),
-the callbacks of `vanilla_flash.callbacks`, checkpoints every `ckpt_every` steps and `last.ckpt`
-(resumed automatically: `find_resume`, checked by `inspect_checkpoint`), and at the end a summary
-(`run_dir/summary.json`) and the loss curve (`run_dir/loss.png`).
+`train(cfg)` wires the pieces. Before any work it checks that the attention backend runs here and
+that the checkpoint folder is safe to write (`vanilla_flash.checkpoints`), and stops, changing
+nothing, if the checkpoint to resume from has reached `max_steps` already. Then
+`datamodule.WikisourceData` (documents, tokenizer, packed blocks in a resumable order), `GPT2Module` (the
+model with the chosen attention backend and its optimizer), the callbacks of
+`vanilla_flash.callbacks`, checkpoints every `ckpt_every` steps and `last.ckpt` (written atomically,
+resumed automatically), and at the end a summary (`run_dir/summary.json`) and the loss curve
+(`run_dir/loss.png`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from vanilla_flash import attention, data, env, flops, machine_report, plots, precision
+from vanilla_flash import attention, checkpoints, datamodule, env, flops, machine_report, plots, precision
 from vanilla_flash import model as gpt2
 from vanilla_flash.callbacks import Samples, Throughput
 from vanilla_flash.config import TrainConfig
-from vanilla_flash.errors import CheckpointError
+from vanilla_flash.errors import CheckpointError, ConfigError  # noqa: F401  (CheckpointError: for callers)
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +47,9 @@ class GPT2Module(L.LightningModule):
         if self.cfg.model_impl == "flash_attn":
             from vanilla_flash import fa_gpt
 
-            self.net = fa_gpt.build(self.cfg.model_size, fused=self.cfg.fused, **common)
+            self.net = fa_gpt.build(self.cfg.model_size, fused=self.cfg.fused, **common, **self.cfg.model_dims)
         elif self.cfg.model_impl == "hf":
-            self.net = gpt2.build(self.cfg.model_size, attn=self.cfg.attn, **common)
+            self.net = gpt2.build(self.cfg.model_size, attn=self.cfg.attn, **common, **self.cfg.model_dims)
         else:
             raise ValueError(f"model_impl {self.cfg.model_impl!r} is not one of: hf, flash_attn")
         self.flops_per_token = flops.model_flops_per_token(self.net, self.cfg.seq_len)
@@ -107,51 +110,6 @@ class GPT2Module(L.LightningModule):
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def find_resume(cfg: TrainConfig) -> Path | None:
-    if cfg.resume == "never":
-        return None
-    path = cfg.checkpoints / "last.ckpt" if cfg.resume == "auto" else Path(cfg.resume)
-    if cfg.resume != "auto" and not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    return path if path.exists() else None
-
-
-def inspect_checkpoint(path: Path, cfg: TrainConfig, vocab_size: int) -> dict:
-    """Read a checkpoint's hyperparameters and refuse one that does not fit this run."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        saved = ckpt["hyper_parameters"]
-        step = ckpt["global_step"]
-    except Exception as err:
-        others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path)
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it may have been cut short "
-            f"when the session died. Delete it and resume from an earlier one ({', '.join(others) or 'none'}; "
-            "set resume: PATH), or start over with resume: never."
-        ) from err
-    old = saved["cfg"]
-    for key in ("model_impl", "model_size", "seq_len", "tokenizer"):
-        was = old.get(key, TrainConfig.model_impl if key == "model_impl" else None)
-        if was != getattr(cfg, key):
-            raise CheckpointError(
-                f"checkpoint {path} is for {key}={was!r} but this run asks for {getattr(cfg, key)!r}; "
-                "use the same value to resume, or another ckpt_dir (or resume: never) to start a new run"
-            )
-    if saved.get("vocab_size") != vocab_size:
-        raise CheckpointError(f"checkpoint {path} has a vocabulary of {saved.get('vocab_size')}, this run {vocab_size}")
-    if old.get("attn") != cfg.attn:
-        log.warning(
-            "checkpoint %s was trained with attention %r; continuing with %r. The weights do not depend on "
-            "the attention backend, so nothing is converted.",
-            path, old.get("attn"), cfg.attn,
-        )  # fmt: skip
-    return {"step": step, "attn": old.get("attn")}
-
-
-# ---------------------------------------------------------------------------------------------
 # The run
 
 
@@ -188,10 +146,13 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     if fixed:
         log.info(fixed)
     prec = resolve_precision(cfg, machine)
-    dm = data.WikisourceData(cfg)
+    _check_attention(cfg, machine, prec)
+    resume = checkpoints.prepare(cfg)  # before any work: a folder it can write to, and what to resume
+    if resume and (done := checkpoints.step_of(resume)) >= cfg.max_steps:
+        return _nothing_to_do(cfg, resume, done)
+    dm = datamodule.WikisourceData(cfg, resuming=resume is not None)
     dm.setup("fit")
-    resume = find_resume(cfg)
-    resumed_from = inspect_checkpoint(resume, cfg, dm.stats["vocab_size"]) if resume else None
+    resumed_from = checkpoints.inspect(resume, cfg, dm.stats["vocab_size"]) if resume else None
     module = GPT2Module(dataclasses.asdict(cfg), vocab_size=dm.stats["vocab_size"],
                         tokenizer_fingerprint=dm.stats["tokenizer_fingerprint"])  # fmt: skip
     run_dir = Path(cfg.run_dir)
@@ -201,18 +162,13 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=f"session-{session}"))
-    checkpoints = ModelCheckpoint(dirpath=cfg.checkpoints, filename="step-{step:06d}",
-                                  every_n_train_steps=cfg.ckpt_every, save_last=True, save_top_k=-1,
-                                  auto_insert_metric_name=False)  # fmt: skip
+    saver = ModelCheckpoint(dirpath=cfg.checkpoints, filename="step-{step:06d}", every_n_train_steps=cfg.ckpt_every,
+                            save_last=True, save_top_k=-1, auto_insert_metric_name=False,
+                            enable_version_counter=False)  # one run per folder: no last-v1.ckpt  # fmt: skip
     samples = Samples(cfg, dm.tokenizer)
-    callbacks = [checkpoints, Throughput(cfg, flops.peak_flops(machine.gpu_name)), samples, *(callbacks or [])]
+    callbacks = [saver, Throughput(cfg, flops.peak_flops(machine.gpu_name)), samples, *(callbacks or [])]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every)))
-    earlier = sorted(p.name for p in cfg.checkpoints.glob("*.ckpt")) if not resume else []
-    if earlier:
-        log.warning("%s already holds checkpoints of an earlier run (%s); this run does not resume from them "
-                    "(resume: %s). Use another ckpt_dir to keep the runs apart.", cfg.checkpoints,
-                    ", ".join(earlier[:3]), cfg.resume)  # fmt: skip
     with _lightning_quieted():
         trainer = _trainer(cfg, prec, loggers, callbacks)
         trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
@@ -221,6 +177,25 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         summary = summarize(cfg, trainer, dm, module, machine, prec, resumed_from, samples.last_text,
                             time.time() - started)  # fmt: skip
     return summary
+
+
+def _check_attention(cfg: TrainConfig, machine: env.Machine, prec: str) -> None:
+    """Refuse, before any work, an attention backend that cannot run here in this precision."""
+    head_dim = (dims := gpt2.dims(cfg.model_size, **cfg.model_dims))[2] // dims[1]
+    dtype = precision.autocast_dtype(prec) or torch.float32
+    reason = attention.why_not(cfg.attn, machine, dtype=dtype, head_dim=head_dim, dropout=cfg.dropout > 0)
+    if reason:
+        raise ConfigError(f"attn: {cfg.attn!r} cannot run here: {reason}")
+
+
+def _nothing_to_do(cfg: TrainConfig, resume: Path, done: int) -> dict:
+    """A resumed run that has reached max_steps already: say so, change nothing, return its summary."""
+    note = (f"nothing to train: {resume} is at step {done} and max_steps is {cfg.max_steps}; set max_steps above "
+            f"{done} to train on. Nothing was changed.")  # fmt: skip
+    print(note, flush=True)
+    path = Path(cfg.run_dir) / "summary.json"
+    summary = json.loads(path.read_text()) if path.exists() else {"steps": done}
+    return {**summary, "note": note}
 
 
 class _NoTips(logging.Filter):
@@ -263,6 +238,7 @@ def _trainer(cfg: TrainConfig, prec: str, loggers: list, callbacks: list) -> L.T
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,
         use_distributed_sampler=False,  # EndlessSampler shards by rank itself
+        plugins=[checkpoints.AtomicCheckpointIO()],
         deterministic=False,
     )
 
