@@ -11,7 +11,8 @@ import pytest
 import torch
 from vanilla_flash import plots
 from vanilla_flash.config import TrainConfig
-from vanilla_flash.train import CheckpointError, train
+from vanilla_flash.errors import CheckpointError
+from vanilla_flash.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,7 +30,7 @@ from vanilla_flash import attention, checkpoints, datamodule, env, flops, machin
 from vanilla_flash import model as gpt2
 from vanilla_flash.callbacks import Samples, Throughput
 from vanilla_flash.config import TrainConfig
-from vanilla_flash.errors import CheckpointError, ConfigError  # noqa: F401  (CheckpointError: for callers)
+from vanilla_flash.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,8 @@ class _NoTips(logging.Filter):
 def _lightning_quieted():
     """Lightning without the lines a reader cannot act on: its advertisement for a cloud logger, a
     deprecation inside its own code, and its warning that the checkpoint folder is not empty (it
-    holds the run's tokenizer.json by design; checkpoints of another run are reported above)."""
+    holds the run's tokenizer.json by design; an earlier run's files were set aside by
+    `checkpoints.prepare`)."""
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     tips = _NoTips()
     rank_zero.addFilter(tips)
