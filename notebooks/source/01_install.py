@@ -20,7 +20,7 @@
 # Stands in for the parameters cell and the two set-up cells, which notebooks/build.py writes here.
 from vanilla_flash import notebook
 
-target = fa1_source = fa1_archs = fa1_extensions = train = benchmark = None
+target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = benchmark = None
 
 # %% [markdown]
 # ## 1. What is this machine?

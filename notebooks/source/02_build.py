@@ -52,7 +52,7 @@
 # Stands in for the parameters cell and the two set-up cells, which notebooks/build.py writes here.
 from vanilla_flash import notebook
 
-target = fa1_source = fa1_archs = fa1_extensions = train = benchmark = None
+target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = benchmark = None
 
 # %% tags=["nbval-ignore-output"]
 from vanilla_flash import env, install
@@ -84,7 +84,9 @@ print("MAX_JOBS:", install.max_jobs())
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
 can_build = machine.device == "cuda"
-result = install.build_fa1(notebook.storage("wheels"), source=fa1_source, archs=fa1_archs, dry_run=not can_build)
+result = install.build_fa1(
+    notebook.storage("wheels"), source=fa1_source, archs=fa1_archs, head_dims=fa1_head_dims, dry_run=not can_build
+)
 if result.wheel and machine.flash_attn_major() != 1:
     install.install_cached(result.wheel)
 

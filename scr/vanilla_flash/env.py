@@ -40,6 +40,7 @@ class Machine:
     cuda: str | None = None  # the CUDA version torch was built with
     cudnn: int | None = None  # e.g. 91900 for 9.19
     torch: str = ""
+    cxx11_abi: bool | None = None  # whether torch was built with the C++11 ABI (a compiled wheel must match)
     triton: str | None = None
     transformers: str | None = None
     python: str = ""
@@ -104,6 +105,7 @@ def probe() -> Machine:
 
     facts: dict = {
         "torch": torch.__version__,
+        "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
         "triton": dist_version("triton"),
         "transformers": dist_version("transformers"),
         "python": platform.python_version(),

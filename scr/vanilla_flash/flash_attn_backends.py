@@ -172,3 +172,61 @@ def flash_attn_4_forward(module, query, key, value, attention_mask, dropout=0.0,
                                                 softmax_scale=scaling, causal=is_causal))  # fmt: skip
 
     return varlen_call(call, q, k, v, attention_mask), None
+
+
+# ---------------------------------------------------------------------------------------------
+# What a flash-attn 1.x build made by `install.build_fa1` holds, written into its version
+# (PEP 440 local label): 1.0.9+hd64.sm75 has the head-dim-64 kernels as sm75 machine code;
+# 1.0.9+hd64x128.ptx75 the head dim 64 and 128 kernels as compute_75 PTX. No "hd" part: every
+# head dim and the block-sparse kernels, as flash-attn ships them.
+
+FA1_KERNEL_HEAD_DIMS = (32, 64, 128)  # 1.x runs head dim d with the kernel of the first of these >= d
+
+
+def fa1_label(archs: list[str], head_dims: list[int] | None) -> str:
+    """The local version label of a flash-attn 1.x build of `archs` ("75", "compute_75") and
+    `head_dims` (None: all)."""
+    parts = [f"hd{'x'.join(map(str, sorted(head_dims)))}"] if head_dims else []
+    sass = sorted(a for a in archs if not a.startswith("compute_"))
+    ptx = sorted(a.removeprefix("compute_") for a in archs if a.startswith("compute_"))
+    parts += [f"sm{'x'.join(sass)}"] if sass else []
+    parts += [f"ptx{'x'.join(ptx)}"] if ptx else []
+    return ".".join(parts)
+
+
+def fa1_build(version: str | None) -> dict | None:
+    """What an installed flash-attn 1.x holds, read from its version's label (None: unlabelled)."""
+    if not version or "+" not in version:
+        return None
+    built = {"head_dims": list(FA1_KERNEL_HEAD_DIMS), "sass": [], "ptx": []}
+    for part in version.split("+", 1)[1].split("."):
+        for key, prefix in (("head_dims", "hd"), ("sass", "sm"), ("ptx", "ptx")):
+            if part.startswith(prefix) and part[len(prefix) :].replace("x", "").isdigit():
+                built[key] = [int(x) for x in part[len(prefix) :].split("x")]
+    return built if built["sass"] or built["ptx"] else None
+
+
+def fa1_build_cannot(built: dict, cc: float, dtype, head_dim: int | None) -> str | None:
+    """Why this flash-attn 1.x build cannot run a call here (None: it can). A build's kernels run on
+    a GPU whose architecture they were compiled for, or, as PTX, on any newer one; the Turing
+    build (sm75 or compute_75) has no bfloat16 kernels."""
+    arch = round(cc * 10)
+    rebuild = f'rebuild it for this GPU (02_build with fa1_archs: ["{arch}"])'
+    if arch not in built["sass"] and not any(p <= arch for p in built["ptx"]):
+        return (
+            f"the installed flash-attn 1.x was built for {built['sass'] or built['ptx']} only, not sm{arch}: {rebuild}"
+        )
+    usable = built["sass"] if arch in built["sass"] else [p for p in built["ptx"] if p <= arch]
+    if dtype == torch.bfloat16 and not targets.supports_bfloat16(max(usable) / 10):
+        return (
+            f"the installed flash-attn 1.x is the Turing build ({usable}): it has no bfloat16 kernels; "
+            f"use float16 or {rebuild}"
+        )
+    if head_dim is not None:
+        kernel = next((k for k in FA1_KERNEL_HEAD_DIMS if head_dim <= k), None)
+        if kernel is not None and kernel not in built["head_dims"]:
+            return (
+                f"the installed flash-attn 1.x has the head-dim {built['head_dims']} kernels only, and head dim "
+                f"{head_dim} needs the {kernel} one: rebuild with fa1_head_dims including {kernel}"
+            )
+    return None

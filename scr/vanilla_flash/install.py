@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vanilla_flash import flash_attn_backends as fab
 from vanilla_flash import targets
 from vanilla_flash.env import Machine
 from vanilla_flash.errors import BuildError
@@ -78,11 +79,13 @@ def plan(machine: Machine, target: str | None = None) -> Plan:
             notes=["no flash-attn 2 or 4 on Turing: they need compute capability 8.0 / 9.0"],
         )  # fmt: skip
     if wanted is targets.AMPERE:
-        wheel = fa2_wheel(machine)
+        path = fa2_path(machine)
+        first = {"installed": "nothing to install", "wheel": f"install the release wheel {path.wheel}",
+                 "build": "build flash-attn 2 from source (not done for you: over an hour)"}[path.kind]  # fmt: skip
         return Plan(
-            wanted.name, f"flash-attn {FA2_VERSION} (prebuilt wheel)", wanted.backend, [arch],
-            steps=[f"install the release wheel {wheel}", "check a real kernel call against an fp32 reference"],
-            notes=["without it, sdpa_flash (FlashAttention-2 inside PyTorch) runs at close to the same speed"],
+            wanted.name, f"flash-attn 2 ({path.kind})", wanted.backend, [arch],
+            steps=[first, "check a real kernel call against an fp32 reference"],
+            notes=[path.why, "without it, sdpa_flash (FlashAttention-2 inside PyTorch) runs at close to its speed"],
         )  # fmt: skip
     return Plan(
         wanted.name, f"{FA4_REQUIREMENT} (wheels, nothing to compile)", wanted.backend, [arch],
@@ -113,6 +116,70 @@ def fa2_wheel_url(wheel: str, version: str = FA2_VERSION) -> str:
     return f"{FA2_RELEASES}/v{version}/{wheel}"
 
 
+@dataclass(frozen=True)
+class Fa2Release:
+    """The wheels one flash-attn 2 release builds (linux x86_64), by its publishing workflow."""
+
+    version: str
+    source: str  # where the matrix below is written
+    torch: tuple[str, ...]  # major.minor
+    python: tuple[str, ...]
+    cuda: tuple[str, ...]  # the CUDA major in the wheel's name
+    exclude: tuple[tuple[str, str], ...] = ()  # (torch, python) left out of the matrix
+
+    def has(self, torch_mm: str, python_mm: str, cuda_major: str) -> bool:
+        return (torch_mm in self.torch and python_mm in self.python and cuda_major in self.cuda
+                and (torch_mm, python_mm) not in self.exclude)  # fmt: skip
+
+
+# flash-attn 2's release wheels: the matrix of `.github/workflows/publish.yml` at each release tag of
+# Dao-AILab/flash-attention, both C++ ABIs. The last tags, v2.8.3 (2025-08-14) and v2.8.3.post1
+# (2026-06-10), build for torch 2.4-2.8 with CUDA 12 only: there is no upstream wheel for torch 2.9 or
+# newer (Colab's 2.11 among them). The main branch's workflow (2026-03-10) lists torch 2.6-2.10 with
+# CUDA 12.9 and 13.0, but no release has been tagged from it.
+_FA2_MATRIX = dict(torch=("2.4", "2.5", "2.6", "2.7", "2.8"), python=("3.9", "3.10", "3.11", "3.12", "3.13"),
+                   cuda=("12",), exclude=(("2.4", "3.13"),))  # fmt: skip
+FA2_PUBLISHED = (
+    Fa2Release("2.8.3.post1", "v2.8.3.post1:.github/workflows/publish.yml", **_FA2_MATRIX),
+    Fa2Release("2.8.3", "v2.8.3:.github/workflows/publish.yml", **_FA2_MATRIX),
+)
+
+
+@dataclass
+class Fa2Path:
+    """How this machine gets flash-attn 2, and why."""
+
+    kind: str  # installed | wheel | build
+    why: str
+    wheel: str | None = None
+    url: str | None = None
+
+
+def fa2_path(machine: Machine) -> Fa2Path:
+    """flash-attn 2 for this torch, CUDA, C++ ABI and Python, in this order: the one installed; a
+    wheel that a release publishes (`FA2_PUBLISHED`; never a name spelled for a release that has no
+    such wheel); else a build from source."""
+    if machine.flash_attn_major() == 2:
+        return Fa2Path("installed", f"flash-attn {machine.flash_attn} is installed")
+    torch_mm = ".".join(machine.torch.split("+")[0].split(".")[:2])
+    python_mm = ".".join(machine.python.split(".")[:2])
+    cuda_major = (machine.cuda or "").split(".")[0]
+    for release in FA2_PUBLISHED:
+        if release.has(torch_mm, python_mm, cuda_major):
+            abi = machine.cxx11_abi if machine.cxx11_abi is not None else True  # torch 2.7+ wheels: True
+            wheel = fa2_wheel(machine, cxx11_abi=abi, version=release.version)
+            why = (
+                f"flash-attn {release.version} has a wheel for torch {torch_mm}, CUDA {cuda_major}, Python {python_mm}"
+            )
+            return Fa2Path("wheel", why, wheel, fa2_wheel_url(wheel, release.version))
+    newest = FA2_PUBLISHED[0]
+    why = (f"no flash-attn 2 release publishes a wheel for torch {torch_mm} with CUDA {cuda_major} and Python "
+           f"{python_mm} (the newest, {newest.version}, covers torch {newest.torch[0]}-{newest.torch[-1]}, CUDA "
+           f"{'/'.join(newest.cuda)}): it has to be built from source, about 80 CUDA files, over an hour on "
+           "16 cores; until it is, sdpa_flash is FlashAttention-2 inside PyTorch")  # fmt: skip
+    return Fa2Path("build", why)
+
+
 def max_jobs(cores: int | None = None, ram_gib: float | None = None) -> int:
     """Parallel compiler jobs: one per core, but at most one per 4 GiB of RAM (more runs out of
     memory and the build dies halfway, as on Colab's 12 GiB)."""
@@ -138,10 +205,26 @@ def ninja_ok() -> bool:
 
 def cached_wheel(cache_dir: str | os.PathLike, package: str = "flash_attn", version: str = FA1_VERSION,
                  tag: str | None = None) -> Path | None:  # fmt: skip
-    """A wheel of `package` `version` in `cache_dir` built for `tag` (see `build_tag()`), if any."""
+    """A wheel of `package` `version` in `cache_dir` built for `tag` (see `build_tag()`), if any; a
+    `version` with a local label (1.0.9+hd64.sm75) matches only that build."""
     package = package.replace("-", "_")
     folder = Path(cache_dir) / (tag or build_tag())
-    hits = sorted(folder.glob(f"{package}-{version}*.whl"))
+    hits = sorted(folder.glob(f"{package}-{version}-*.whl" if "+" in version else f"{package}-{version}*.whl"))
+    return hits[-1] if hits else None
+
+
+def usable_fa1_wheel(cache_dir: str | os.PathLike, machine: Machine) -> Path | None:
+    """The newest cached flash-attn 1.x wheel for this torch whose kernels run on this GPU."""
+    folder = Path(cache_dir) / build_tag(machine)
+    for wheel in sorted(folder.glob("flash_attn-1.*.whl"), key=lambda p: p.stat().st_mtime, reverse=True):
+        built = fab.fa1_build(wheel.name.split("-")[1])
+        if built is None or fab.fa1_build_cannot(built, machine.cc, None, None) is None:
+            return wheel
+    return None
+
+
+def newest_wheel(folder: Path, package: str) -> Path | None:
+    hits = sorted(Path(folder).glob(f"{package.replace('-', '_')}-*.whl"), key=lambda p: p.stat().st_mtime)
     return hits[-1] if hits else None
 
 
@@ -185,6 +268,59 @@ def arch_labels(archs: list[str]) -> str:
     return ", ".join(f"{a} (PTX)" if a.startswith("compute_") else f"sm_{a}" for a in archs)
 
 
+_LEFT_OUT = """\
+// Written by vanilla_flash.install.restrict_sources: the kernels this build of flash-attn 1.0.9 leaves
+// out, so that a call needing one stops with a message instead of an undefined symbol or a crash.
+#include <torch/extension.h>
+#include "fmha.h"
+
+#define VF_LEFT_OUT(what) TORCH_CHECK(false, "this flash-attn 1.0.9 build has no ", what, " kernels (it was " \\
+    "built with head dims {built} only): rebuild it with fa1_head_dims including the one you need " \\
+    "(vanilla_flash.install.build_fa1(..., head_dims=[...]))")
+{functions}
+"""
+_FA1_SIGNATURES = {
+    "fwd": "void run_fmha_fwd_hdim{d}(Launch_params<FMHA_fprop_params> &launch_params)",
+    "bwd": "void run_fmha_bwd_hdim{d}(FMHA_dgrad_params &params, cudaStream_t stream, const bool configure)",
+}
+_FA1_BLOCK_SPARSE = {
+    "fmha_block_fprop_fp16_kernel.sm80.cu":
+        "void run_fmha_block_fp16_sm80(Launch_params<FMHA_fprop_params> &launch_params, const bool configure)",
+    "fmha_block_dgrad_fp16_kernel_loop.sm80.cu":
+        "void run_fmha_block_dgrad_fp16_sm80(const FMHA_dgrad_params &params, cudaStream_t stream)",
+}  # fmt: skip
+
+
+def fa1_kernels_for(head_dims: list[int]) -> list[int]:
+    """The kernel head dims (32, 64, 128) that calls with `head_dims` run on."""
+    return sorted({next(k for k in fab.FA1_KERNEL_HEAD_DIMS if d <= k) for d in head_dims})
+
+
+def restrict_sources(setup_py: str | os.PathLike, head_dims: list[int]) -> list[str]:
+    """Edit flash-attn 1.x's setup.py so it compiles only the kernels for `head_dims` (and none of
+    the block-sparse ones, which GPT-2 does not use), adding a file that stands in for the rest with
+    a clear error; returns the CUDA files left."""
+    path = Path(setup_py)
+    text = path.read_text()
+    keep = fa1_kernels_for(head_dims)
+    functions = []
+    for d in fab.FA1_KERNEL_HEAD_DIMS:
+        if d not in keep:
+            for kind, signature in _FA1_SIGNATURES.items():
+                text = text.replace(f'"csrc/flash_attn/src/fmha_{kind}_hdim{d}.cu",', "")
+                functions.append(f'{signature.format(d=d)} {{ VF_LEFT_OUT("head dim {d}"); }}')
+    for name, signature in _FA1_BLOCK_SPARSE.items():
+        text = text.replace(f'"csrc/flash_attn/src/{name}",', "")
+        functions.append(f'{signature} {{ VF_LEFT_OUT("block-sparse"); }}')
+    stub = path.parent / "csrc/flash_attn/src/vf_left_out.cpp"
+    stub.write_text(_LEFT_OUT.format(built=", ".join(map(str, keep)), functions="\n".join(functions)))
+    text = text.replace(
+        '"csrc/flash_attn/fmha_api.cpp",', '"csrc/flash_attn/fmha_api.cpp", "csrc/flash_attn/src/vf_left_out.cpp",'
+    )
+    path.write_text(text)
+    return re.findall(r'"csrc/flash_attn/src/(\w+\.cu)"', text)
+
+
 @dataclass
 class BuildResult:
     wheel: Path | None
@@ -199,6 +335,7 @@ def build_fa1(
     *,
     source: str | os.PathLike | None = None,
     archs: list[str] | None = None,
+    head_dims: list[int] | None = None,
     jobs: int | None = None,
     work_dir: str | os.PathLike = "build/flash-attn-1",
     dry_run: bool = False,
@@ -206,18 +343,24 @@ def build_fa1(
 ) -> BuildResult:
     """Build a flash-attn 1.0.9 wheel into `cache_dir/<build tag>/` (or reuse one there).
 
-    `source` is the sdist (.tar.gz) or an unpacked source folder; without it pip downloads the
-    archive from PyPI. The build log streams through `echo` and is kept in `work_dir/build.log`.
+    `archs` ("75", or "compute_75" for PTX) and `head_dims` (e.g. [64] for GPT-2: only those kernels,
+    no block-sparse ones) make the build smaller and faster; what was built is written into the
+    wheel's version (`flash_attn_backends.fa1_label`), so a cached wheel is reused only for the same
+    build and a call it cannot run is refused with the way to rebuild. `source` is the sdist
+    (.tar.gz) or an unpacked source folder; without it pip downloads the archive from PyPI. The
+    build log streams through `echo` and is kept in `work_dir/build.log`.
     """
     work = Path(work_dir)
     log_path = work / "build.log"
-    hit = cached_wheel(cache_dir)
+    label = fab.fa1_label(archs or ["75", "80", "90"], head_dims)
+    hit = cached_wheel(cache_dir, version=f"{FA1_VERSION}+{label}")
     if hit:
         echo(f"cached wheel: {hit} (built earlier for this torch/CUDA/Python): nothing to build")
         return BuildResult(hit, 0.0, log_path, cached=True)
     jobs = jobs or max_jobs()
     ninja = "found" if ninja_ok() else "MISSING"
-    echo(f"plan: flash-attn {FA1_VERSION} from source, architectures {archs or 'all (75, 80, 90)'}, "
+    kernels = f"head dims {fa1_kernels_for(head_dims)}" if head_dims else "every head dim (32, 64, 128)"
+    echo(f"plan: flash-attn {FA1_VERSION} from source, architectures {archs or 'all (75, 80, 90)'}, {kernels}, "
          f"MAX_JOBS={jobs} ({os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM), ninja {ninja}")  # fmt: skip
     if dry_run:
         echo("dry run: no CUDA compiler here, nothing built")
@@ -232,10 +375,14 @@ def build_fa1(
     src = _unpack_source(source, work, echo)
     if archs:
         echo(f"compiling for {arch_labels(restrict_archs(src / 'setup.py', archs))} only")
-    return _pip_wheel(src, cache_dir, "flash_attn", f"flash-attn {FA1_VERSION}", jobs, log_path, echo)
+    if head_dims:
+        echo(f"compiling {', '.join(restrict_sources(src / 'setup.py', head_dims))} only")
+    return _pip_wheel(src, cache_dir, "flash_attn", f"flash-attn {FA1_VERSION}", jobs, log_path, echo,
+                      env={"FLASH_ATTN_LOCAL_VERSION": label})  # fmt: skip
 
 
-def _pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, log_path: Path, echo) -> BuildResult:
+def _pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, log_path: Path, echo,
+               env: dict | None = None) -> BuildResult:  # fmt: skip
     """`pip wheel` of `project` into `cache_dir/<build tag>/` with MAX_JOBS=`jobs`, timed, logged."""
     out = Path(cache_dir) / build_tag()
     out.mkdir(parents=True, exist_ok=True)
@@ -252,11 +399,11 @@ def _pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, lo
         str(project),
     ]
     start = time.perf_counter()
-    status = _run_logged(cmd, log_path, {**os.environ, "MAX_JOBS": str(jobs)}, echo)
+    status = _run_logged(cmd, log_path, {**os.environ, "MAX_JOBS": str(jobs), **(env or {})}, echo)
     seconds = time.perf_counter() - start
     if status != 0:
         raise BuildError(f"{label} build failed (exit {status}) after {seconds:.0f} s; log: {log_path}")
-    wheel = cached_wheel(cache_dir, package=package)
+    wheel = newest_wheel(out, package)
     echo(f"built {wheel} in {seconds / 60:.1f} min")
     facts = {"package": label, "wheel": wheel.name, "seconds": round(seconds, 1), "max_jobs": jobs,
              "cores": os.cpu_count(), "ram_gib": round(_ram_gib(), 1)}  # fmt: skip
@@ -418,17 +565,19 @@ def ensure(plan_: Plan, *, cache_dir: str | os.PathLike | None = None, echo=prin
     if plan_.target == "t4":
         if machine.flash_attn_major() == 1:
             return f"flash-attn {machine.flash_attn} is already installed"
-        wheel = cached_wheel(cache_dir) if cache_dir else None
+        wheel = usable_fa1_wheel(cache_dir, machine) if cache_dir else None
         if not wheel:
-            return "no flash-attn 1.x wheel cached for this torch yet: run the build notebook (02_build) once"
+            return "no flash-attn 1.x wheel for this torch and GPU cached yet: run the build notebook (02_build) once"
         install_cached(wheel, echo=echo)
         return f"installed the cached {wheel.name} (no rebuild)"
     if plan_.target == "ampere":
-        if machine.flash_attn_major() == 2:
+        path = fa2_path(machine)
+        if path.kind == "installed":
             return f"flash-attn {machine.flash_attn} is already installed"
-        wheel = fa2_wheel(machine)
-        pip_install("--no-deps", fa2_wheel_url(wheel), echo=echo)
-        return f"installed {wheel}"
+        if path.kind == "build":
+            return f"not installed: {path.why}"
+        pip_install("--no-deps", path.url, echo=echo)
+        return f"installed {path.wheel} ({path.why})"
     if machine.flash_attn_4:
         return f"flash-attn-4 {machine.flash_attn_4} is already installed"
     pip_install(FA4_REQUIREMENT, echo=echo)
