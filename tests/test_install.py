@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import A100, CPU, H100, T4
-from vanilla_flash import install
+from vanilla_flash import builds, install
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,38 +73,38 @@ def test_fa2_wheel_name_encodes_cuda_torch_abi_python():
 def test_restrict_archs_keeps_only_the_gpus_asked_for(tmp_path, keep, left):
     setup = tmp_path / "setup.py"
     setup.write_text(SETUP_PY)
-    assert install.restrict_archs(setup, keep) == left
+    assert builds.restrict_archs(setup, keep) == left
     if keep == ["compute_75"]:  # PTX only: the driver compiles it for the GPU it meets
         assert "arch=compute_75,code=compute_75" in setup.read_text() and "code=sm_" not in setup.read_text()
     ast.parse(setup.read_text())  # still valid Python (an emptied `if` gets a `pass`)
 
 
 def test_max_jobs_is_bounded_by_ram():
-    assert install.max_jobs(cores=2, ram_gib=12) == 2  # Colab
-    assert install.max_jobs(cores=16, ram_gib=32) == 8  # RAM-bound
-    assert install.max_jobs(cores=16, ram_gib=2) == 1
+    assert builds.max_jobs(cores=2, ram_gib=12) == 2  # Colab
+    assert builds.max_jobs(cores=16, ram_gib=32) == 8  # RAM-bound
+    assert builds.max_jobs(cores=16, ram_gib=2) == 1
 
 
 def test_build_dry_run_and_cache(tmp_path, capsys):
-    result = install.build_fa1(tmp_path, archs=["75"], dry_run=True)
+    result = builds.build_fa1(tmp_path, archs=["75"], dry_run=True)
     assert result.dry_run and result.wheel is None
     assert "MAX_JOBS=" in capsys.readouterr().out
     folder = tmp_path / install.build_tag()
     folder.mkdir()
     (folder / "flash_attn-1.0.9+hd64.sm75-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
-    again = install.build_fa1(tmp_path, archs=["75"], head_dims=[64], dry_run=True)
+    again = builds.build_fa1(tmp_path, archs=["75"], head_dims=[64], dry_run=True)
     assert again.cached and again.wheel.name.startswith("flash_attn-1.0.9+hd64.sm75")
-    other = install.build_fa1(tmp_path, archs=["75"], dry_run=True)  # every head dim: another build
+    other = builds.build_fa1(tmp_path, archs=["75"], dry_run=True)  # every head dim: another build
     assert not other.cached and other.dry_run
 
 
 def test_building_without_cuda_says_so(tmp_path, monkeypatch):
     import torch.utils.cpp_extension
 
-    monkeypatch.setattr(install, "ninja_ok", lambda: True)
+    monkeypatch.setattr(builds, "ninja_ok", lambda: True)
     monkeypatch.setattr(torch.utils.cpp_extension, "CUDA_HOME", None)
     with pytest.raises(install.BuildError, match="no CUDA toolkit"):
-        install.build_fa1(tmp_path / "cache", work_dir=tmp_path / "work")
+        builds.build_fa1(tmp_path / "cache", work_dir=tmp_path / "work")
 
 
 def test_ensure_on_cpu_installs_nothing():
@@ -119,23 +119,23 @@ def test_extension_build_script_lists_the_sources(tmp_path, monkeypatch):
     (folder / "rotary.cpp").write_text("")
     (folder / "rotary_cuda.cu").write_text("")
     (folder / "rotary_cuda_old.cu").write_text("")  # kept upstream but not compiled there: it no longer compiles
-    monkeypatch.setattr(install, "_run_logged", lambda cmd, log, env, echo: 1)  # no compiler here
+    monkeypatch.setattr(builds, "_run_logged", lambda cmd, log, env, echo: 1)  # no compiler here
     with pytest.raises(install.BuildError, match="rotary_emb build failed"):
-        install.build_fa1_extension("rotary_emb", tmp_path / "fa1", tmp_path / "cache", archs=["75"],
+        builds.build_fa1_extension("rotary_emb", tmp_path / "fa1", tmp_path / "cache", archs=["75"],
                                     work_dir=tmp_path / "work")  # fmt: skip
     setup = (tmp_path / "work" / "rotary_emb" / "setup.py").read_text()
     ast.parse(setup)
     assert "rotary_cuda.cu" in setup and "_old.cu" not in setup
     assert "arch=compute_75,code=sm_75" in setup and "sm_80" not in setup
     with pytest.raises(install.BuildError, match="unknown extension"):
-        install.build_fa1_extension("layer_norm_v2", tmp_path, tmp_path)
+        builds.build_fa1_extension("layer_norm_v2", tmp_path, tmp_path)
 
 
 def test_extension_plan_and_dry_run(tmp_path, capsys):
-    plan = install.extension_plan(["xentropy_cuda_lib"])
+    plan = builds.extension_plan(["xentropy_cuda_lib"])
     assert "build  xentropy_cuda_lib" in plan and "skip   dropout_layer_norm" in plan and "Triton" in plan
-    assert "none asked for" in install.extension_plan([])
-    result = install.build_fa1_extension("dropout_layer_norm", None, tmp_path, archs=["75"], dry_run=True)
+    assert "none asked for" in builds.extension_plan([])
+    result = builds.build_fa1_extension("dropout_layer_norm", None, tmp_path, archs=["75"], dry_run=True)
     assert result.dry_run and "sm_75" in capsys.readouterr().out
 
 
@@ -148,7 +148,7 @@ def test_a_build_of_just_what_gpt2_needs_stands_in_for_the_rest(tmp_path):
     if not (source / "setup.py").exists():
         pytest.skip("flash-attn 1.0.9's source is not here (make test fetches it)")
     shutil.copytree(source, tmp_path / "fa1")
-    left = install.restrict_sources(tmp_path / "fa1/setup.py", [64])
+    left = builds.restrict_sources(tmp_path / "fa1/setup.py", [64])
     assert left == ["fmha_fwd_hdim64.cu", "fmha_bwd_hdim64.cu"]
     setup = (tmp_path / "fa1/setup.py").read_text()
     ast.parse(setup)
@@ -159,7 +159,7 @@ def test_a_build_of_just_what_gpt2_needs_stands_in_for_the_rest(tmp_path):
                  "run_fmha_block_dgrad_fp16_sm80"):  # fmt: skip
         signature = next(line for line in stub.splitlines() if f" {name}(" in line).split(" {")[0]
         assert signature + ";" in header, f"the stub's {name} does not match fmha.h"
-    assert install.fa1_kernels_for([48, 64]) == [64] and install.fa1_kernels_for([16, 128]) == [32, 128]
+    assert builds.fa1_kernels_for([48, 64]) == [64] and builds.fa1_kernels_for([16, 128]) == [32, 128]
 
 
 def test_what_a_build_holds_decides_what_it_may_run():

@@ -45,3 +45,13 @@ def test_fa_gpt_measurements_are_read_from_the_committed_files():
     assert f"{builds['dropout_layer_norm']['seconds']} s" in text
     fastest = max(r["tokens_per_s"] for r in impl["rows"] if r["status"] == "ok")
     assert f"{fastest / 1e3:.1f}k tokens/s" in text
+
+
+def test_the_build_table_is_read_from_the_committed_builds():
+    builds = report.load(ROOT / "results/builds.json")["builds"]
+    text = report.builds_table(ROOT / "results/builds.json", "flash-attn 1.0.9")
+    assert len(text.splitlines()) == 1 + len(builds) and all(f"{b['seconds']}" in text for b in builds)
+    two_cores = [b for b in builds if b["cores"] == 2]
+    minimal = next(b for b in two_cores if b["head_dims"] == [64])
+    assert minimal["ok"] and minimal["seconds"] < 300  # the goal: 5 minutes on Colab's 2 cores
+    assert all((ROOT / b["log"]).exists() for b in builds)

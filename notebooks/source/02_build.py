@@ -55,7 +55,7 @@ from vanilla_flash import notebook
 target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = benchmark = None
 
 # %% tags=["nbval-ignore-output"]
-from vanilla_flash import env, install
+from vanilla_flash import builds, env, install
 
 machine = env.probe()
 print(install.plan(machine, target))
@@ -63,28 +63,37 @@ print(install.plan(machine, target))
 # %% [markdown] sets=["flash_attn_1"]
 # ## Why build at all?
 #
-# flash-attn 1.x publishes no wheels: `pip install flash-attn==1.0.9` compiles it, about 15 minutes on Colab's 2 cores.
-# Three things make that bearable: **ninja** (without it torch compiles one file at a time), **MAX_JOBS** sized from
-# cores *and* RAM (each compiler job needs a few GiB; too many and the build is killed halfway), and compiling **only
-# this GPU's architecture** (sm75 on a T4) instead of sm75, sm80 and sm90. The wheel goes to a cache folder on Google
-# Drive, so the next Colab session installs it in seconds.
+# flash-attn 1.x publishes no wheels: `pip install flash-attn==1.0.9` compiles it (about 15 minutes on Colab's 2 cores,
+# said the student's notes). Four things make that short: **ninja** (without it torch compiles one file at a time),
+# **MAX_JOBS** sized from cores *and* RAM (each compiler job needs a few GiB; too many and the build is killed halfway),
+# compiling **only this GPU's architecture** (sm75 on a T4) instead of sm75, sm80 and sm90, and only **the kernels GPT-2
+# needs** (`fa1_head_dims: [64]`: 2 of its 8 CUDA files; a call that needs another head dim stops and says how to
+# rebuild). The wheel goes to a cache folder on Google Drive, so the next Colab session installs it in seconds. The
+# builds measured so far, read from `results/builds.json`:
 
 # %% [markdown] lang="vi"
 # ## Vì sao phải biên dịch?
 #
-# flash-attn 1.x không có wheel dựng sẵn: `pip install flash-attn==1.0.9` sẽ biên dịch, mất khoảng 15 phút với 2 nhân
-# CPU của Colab. Ba điều giúp việc này chịu được: **ninja** (thiếu nó torch biên dịch từng tệp một), **MAX_JOBS** tính
-# theo số nhân *và* RAM (mỗi tiến trình biên dịch cần vài GiB; quá nhiều thì bản build bị giết giữa chừng), và chỉ biên
-# dịch **đúng kiến trúc của GPU này** (sm75 trên T4) thay vì cả sm75, sm80 và sm90. Wheel được lưu vào thư mục cache
-# trên Google Drive, phiên Colab sau cài lại trong vài giây.
+# flash-attn 1.x không có wheel dựng sẵn: `pip install flash-attn==1.0.9` sẽ biên dịch (khoảng 15 phút với 2 nhân CPU
+# của Colab, theo ghi chép của sinh viên ấy). Bốn điều làm việc này ngắn lại: **ninja** (thiếu nó torch biên dịch từng
+# tệp một), **MAX_JOBS** tính theo số nhân *và* RAM (mỗi tiến trình biên dịch cần vài GiB; quá nhiều thì bản build bị
+# giết giữa chừng), chỉ biên dịch **đúng kiến trúc của GPU này** (sm75 trên T4) thay vì cả sm75, sm80 và sm90, và chỉ
+# **những kernel GPT-2 cần** (`fa1_head_dims: [64]`: 2 trong 8 tệp CUDA; lời gọi cần head dim khác sẽ dừng lại và nói
+# cách build lại). Wheel được lưu vào thư mục cache trên Google Drive, phiên Colab sau cài lại trong vài giây. Các lần
+# build đã đo, đọc từ `results/builds.json`:
+
+# %% sets=["flash_attn_1"]
+from vanilla_flash import report
+
+print(report.builds_table("results/builds.json", "flash-attn 1.0.9"))
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
-print("ninja:", "found" if install.ninja_ok() else "missing")
-print("MAX_JOBS:", install.max_jobs())
+print("ninja:", "found" if builds.ninja_ok() else "missing")
+print("MAX_JOBS:", builds.max_jobs())
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
 can_build = machine.device == "cuda"
-result = install.build_fa1(
+result = builds.build_fa1(
     notebook.storage("wheels"), source=fa1_source, archs=fa1_archs, head_dims=fa1_head_dims, dry_run=not can_build
 )
 if result.wheel and machine.flash_attn_major() != 1:
@@ -131,7 +140,7 @@ print(install.fa2_wheel_url(wheel))
 # ## Các extension hợp nhất mà một sinh viên từng thử build trên Colab
 
 # %%
-print(install.extension_note())
+print(builds.extension_note())
 
 # %% [markdown] sets=["flash_attn_1"]
 # ### Optional: build them anyway
@@ -163,10 +172,10 @@ from vanilla_flash import report
 print(report.fa_gpt_measurements("results/h100/fa_gpt"))
 
 # %% sets=["flash_attn_1"]
-print(install.extension_plan(fa1_extensions))
+print(builds.extension_plan(fa1_extensions))
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
 for extension in fa1_extensions:
-    install.build_fa1_extension(
+    builds.build_fa1_extension(
         extension, fa1_source, notebook.storage("wheels"), archs=fa1_archs, dry_run=not can_build
     )

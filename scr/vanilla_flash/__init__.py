@@ -17,7 +17,8 @@ Modules, in the order they import each other (each imports only modules above it
 - `plots`: figure helpers and the loss curve.
 - `callbacks`: throughput, samples, the step timer.
 - `checkpoints`: checkpoint folders made safe before a run, atomic writes, which one to resume.
-- `install`: the right flash-attn for this machine; builds and their cache.
+- `install`: the right flash-attn for this machine, and the cache of built wheels.
+- `builds`: flash-attn built from source: only the architectures and kernels asked for, timed.
 - `fa_gpt`: flash-attn's own GPT model and its fused extensions.
 - `train`: the LightningModule, the run, its checkpoints and summary.
 - `check`: every backend against an fp32 reference.

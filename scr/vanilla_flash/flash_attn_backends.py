@@ -30,7 +30,7 @@ def install_hint(major: int) -> str:
     if major == 1:
         return (
             "flash-attn 1.x is not installed: build it from source with the "
-            f"{notebooks_for(1)} notebooks (about 4 minutes on 16 cores, 15 on Colab's 2)"
+            f"{notebooks_for(1)} notebooks (a few minutes; results/builds.json has the measured times)"
         )
     if major == 2:
         return (
@@ -175,7 +175,7 @@ def flash_attn_4_forward(module, query, key, value, attention_mask, dropout=0.0,
 
 
 # ---------------------------------------------------------------------------------------------
-# What a flash-attn 1.x build made by `install.build_fa1` holds, written into its version
+# What a flash-attn 1.x build made by `builds.build_fa1` holds, written into its version
 # (PEP 440 local label): 1.0.9+hd64.sm75 has the head-dim-64 kernels as sm75 machine code;
 # 1.0.9+hd64x128.ptx75 the head dim 64 and 128 kernels as compute_75 PTX. No "hd" part: every
 # head dim and the block-sparse kernels, as flash-attn ships them.

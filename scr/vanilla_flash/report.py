@@ -296,6 +296,19 @@ def speed_line(summary: dict) -> str:
     return f"tokens/s: {summary.get('tokens_per_s') or 0:,.0f}   MFU: {mfu}   peak memory: {peak}"
 
 
+def builds_table(path, package: str | None = None) -> str:
+    """The measured builds of `results/builds.json` (those of `package`, e.g. "flash-attn 1.0.9"), as
+    plain text for a notebook cell: what was built, on how many cores, in how long."""
+    rows = [r for r in load(path)["builds"] if package is None or r["package"] == package]
+    lines = [f"{'package':<17} {'archs':<14} {'head dims':<10} {'files':>5} {'cores':>5} {'MAX_JOBS':>8} "
+             f"{'seconds':>8}  machine"]  # fmt: skip
+    for r in rows:
+        lines.append(f"{r['package']:<17} {','.join(r['archs']):<14} {','.join(map(str, r['head_dims'])) or 'all':<10} "
+                     f"{r.get('cuda_files', '?'):>5} {r['cores']:>5} {r['max_jobs']:>8} "
+                     f"{r['seconds'] if r['ok'] else 'failed':>8}  {r['machine']}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def extension_builds(path) -> list[dict]:
     """The build times in a `build_times.txt` of flash-attn 1.x's fused extensions: per extension its
     files, architectures, MAX_JOBS and seconds, as the build printed them."""

@@ -12,10 +12,10 @@ export PYTHONPATH=$PWD/scr PYTHONUNBUFFERED=1
 build() {  # NAME ARCHS HEAD_DIMS(or all)
   python3 - "$@" <<'PY'
 import json, sys
-from vanilla_flash import install
+from vanilla_flash import builds, install
 name, archs, dims = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
 try:
-    r = install.build_fa1(f"/tmp/vf-fa1/{name}/wheels", source=".gpu/fa1.tar.gz", archs=archs,
+    r = builds.build_fa1(f"/tmp/vf-fa1/{name}/wheels", source=".gpu/fa1.tar.gz", archs=archs,
                           head_dims=None if dims == "all" else [int(d) for d in dims.split(",")],
                           work_dir=f"/tmp/vf-fa1/{name}")
     print("WHEEL", r.wheel)
