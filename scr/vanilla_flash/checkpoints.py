@@ -86,10 +86,12 @@ def _set_aside(folder: Path) -> None:
                 "%s/ (nothing deleted)", len(earlier), folder, aside.name)  # fmt: skip
 
 
-def step_of(path: Path) -> int:
-    """The optimizer steps a checkpoint holds, or a CheckpointError saying it cannot be read."""
+def read(path: Path) -> dict:
+    """A checkpoint, memory-mapped (its tensors are not read), or a CheckpointError saying it cannot be."""
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"])
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        ckpt["global_step"], ckpt["hyper_parameters"]  # noqa: B018  (a checkpoint has both)
+        return ckpt
     except Exception as err:
         others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path)
         raise CheckpointError(
@@ -97,6 +99,11 @@ def step_of(path: Path) -> int:
             f"when the session died. Delete it and resume from an earlier one ({', '.join(others) or 'none'}; "
             "set resume: PATH), or start over with resume: never."
         ) from err
+
+
+def step_of(path: Path) -> int:
+    """The optimizer steps a checkpoint holds."""
+    return int(read(path)["global_step"])
 
 
 def latest(folder: Path) -> Path | None:
@@ -107,8 +114,8 @@ def latest(folder: Path) -> Path | None:
 
 def inspect(path: Path, cfg: TrainConfig, vocab_size: int) -> dict:
     """Read a checkpoint's hyperparameters and refuse one that does not fit this run."""
-    step = step_of(path)
-    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)["hyper_parameters"]
+    ckpt = read(path)
+    step, saved = int(ckpt["global_step"]), ckpt["hyper_parameters"]
     old = TrainConfig.from_dict({k: v for k, v in saved["cfg"].items() if k in TrainConfig.__dataclass_fields__})
     fields = [*MODEL_FIELDS, *(["bpe_vocab_size"] if cfg.tokenizer == "bpe" else [])]
     for key in fields:
