@@ -110,14 +110,18 @@ format: install ## ruff: fix what can be fixed, format
 	$(VENV)/bin/ruff check --fix scr tests notebooks docs tools
 	$(VENV)/bin/ruff format scr tests notebooks docs tools
 
-# flash-attn 1.0.9's Python sources, for the CPU test that loads the same weights into its GPT and
-# into transformers' (tests/test_fa_gpt.py); fetched once, here, because the tests stay offline.
+# flash-attn 1.0.9's and 2.8.3's sources, for the CPU tests that load the same weights into 1.x's GPT
+# and into transformers' (tests/test_fa_gpt.py) and that edit the real build files the way
+# vanilla_flash.builds does (tests/test_install.py); fetched once, here, because the tests stay offline.
 FA1_SOURCE := $(VENV)/src/flash-attn-1.0.9
+FA2_SOURCE := $(VENV)/src/flash-attn-2.8.3
 $(FA1_SOURCE)/setup.py: | $(VENV)/.installed
-	scripts/fetch_fa1_source.sh $(VENV)/src $(PY) || echo "(the flash-attn 1.x CPU equivalence test will be skipped)"
+	scripts/fetch_flash_attn_source.sh 1.0.9 $(VENV)/src $(PY) || echo "(the flash-attn 1.x source tests will be skipped)"
+$(FA2_SOURCE)/setup.py: | $(VENV)/.installed
+	scripts/fetch_flash_attn_source.sh 2.8.3 $(VENV)/src $(PY) || echo "(the flash-attn 2.x source tests will be skipped)"
 
-test: lint $(FA1_SOURCE)/setup.py ## lint, unit tests (the docs' strict build among them), the notebooks under nbval; CPU, offline
-	FA1_SOURCE=$(FA1_SOURCE) $(PY) -m pytest -q
+test: lint $(FA1_SOURCE)/setup.py $(FA2_SOURCE)/setup.py ## lint, unit tests (the docs' strict build among them), the notebooks under nbval; CPU, offline
+	FA1_SOURCE=$(FA1_SOURCE) FA2_SOURCE=$(FA2_SOURCE) $(PY) -m pytest -q
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env notebooks/flash_attn_1 notebooks/flash_attn_2 notebooks/flash_attn_4
 
 clean: ## remove caches and run outputs (keeps .venv)

@@ -28,7 +28,7 @@ line.
 The parameters cell (the values of notebooks/params/cpu.yaml, which papermill replaces with another
 target's file) and the two set-up cells (Colab bootstrap, enter the repository) are the same in every
 notebook, so they are written here rather than in the sources. They define names the sources use
-(`target`, `train`, `benchmark`, `fa1_source`, `fa1_archs`, `fa1_extensions`, `notebook`). So that ruff
+(`target`, `train`, `benchmark`, `fa1_*` and `fa2_*` build options, `notebook`). So that ruff
 still reports every other undefined name, each source holds a `preamble=true` cell that defines these
 names (as None) and that the build replaces; the build checks that it defines no name the cells it
 stands for do not define, so the stand-in can never hide a real undefined name. The one per-file ignore

@@ -21,14 +21,16 @@
 #
 # $colab_badge
 #
-# Finding the prebuilt flash-attn 2 wheel that matches this torch, and why building it from source is the last resort.
+# Finding the prebuilt flash-attn 2 wheel that matches this torch, and where none exists (Colab's torch 2.11 among
+# them), building just what GPT-2 needs, once, and keeping the wheel.
 #
 # $expected_gpu
 
 # %% [markdown] lang="vi"
 # ## Biên dịch
 #
-# Tìm wheel flash-attn 2 dựng sẵn khớp với torch đang có, và vì sao biên dịch từ mã nguồn là lựa chọn cuối cùng.
+# Tìm wheel flash-attn 2 dựng sẵn khớp với torch đang có, và khi không có (torch 2.11 của Colab cũng vậy), biên dịch một
+# lần đúng phần GPT-2 cần rồi giữ lại wheel.
 #
 # $expected_gpu_vi
 
@@ -53,9 +55,10 @@
 from vanilla_flash import notebook
 
 target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = benchmark = None
+fa2_source = fa2_archs = fa2_head_dims = None
 
 # %% tags=["nbval-ignore-output"]
-from vanilla_flash import builds, env, install
+from vanilla_flash import env, install
 
 machine = env.probe()
 print(install.plan(machine, target))
@@ -88,6 +91,8 @@ from vanilla_flash import report
 print(report.builds_table("results/builds.json", "flash-attn 1.0.9"))
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
+from vanilla_flash import builds
+
 print("ninja:", "found" if builds.ninja_ok() else "missing")
 print("MAX_JOBS:", builds.max_jobs())
 
@@ -100,24 +105,72 @@ if result.wheel and machine.flash_attn_major() != 1:
     install.install_cached(result.wheel)
 
 # %% [markdown] sets=["flash_attn_2"]
-# ## A wheel, not a build
+# ## A wheel if one exists, else just what GPT-2 needs
 #
-# flash-attn 2.x compiles about 80 CUDA files: over an hour even on a big machine. Its GitHub releases carry prebuilt
-# wheels whose *file name* says what they were built for: flash-attn version, CUDA major version, torch major.minor, C++
-# ABI and Python. The one that matches this torch installs in seconds; a mismatched one fails on import with `undefined
-# symbol`.
+# flash-attn 2.x is 72 kernel files (6 head dims × 2 dtypes × causal or not × forward, split-KV forward, backward): over
+# an hour to compile even on 16 cores. Its GitHub releases carry prebuilt wheels whose *file name* says what they were
+# built for (flash-attn version, CUDA major, torch major.minor, C++ ABI, Python), but only for torch 2.4 to 2.8; a
+# mismatched one fails on import with `undefined symbol`. So `install.fa2_path` looks, in this order, for: a flash-attn
+# 2 already installed; a wheel a release really publishes (a table of each release's build matrix, never a guessed
+# URL); a community wheel whose sha256 is pinned (none yet: none publishes a checksum); else a **source build of just
+# what GPT-2 needs**: head dim 64 only (12 files), this GPU's architecture only, and flash-attn's own switches off for
+# what GPT-2 never calls (ALiBi, soft-capping, sliding windows, head dims that are not a multiple of 32). A call the
+# build cannot run stops with a message saying how to rebuild. The wheel is cached like flash-attn 1.x's (Google Drive
+# on Colab), so only the first session builds.
 
 # %% [markdown] lang="vi"
-# ## Dùng wheel, không biên dịch
+# ## Có wheel thì dùng wheel, không thì chỉ biên dịch đúng phần GPT-2 cần
 #
-# flash-attn 2.x phải biên dịch khoảng 80 tệp CUDA: hơn một giờ kể cả trên máy mạnh. Trang release trên GitHub có wheel
-# dựng sẵn, *tên tệp* cho biết nó được dựng cho gì: phiên bản flash-attn, CUDA, torch (major.minor), C++ ABI và Python.
-# Wheel khớp với torch này cài trong vài giây; wheel không khớp sẽ lỗi `undefined symbol` khi import.
+# flash-attn 2.x gồm 72 tệp kernel (6 head dim × 2 kiểu dữ liệu × causal hay không × forward, forward split-KV,
+# backward): biên dịch hơn một giờ kể cả với 16 nhân CPU. Trang release trên GitHub có wheel dựng sẵn, *tên tệp* cho
+# biết nó được dựng cho gì (phiên bản flash-attn, CUDA, torch major.minor, C++ ABI, Python), nhưng chỉ cho torch 2.4
+# đến 2.8; wheel không khớp sẽ lỗi `undefined symbol` khi import. Vì vậy `install.fa2_path` tìm lần lượt: flash-attn 2
+# đã cài sẵn; wheel mà một bản release thật sự phát hành (bảng ma trận build của từng release, không bao giờ đoán URL);
+# wheel cộng đồng có sha256 được ghim (chưa có: chưa nơi nào công bố checksum); nếu không, **biên dịch từ mã nguồn đúng
+# phần GPT-2 cần**: chỉ head dim 64 (12 tệp), chỉ kiến trúc của GPU này, và tắt bằng công tắc riêng của flash-attn
+# những gì GPT-2 không bao giờ gọi (ALiBi, soft-capping, cửa sổ trượt, head dim không chia hết cho 32). Lời gọi mà bản
+# build không chạy được sẽ dừng lại và nói cách build lại. Wheel được cache như của flash-attn 1.x (Google Drive trên
+# Colab), nên chỉ phiên đầu tiên phải biên dịch.
 
 # %% sets=["flash_attn_2"] tags=["nbval-ignore-output"]
-wheel = install.fa2_wheel(machine)
-print(wheel)
-print(install.fa2_wheel_url(wheel))
+import dataclasses
+
+# Colab's A100 runtime (2026.07: torch 2.11.0+cu128, Python 3.12): what it would take, wherever this runs
+colab_a100 = dataclasses.replace(machine, device="cuda", gpu_name="NVIDIA A100-SXM4-40GB", capability=(8, 0),
+                                 torch="2.11.0+cu128", cuda="12.8", python="3.12.13", cxx11_abi=True, colab=True,
+                                 flash_attn=None)  # fmt: skip
+for who, m in (("this machine", machine), ("Colab's A100 (simulated)", colab_a100)):
+    if m.device == "cuda":
+        path = install.fa2_path(m)
+        print(f"{who}: {path.kind}: {path.why}" + (f"\n  {path.url}" if path.url else ""))
+
+# %% [markdown] sets=["flash_attn_2"]
+# The builds measured so far, read from `results/builds.json` (on the H200 these are Ampere kernels compiled for sm90,
+# not an Ampere card):
+
+# %% [markdown] lang="vi"
+# Các lần build đã đo, đọc từ `results/builds.json` (trên H200 đây là các kernel Ampere được biên dịch cho sm90, không
+# phải một card Ampere):
+
+# %% sets=["flash_attn_2"]
+from vanilla_flash import report
+
+print(report.builds_table("results/builds.json", "flash-attn 2.8.3"))
+
+# %% sets=["flash_attn_2"] tags=["nbval-ignore-output"]
+from vanilla_flash import builds
+
+can_build = machine.device == "cuda"
+path = install.fa2_path(machine) if can_build else install.fa2_path(colab_a100)
+if path.kind == "build":
+    archs = fa2_archs or [builds.fa2_arch_for(machine.cc if can_build else colab_a100.cc)]
+    result = builds.build_fa2(
+        notebook.storage("wheels"), source=fa2_source, archs=archs, head_dims=fa2_head_dims, dry_run=not can_build
+    )
+    if result.wheel and machine.flash_attn_major() != 2:
+        install.install_cached(result.wheel)
+else:
+    print(install.ensure(install.plan(machine, target), cache_dir=notebook.storage("wheels")))
 
 # %% [markdown] sets=["flash_attn_4"]
 # ## Nothing to compile
@@ -140,7 +193,9 @@ print(install.fa2_wheel_url(wheel))
 # ## Các extension hợp nhất mà một sinh viên từng thử build trên Colab
 
 # %%
-print(builds.extension_note())
+from vanilla_flash import fused_extensions
+
+print(fused_extensions.extension_note())
 
 # %% [markdown] sets=["flash_attn_1"]
 # ### Optional: build them anyway
@@ -172,10 +227,10 @@ from vanilla_flash import report
 print(report.fa_gpt_measurements("results/h100/fa_gpt"))
 
 # %% sets=["flash_attn_1"]
-print(builds.extension_plan(fa1_extensions))
+print(fused_extensions.extension_plan(fa1_extensions))
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
 for extension in fa1_extensions:
-    builds.build_fa1_extension(
+    fused_extensions.build_extension(
         extension, fa1_source, notebook.storage("wheels"), archs=fa1_archs, dry_run=not can_build
     )

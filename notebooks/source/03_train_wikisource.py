@@ -23,6 +23,7 @@
 from vanilla_flash import notebook
 
 target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = benchmark = None
+fa2_source = fa2_archs = fa2_head_dims = None
 
 # %% [markdown]
 # ## 1. Tokens per word

@@ -21,6 +21,7 @@
 from vanilla_flash import notebook
 
 target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = benchmark = None
+fa2_source = fa2_archs = fa2_head_dims = None
 
 # %% [markdown]
 # ## 1. Attention kernels
@@ -85,6 +86,7 @@ rows = bench_training.train_grid(
     steps=benchmark["train_steps"],
     dtype=benchmark["dtypes"][0],
 )
+(out / "train_bench.json").write_text(json.dumps({"rows": rows}, indent=2))
 notebook.show_markdown(report.train_table({"rows": rows}))
 
 # %% [markdown]

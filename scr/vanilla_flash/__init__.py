@@ -18,7 +18,8 @@ Modules, in the order they import each other (each imports only modules above it
 - `callbacks`: throughput, samples, the step timer.
 - `checkpoints`: checkpoint folders made safe before a run, atomic writes, which one to resume.
 - `install`: the right flash-attn for this machine, and the cache of built wheels.
-- `builds`: flash-attn built from source: only the architectures and kernels asked for, timed.
+- `builds`: flash-attn 1.x and 2.x built from source: only the architectures and kernels asked for, timed.
+- `fused_extensions`: flash-attn 1.x's fused CUDA extensions, what they do, and their builds.
 - `fa_gpt`: flash-attn's own GPT model and its fused extensions.
 - `train`: the LightningModule, the run, its checkpoints and summary.
 - `check`: every backend against an fp32 reference.

@@ -121,8 +121,8 @@ def why_not(
         version = machine.flash_attn_4 if b.library == 4 else machine.flash_attn
         if not version or (b.library != 4 and int(version.split(".")[0]) != b.library):
             return fab.install_hint(b.library)
-        built = fab.fa1_build(version) if b.library == 1 and on_gpu else None
-        if built and (reason := fab.fa1_build_cannot(built, machine.cc, dtype, head_dim)):
+        built = fab.build_of(version) if b.library != 4 and on_gpu else None
+        if built and (reason := fab.build_cannot(built, machine.cc, dtype, head_dim)):
             return reason
     if dtype is not None:
         if on_gpu and b.half_only and dtype not in HALF:

@@ -1,13 +1,18 @@
-"""Building flash-attn from source, quickly, with a visible timed log, and only what is needed.
+"""Building flash-attn from source, quickly, with a visible timed log, and only what GPT-2 needs.
 
-- `build_fa1()` builds 1.0.9 from its source archive into a wheel: ninja checked, MAX_JOBS from
-  cores and RAM (`max_jobs`), only the GPU architectures asked for (`restrict_archs`: sm75 on a T4,
-  or compute_75 PTX) and, if asked, only the kernels of some head dims (`restrict_sources`: head dim
-  64 for GPT-2), the log streamed and kept, the time measured (`build.json` beside the log). What
-  was built is written into the wheel's version (`flash_attn_backends.fa1_label`); the wheel lands
-  in `install`'s cache, so the next session installs it in seconds. `dry_run=True` prints the plan.
-- `build_fa1_extension()` builds one of flash-attn 1.x's fused extensions (flash-attn's own GPT
-  model uses them) from the same source, with a build script written here.
+- `build_fa1()` builds 1.0.9 from its source archive into a wheel; `build_fa2()` does the same for
+  2.x (`FA2_VERSION`), for torch versions that no release publishes a wheel for. Both: ninja
+  checked, MAX_JOBS from cores and RAM (`max_jobs`), only the GPU architectures asked for (1.x:
+  `restrict_archs`, sm75 on a T4 or compute_75 PTX; 2.x: FLASH_ATTN_CUDA_ARCHS) and, if asked, only
+  the kernels of some head dims (64 for GPT-2): 1.x `restrict_sources`, a C++ file standing in for
+  the kernels left out; 2.x `restrict_fa2_sources`, its head-dim switch rewritten and its own
+  switches for features GPT-2 does not use turned off (`FA2_LEFT_OUT`). A call the build cannot run
+  stops with a message that says how to rebuild, never an undefined symbol. The log is streamed and
+  kept, the time measured (`build.json` beside the log); what was built is written into the wheel's
+  version (`flash_attn_backends.build_label`); the wheel lands in `install`'s cache, so the next
+  session installs it in seconds. `dry_run=True` prints the plan.
+- The C++ standard follows torch (`cxx_standard`): torch 2.13 and newer need C++20.
+- flash-attn 1.x's fused extensions are built by `vanilla_flash.fused_extensions`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 
 from vanilla_flash import flash_attn_backends as fab
 from vanilla_flash.errors import BuildError
-from vanilla_flash.install import FA1_VERSION, build_tag, cached_wheel, newest_wheel
+from vanilla_flash.install import FA1_VERSION, FA2_VERSION, build_tag, cached_wheel, newest_wheel
 
 GIB_PER_NVCC_JOB = 4  # flash-attn's CUDA files take a few GiB each to compile
 
@@ -104,9 +109,9 @@ _FA1_BLOCK_SPARSE = {
 }  # fmt: skip
 
 
-def fa1_kernels_for(head_dims: list[int]) -> list[int]:
-    """The kernel head dims (32, 64, 128) that calls with `head_dims` run on."""
-    return sorted({next(k for k in fab.FA1_KERNEL_HEAD_DIMS if d <= k) for d in head_dims})
+def kernels_for(head_dims: list[int], major: int = 1) -> list[int]:
+    """The kernel head dims (1.x: 32, 64, 128; 2.x: 32 to 256) that calls with `head_dims` run on."""
+    return sorted({next(k for k in fab.KERNEL_HEAD_DIMS[major] if d <= k) for d in head_dims})
 
 
 def restrict_sources(setup_py: str | os.PathLike, head_dims: list[int]) -> list[str]:
@@ -115,9 +120,9 @@ def restrict_sources(setup_py: str | os.PathLike, head_dims: list[int]) -> list[
     a clear error; returns the CUDA files left."""
     path = Path(setup_py)
     text = path.read_text()
-    keep = fa1_kernels_for(head_dims)
+    keep = kernels_for(head_dims)
     functions = []
-    for d in fab.FA1_KERNEL_HEAD_DIMS:
+    for d in fab.KERNEL_HEAD_DIMS[1]:
         if d not in keep:
             for kind, signature in _FA1_SIGNATURES.items():
                 text = text.replace(f'"csrc/flash_attn/src/fmha_{kind}_hdim{d}.cu",', "")
@@ -132,6 +137,86 @@ def restrict_sources(setup_py: str | os.PathLike, head_dims: list[int]) -> list[
     )
     path.write_text(text)
     return re.findall(r'"csrc/flash_attn/src/(\w+\.cu)"', text)
+
+
+# flash-attn 2's own compile-time switches (-DFLASHATTENTION_DISABLE_*, commented out in its setup.py) for
+# what GPT-2 never calls: ALiBi, logit soft-capping, sliding-window (local) attention, and head dims that
+# are not a multiple of 32. Each call that needs one is refused by flash-attn itself ("This flash
+# attention build does not support ..."). Dropout stays: training may use it.
+FA2_LEFT_OUT = ("ALIBI", "SOFTCAP", "LOCAL", "UNEVEN_K")
+FA2_ARCHS = ("80", "90", "100", "120")  # what 2.8.3's setup.py compiles (sm86/sm89 run the sm80 code)
+
+
+def fa2_arch_for(cc: float) -> str:
+    """The architecture of `FA2_ARCHS` to build for a GPU of compute capability `cc`: its own, or the
+    one of its major version whose machine code it runs (8.6 and 8.9 run sm80's)."""
+    arch = round(cc * 10)
+    fits = [a for a in FA2_ARCHS if int(a) // 10 == arch // 10 and int(a) <= arch]
+    if not fits:
+        raise BuildError(f"flash-attn {FA2_VERSION} has no kernels for compute capability {cc} "
+                         f"(it compiles for {', '.join(FA2_ARCHS)})")  # fmt: skip
+    return fits[-1]
+
+
+_FA2_HEADDIM_SWITCH = re.compile(r"#define HEADDIM_SWITCH\(HEADDIM, \.\.\.\).*?\}\(\)\n", re.S)
+
+
+def fa2_headdim_switch(keep: list[int]) -> str:
+    """flash-attn 2's HEADDIM_SWITCH (static_switch.h) with only the kernels in `keep`: a head dim
+    whose kernel was left out stops with a message instead of an undefined symbol."""
+    built = ", ".join(map(str, keep))
+    lines = [f'#define VF_LEFT_OUT(D) TORCH_CHECK(false, "this flash-attn {FA2_VERSION} build has no head dim " #D '
+             f'" kernels (it was built with head dims {built} only): rebuild it with fa2_head_dims including " #D '
+             '" (vanilla_flash.builds.build_fa2(..., head_dims=[...]))")',
+             "#define HEADDIM_SWITCH(HEADDIM, ...)", "  [&] {", "    if (false) {"]  # fmt: skip
+    for d in fab.KERNEL_HEAD_DIMS[2]:
+        lines.append(f"    }} else if (HEADDIM <= {d}) {{")
+        if d in keep:
+            lines += [f"      constexpr static int kHeadDim = {d};", "      return __VA_ARGS__();"]
+        else:
+            lines.append(f"      VF_LEFT_OUT({d});")
+    lines += ["    }", "  }()"]
+    width = max(map(len, lines[1:])) + 1
+    return lines[0] + "\n" + "\n".join(f"{line:<{width}}\\" for line in lines[1:-1]) + "\n" + lines[-1] + "\n"
+
+
+def restrict_fa2_sources(src: str | os.PathLike, head_dims: list[int]) -> list[str]:
+    """Edit flash-attn 2's source tree so it compiles only the kernels for `head_dims` (forward,
+    split-KV forward and backward; float16 and bfloat16; causal or not), without the features in
+    `FA2_LEFT_OUT`; returns the CUDA files left."""
+    src = Path(src)
+    keep = kernels_for(head_dims, major=2)
+    setup = src / "setup.py"
+    text = setup.read_text()
+    text = re.sub(r'\n\s*"csrc/flash_attn/src/flash_\w+?_hdim(\d+)_\w+\.cu",',
+                  lambda m: m.group(0) if int(m.group(1)) in keep else "", text)  # fmt: skip
+    for feature in FA2_LEFT_OUT:
+        text = text.replace(f'# "-DFLASHATTENTION_DISABLE_{feature}",', f'"-DFLASHATTENTION_DISABLE_{feature}",')
+    setup.write_text(text)
+    switch = src / "csrc/flash_attn/src/static_switch.h"
+    header = switch.read_text()
+    if not _FA2_HEADDIM_SWITCH.search(header):
+        raise BuildError(f"{switch} has no HEADDIM_SWITCH as flash-attn {FA2_VERSION} writes it: is this its source?")
+    switch.write_text(_FA2_HEADDIM_SWITCH.sub(lambda _: fa2_headdim_switch(keep), header))
+    return _cuda_files(setup)
+
+
+def cxx_standard(torch_version: str | None = None) -> str:
+    """The C++ standard torch's headers need: C++20 from torch 2.13 (they refuse C++17), else C++17."""
+    if torch_version is None:
+        import torch
+
+        torch_version = torch.__version__
+    major, minor = (int(x) for x in re.findall(r"\d+", torch_version)[:2])
+    return "c++20" if (major, minor) >= (2, 13) else "c++17"
+
+
+def set_cxx_standard(setup_py: str | os.PathLike, standard: str | None = None) -> str:
+    """Write the C++ standard this torch needs into a flash-attn setup.py (they say C++17)."""
+    standard = standard or cxx_standard()
+    path = Path(setup_py)
+    path.write_text(re.sub(r"std([=:])c\+\+17", lambda m: f"std{m[1]}{standard}", path.read_text()))  # gcc, MSVC
+    return standard
 
 
 @dataclass
@@ -158,45 +243,114 @@ def build_fa1(
 
     `archs` ("75", or "compute_75" for PTX) and `head_dims` (e.g. [64] for GPT-2: only those kernels,
     no block-sparse ones) make the build smaller and faster; what was built is written into the
-    wheel's version (`flash_attn_backends.fa1_label`), so a cached wheel is reused only for the same
+    wheel's version (`flash_attn_backends.build_label`), so a cached wheel is reused only for the same
     build and a call it cannot run is refused with the way to rebuild. `source` is the sdist
     (.tar.gz) or an unpacked source folder; without it pip downloads the archive from PyPI. The
     build log streams through `echo` and is kept in `work_dir/build.log`.
     """
     work = Path(work_dir)
     log_path = work / "build.log"
-    label = fab.fa1_label(archs or ["75", "80", "90"], head_dims)
+    label = fab.build_label(archs or ["75", "80", "90"], head_dims)
     hit = cached_wheel(cache_dir, version=f"{FA1_VERSION}+{label}")
     if hit:
         echo(f"cached wheel: {hit} (built earlier for this torch/CUDA/Python): nothing to build")
         return BuildResult(hit, 0.0, log_path, cached=True)
     jobs = jobs or max_jobs()
     ninja = "found" if ninja_ok() else "MISSING"
-    kernels = f"head dims {fa1_kernels_for(head_dims)}" if head_dims else "every head dim (32, 64, 128)"
+    kernels = f"head dims {kernels_for(head_dims)}" if head_dims else "every head dim (32, 64, 128)"
     echo(f"plan: flash-attn {FA1_VERSION} from source, architectures {archs or 'all (75, 80, 90)'}, {kernels}, "
          f"MAX_JOBS={jobs} ({os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM), ninja {ninja}")  # fmt: skip
     if dry_run:
         echo("dry run: no CUDA compiler here, nothing built")
         return BuildResult(None, 0.0, log_path, dry_run=True)
+    _check_toolchain(f"flash-attn {FA1_VERSION}")
+    work.mkdir(parents=True, exist_ok=True)
+    src = unpack_source(source, work, echo, f"flash-attn=={FA1_VERSION}")
+    if archs:
+        echo(f"compiling for {arch_labels(restrict_archs(src / 'setup.py', archs))} only")
+    files = restrict_sources(src / "setup.py", head_dims) if head_dims else _cuda_files(src / "setup.py")
+    if head_dims:
+        echo(f"compiling {', '.join(files)} only")
+    set_cxx_standard(src / "setup.py")
+    what = {"archs": archs or ["75", "80", "90"], "head_dims": head_dims or [], "cuda_files": len(files)}
+    return pip_wheel(src, cache_dir, "flash_attn", f"flash-attn {FA1_VERSION}", jobs, log_path, echo,
+                     env={"FLASH_ATTN_LOCAL_VERSION": label}, what=what)  # fmt: skip
+
+
+def build_fa2(
+    cache_dir: str | os.PathLike,
+    *,
+    source: str | os.PathLike | None = None,
+    archs: list[str] | None = None,
+    head_dims: list[int] | None = None,
+    jobs: int | None = None,
+    work_dir: str | os.PathLike = "build/flash-attn-2",
+    dry_run: bool = False,
+    echo=print,
+) -> BuildResult:
+    """Build a flash-attn 2 wheel into `cache_dir/<build tag>/` (or reuse one there), for torch
+    versions no release publishes a wheel for (`install.fa2_path`).
+
+    `archs` (from `FA2_ARCHS`; None: all of them, as flash-attn ships it) and `head_dims` ([64] for
+    GPT-2: 12 CUDA files instead of 72, without `FA2_LEFT_OUT`) make the build smaller and faster;
+    both are written into the wheel's version, e.g. 2.8.3+hd64.sm90. `source` is the sdist
+    (.tar.gz) or an unpacked source folder (None: download it from PyPI).
+    """
+    archs = list(archs or FA2_ARCHS)
+    if unknown := [a for a in archs if a not in FA2_ARCHS]:
+        raise BuildError(f"flash-attn {FA2_VERSION} compiles for {', '.join(FA2_ARCHS)}, not {', '.join(unknown)} "
+                         "(an sm86 or sm89 GPU runs the sm80 code: ask for 80)")  # fmt: skip
+    work = Path(work_dir)
+    log_path = work / "build.log"
+    label = fab.build_label(archs, head_dims)
+    hit = cached_wheel(cache_dir, version=f"{FA2_VERSION}+{label}")
+    if hit:
+        echo(f"cached wheel: {hit} (built earlier for this torch/CUDA/Python): nothing to build")
+        return BuildResult(hit, 0.0, log_path, cached=True)
+    jobs = jobs or max_jobs()
+    kernels = (f"head dims {kernels_for(head_dims, 2)} without {', '.join(FA2_LEFT_OUT).lower()}" if head_dims
+               else "every head dim (32 to 256) and feature")  # fmt: skip
+    echo(
+        f"plan: flash-attn {FA2_VERSION} from source, {arch_labels(archs)}, {kernels}, MAX_JOBS={jobs} "
+        f"({os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM), ninja {'found' if ninja_ok() else 'MISSING'}"
+    )
+    if dry_run:
+        echo("dry run: no CUDA compiler here, nothing built")
+        return BuildResult(None, 0.0, log_path, dry_run=True)
+    _check_toolchain(f"flash-attn {FA2_VERSION}")
+    work.mkdir(parents=True, exist_ok=True)
+    src = unpack_source(source, work, echo, f"flash-attn=={FA2_VERSION}")
+    files = restrict_fa2_sources(src, head_dims) if head_dims else _cuda_files(src / "setup.py")
+    if head_dims:
+        echo(f"compiling {', '.join(files)} only")
+    set_cxx_standard(src / "setup.py")
+    what = {"archs": archs, "head_dims": head_dims or [], "cuda_files": len(files)}
+    # one nvcc thread per architecture of a file, as many as the cores left over by MAX_JOBS allow
+    threads = max(1, min(len(archs), (os.cpu_count() or 1) // jobs))
+    # FORCE_BUILD: its setup.py would otherwise first look for a release wheel of this label (there is none)
+    env = {"FLASH_ATTN_CUDA_ARCHS": ";".join(archs), "FLASH_ATTN_LOCAL_VERSION": label, "NVCC_THREADS": str(threads),
+           "FLASH_ATTENTION_FORCE_BUILD": "TRUE"}  # fmt: skip
+    return pip_wheel(src, cache_dir, "flash_attn", f"flash-attn {FA2_VERSION}", jobs, log_path, echo, env, what)
+
+
+def _cuda_files(setup_py: Path) -> list[str]:
+    return re.findall(r'"csrc/flash_attn/src/(\w+\.cu)"', setup_py.read_text())
+
+
+def _check_toolchain(what: str) -> None:
     if not ninja_ok():
         raise BuildError("ninja is not installed: `pip install ninja` first (without it the build takes hours)")
     import torch.utils.cpp_extension as ext
 
     if not ext.CUDA_HOME:
-        raise BuildError("no CUDA toolkit (nvcc) found: flash-attn 1.x can only be built on a machine with CUDA")
-    work.mkdir(parents=True, exist_ok=True)
-    src = _unpack_source(source, work, echo)
-    if archs:
-        echo(f"compiling for {arch_labels(restrict_archs(src / 'setup.py', archs))} only")
-    if head_dims:
-        echo(f"compiling {', '.join(restrict_sources(src / 'setup.py', head_dims))} only")
-    return _pip_wheel(src, cache_dir, "flash_attn", f"flash-attn {FA1_VERSION}", jobs, log_path, echo,
-                      env={"FLASH_ATTN_LOCAL_VERSION": label})  # fmt: skip
+        raise BuildError(f"no CUDA toolkit (nvcc) found: {what} can only be built on a machine with CUDA")
 
 
-def _pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, log_path: Path, echo,
-               env: dict | None = None) -> BuildResult:  # fmt: skip
-    """`pip wheel` of `project` into `cache_dir/<build tag>/` with MAX_JOBS=`jobs`, timed, logged."""
+def pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, log_path: Path, echo,
+              env: dict | None = None, what: dict | None = None) -> BuildResult:  # fmt: skip
+    """`pip wheel` of `project` into `cache_dir/<build tag>/` with MAX_JOBS=`jobs`, timed, logged;
+    `build.json` beside the log says what was built (`what`: archs, head dims, files), on what, in
+    how long, and whether it worked (a `results/builds.json` row: `tools/record_build.py`)."""
     out = Path(cache_dir) / build_tag()
     out.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -214,27 +368,40 @@ def _pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, lo
     start = time.perf_counter()
     status = _run_logged(cmd, log_path, {**os.environ, "MAX_JOBS": str(jobs), **(env or {})}, echo)
     seconds = time.perf_counter() - start
+    wheel = newest_wheel(out, package) if status == 0 else None
+    facts = {"package": label, **(what or {}), "cores": os.cpu_count(), "ram_gib": round(_ram_gib(), 1),
+             "max_jobs": jobs, "seconds": round(seconds, 1), "ok": status == 0,
+             "wheel": wheel and wheel.name}  # fmt: skip
+    log_path.with_name("build.json").write_text(json.dumps(facts, indent=1) + "\n")  # beside the log
     if status != 0:
         raise BuildError(f"{label} build failed (exit {status}) after {seconds:.0f} s; log: {log_path}")
-    wheel = newest_wheel(out, package)
     echo(f"built {wheel} in {seconds / 60:.1f} min")
-    facts = {"package": label, "wheel": wheel.name, "seconds": round(seconds, 1), "max_jobs": jobs,
-             "cores": os.cpu_count(), "ram_gib": round(_ram_gib(), 1)}  # fmt: skip
-    log_path.with_name("build.json").write_text(json.dumps(facts, indent=1) + "\n")  # beside the log
     return BuildResult(wheel, seconds, log_path)
 
 
-def _unpack_source(source, work: Path, echo) -> Path:
+def unpack_source(source, work: Path, echo, requirement: str = f"flash-attn=={FA1_VERSION}") -> Path:
+    """The unpacked source folder: `source` itself if it is one, else the archive `source` (None:
+    `requirement`'s archive, downloaded from PyPI) unpacked into `work`."""
     if source and Path(source).is_dir():
         return Path(source)
     if not source:
-        echo(f"downloading the flash-attn {FA1_VERSION} source archive from PyPI")
+        echo(f"downloading the {requirement} source archive from PyPI")
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "--no-build-isolation", f"flash-attn=={FA1_VERSION}", "-d", str(work)], check=True)  # fmt: skip
+                        "--no-build-isolation", requirement, "-d", str(work)], check=True)  # fmt: skip
         source = next(work.glob("flash_attn-*.tar.gz"))
     with tarfile.open(source) as tar:
         tar.extractall(work, filter="data")
     return next(p.parent for p in work.glob("*/setup.py"))
+
+
+def ninja_progress(line: str) -> str | None:
+    """ "[3/13] flash_bwd_hdim64_fp16_sm80.cu" for ninja's line of a compile step (pip -v indents it),
+    None for any other line."""
+    step = line.strip()
+    if not (step.startswith("[") and "/" in step.split("]")[0]):
+        return None
+    source = re.search(r"\s-c\s+(\S+\.(?:cu|cpp))", step) or re.search(r"(\S+\.(?:cu|cpp))\b", step)
+    return step.split(" ", 1)[0] + " " + (Path(source.group(1)).name if source else step.rsplit("/", 1)[-1][:80])
 
 
 def _run_logged(cmd: list[str], log_path: Path, env: dict, echo) -> int:
@@ -243,105 +410,6 @@ def _run_logged(cmd: list[str], log_path: Path, env: dict, echo) -> int:
                                                      text=True, env=env) as proc:  # fmt: skip
         for line in proc.stdout:
             log.write(line)
-            if line.startswith("[") and "/" in line.split("]")[0]:  # ninja: "[12/47] nvcc ..."
-                echo(line.split(" ", 1)[0] + " " + line.rsplit("/", 1)[-1].strip()[:80])
+            if progress := ninja_progress(line):
+                echo(progress)
         return proc.wait()
-
-
-# flash-attn 1.x's optional CUDA extensions: module name -> (folder in the source tree, extra libraries).
-# The PyPI archive carries their sources but not their build scripts; `build_fa1_extension` writes one.
-EXTENSIONS = {
-    "fused_dense_lib": ("csrc/fused_dense_lib", ["cublasLt"]),
-    "xentropy_cuda_lib": ("csrc/xentropy", []),
-    "rotary_emb": ("csrc/rotary", []),
-    "dropout_layer_norm": ("csrc/layer_norm", []),
-}
-_NVCC_FLAGS = ["-O3", "--use_fast_math", "--expt-relaxed-constexpr", "--expt-extended-lambda",
-               "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__", "-U__CUDA_NO_HALF2_OPERATORS__",
-               "-U__CUDA_NO_BFLOAT16_OPERATORS__", "-U__CUDA_NO_BFLOAT16_CONVERSIONS__",
-               "-U__CUDA_NO_BFLOAT162_OPERATORS__", "-U__CUDA_NO_BFLOAT162_CONVERSIONS__"]  # fmt: skip
-_SETUP_TEMPLATE = """\
-from setuptools import setup
-from torch.utils.cpp_extension import BuildExtension, CUDAExtension
-
-setup(
-    name={name!r},
-    version="1.0.9",
-    ext_modules=[CUDAExtension({name!r}, {sources!r}, include_dirs=[{folder!r}], libraries={libraries!r},
-                               extra_compile_args={{"cxx": ["-O3"], "nvcc": {nvcc!r}}})],
-    cmdclass={{"build_ext": BuildExtension}},
-)
-"""
-
-
-EXTENSION_NOTES = {
-    "fused_dense_lib": "linear layers with bias and GELU through cuBLASLt (fused_bias_fc, fused_mlp); still a CUDA "
-                       "extension in flash-attn 2.x, and still optional",
-    "xentropy_cuda_lib": "the cross-entropy loss; flash-attn 2.x has it in Triton (ops/triton/cross_entropy.py)",
-    "rotary_emb": "rotary position embeddings (GPT-2 does not use them); Triton in 2.x (ops/triton/rotary.py)",
-    "dropout_layer_norm": "dropout + residual add + LayerNorm, about sixty CUDA files; Triton in 2.x "
-                          "(ops/triton/layer_norm.py)",
-}  # fmt: skip
-
-
-def extension_plan(names: list[str] | None = None) -> str:
-    """What each of flash-attn 1.x's fused extensions does, and which of them would be built."""
-    names = names or []
-    lines = [f"{'build' if n in names else 'skip '}  {n:<19} {EXTENSION_NOTES[n]}" for n in EXTENSIONS]
-    if not names:
-        lines.append('(none asked for: set fa1_extensions, e.g. ["fused_dense_lib", "xentropy_cuda_lib"])')
-    return "\n".join(lines)
-
-
-def build_fa1_extension(
-    name: str,
-    source: str | os.PathLike | None,
-    cache_dir: str | os.PathLike,
-    *,
-    archs: list[str] | None = None,
-    jobs: int | None = None,
-    work_dir: str | os.PathLike = "build/flash-attn-1-extensions",
-    dry_run: bool = False,
-    echo=print,
-) -> BuildResult:
-    """Build one of flash-attn 1.x's fused extensions (see `EXTENSIONS`) from flash-attn 1.0.9's
-    source (an unpacked folder, the .tar.gz, or None: download it) into a wheel in
-    `cache_dir/<build tag>/`, timed, with its log; reuse a cached one."""
-    if name not in EXTENSIONS:
-        raise BuildError(f"unknown extension {name!r}; choose from {', '.join(EXTENSIONS)}")
-    work = Path(work_dir) / name
-    log_path = work / "build.log"
-    hit = cached_wheel(cache_dir, package=name)
-    if hit:
-        echo(f"cached wheel: {hit}")
-        return BuildResult(hit, 0.0, log_path, cached=True)
-    folder, libraries = EXTENSIONS[name]
-    if dry_run:
-        arch_list = ", sm_".join(archs or ["75", "80", "90"])
-        echo(f"plan: {name} from {folder}, sm_{arch_list}, MAX_JOBS={jobs or max_jobs()}; dry run: nothing built")
-        return BuildResult(None, 0.0, log_path, dry_run=True)
-    if source is None or not Path(source).is_dir():
-        source = _unpack_source(source, Path(work_dir), echo)
-    src = (Path(source) / folder).resolve()
-    # `*_old.cu` are earlier kernels kept in the tree that upstream's setup.py does not compile (they
-    # no longer match the headers); building them fails, so they are left out the same way
-    sources = sorted(str(p) for p in [*src.glob("*.cpp"), *src.glob("*.cu")] if not p.stem.endswith("_old"))
-    if not sources:
-        raise BuildError(f"no sources in {src}: pass the unpacked flash-attn 1.0.9 source folder")
-    archs = archs or ["75", "80", "90"]
-    nvcc = _NVCC_FLAGS + [f for a in archs for f in ("-gencode", f"arch=compute_{a},code=sm_{a}")]
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "setup.py").write_text(_SETUP_TEMPLATE.format(name=name, sources=sources, folder=str(src),
-                                                          libraries=libraries, nvcc=nvcc))  # fmt: skip
-    jobs = jobs or max_jobs()
-    echo(f"building {name}: {len(sources)} files from {folder}, sm_{', sm_'.join(archs)}, MAX_JOBS={jobs}")
-    return _pip_wheel(work, cache_dir, name, name, jobs, log_path, echo)
-
-
-def extension_note() -> str:
-    return (
-        "flash-attn's own GPT model can use four extra CUDA extensions (fused_dense_lib, xentropy, rotary, "
-        "layer_norm). They are not built here: the Hugging Face GPT-2 this project trains needs none of them, "
-        "later flash-attn versions replaced them with Triton kernels, and layer_norm alone is about sixty CUDA "
-        "files: on Colab's 2 cores a student's session once ended before its build did."
-    )

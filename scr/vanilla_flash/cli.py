@@ -4,6 +4,7 @@ target [NAME] [--field F]   this machine's target (cpu, t4, ampere, hopper), or 
 env [--json]                what this machine is and which attention backends run here
 check [--out FILE]          every backend against an fp32 reference, kernels and GPT-2
 smoke                       a few tiny GPT-2 training steps with the `auto` backend
+build fa1|fa2 [--archs]     build flash-attn 1.0.9 or 2.x from source into a cached wheel
 train --config F [--set]    train GPT-2 on Wikisource with Lightning
 tokens                      tokens per word: GPT-2's BPE against a BPE trained on the text
 bench WHAT                  benchmarks: attention kernels, training, Lightning overhead, model code
@@ -50,6 +51,17 @@ def _check(args) -> int:
     if args.out:
         print(f"wrote {_write_json(result, args.out)}")
     return 0 if result["ok"] else 1
+
+
+def _build(args) -> int:
+    from vanilla_flash import builds
+
+    build = builds.build_fa1 if args.version == "fa1" else builds.build_fa2
+    result = build(args.cache, source=args.source, archs=args.archs.split(",") if args.archs else None,
+                   head_dims=list(_ints(args.head_dims)) if args.head_dims else None, jobs=args.jobs,
+                   work_dir=args.work_dir or f"build/flash-attn-{args.version[-1]}", dry_run=args.dry_run)  # fmt: skip
+    print(result.wheel or "nothing built")
+    return 0
 
 
 def _smoke(args) -> int:
@@ -245,6 +257,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--quick", action="store_true", help="fewer shapes")
     c.add_argument("--model-size", help="GPT-2 size for the model check (default 124M on GPU, tiny on CPU)")
     c.set_defaults(func=_check)
+
+    u = sub.add_parser("build", help="build flash-attn 1.0.9 or 2.x from source into a cached wheel")
+    u.add_argument("version", choices=["fa1", "fa2"])
+    u.add_argument("--archs", help="comma-separated architectures, e.g. 75 or compute_75 (fa1), 80 or 90 (fa2)")
+    u.add_argument("--head-dims", help="comma-separated head dims to build kernels for (default: all), e.g. 64")
+    u.add_argument("--source", help="the source archive or unpacked folder (default: download it from PyPI)")
+    u.add_argument("--cache", default="runs/wheels", help="the wheel cache (a folder per torch/CUDA/Python)")
+    u.add_argument("--work-dir", help="where to unpack and log (default build/flash-attn-1 or -2)")
+    u.add_argument("--jobs", type=int, help="MAX_JOBS (default: from cores and RAM)")
+    u.add_argument("--dry-run", action="store_true", help="print the plan, build nothing")
+    u.set_defaults(func=_build)
 
     s = sub.add_parser("smoke", help="a few tiny GPT-2 training steps with the auto backend")
     s.add_argument("--size", default="tiny")

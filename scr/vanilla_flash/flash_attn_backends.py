@@ -34,8 +34,8 @@ def install_hint(major: int) -> str:
         )
     if major == 2:
         return (
-            "flash-attn 2.x is not installed: install the prebuilt wheel that matches this torch "
-            f"(the {notebooks_for(2)} notebooks find it)"
+            "flash-attn 2.x is not installed: install the prebuilt wheel that matches this torch, or, where "
+            f"none exists, build just what GPT-2 needs (the {notebooks_for(2)} notebooks do either: 02_build)"
         )
     return f"flash-attn-4 is not installed: `pip install flash-attn-4` (see the {notebooks_for(4)} notebooks)"
 
@@ -175,17 +175,17 @@ def flash_attn_4_forward(module, query, key, value, attention_mask, dropout=0.0,
 
 
 # ---------------------------------------------------------------------------------------------
-# What a flash-attn 1.x build made by `builds.build_fa1` holds, written into its version
-# (PEP 440 local label): 1.0.9+hd64.sm75 has the head-dim-64 kernels as sm75 machine code;
-# 1.0.9+hd64x128.ptx75 the head dim 64 and 128 kernels as compute_75 PTX. No "hd" part: every
-# head dim and the block-sparse kernels, as flash-attn ships them.
+# What a flash-attn build made by `vanilla_flash.builds` holds, written into its version (a PEP 440
+# local label): 1.0.9+hd64.sm75 has the head-dim-64 kernels as sm75 machine code; 1.0.9+hd64x128.ptx75
+# the head dim 64 and 128 kernels as compute_75 PTX; 2.8.3+hd64.sm90 flash-attn 2's head-dim-64
+# kernels for sm90, without the features GPT-2 does not use (`builds.FA2_LEFT_OUT`). No "hd" part:
+# every head dim, as flash-attn ships it.
 
-FA1_KERNEL_HEAD_DIMS = (32, 64, 128)  # 1.x runs head dim d with the kernel of the first of these >= d
+KERNEL_HEAD_DIMS = {1: (32, 64, 128), 2: (32, 64, 96, 128, 192, 256)}  # head dim d runs on the first >= d
 
 
-def fa1_label(archs: list[str], head_dims: list[int] | None) -> str:
-    """The local version label of a flash-attn 1.x build of `archs` ("75", "compute_75") and
-    `head_dims` (None: all)."""
+def build_label(archs: list[str], head_dims: list[int] | None) -> str:
+    """The local version label of a build of `archs` ("75", "compute_75") and `head_dims` (None: all)."""
     parts = [f"hd{'x'.join(map(str, sorted(head_dims)))}"] if head_dims else []
     sass = sorted(a for a in archs if not a.startswith("compute_"))
     ptx = sorted(a.removeprefix("compute_") for a in archs if a.startswith("compute_"))
@@ -194,39 +194,56 @@ def fa1_label(archs: list[str], head_dims: list[int] | None) -> str:
     return ".".join(parts)
 
 
-def fa1_build(version: str | None) -> dict | None:
-    """What an installed flash-attn 1.x holds, read from its version's label (None: unlabelled)."""
-    if not version or "+" not in version:
+def build_of(version: str | None) -> dict | None:
+    """What an installed flash-attn 1.x or 2.x build holds, read from its version's label (None:
+    unlabelled, built elsewhere: nothing known)."""
+    if not version or "+" not in version or version[0] not in "12":
         return None
-    built = {"head_dims": list(FA1_KERNEL_HEAD_DIMS), "sass": [], "ptx": []}
+    major = int(version[0])
+    built = {"major": major, "head_dims": list(KERNEL_HEAD_DIMS[major]), "sass": [], "ptx": [], "minimal": False}
     for part in version.split("+", 1)[1].split("."):
         for key, prefix in (("head_dims", "hd"), ("sass", "sm"), ("ptx", "ptx")):
             if part.startswith(prefix) and part[len(prefix) :].replace("x", "").isdigit():
                 built[key] = [int(x) for x in part[len(prefix) :].split("x")]
+                built["minimal"] |= key == "head_dims"
     return built if built["sass"] or built["ptx"] else None
 
 
-def fa1_build_cannot(built: dict, cc: float, dtype, head_dim: int | None) -> str | None:
-    """Why this flash-attn 1.x build cannot run a call here (None: it can). A build's kernels run on
-    a GPU whose architecture they were compiled for, or, as PTX, on any newer one; the Turing
-    build (sm75 or compute_75) has no bfloat16 kernels."""
-    arch = round(cc * 10)
-    rebuild = f'rebuild it for this GPU (02_build with fa1_archs: ["{arch}"])'
-    if arch not in built["sass"] and not any(p <= arch for p in built["ptx"]):
+def runs_on(built: dict, arch: int) -> list[int]:
+    """The architectures of `built` whose code runs on a GPU of `arch` (e.g. 86): machine code for
+    the same major version and no newer minor one (sm80 runs on sm86, not on sm90), or PTX for an
+    older or equal one (the driver compiles it when the library loads)."""
+    sass = [s for s in built["sass"] if s // 10 == arch // 10 and s <= arch]
+    return sass or [p for p in built["ptx"] if p <= arch]
+
+
+def build_cannot(built: dict, cc: float, dtype, head_dim: int | None) -> str | None:
+    """Why this flash-attn build cannot run a call here (None: it can). The Turing build (sm75 or
+    compute_75) has no bfloat16 kernels; a build of some head dims has no others."""
+    arch, major = round(cc * 10), built["major"]
+    option = f"fa{major}_archs"
+    rebuild = f'rebuild it for this GPU (02_build with {option}: ["{arch}"])'
+    usable = runs_on(built, arch)
+    if not usable:
         return (
-            f"the installed flash-attn 1.x was built for {built['sass'] or built['ptx']} only, not sm{arch}: {rebuild}"
+            f"the installed flash-attn {major}.x was built for {built['sass'] or built['ptx']} only, not sm{arch}: "
+            f"{rebuild}"
         )
-    usable = built["sass"] if arch in built["sass"] else [p for p in built["ptx"] if p <= arch]
     if dtype == torch.bfloat16 and not targets.supports_bfloat16(max(usable) / 10):
         return (
             f"the installed flash-attn 1.x is the Turing build ({usable}): it has no bfloat16 kernels; "
             f"use float16 or {rebuild}"
         )
     if head_dim is not None:
-        kernel = next((k for k in FA1_KERNEL_HEAD_DIMS if head_dim <= k), None)
+        kernel = next((k for k in KERNEL_HEAD_DIMS[major] if head_dim <= k), None)
         if kernel is not None and kernel not in built["head_dims"]:
             return (
-                f"the installed flash-attn 1.x has the head-dim {built['head_dims']} kernels only, and head dim "
-                f"{head_dim} needs the {kernel} one: rebuild with fa1_head_dims including {kernel}"
+                f"the installed flash-attn {major}.x has the head-dim {built['head_dims']} kernels only, and head dim "
+                f"{head_dim} needs the {kernel} one: rebuild with fa{major}_head_dims including {kernel}"
+            )
+        if major == 2 and built["minimal"] and head_dim % 32:
+            return (
+                f"the installed flash-attn 2.x build leaves out head dims that are not a multiple of 32 (it was "
+                f"built without flash-attn's uneven-head-dim code), so not {head_dim}: use sdpa_flash or rebuild it"
             )
     return None

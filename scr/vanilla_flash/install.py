@@ -74,8 +74,9 @@ def plan(machine: Machine, target: str | None = None) -> Plan:
         )  # fmt: skip
     if wanted is targets.AMPERE:
         path = fa2_path(machine)
-        first = {"installed": "nothing to install", "wheel": f"install the release wheel {path.wheel}",
-                 "build": "build flash-attn 2 from source (not done for you: over an hour)"}[path.kind]  # fmt: skip
+        first = {"installed": "nothing to install", "wheel": f"install the wheel {path.wheel}",
+                 "build": f"build just what GPT-2 needs from source (02_build: head dim 64, sm_{arch} only), "
+                          "or reuse the wheel cached by an earlier build"}[path.kind]  # fmt: skip
         return Plan(
             wanted.name, f"flash-attn 2 ({path.kind})", wanted.backend, [arch],
             steps=[first, "check a real kernel call against an fp32 reference"],
@@ -139,6 +140,27 @@ FA2_PUBLISHED = (
 )
 
 
+@dataclass(frozen=True)
+class CommunityWheel:
+    """A flash-attn 2 wheel built by someone other than upstream, for a torch that upstream has no
+    wheel for: taken only by its sha256, so a file replaced after it was checked is refused."""
+
+    url: str
+    sha256: str
+    torch: str  # major.minor
+    cuda: str  # major
+    python: str  # major.minor
+    cxx11_abi: bool
+    source: str  # where it was announced
+
+
+# Community builds for torch 2.9 and newer exist (announced in Dao-AILab/flash-attention issues 2299,
+# 2425 and 2442; mjun0812/flash-attention-prebuild-wheels publishes a matrix), but none publishes a
+# checksum, and none could be downloaded to compute one: an entry goes here only with the sha256 of the
+# file someone downloaded and checked. Until then, torch 2.9+ takes the source build.
+FA2_COMMUNITY: tuple[CommunityWheel, ...] = ()
+
+
 @dataclass
 class Fa2Path:
     """How this machine gets flash-attn 2, and why."""
@@ -147,12 +169,14 @@ class Fa2Path:
     why: str
     wheel: str | None = None
     url: str | None = None
+    sha256: str | None = None  # a community wheel is installed only if its file has this digest
 
 
 def fa2_path(machine: Machine) -> Fa2Path:
     """flash-attn 2 for this torch, CUDA, C++ ABI and Python, in this order: the one installed; a
     wheel that a release publishes (`FA2_PUBLISHED`; never a name spelled for a release that has no
-    such wheel); else a build from source."""
+    such wheel); a community wheel with its sha256 pinned (`FA2_COMMUNITY`); else a source build of
+    just what GPT-2 needs (`vanilla_flash.builds.build_fa2`)."""
     if machine.flash_attn_major() == 2:
         return Fa2Path("installed", f"flash-attn {machine.flash_attn} is installed")
     torch_mm = ".".join(machine.torch.split("+")[0].split(".")[:2])
@@ -166,12 +190,46 @@ def fa2_path(machine: Machine) -> Fa2Path:
                 f"flash-attn {release.version} has a wheel for torch {torch_mm}, CUDA {cuda_major}, Python {python_mm}"
             )
             return Fa2Path("wheel", why, wheel, fa2_wheel_url(wheel, release.version))
+    abi = machine.cxx11_abi if machine.cxx11_abi is not None else True
+    for w in FA2_COMMUNITY:
+        if (w.torch, w.cuda, w.python, w.cxx11_abi) == (torch_mm, cuda_major, python_mm, abi):
+            why = f"no release wheel for torch {torch_mm}; a community build ({w.source}), checked by its sha256"
+            return Fa2Path("wheel", why, _file_name(w.url), w.url, w.sha256)
     newest = FA2_PUBLISHED[0]
     why = (f"no flash-attn 2 release publishes a wheel for torch {torch_mm} with CUDA {cuda_major} and Python "
            f"{python_mm} (the newest, {newest.version}, covers torch {newest.torch[0]}-{newest.torch[-1]}, CUDA "
-           f"{'/'.join(newest.cuda)}): it has to be built from source, about 80 CUDA files, over an hour on "
-           "16 cores; until it is, sdpa_flash is FlashAttention-2 inside PyTorch")  # fmt: skip
+           f"{'/'.join(newest.cuda)}), and no community wheel with a pinned checksum matches: build it from source. "
+           "All of flash-attn 2 is 72 kernel files, over an hour even on 16 cores; just what GPT-2 needs (head dim "
+           "64, this GPU's architecture) is 12 (02_build; the measured times are in results/builds.json). Until "
+           "then, sdpa_flash is FlashAttention-2 inside PyTorch")  # fmt: skip
     return Fa2Path("build", why)
+
+
+def _file_name(url: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(url.rsplit("/", 1)[-1])  # a wheel's "+" is "%2B" in a URL
+
+
+def download_verified(url: str, sha256: str, folder: str | os.PathLike) -> Path:
+    """Download `url` into `folder` and return the file, or raise BuildError (and keep nothing) if
+    its sha256 is not `sha256`."""
+    import hashlib
+    import urllib.request
+
+    dest = Path(folder) / _file_name(url)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != sha256:
+        partial.unlink()
+        raise BuildError(f"{url} has sha256 {digest.hexdigest()}, not the pinned {sha256}: refused (the file was "
+                         "replaced or damaged); nothing was installed")  # fmt: skip
+    return partial.replace(dest)
 
 
 def cached_wheel(cache_dir: str | os.PathLike, package: str = "flash_attn", version: str = FA1_VERSION,
@@ -184,12 +242,12 @@ def cached_wheel(cache_dir: str | os.PathLike, package: str = "flash_attn", vers
     return hits[-1] if hits else None
 
 
-def usable_fa1_wheel(cache_dir: str | os.PathLike, machine: Machine) -> Path | None:
-    """The newest cached flash-attn 1.x wheel for this torch whose kernels run on this GPU."""
+def usable_wheel(cache_dir: str | os.PathLike, machine: Machine, major: int = 1) -> Path | None:
+    """The newest cached flash-attn `major`.x wheel for this torch whose kernels run on this GPU."""
     folder = Path(cache_dir) / build_tag(machine)
-    for wheel in sorted(folder.glob("flash_attn-1.*.whl"), key=lambda p: p.stat().st_mtime, reverse=True):
-        built = fab.fa1_build(wheel.name.split("-")[1])
-        if built is None or fab.fa1_build_cannot(built, machine.cc, None, None) is None:
+    for wheel in sorted(folder.glob(f"flash_attn-{major}.*.whl"), key=lambda p: p.stat().st_mtime, reverse=True):
+        built = fab.build_of(wheel.name.split("-")[1])
+        if built is None or fab.build_cannot(built, machine.cc, None, None) is None:
             return wheel
     return None
 
@@ -241,7 +299,7 @@ def ensure(plan_: Plan, *, cache_dir: str | os.PathLike | None = None, echo=prin
     if plan_.target == "t4":
         if machine.flash_attn_major() == 1:
             return f"flash-attn {machine.flash_attn} is already installed"
-        wheel = usable_fa1_wheel(cache_dir, machine) if cache_dir else None
+        wheel = usable_wheel(cache_dir, machine) if cache_dir else None
         if not wheel:
             return "no flash-attn 1.x wheel for this torch and GPU cached yet: run the build notebook (02_build) once"
         install_cached(wheel, echo=echo)
@@ -251,8 +309,15 @@ def ensure(plan_: Plan, *, cache_dir: str | os.PathLike | None = None, echo=prin
         if path.kind == "installed":
             return f"flash-attn {machine.flash_attn} is already installed"
         if path.kind == "build":
-            return f"not installed: {path.why}"
-        pip_install("--no-deps", path.url, echo=echo)
+            wheel = usable_wheel(cache_dir, machine, 2) if cache_dir else None
+            if not wheel:
+                return f"not installed yet: {path.why}"
+            install_cached(wheel, echo=echo)
+            return f"installed the cached {wheel.name} (built earlier by 02_build; no rebuild)"
+        if path.sha256:
+            pip_install("--no-deps", str(download_verified(path.url, path.sha256, cache_dir or "build")), echo=echo)
+        else:
+            pip_install("--no-deps", path.url, echo=echo)
         return f"installed {path.wheel} ({path.why})"
     if machine.flash_attn_4:
         return f"flash-attn-4 {machine.flash_attn_4} is already installed"

@@ -2,6 +2,8 @@
 # Gather, on a machine with network, what a GPU machine without network needs to run this project:
 #   tools/gpu/prepare_offline.sh DIR [PYTHON_VERSION]     (default 3.12)
 # DIR/fa1.tar.gz     flash-attn 1.0.9's source archive, unpacked and re-packed (its cutlass included)
+# DIR/fa2.tar.gz     flash-attn 2.8.3's, without what a CUDA build does not read (AMD's composable_kernel,
+#                    the Hopper-only FA3 tree, tests, cutlass's examples and tools): 2.6 MB instead of 100
 # DIR/fa4a, DIR/fa4b flash-attn-4 and its CuTe DSL wheels, split so that each folder stays under 60 MiB
 #                    (the 92 MB nvidia-cutlass-dsl-libs-cu13 wheel is cut in two; fa4a/fa4.md5 checks it)
 # DIR/ds             datasets and the pure-Python packages it needs beyond a torch image
@@ -15,10 +17,15 @@ platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --p
 wheels() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" --implementation cp \
              "${platforms[@]}" -d "$@"; }
 
-# flash-attn 1.0.9: PyPI has only the source archive (scripts/fetch_fa1_source.sh unpacks it)
+# flash-attn 1.0.9: PyPI has only the source archive (scripts/fetch_flash_attn_source.sh unpacks it)
 tmp=$(mktemp -d)
-scripts/fetch_fa1_source.sh "$tmp"
-mv "$tmp/flash-attn-1.0.9" "$tmp/fa1" && tar czf "$out/fa1.tar.gz" -C "$tmp" fa1 && rm -rf "$tmp"
+scripts/fetch_flash_attn_source.sh 1.0.9 "$tmp"
+mv "$tmp/flash-attn-1.0.9" "$tmp/fa1" && tar czf "$out/fa1.tar.gz" -C "$tmp" fa1 && rm -rf "$tmp/fa1"
+
+scripts/fetch_flash_attn_source.sh 2.8.3 "$tmp"
+tar czf "$out/fa2.tar.gz" -C "$tmp" --exclude='*/csrc/composable_kernel' --exclude='*/csrc/flash_attn_ck' \
+  --exclude='*/hopper' --exclude='*/tests' --exclude='*/csrc/cutlass/'{examples,test,tools,media,docs,python} \
+  flash-attn-2.8.3 && rm -rf "$tmp"
 
 # flash-attn 4 (CuTe DSL): wheels only; install with --no-deps (nvidia-cutlass-dsl names the cu12 libs)
 all=$(mktemp -d)
