@@ -192,6 +192,14 @@ def restrict_fa2_sources(src: str | os.PathLike, head_dims: list[int]) -> list[s
                   lambda m: m.group(0) if int(m.group(1)) in keep else "", text)  # fmt: skip
     for feature in FA2_LEFT_OUT:
         text = text.replace(f'# "-DFLASHATTENTION_DISABLE_{feature}",', f'"-DFLASHATTENTION_DISABLE_{feature}",')
+    # the same switches for the C++ compiler too: flash_api.cpp, which refuses a call needing what was left
+    # out, is not compiled by nvcc; with the switches for nvcc alone such a call would run the kernel
+    # without the feature and return a wrong result (seen on the H200: a soft-capped call "ran")
+    host = '    compiler_c17_flag=["-O3", "-std=c++17"]'
+    if host not in text:
+        raise BuildError(f"{setup} does not set its C++ flags as flash-attn {FA2_VERSION} does: is this its source?")
+    defines = ", ".join(f'"-DFLASHATTENTION_DISABLE_{feature}"' for feature in FA2_LEFT_OUT)
+    text = text.replace(host, f"{host[:-1]}, {defines}]")
     setup.write_text(text)
     switch = src / "csrc/flash_attn/src/static_switch.h"
     header = switch.read_text()
