@@ -120,6 +120,9 @@ $(FA1_SOURCE)/setup.py: | $(VENV)/.installed
 $(FA2_SOURCE)/setup.py: | $(VENV)/.installed
 	scripts/fetch_flash_attn_source.sh 2.8.3 $(VENV)/src $(PY) || echo "(the flash-attn 2.x source tests will be skipped)"
 
+docs-tables: install ## rewrite the tables the README and docs quote from results files (tools/docs_tables.py)
+	$(PY) tools/docs_tables.py
+
 test: lint $(FA1_SOURCE)/setup.py $(FA2_SOURCE)/setup.py ## lint, unit tests (the docs' strict build among them), the notebooks under nbval; CPU, offline
 	FA1_SOURCE=$(FA1_SOURCE) FA2_SOURCE=$(FA2_SOURCE) $(PY) -m pytest -q
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env notebooks/flash_attn_1 notebooks/flash_attn_2 notebooks/flash_attn_4

@@ -271,3 +271,14 @@ def test_language_switcher_links_are_relative(built_site: Path, page: str):
         if target.is_dir():
             target = target / "index.html"
         assert target.resolve().is_file(), f"{page}: <{tag} hreflang={lang}> links to {href!r}: no {target}"
+
+
+def test_tables_quoted_from_results_files_match_them():
+    """The measured builds in the README and the build page are written from results/builds.json by
+    tools/docs_tables.py; a table that no longer matches its file fails here."""
+    done = subprocess.run([sys.executable, str(ROOT / "tools/docs_tables.py"), "--check"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    for page in ("README.md", "README.vi.md", "docs/en/notebooks/build.md", "docs/vi/notebooks/build.md"):
+        text = (ROOT / page).read_text()
+        assert "<!-- table: results/builds.json" in text and "flash-attn 2.8.3 | sm_90 | 64 | 12 |" in text, page

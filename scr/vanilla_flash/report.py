@@ -309,6 +309,26 @@ def builds_table(path, package: str | None = None) -> str:
     return "\n".join(lines)
 
 
+_BUILD_COLUMNS = {
+    "en": ("package", "architectures", "head dims", "kernel files", "cores", "MAX_JOBS", "time", "machine", "all"),
+    "vi": ("gói", "kiến trúc", "head dim", "tệp kernel", "nhân CPU", "MAX_JOBS", "thời gian", "máy", "tất cả"),
+}
+
+
+def builds_markdown(path, lang: str = "en") -> str:
+    """`results/builds.json` as a Markdown table in `lang` (en, vi), for the docs and the README:
+    `tools/docs_tables.py` writes it between markers there, and a test checks that it still matches."""
+    *header, every = _BUILD_COLUMNS[lang]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in load(path)["builds"]:
+        time_ = f"{r['seconds'] / 60:.1f} min ({r['seconds']:.0f} s)" if r["ok"] else "failed"
+        archs = ", ".join(f"{a} (PTX)" if a.startswith("compute_") else f"sm_{a}" for a in r["archs"])
+        dims = ", ".join(map(str, r["head_dims"])) or every
+        lines.append(f"| {r['package']} | {archs} | {dims} | {r['cuda_files']} | {r['cores']} | {r['max_jobs']} | "
+                     f"{time_} | {r['machine']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def extension_builds(path) -> list[dict]:
     """The build times in a `build_times.txt` of flash-attn 1.x's fused extensions: per extension its
     files, architectures, MAX_JOBS and seconds, as the build printed them."""

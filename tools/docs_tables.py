@@ -1,0 +1,64 @@
+"""Write the tables that the docs and the README quote from results files, between their markers:
+
+    <!-- table: results/builds.json (tools/docs_tables.py writes it; do not edit) -->
+    ...
+    <!-- end of table -->
+
+    python tools/docs_tables.py           rewrite every table from its file
+    python tools/docs_tables.py --check   exit 1 if one no longer matches its file (tests/test_docs.py)
+
+A page's language (docs/vi/, README.vi.md) picks the table's language.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scr"))
+
+from vanilla_flash import report  # noqa: E402
+
+TABLES = {"results/builds.json": report.builds_markdown}
+MARKED = re.compile(
+    r"(<!-- table: (\S+) \(tools/docs_tables.py writes it; do not edit\) -->\n)(.*?)(<!-- end of table -->)", re.S
+)
+
+
+def pages() -> list[Path]:
+    return sorted([*ROOT.glob("docs/*/**/*.md"), *ROOT.glob("README*.md")])
+
+
+def language(page: Path) -> str:
+    return "vi" if "vi" in page.relative_to(ROOT).parts or page.name.endswith(".vi.md") else "en"
+
+
+def rewritten(page: Path) -> str:
+    def table(m: re.Match) -> str:
+        source = m.group(2)
+        if source not in TABLES:
+            raise SystemExit(f"{page}: no table is made from {source} (known: {', '.join(TABLES)})")
+        return m.group(1) + TABLES[source](ROOT / source, language(page)) + "\n" + m.group(4)
+
+    return MARKED.sub(table, page.read_text())
+
+
+def main() -> int:
+    stale = []
+    for page in pages():
+        text = rewritten(page)
+        if text != page.read_text():
+            stale.append(page.relative_to(ROOT))
+            if "--check" not in sys.argv:
+                page.write_text(text)
+    if "--check" in sys.argv and stale:
+        print("tables no longer match their results files (run `python tools/docs_tables.py`):", *stale)
+        return 1
+    print(f"{'stale' if stale else 'up to date'}: {', '.join(map(str, stale)) or 'every table'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
