@@ -43,7 +43,8 @@ class TrainConfig:
     tokenizer: str = "gpt2"  # gpt2 | bpe
     bpe_vocab_size: int = 4096  # bpe: the vocabulary to train, 260 (the 256 bytes and a few merges) to 65536
     # model
-    model_impl: str = "hf"  # hf (transformers' GPT2LMHeadModel) | flash_attn (flash-attn's own GPT, fa_gpt)
+    model_impl: str = "hf"  # hf (transformers' GPT2LMHeadModel) | vanilla (vanilla_gpt) | flash_attn (fa_gpt)
+    loss: str = "full"  # full: every position's logits in float32, as transformers does | chunked (vanilla only)
     fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
     model_size: str = "tiny"  # a preset (tiny, 124M, 355M); n_layer, n_head, n_embd change any of its sizes
     n_layer: int | None = None
@@ -171,7 +172,10 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     one_of("data_source", ("sample", "hub"))
     one_of("lang", tuple(WIKISOURCE_CONFIGS))
     one_of("tokenizer", ("gpt2", "bpe"))
-    one_of("model_impl", ("hf", "flash_attn"))
+    one_of("model_impl", ("hf", "vanilla", "flash_attn"))
+    one_of("loss", ("full", "chunked"))
+    if cfg.loss == "chunked" and cfg.model_impl != "vanilla":
+        problems.append(f"loss: 'chunked' needs model_impl: vanilla (the {cfg.model_impl} model computes its own loss)")
     one_of("model_size", tuple(gpt2.SIZES))
     one_of("attn", tuple(attention.names()))
     one_of("compile_mode", COMPILE_MODES)

@@ -77,24 +77,24 @@ def config(
 # The model is constructed with PyTorch SDPA and switched to the chosen backend afterwards:
 # transformers treats any implementation whose name contains "flash" as its own flash-attention
 # integration at construction time and tries to import (or download) that kernel.
-_CONSTRUCT_WITH = "sdpa"
+CONSTRUCT_WITH = "sdpa"
 
 
 def build(size: str = "tiny", *, attn: str = "auto", **overrides) -> GPT2LMHeadModel:
     """A freshly initialised GPT-2 of `size` using attention backend `attn`."""
     attention.register()
-    model = GPT2LMHeadModel(config(size, attn=_CONSTRUCT_WITH, **overrides))
+    model = GPT2LMHeadModel(config(size, attn=CONSTRUCT_WITH, **overrides))
     set_attention(model, attn)
-    _never_generate_padding(model)
+    never_generate_padding(model)
     return model
 
 
 def load(path, *, attn: str = "auto") -> GPT2LMHeadModel:
     """`from_pretrained` with our backends registered, running attention backend `attn`."""
     attention.register()
-    model = GPT2LMHeadModel.from_pretrained(path, attn_implementation=_CONSTRUCT_WITH)
+    model = GPT2LMHeadModel.from_pretrained(path, attn_implementation=CONSTRUCT_WITH)
     set_attention(model, attn)
-    _never_generate_padding(model)
+    never_generate_padding(model)
     return model
 
 
@@ -105,7 +105,7 @@ def set_attention(model: GPT2LMHeadModel, attn: str) -> None:
     model.config._attn_implementation = attn
 
 
-def _never_generate_padding(model: GPT2LMHeadModel) -> None:
+def never_generate_padding(model: GPT2LMHeadModel) -> None:
     """The rows added by `padded_vocab` are never a target; keep `generate` from sampling them. And
     name the loss: transformers cannot tell it from the class name GPT2LMHeadModel and warns on
     every first forward pass that it falls back to the next-token loss, which is the one meant."""

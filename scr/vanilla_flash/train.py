@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 
 class GPT2Module(L.LightningModule):
-    """GPT-2 (`model_impl`: transformers' or flash-attn's) with the run's attention backend; AdamW
+    """GPT-2 (`model_impl`: transformers', this project's compact one, or flash-attn's) with the run's
+    attention backend; AdamW
     with weight-decay groups, linear warm-up then cosine learning rate, gradient clipping."""
 
     def __init__(self, cfg: dict, vocab_size: int, tokenizer_fingerprint: str | None = None):
@@ -48,10 +49,15 @@ class GPT2Module(L.LightningModule):
             from vanilla_flash import fa_gpt
 
             self.net = fa_gpt.build(self.cfg.model_size, fused=self.cfg.fused, **common, **self.cfg.model_dims)
+        elif self.cfg.model_impl == "vanilla":
+            from vanilla_flash import vanilla_gpt
+
+            self.net = vanilla_gpt.build(self.cfg.model_size, attn=self.cfg.attn, loss=self.cfg.loss, **common,
+                                         **self.cfg.model_dims)  # fmt: skip
         elif self.cfg.model_impl == "hf":
             self.net = gpt2.build(self.cfg.model_size, attn=self.cfg.attn, **common, **self.cfg.model_dims)
         else:
-            raise ValueError(f"model_impl {self.cfg.model_impl!r} is not one of: hf, flash_attn")
+            raise ValueError(f"model_impl {self.cfg.model_impl!r} is not one of: hf, vanilla, flash_attn")
         self.flops_per_token = flops.model_flops_per_token(self.net, self.cfg.seq_len)
 
     def configure_model(self) -> None:
@@ -122,6 +128,8 @@ def make_strategy(cfg: TrainConfig):
 
     if cfg.model_impl == "flash_attn":
         from flash_attn.modules.block import Block as block
+    elif cfg.model_impl == "vanilla":
+        from vanilla_flash.vanilla_gpt import Block as block
     else:
         from transformers.models.gpt2.modeling_gpt2 import GPT2Block as block
     return FSDPStrategy(auto_wrap_policy={block}, state_dict_type="full")
@@ -176,6 +184,8 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     if trainer.is_global_zero:
         summary = summarize(cfg, trainer, dm, module, machine, prec, resumed_from, samples.last_text,
                             time.time() - started)  # fmt: skip
+        if cfg.model_impl in ("hf", "vanilla"):  # a transformers checkpoint: GPT2LMHeadModel.from_pretrained
+            module.net.save_pretrained(Path(cfg.run_dir) / "model")
     return summary
 
 

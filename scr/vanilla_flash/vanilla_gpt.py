@@ -1,0 +1,183 @@
+"""GPT-2 written compactly for speed (`model_impl: vanilla`), in transformers' own weight layout.
+
+The same parameters under the same names and shapes as transformers' `GPT2LMHeadModel`
+(`transformer.h.0.attn.c_attn.weight` is (in, out), as its Conv1D keeps it), so a checkpoint is a
+transformers checkpoint: `save_pretrained` writes one that `GPT2LMHeadModel.from_pretrained` loads,
+`from_hf` takes one, and `as_hf` is a transformers model over the very same tensors (no copy), which
+is how `generate` works. What differs is only the forward pass, written for torch.compile: one
+matmul for q, k and v, attention through `vanilla_flash.attention` (causal, no mask tensors), no
+attention-interface dispatch, the head tied to the embedding, and the loss either as transformers
+computes it (`loss="full"`: the logits of every position, in float32) or `loss="chunked"`: a few
+thousand positions at a time, each chunk's logits recomputed in the backward pass instead of kept,
+so the (batch x seq x vocab) float32 logits never exist at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from vanilla_flash import attention
+from vanilla_flash import model as gpt2
+
+LOSSES = ("full", "chunked")
+CHUNK_TOKENS = 4096  # positions per chunk of the chunked loss: 4096 x 50304 float32 logits are 0.8 GB
+
+
+class Affine(nn.Module):
+    """transformers' Conv1D: y = x @ weight + bias, with weight stored (in, out)."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GPT2Config):
+        super().__init__()
+        self.n_head, self.cfg = cfg.n_head, cfg
+        self.c_attn = Affine(cfg.n_embd, 3 * cfg.n_embd)
+        self.c_proj = Affine(cfg.n_embd, cfg.n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, e = x.shape
+        q, k, v = self.c_attn(x).view(b, t, 3, self.n_head, e // self.n_head).permute(2, 0, 3, 1, 4)
+        p = self.cfg.attn_pdrop if self.training else 0.0
+        y = attention.attend(self.cfg._attn_implementation, q, k, v, causal=True, dropout=p)  # (b, t, h, d)
+        return F.dropout(self.c_proj(y.reshape(b, t, e)), self.cfg.resid_pdrop, self.training)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPT2Config):
+        super().__init__()
+        self.c_fc = Affine(cfg.n_embd, 4 * cfg.n_embd)
+        self.c_proj = Affine(4 * cfg.n_embd, cfg.n_embd)
+        self.dropout = cfg.resid_pdrop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")), self.dropout, self.training)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPT2Config):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.attn = Attention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class VanillaGPT(nn.Module):
+    """GPT-2 with transformers' parameter names and shapes and a compact forward pass (see the
+    module's docstring). `forward(input_ids, labels)` returns `.loss` and, with the full loss,
+    `.logits`, as `GPT2LMHeadModel` does."""
+
+    def __init__(self, cfg: GPT2Config, loss: str = "full"):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss {loss!r} is not one of: {', '.join(LOSSES)}")
+        self.config, self.loss = cfg, loss
+        self.transformer = nn.Module()
+        self.transformer.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.transformer.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd)
+        self.transformer.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.transformer.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2's initialisation, as transformers does it: N(0, 0.02) weights, the residual
+        projections' scaled by 1/sqrt(2 * layers), zero biases, LayerNorms at one and zero."""
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, Affine | nn.Embedding):
+                nn.init.normal_(module.weight, 0.0, std)
+            if isinstance(module, Affine):
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for block in self.transformer.h:
+            for projection in (block.attn.c_proj, block.mlp.c_proj):
+                nn.init.normal_(projection.weight, 0.0, std / math.sqrt(2 * self.config.n_layer))
+
+    def hidden(self, input_ids: torch.Tensor) -> torch.Tensor:
+        t = input_ids.shape[1]
+        pos = torch.arange(t, device=input_ids.device)
+        x = self.transformer.wte(input_ids) + self.transformer.wpe(pos)
+        x = F.dropout(x, self.config.embd_pdrop, self.training)
+        for block in self.transformer.h:
+            x = block(x)
+        return self.transformer.ln_f(x)
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **_) -> SimpleNamespace:
+        h = self.hidden(input_ids)
+        if labels is None:
+            return SimpleNamespace(logits=self.lm_head(h), loss=None)
+        targets = labels[:, 1:].reshape(-1)
+        if self.loss == "full":
+            logits = self.lm_head(h)
+            loss = F.cross_entropy(logits[:, :-1].reshape(targets.numel(), -1).float(), targets, ignore_index=-100)
+            return SimpleNamespace(logits=logits, loss=loss)
+        h = h[:, :-1].reshape(targets.numel(), -1)
+        total = h.new_zeros((), dtype=torch.float32)
+        for start in range(0, h.shape[0], CHUNK_TOKENS):
+            end = start + CHUNK_TOKENS
+            total = total + checkpoint(_chunk_loss, h[start:end], self.lm_head.weight, targets[start:end],
+                                       use_reentrant=False)  # fmt: skip
+        return SimpleNamespace(logits=None, loss=total / (targets != -100).sum().clamp(min=1))
+
+    # --- transformers' format --------------------------------------------------------------------
+
+    def as_hf(self) -> GPT2LMHeadModel:
+        """A transformers `GPT2LMHeadModel` over this model's own tensors (no copy): for
+        `generate`, `save_pretrained` and anything else of transformers'."""
+        config = copy.copy(self.config)
+        config._attn_implementation = gpt2.CONSTRUCT_WITH  # see vanilla_flash.model: switched below
+        with torch.device("meta"):
+            hf = GPT2LMHeadModel(config)
+        hf.load_state_dict(self.state_dict(keep_vars=True), assign=True)
+        hf.tie_weights()
+        gpt2.set_attention(hf, self.config._attn_implementation)
+        gpt2.never_generate_padding(hf)
+        return hf.train(self.training)
+
+    def generate(self, *args, **kwargs) -> torch.Tensor:
+        return self.as_hf().generate(*args, **kwargs)
+
+    def save_pretrained(self, path, **kwargs) -> None:
+        self.as_hf().save_pretrained(path, **kwargs)
+
+    @classmethod
+    def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full") -> VanillaGPT:
+        """The same weights as transformers' `hf`, in this implementation (a copy)."""
+        model = cls(hf.config, loss=loss)
+        model.load_state_dict(hf.state_dict(), strict=False)  # strict=False: the tied head is one tensor here
+        return model.to(hf.device)
+
+
+def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy((h @ weight.t()).float(), targets, ignore_index=-100, reduction="sum")
+
+
+def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", **overrides) -> VanillaGPT:
+    """A freshly initialised GPT-2 of `size` (as `vanilla_flash.model.build`, the same config) in
+    this implementation, with attention backend `attn` and loss `loss`."""
+    attention.register()
+    return VanillaGPT(gpt2.config(size, attn=attn, **overrides), loss=loss)

@@ -1,0 +1,97 @@
+"""`model_impl: vanilla`, the compact GPT-2: from the same weights, the same logits, loss and
+gradients as transformers' GPT2LMHeadModel; the chunked loss equals the full one; its checkpoints
+are transformers checkpoints (from_pretrained, generate); it trains through Lightning."""
+
+import copy
+
+import pytest
+import torch
+from test_train import tiny
+from transformers import GPT2LMHeadModel
+from vanilla_flash import model as gpt2
+from vanilla_flash import vanilla_gpt
+from vanilla_flash.config import TrainConfig
+from vanilla_flash.errors import ConfigError
+from vanilla_flash.train import train
+
+
+@pytest.fixture
+def pair():
+    torch.manual_seed(0)
+    hf = gpt2.build("tiny", attn="sdpa", seq_len=64, n_layer=3)
+    return hf, vanilla_gpt.VanillaGPT.from_hf(copy.deepcopy(hf))
+
+
+def _grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad for n, p in model.named_parameters()}
+
+
+def test_same_weights_same_logits_loss_and_gradients_as_transformers(pair):
+    hf, vanilla = pair
+    ids = torch.randint(0, 50257, (2, 64), generator=torch.Generator().manual_seed(1))
+    a, b = hf(input_ids=ids, labels=ids), vanilla(input_ids=ids, labels=ids)
+    torch.testing.assert_close(b.logits, a.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b.loss, a.loss, rtol=1e-6, atol=1e-6)
+    a.loss.backward()
+    b.loss.backward()
+    ga, gb = _grads(hf), _grads(vanilla)
+    assert ga.keys() == gb.keys()
+    for name in ga:
+        torch.testing.assert_close(gb[name], ga[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_chunked_loss_equals_the_full_one(pair, monkeypatch):
+    _, vanilla = pair
+    chunked = copy.deepcopy(vanilla)
+    chunked.loss = "chunked"
+    monkeypatch.setattr(vanilla_gpt, "CHUNK_TOKENS", 37)  # 126 positions: four chunks, the last one short
+    ids = torch.randint(0, 50257, (2, 64), generator=torch.Generator().manual_seed(2))
+    labels = ids.clone()
+    labels[0, 10:20] = -100  # ignored positions count in neither
+    full, part = vanilla(input_ids=ids, labels=labels), chunked(input_ids=ids, labels=labels)
+    assert part.logits is None
+    torch.testing.assert_close(part.loss, full.loss, rtol=1e-6, atol=1e-6)
+    full.loss.backward()
+    part.loss.backward()
+    for name, g in _grads(vanilla).items():
+        torch.testing.assert_close(_grads(chunked)[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_checkpoints_are_transformers_checkpoints(pair, tmp_path):
+    hf, vanilla = pair
+    vanilla.save_pretrained(tmp_path)
+    loaded = GPT2LMHeadModel.from_pretrained(tmp_path, attn_implementation="sdpa")
+    ids = torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(loaded(input_ids=ids).logits, vanilla(input_ids=ids).logits, rtol=1e-5, atol=1e-5)
+    greedy = dict(max_new_tokens=6, do_sample=False, attention_mask=torch.ones_like(ids))
+    assert torch.equal(vanilla.generate(ids, **greedy), hf.generate(ids, **greedy))
+    # the transformers view shares the tensors: a training step on one is seen by the other
+    view = vanilla.as_hf()
+    with torch.no_grad():
+        vanilla.transformer.wte.weight[0].add_(1.0)
+    assert torch.equal(view.lm_head.weight[0], vanilla.transformer.wte.weight[0])
+
+
+def test_a_new_model_has_transformers_names_shapes_and_initialisation():
+    torch.manual_seed(0)
+    fresh, hf = vanilla_gpt.build("124M", seq_len=128), gpt2.build("124M", seq_len=128)
+    assert {k: v.shape for k, v in fresh.state_dict().items()} == {k: v.shape for k, v in hf.state_dict().items()}
+    assert fresh.lm_head.weight is fresh.transformer.wte.weight
+    for name in ("transformer.h.0.attn.c_attn.weight", "transformer.h.5.mlp.c_proj.weight"):
+        ours, theirs = dict(fresh.named_parameters())[name], dict(hf.named_parameters())[name]
+        assert abs(ours.std().item() - theirs.std().item()) < 0.1 * theirs.std().item(), name
+    with pytest.raises(ValueError, match="loss 'sparse'"):
+        vanilla_gpt.VanillaGPT(hf.config, loss="sparse")
+
+
+def test_the_chunked_loss_needs_the_vanilla_model():
+    with pytest.raises(ConfigError, match="needs model_impl: vanilla"):
+        TrainConfig(loss="chunked")
+    assert TrainConfig(model_impl="vanilla", loss="chunked").loss == "chunked"
+
+
+def test_it_trains_through_lightning_and_leaves_a_transformers_model(tmp_path):
+    summary = train(tiny(tmp_path, model_impl="vanilla", loss="chunked", max_steps=12))
+    assert summary["steps"] == 12 and summary["final"]["train/loss"] < 6.0
+    model = GPT2LMHeadModel.from_pretrained(tmp_path / "run/model")
+    assert model.config.n_layer == 2 and summary["parameters"] > 0
