@@ -45,7 +45,7 @@ def test_config_carries_the_switches():
 
 
 def test_unknown_model_impl_is_refused():
-    with pytest.raises(ValueError, match="hf, flash_attn"):
+    with pytest.raises(ValueError, match="hf, vanilla, flash_attn"):
         GPT2Module(TrainConfig(model_impl="jax").__dict__, vocab_size=512)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 
 from vanilla_flash import attention, datamodule, env, flops, precision, timing, train
+from vanilla_flash import model as gpt2
 from vanilla_flash.callbacks import StepTimer
 from vanilla_flash.config import TrainConfig
 
@@ -191,3 +192,51 @@ def lightning_overhead(cfg: TrainConfig, steps: int = 40, warmup: int = 10) -> d
 def _cycle(loader):
     while True:
         yield from loader
+
+
+# The configurations `speed` compares (issue: the fastest GPT-2 training on one GPU): the project's
+# compact model with the chunked loss, the same with transformers' full float32 loss, and
+# transformers' GPT-2; each through Lightning and in the bare loop, back to back.
+SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
+    ("vanilla, chunked loss", {"model_impl": "vanilla", "loss": "chunked"}),
+    ("vanilla, full loss", {"model_impl": "vanilla", "loss": "full"}),
+    ("hf", {"model_impl": "hf", "loss": "full"}),
+)
+
+
+def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: int = 10,
+          log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Each of `variants` (overrides of `base`) through Lightning and in the bare loop
+    (`lightning_overhead`), with MFU against a bf16 matmul measured in the same run, before and
+    after; a variant that fails is recorded with its error and the rest run."""
+    before = timing.matmul_tflops()
+    rows = []
+    for i, (name, overrides) in enumerate(variants):
+        # a run folder per variant, started afresh: one variant's last checkpoint is not another's
+        cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}", resume="never")
+        row = {"name": name, "model_impl": cfg.model_impl, "loss": cfg.loss, "attn": cfg.attn,
+               "batch": cfg.batch_size, "seq_len": cfg.seq_len,
+               "compile_mode": cfg.compile_mode if cfg.compile else None, "status": "ok"}  # fmt: skip
+        rows.append(row)
+        try:
+            row.update(lightning_overhead(cfg, steps=steps, warmup=warmup))
+        except Exception as err:
+            row["status"] = "OOM" if timing.is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+            timing.free_memory()
+            log(f"{name}: {row['status']}")
+            continue
+        timing.free_memory()
+        with torch.device("meta"):  # the FLOPs per token of this model, without allocating it
+            per_token = flops.model_flops_per_token(gpt2.build(cfg.model_size, seq_len=cfg.seq_len, **cfg.model_dims),
+                                                    cfg.seq_len)  # fmt: skip
+        row["model_tflops"] = round(row["lightning_tokens_per_s"] * per_token / 1e12, 4)
+        log(
+            f"{name}: Lightning {row['lightning_tokens_per_s'] / 1e3:.1f}k tok/s, "
+            f"bare {row['bare_tokens_per_s'] / 1e3:.1f}k (Lightning / bare {row['lightning_over_bare']:.3f}), "
+            f"{row['model_tflops']} model TFLOP/s"
+        )
+    after = timing.matmul_tflops()
+    for row in rows:
+        if before and row.get("model_tflops"):
+            row["mfu_vs_matmul"] = round(row["model_tflops"] / max(before, after), 4)
+    return {"matmul_tflops": {"before": before, "after": after}, "rows": rows}

@@ -7,7 +7,7 @@ smoke                       a few tiny GPT-2 training steps with the `auto` back
 build fa1|fa2 [--archs]     build flash-attn 1.0.9 or 2.x from source into a cached wheel
 train --config F [--set]    train GPT-2 on Wikisource with Lightning
 tokens                      tokens per word: GPT-2's BPE against a BPE trained on the text
-bench WHAT                  benchmarks: attention kernels, training, Lightning overhead, model code
+bench WHAT                  benchmarks: attention kernels, training, Lightning overhead, model code, speed
 report FILES                plots and Markdown tables from benchmark result files
 notebooks [--target]        execute the notebooks with papermill and a target's parameters
 
@@ -207,6 +207,10 @@ def _bench(args) -> int:
             for r in result["logits"]:
                 print(f"same weights, {r['dtype']}: max |logit difference| {r['max_abs_diff']:.3g} "
                       f"(mean {r['mean_abs_diff']:.3g}, same argmax {r['same_argmax']:.1%})")  # fmt: skip
+    elif args.what == "speed":
+        result.update(bench_training.speed(_config(args), steps=args.steps))
+        if args.out:
+            print(f"wrote {report.speed_plot(result, Path(args.out).with_suffix('.png'))}")
     else:  # overhead
         row = bench_training.lightning_overhead(_config(args), steps=args.steps)
         result["rows"] = [row]
@@ -286,7 +290,7 @@ def parser() -> argparse.ArgumentParser:
     k.set_defaults(func=_tokens)
 
     b = sub.add_parser("bench", help="benchmarks: attention kernels, GPT-2 training, Lightning overhead")
-    b.add_argument("what", choices=["attention", "train", "overhead", "impl"])
+    b.add_argument("what", choices=["attention", "train", "overhead", "impl", "speed"])
     b.add_argument("--out", help="write JSON (and CSV beside it) with the environment")
     b.add_argument("--backends", help="comma-separated backends (default: every one that runs here)")
     b.add_argument("--seq", default="512,1024,2048,4096,8192,16384", help="sequence lengths")
@@ -299,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--size", default="124M", help="train: GPT-2 size")
     b.add_argument("--steps", type=int, default=15, help="train/overhead: timed steps")
     b.add_argument("--compile", action="store_true", help="train: torch.compile the model")
-    b.add_argument("--config", help="overhead: training parameters (YAML)")
+    b.add_argument("--config", help="overhead, speed: training parameters (YAML)")
     b.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="overhead: override parameters")
     b.set_defaults(func=_bench)
 

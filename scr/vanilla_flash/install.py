@@ -75,7 +75,7 @@ def plan(machine: Machine, target: str | None = None) -> Plan:
     if wanted is targets.AMPERE:
         path = fa2_path(machine)
         first = {"installed": "nothing to install", "wheel": f"install the wheel {path.wheel}",
-                 "build": f"build just what GPT-2 needs from source (02_build: head dim 64, sm_{arch} only), "
+                 "build": "build just what GPT-2 needs from source (02_build: head dim 64, this GPU's architecture), "
                           "or reuse the wheel cached by an earlier build"}[path.kind]  # fmt: skip
         return Plan(
             wanted.name, f"flash-attn 2 ({path.kind})", wanted.backend, [arch],

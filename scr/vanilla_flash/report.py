@@ -365,3 +365,27 @@ def fa_gpt_measurements(folder) -> str:
             memory = f"memory x{ratio[1]:.2f}" if ratio[1] is not None else ""
             lines.append(f"  {name:<{width}}  {r['tokens_per_s'] / 1e3:6.1f}k tokens/s  x{ratio[0]:.2f} HF  {memory}")
     return "\n".join(lines)
+
+
+def speed_plot(result: dict, path) -> Path | None:
+    """Tokens/s per configuration of a `bench speed` result, through Lightning and in the bare loop,
+    with the share of the same run's matmul each reaches through Lightning."""
+    from vanilla_flash import plots
+
+    rows = [r for r in result["rows"] if r["status"] == "ok"]
+    if not rows:
+        return None
+    plt = plots.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.7 * len(rows)))
+    y = range(len(rows))
+    ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label="bare loop", color="#bbb")
+    ax.barh([i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning",
+            color="#e4572e")  # fmt: skip
+    for i, r in zip(y, rows, strict=True):
+        share = f"  {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
+        ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
+    ax.set_yticks(list(y), [f"{r['name']}\nbatch {r['batch']}" for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("thousand tokens per second (GPT-2 training)")
+    ax.legend(loc="lower right", fontsize=8)
+    return plots.save(fig, path)

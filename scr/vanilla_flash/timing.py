@@ -99,3 +99,20 @@ def peak_mib(fn: Callable[[], object]) -> float | None:
 def free_memory():
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def matmul_tflops(n: int = 8192, dtype: torch.dtype = torch.bfloat16, repeats: int = 20) -> float | None:
+    """The TFLOP/s of an n x n x n matrix multiplication on this GPU (None on a CPU): what MFU is
+    measured against in the same run, so that a slowed or shared GPU shows as itself."""
+    if not torch.cuda.is_available():
+        return None
+    a = torch.randn(n, n, device="cuda", dtype=dtype)
+    b = torch.randn_like(a)
+    for _ in range(5):
+        a @ b
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    torch.cuda.synchronize()
+    return round(2 * n**3 * repeats / (time.perf_counter() - start) / 1e12, 1)
