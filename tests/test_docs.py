@@ -171,11 +171,11 @@ def test_home_page_links_the_repository(lang: str):
 
 
 def test_notebook_pages_open_every_notebook_in_colab():
-    """The four notebook pages link each of the twelve notebooks in Colab and on GitHub."""
+    """The notebook pages link each of the fifteen notebooks in Colab and on GitHub."""
     repo = _repository()
     colab = f"https://colab.research.google.com/github/{urlsplit(repo).path.strip('/')}/blob/main/"
     notebooks = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("flash_attn_*/*.ipynb"))
-    assert len(notebooks) == 12, f"expected 12 notebooks, found {notebooks}"
+    assert len(notebooks) == 15, f"expected 15 notebooks, found {notebooks}"
     for lang in LANGS:
         text = "".join(p.read_text() for p in (DOCS / lang / "notebooks").glob("*.md"))
         targets = set(_link_targets(text))

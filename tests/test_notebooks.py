@@ -22,10 +22,11 @@ NOTEBOOKS = sorted(ROOT.glob("notebooks/flash_attn_*/*.ipynb"))
 PARAMS = sorted(ROOT.glob("notebooks/params/*.yaml"))
 
 
-def test_three_sets_of_four():
-    assert [p.parent.name for p in NOTEBOOKS].count("flash_attn_1") == 4
+def test_three_sets_of_five():
+    assert [p.parent.name for p in NOTEBOOKS].count("flash_attn_1") == 5
     assert {p.parent.name for p in NOTEBOOKS} == {"flash_attn_1", "flash_attn_2", "flash_attn_4"}
-    assert {p.stem for p in NOTEBOOKS} == {"01_install", "02_build", "03_train_wikisource", "04_benchmark"}
+    kinds = {"01_install", "02_build", "03_train_wikisource", "04_benchmark", "05_from_scratch"}
+    assert {p.stem for p in NOTEBOOKS} == kinds
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")

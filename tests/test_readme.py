@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 READMES = ("README.md", "README.vi.md")
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SETS = ("flash_attn_1", "flash_attn_2", "flash_attn_4")
-NOTEBOOKS = ("01_install", "02_build", "03_train_wikisource", "04_benchmark")
+NOTEBOOKS = ("01_install", "02_build", "03_train_wikisource", "04_benchmark", "05_from_scratch")
 EXPECTED = {f"notebooks/{s}/{n}.ipynb" for s in SETS for n in NOTEBOOKS}
 
 
@@ -68,8 +68,8 @@ def test_gfm_renderer_renders_tables():
 def test_every_colab_badge_renders(name: str):
     parser = _BadgeLinks()
     parser.feed(_render(name))
-    assert parser.badge_images == 12, (
-        f"{name}: {parser.badge_images} Colab badges render, expected 12 (3 sets x 4 notebooks); "
+    assert parser.badge_images == 15, (
+        f"{name}: {parser.badge_images} Colab badges render, expected 15 (3 sets x 5 notebooks); "
         "a table row with more cells than its header loses the extra ones"
     )
     owner_name = urlsplit(_repository()).path.strip("/")
@@ -78,7 +78,7 @@ def test_every_colab_badge_renders(name: str):
     for href in parser.badge_links:
         assert href and href.startswith(prefix), f"{name}: badge link {href!r} does not start with {prefix}"
         paths.append(href.removeprefix(prefix))
-    assert len(set(paths)) == 12, f"{name}: the badges do not point at 12 distinct notebooks: {sorted(paths)}"
+    assert len(set(paths)) == 15, f"{name}: the badges do not point at 15 distinct notebooks: {sorted(paths)}"
     assert set(paths) == EXPECTED, (
         f"{name}: badges point at {sorted(set(paths) - EXPECTED)}, missing {sorted(EXPECTED - set(paths))}"
     )

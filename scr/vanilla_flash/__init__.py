@@ -25,6 +25,7 @@ Modules, in the order they import each other (each imports only modules above it
 - `train`: the LightningModule, the run, its checkpoints and summary.
 - `check`: every backend against an fp32 reference.
 - `timing`: GPU timing and peak-memory helpers.
+- `from_scratch`: FlashAttention written from scratch (online softmax, tiles, recomputation, a CUDA kernel).
 - `bench_attention`: the attention kernel benchmarks.
 - `bench_training`: training benchmarks, bare loop and Lightning.
 - `report`: plots and tables from results files.

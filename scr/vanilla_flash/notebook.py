@@ -72,6 +72,14 @@ def show_markdown(text: str) -> None:
     display(Markdown(text))
 
 
+def show_source(obj, language: str = "python") -> None:
+    """Show the source of `obj` (a function or class of the library, or a string of code) as a code
+    block: the notebook teaches the code the library runs, without a copy of it."""
+    import inspect
+
+    show_markdown(f"```{language}\n{obj if isinstance(obj, str) else inspect.getsource(obj)}\n```")
+
+
 def params(target: str) -> dict:
     """The parameters of notebooks/params/<target>.yaml (what papermill injects for that target)."""
     import yaml
