@@ -57,3 +57,27 @@ def test_the_build_table_is_read_from_the_committed_builds():
     minimal = next(b for b in two_cores if b["head_dims"] == [64])
     assert minimal["ok"] and minimal["seconds"] < 300  # the goal: 5 minutes on Colab's 2 cores
     assert all((ROOT / b["log"]).exists() for b in builds)
+
+
+def test_a_measured_build_is_recorded_once(tmp_path):
+    """tools/record_build.py: a build.json becomes a row of the results file; the same wheel on the same
+    machine measured again replaces its row; a build.json without what a row needs is refused."""
+    import json
+    import subprocess
+    import sys
+
+    results = tmp_path / "builds.json"
+    results.write_text(json.dumps({"what": "x", "builds": [{"wheel": "other.whl", "machine": "m"}]}))
+    facts = {"package": "flash-attn 2.8.3", "archs": ["90"], "head_dims": [64], "cuda_files": 12, "cores": 16,
+             "ram_gib": 125.8, "max_jobs": 16, "seconds": 128.3, "ok": True, "wheel": "a.whl"}  # fmt: skip
+    build = tmp_path / "build.json"
+    tool = [sys.executable, str(ROOT / "tools/record_build.py"), str(build), "--machine", "m", "--log", "l.gz",
+            "--results", str(results)]  # fmt: skip
+    for seconds in (128.3, 130.0):
+        build.write_text(json.dumps({**facts, "seconds": seconds}))
+        subprocess.run(tool, check=True, capture_output=True)
+    rows = json.loads(results.read_text())["builds"]
+    assert [r["wheel"] for r in rows] == ["other.whl", "a.whl"] and rows[1]["seconds"] == 130.0
+    build.write_text(json.dumps({"package": "p"}))
+    refused = subprocess.run(tool, capture_output=True, text=True)
+    assert refused.returncode != 0 and "lacks" in refused.stderr
