@@ -214,11 +214,11 @@ else:
     module = fs.build_kernel(build_dir=str(notebook.storage("kernels", colab_drive=False)))
     print(f"compiled for sm{machine.capability[0]}{machine.capability[1]} in {time.perf_counter() - start:.0f} s")
     for seq in (1024, 4096):
-        r = fs.compare_on_gpu(module, library, seq=seq)
+        r = fs.compare_on_gpu(module, [library] if library else [], seq=seq)
         line = f"{r['shape']}: own kernel rel. err {r['own_kernel_rel_err']:.1e}, {r['own_kernel_ms']:.2f} ms; "
         line += f"naive {r['naive_ms']:.2f} ms"
-        if library:
-            line += f"; {library} rel. err {r['library_rel_err']:.1e}, {r['library_ms']:.2f} ms"
+        for name, lib in r["libraries"].items():
+            line += f"; {name} rel. err {lib['rel_err']:.1e}, {lib['ms']:.2f} ms"
         print(line)
 
 # %% [markdown]

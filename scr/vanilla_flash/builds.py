@@ -259,21 +259,16 @@ def build_fa1(
     work = Path(work_dir)
     log_path = work / "build.log"
     label = fab.build_label(archs or ["75", "80", "90"], head_dims)
-    hit = cached_wheel(cache_dir, version=f"{FA1_VERSION}+{label}")
-    if hit:
-        echo(f"cached wheel: {hit} (built earlier for this torch/CUDA/Python): nothing to build")
-        return BuildResult(hit, 0.0, log_path, cached=True)
     jobs = jobs or max_jobs()
-    ninja = "found" if ninja_ok() else "MISSING"
-    kernels = f"head dims {kernels_for(head_dims)}" if head_dims else "every head dim (32, 64, 128)"
-    echo(f"plan: flash-attn {FA1_VERSION} from source, architectures {archs or 'all (75, 80, 90)'}, {kernels}, "
-         f"MAX_JOBS={jobs} ({os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM), ninja {ninja}")  # fmt: skip
-    if dry_run:
-        echo("dry run: no CUDA compiler here, nothing built")
-        return BuildResult(None, 0.0, log_path, dry_run=True)
-    _check_toolchain(f"flash-attn {FA1_VERSION}")
-    work.mkdir(parents=True, exist_ok=True)
-    src = unpack_source(source, work, echo, f"flash-attn=={FA1_VERSION}")
+
+    def plan() -> str:
+        kernels = f"head dims {kernels_for(head_dims)}" if head_dims else "every head dim (32, 64, 128)"
+        return f"architectures {archs or 'all (75, 80, 90)'}, {kernels}"
+
+    done = _cached_or_planned(cache_dir, FA1_VERSION, label, jobs, plan, log_path, dry_run, echo)
+    if done:
+        return done
+    src = _source_to_build(source, work, FA1_VERSION, echo)
     if archs:
         echo(f"compiling for {arch_labels(restrict_archs(src / 'setup.py', archs))} only")
     files = restrict_sources(src / "setup.py", head_dims) if head_dims else _cuda_files(src / "setup.py")
@@ -311,23 +306,17 @@ def build_fa2(
     work = Path(work_dir)
     log_path = work / "build.log"
     label = fab.build_label(archs, head_dims)
-    hit = cached_wheel(cache_dir, version=f"{FA2_VERSION}+{label}")
-    if hit:
-        echo(f"cached wheel: {hit} (built earlier for this torch/CUDA/Python): nothing to build")
-        return BuildResult(hit, 0.0, log_path, cached=True)
     jobs = jobs or max_jobs()
-    kernels = (f"head dims {kernels_for(head_dims, 2)} without {', '.join(FA2_LEFT_OUT).lower()}" if head_dims
-               else "every head dim (32 to 256) and feature")  # fmt: skip
-    echo(
-        f"plan: flash-attn {FA2_VERSION} from source, {arch_labels(archs)}, {kernels}, MAX_JOBS={jobs} "
-        f"({os.cpu_count()} cores, {_ram_gib():.0f} GiB RAM), ninja {'found' if ninja_ok() else 'MISSING'}"
-    )
-    if dry_run:
-        echo("dry run: no CUDA compiler here, nothing built")
-        return BuildResult(None, 0.0, log_path, dry_run=True)
-    _check_toolchain(f"flash-attn {FA2_VERSION}")
-    work.mkdir(parents=True, exist_ok=True)
-    src = unpack_source(source, work, echo, f"flash-attn=={FA2_VERSION}")
+
+    def plan() -> str:
+        kernels = (f"head dims {kernels_for(head_dims, 2)} without {', '.join(FA2_LEFT_OUT).lower()}" if head_dims
+                   else "every head dim (32 to 256) and feature")  # fmt: skip
+        return f"{arch_labels(archs)}, {kernels}"
+
+    done = _cached_or_planned(cache_dir, FA2_VERSION, label, jobs, plan, log_path, dry_run, echo)
+    if done:
+        return done
+    src = _source_to_build(source, work, FA2_VERSION, echo)
     files = restrict_fa2_sources(src, head_dims) if head_dims else _cuda_files(src / "setup.py")
     if head_dims:
         echo(f"compiling {', '.join(files)} only")
@@ -345,13 +334,32 @@ def _cuda_files(setup_py: Path) -> list[str]:
     return re.findall(r'"csrc/flash_attn/src/(\w+\.cu)"', setup_py.read_text())
 
 
-def _check_toolchain(what: str) -> None:
+def _cached_or_planned(cache_dir, version: str, label: str, jobs: int, plan, log_path: Path, dry_run: bool,
+                       echo) -> BuildResult | None:  # fmt: skip
+    """The cached wheel of exactly this build (flash-attn `version`+`label`), or, printed first, the
+    plan (`plan()`: what is compiled) and, on a dry run, nothing more; None: go on and build."""
+    hit = cached_wheel(cache_dir, version=f"{version}+{label}")
+    if hit:
+        echo(f"cached wheel: {hit} (built earlier for this torch/CUDA/Python): nothing to build")
+        return BuildResult(hit, 0.0, log_path, cached=True)
+    echo(f"plan: flash-attn {version} from source, {plan()}, MAX_JOBS={jobs} ({os.cpu_count()} cores, "
+         f"{_ram_gib():.0f} GiB RAM), ninja {'found' if ninja_ok() else 'MISSING'}")  # fmt: skip
+    if dry_run:
+        echo("dry run: no CUDA compiler here, nothing built")
+        return BuildResult(None, 0.0, log_path, dry_run=True)
+    return None
+
+
+def _source_to_build(source, work: Path, version: str, echo) -> Path:
+    """flash-attn `version`'s unpacked source in `work`, once ninja and a CUDA toolkit are known to be here."""
     if not ninja_ok():
         raise BuildError("ninja is not installed: `pip install ninja` first (without it the build takes hours)")
     import torch.utils.cpp_extension as ext
 
     if not ext.CUDA_HOME:
-        raise BuildError(f"no CUDA toolkit (nvcc) found: {what} can only be built on a machine with CUDA")
+        raise BuildError(f"no CUDA toolkit (nvcc) found: flash-attn {version} can only be built on a machine with CUDA")
+    work.mkdir(parents=True, exist_ok=True)
+    return unpack_source(source, work, echo, f"flash-attn=={version}")
 
 
 def pip_wheel(project: Path, cache_dir, package: str, label: str, jobs: int, log_path: Path, echo,

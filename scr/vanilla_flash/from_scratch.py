@@ -332,10 +332,10 @@ def traffic_plot(seq_lens, head_dim: int, block_qs, path, counted: dict | None =
     return plots.save(fig, path)
 
 
-def compare_on_gpu(module, library: str | None, batch: int = 16, heads: int = 12, seq: int = 1024,
+def compare_on_gpu(module, libraries=(), batch: int = 16, heads: int = 12, seq: int = 1024,
                    head_dim: int = 64, causal: bool = True) -> dict:  # fmt: skip
-    """The kernel of `build_kernel` against an fp32 reference and against `library` (an attention
-    backend such as flash_attn_2, or None), and its time against naive PyTorch and the library."""
+    """The kernel of `build_kernel` and each of `libraries` (attention backends such as flash_attn_2)
+    against an fp32 reference, and their times against naive PyTorch attention."""
     g = torch.Generator(device="cuda").manual_seed(0)
     q, k, v = (torch.randn(batch, heads, seq, head_dim, device="cuda", dtype=torch.float16, generator=g)
                for _ in range(3))  # fmt: skip
@@ -348,8 +348,9 @@ def compare_on_gpu(module, library: str | None, batch: int = 16, heads: int = 12
     row = {"shape": f"B{batch} H{heads} S{seq} D{head_dim}", "causal": causal, "own_kernel_rel_err": rel(out)}
     row["own_kernel_ms"] = timing.timeit(lambda: module.forward(q, k, v, causal))
     row["naive_ms"] = timing.timeit(lambda: naive_attention(q, k, v, causal))
-    if library:
-        lib = attention.attend(library, q, k, v, causal=causal).transpose(1, 2)
-        row |= {"library": library, "library_rel_err": rel(lib),
-                "library_ms": timing.timeit(lambda: attention.attend(library, q, k, v, causal=causal))}  # fmt: skip
+    row["libraries"] = {
+        name: {"rel_err": rel(attention.attend(name, q, k, v, causal=causal).transpose(1, 2)),
+               "ms": timing.timeit(lambda: attention.attend(name, q, k, v, causal=causal))}  # noqa: B023
+        for name in libraries
+    }  # fmt: skip
     return row

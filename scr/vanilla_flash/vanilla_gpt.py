@@ -168,7 +168,7 @@ class VanillaGPT(nn.Module):
     def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full") -> VanillaGPT:
         """The same weights as transformers' `hf`, in this implementation (a copy)."""
         model = cls(hf.config, loss=loss)
-        model.load_state_dict(hf.state_dict(), strict=False)  # strict=False: the tied head is one tensor here
+        model.load_state_dict(hf.state_dict())
         return model.to(hf.device)
 
 
