@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from test_train import tiny
+from test_train import losses, tiny
 from transformers import GPT2LMHeadModel
 from vanilla_flash import model as gpt2
 from vanilla_flash import vanilla_gpt
@@ -57,6 +57,38 @@ def test_the_chunked_loss_equals_the_full_one(pair, monkeypatch):
         torch.testing.assert_close(_grads(chunked)[name], g, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_the_chunked_loss_compiles_into_one_graph_with_the_same_loss_and_gradients(pair, monkeypatch):
+    """What the GPUs run: torch.compile traces the chunked loss, its gradients worked out in the
+    forward pass, without a graph break (fullgraph), and they are still the full loss's."""
+    _, vanilla = pair
+    chunked = copy.deepcopy(vanilla)
+    chunked.loss = "chunked"
+    monkeypatch.setattr(vanilla_gpt, "CHUNK_TOKENS", 50)  # 126 positions: three chunks
+    ids = torch.randint(0, 50257, (2, 64), generator=torch.Generator().manual_seed(3))
+    compiled = torch.compile(chunked, fullgraph=True)
+    loss = compiled(input_ids=ids, labels=ids).loss
+    full = vanilla(input_ids=ids, labels=ids).loss
+    torch.testing.assert_close(loss, full, rtol=1e-5, atol=1e-5)
+    loss.backward()
+    full.backward()
+    for name, g in _grads(vanilla).items():
+        torch.testing.assert_close(_grads(chunked)[name], g, rtol=1e-3, atol=1e-5, msg=name)
+    with torch.no_grad():  # evaluation takes the path without gradients, to the same loss
+        torch.testing.assert_close(chunked(input_ids=ids, labels=ids).loss, full, rtol=1e-5, atol=1e-5)
+
+
+def test_a_new_vanilla_model_starts_from_the_weights_transformers_would_give_it():
+    torch.manual_seed(5)
+    hf, after_hf = gpt2.build("tiny", seq_len=64, n_layer=2), torch.rand(3)
+    torch.manual_seed(5)
+    vanilla, after_vanilla = vanilla_gpt.build("tiny", seq_len=64, n_layer=2), torch.rand(3)
+    theirs = hf.state_dict()
+    for name, tensor in vanilla.state_dict().items():
+        torch.testing.assert_close(tensor, theirs[name], rtol=0, atol=0, msg=name)
+    assert vanilla.lm_head.weight is vanilla.transformer.wte.weight
+    assert torch.equal(after_vanilla, after_hf)  # and no more random numbers drawn than transformers draws
+
+
 def test_checkpoints_are_transformers_checkpoints(pair, tmp_path):
     hf, vanilla = pair
     vanilla.save_pretrained(tmp_path)
@@ -88,6 +120,19 @@ def test_the_chunked_loss_needs_the_vanilla_model():
     with pytest.raises(ConfigError, match="needs model_impl: vanilla"):
         TrainConfig(loss="chunked")
     assert TrainConfig(model_impl="vanilla", loss="chunked").loss == "chunked"
+
+
+def test_through_lightning_it_follows_the_loss_curve_of_transformers_gpt2(tmp_path):
+    """Same seed, same data: the vanilla model with the chunked loss starts from transformers'
+    weights and takes the same steps (float32 on a CPU: up to rounding)."""
+
+    def curve(name, **overrides):
+        train(tiny(tmp_path / name, max_steps=8, log_every=1, **overrides))
+        return list(losses(tmp_path / name / "run").values())
+
+    hf, vanilla = curve("hf"), curve("vanilla", model_impl="vanilla", loss="chunked")
+    assert len(hf) == 8 and hf[-1] < hf[0]
+    assert vanilla == pytest.approx(hf, abs=1e-4)
 
 
 def test_it_trains_through_lightning_and_leaves_a_transformers_model(tmp_path):

@@ -380,6 +380,11 @@ def register() -> None:
         AttentionMaskInterface.register(b.name, masks[b.mask])
 
 
+# What a backend reads of the module calling it (transformers passes its attention module): made
+# once here, because torch.compile cannot trace the making of a SimpleNamespace (a graph break).
+_CALLERS = {(c, t): SimpleNamespace(is_causal=c, training=t) for c in (True, False) for t in (True, False)}
+
+
 def attend(
     name: str,
     query: torch.Tensor,
@@ -397,7 +402,7 @@ def attend(
     real; it reaches SDPA and eager as a boolean (batch, 1, q_len, kv_len) mask.
     """
     b = get(name)
-    module = SimpleNamespace(is_causal=causal, training=dropout > 0)
+    module = _CALLERS[causal, dropout > 0]
     mask = padding_mask
     if padding_mask is not None and b.mask != "flash" and name != "auto":
         q_len, k_len = query.shape[-2], key.shape[-2]

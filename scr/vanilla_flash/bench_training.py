@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from vanilla_flash import attention, datamodule, env, flops, precision, timing, train
+from vanilla_flash import attention, datamodule, env, flops, plots, precision, timing, train
 from vanilla_flash import model as gpt2
 from vanilla_flash.callbacks import StepTimer
 from vanilla_flash.config import TrainConfig
@@ -195,28 +195,32 @@ def _cycle(loader):
 
 
 # The configurations `speed` compares (the fastest GPT-2 training on one GPU): the project's compact
-# model with the chunked loss (at the base batch, at the larger batch the freed memory allows, under
-# CUDA graphs), the same with transformers' full float32 loss, and transformers' GPT-2; each through
-# Lightning and in the bare loop, back to back. What does not help is kept in the results too.
+# model with the chunked loss (at the larger batch the memory it frees allows, at the base batch,
+# then under CUDA graphs), the same with transformers' full float32 loss, and transformers' GPT-2;
+# each through Lightning and in the bare loop, back to back. What does not help is kept in the results.
 SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
-    ("vanilla, chunked loss", {"model_impl": "vanilla", "loss": "chunked"}),
     ("vanilla, chunked loss, batch 64", {"model_impl": "vanilla", "loss": "chunked", "batch_size": 64}),
-    (
-        "vanilla, chunked loss, CUDA graphs",
-        {"model_impl": "vanilla", "loss": "chunked", "compile_mode": "reduce-overhead"},
-    ),
+    ("vanilla, chunked loss", {"model_impl": "vanilla", "loss": "chunked"}),
     ("vanilla, full loss", {"model_impl": "vanilla", "loss": "full"}),
     ("hf", {"model_impl": "hf", "loss": "full"}),
+    (
+        "vanilla, chunked loss, batch 64, CUDA graphs",
+        {"model_impl": "vanilla", "loss": "chunked", "batch_size": 64, "compile_mode": "reduce-overhead"},
+    ),
 )
 
 
 def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: int = 10,
-          log: Callable[[str], None] = print) -> dict:  # fmt: skip
+          log: Callable[[str], None] = print, after_each: Callable[[dict], None] | None = None) -> dict:  # fmt: skip
     """Each of `variants` (overrides of `base`) through Lightning and in the bare loop
     (`lightning_overhead`), with MFU against a bf16 matmul measured in the same run, before and
-    after; a variant that fails is recorded with its error and the rest run."""
+    after; a variant that fails is recorded with its error and the rest run. Every Lightning run
+    starts from the same weights (same seed; `vanilla_gpt.build` takes transformers' initialisation)
+    on the same data, so each row's `loss_curve` is compared with the hf row's of the same batch
+    (`max_loss_diff_vs_hf`). `after_each` gets the result so far after each variant."""
     before = timing.matmul_tflops()
-    rows = []
+    result = {"matmul_tflops": {"before": before, "after": None}, "rows": []}
+    rows = result["rows"]
     for i, (name, overrides) in enumerate(variants):
         # a run folder per variant, started afresh: one variant's last checkpoint is not another's
         cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}", resume="never")
@@ -228,21 +232,30 @@ def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: i
             row.update(lightning_overhead(cfg, steps=steps, warmup=warmup))
         except Exception as err:
             row["status"] = "OOM" if timing.is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
-            timing.free_memory()
             log(f"{name}: {row['status']}")
-            continue
+        else:
+            history = plots.read_metrics(f"{cfg.run_dir}/logs")
+            row["loss_curve"] = [[r["step"], round(r["train/loss"], 5)] for r in history if r.get("train/loss")]
+            with torch.device("meta"):  # the FLOPs per token of this model, without allocating it
+                shape = gpt2.build(cfg.model_size, seq_len=cfg.seq_len, **cfg.model_dims)
+            per_token = flops.model_flops_per_token(shape, cfg.seq_len)
+            row["model_tflops"] = round(row["lightning_tokens_per_s"] * per_token / 1e12, 4)
+            log(
+                f"{name}: Lightning {row['lightning_tokens_per_s'] / 1e3:.1f}k tok/s, "
+                f"bare {row['bare_tokens_per_s'] / 1e3:.1f}k (Lightning / bare {row['lightning_over_bare']:.3f}), "
+                f"{row['model_tflops']} model TFLOP/s, peak {row['peak_mem_gib']} GiB"
+            )
         timing.free_memory()
-        with torch.device("meta"):  # the FLOPs per token of this model, without allocating it
-            per_token = flops.model_flops_per_token(gpt2.build(cfg.model_size, seq_len=cfg.seq_len, **cfg.model_dims),
-                                                    cfg.seq_len)  # fmt: skip
-        row["model_tflops"] = round(row["lightning_tokens_per_s"] * per_token / 1e12, 4)
-        log(
-            f"{name}: Lightning {row['lightning_tokens_per_s'] / 1e3:.1f}k tok/s, "
-            f"bare {row['bare_tokens_per_s'] / 1e3:.1f}k (Lightning / bare {row['lightning_over_bare']:.3f}), "
-            f"{row['model_tflops']} model TFLOP/s"
-        )
-    after = timing.matmul_tflops()
+        if after_each:
+            after_each(result)
+    result["matmul_tflops"]["after"] = after = timing.matmul_tflops()
     for row in rows:
         if before and row.get("model_tflops"):
             row["mfu_vs_matmul"] = round(row["model_tflops"] / max(before, after), 4)
-    return {"matmul_tflops": {"before": before, "after": after}, "rows": rows}
+        hf = next((r for r in rows if r["model_impl"] == "hf" and r.get("loss_curve") and r["batch"] == row["batch"]),
+                  None)  # fmt: skip
+        if hf and row is not hf and row.get("loss_curve"):
+            theirs = dict(hf["loss_curve"])
+            diffs = [abs(loss - theirs[step]) for step, loss in row["loss_curve"] if step in theirs]
+            row["max_loss_diff_vs_hf"] = round(max(diffs), 5) if diffs else None
+    return result

@@ -208,7 +208,12 @@ def _bench(args) -> int:
                 print(f"same weights, {r['dtype']}: max |logit difference| {r['max_abs_diff']:.3g} "
                       f"(mean {r['mean_abs_diff']:.3g}, same argmax {r['same_argmax']:.1%})")  # fmt: skip
     elif args.what == "speed":
-        result.update(bench_training.speed(_config(args), steps=args.steps))
+
+        def write_so_far(part: dict) -> None:  # after each variant: a run cut short keeps what it measured
+            if args.out:
+                _write_json({**result, **part}, args.out)
+
+        result.update(bench_training.speed(_config(args), steps=args.steps, after_each=write_so_far))
         if args.out:
             print(f"wrote {report.speed_plot(result, Path(args.out).with_suffix('.png'))}")
     else:  # overhead

@@ -8,21 +8,22 @@ is how `generate` works. What differs is only the forward pass, written for torc
 matmul for q, k and v, attention through `vanilla_flash.attention` (causal, no mask tensors), no
 attention-interface dispatch, the head tied to the embedding, and the loss either as transformers
 computes it (`loss="full"`: the logits of every position, in float32) or `loss="chunked"`: a few
-thousand positions at a time, each chunk's logits recomputed in the backward pass instead of kept,
-so the (batch x seq x vocab) float32 logits never exist at once.
+thousand positions at a time, with each chunk's gradients (for the hidden states and for the tied
+head) worked out in the forward pass while that chunk's logits exist, so the (batch x seq x vocab)
+float32 logits never exist at once and none are recomputed: the backward pass only scales the
+gradients it was left (the idea behind fused linear + cross-entropy kernels such as Liger's).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from transformers import GPT2Config, GPT2LMHeadModel
+from transformers.modeling_outputs import CausalLMOutput
 
 from vanilla_flash import attention
 from vanilla_flash import model as gpt2
@@ -126,22 +127,21 @@ class VanillaGPT(nn.Module):
             x = block(x)
         return self.transformer.ln_f(x)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **_) -> SimpleNamespace:
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **_) -> CausalLMOutput:
         h = self.hidden(input_ids)
         if labels is None:
-            return SimpleNamespace(logits=self.lm_head(h), loss=None)
+            return CausalLMOutput(logits=self.lm_head(h), loss=None)
         targets = labels[:, 1:].reshape(-1)
         if self.loss == "full":
             logits = self.lm_head(h)
             loss = F.cross_entropy(logits[:, :-1].reshape(targets.numel(), -1).float(), targets, ignore_index=-100)
-            return SimpleNamespace(logits=logits, loss=loss)
+            return CausalLMOutput(logits=logits, loss=loss)
         h = h[:, :-1].reshape(targets.numel(), -1)
-        total = h.new_zeros((), dtype=torch.float32)
-        for start in range(0, h.shape[0], CHUNK_TOKENS):
-            end = start + CHUNK_TOKENS
-            total = total + checkpoint(_chunk_loss, h[start:end], self.lm_head.weight, targets[start:end],
-                                       use_reentrant=False)  # fmt: skip
-        return SimpleNamespace(logits=None, loss=total / (targets != -100).sum().clamp(min=1))
+        if torch.is_grad_enabled():
+            total = ChunkedLinearCrossEntropy.apply(h, self.lm_head.weight, targets)
+        else:  # evaluation: the same sums, no gradients to work out
+            total = chunked_cross_entropy(h, self.lm_head.weight, targets, gradients=False)[0]
+        return CausalLMOutput(logits=None, loss=total / (targets != -100).sum().clamp(min=1))
 
     # --- transformers' format --------------------------------------------------------------------
 
@@ -172,12 +172,54 @@ class VanillaGPT(nn.Module):
         return model.to(hf.device)
 
 
-def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy((h @ weight.t()).float(), targets, ignore_index=-100, reduction="sum")
+def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, gradients: bool = True):
+    """The summed cross-entropy of the logits `h @ weight.T` against `targets` (-100: not a target),
+    CHUNK_TOKENS rows at a time; with `gradients`, also its gradients for `h` and for `weight`,
+    from each chunk's softmax while its logits exist: d loss / d logits = softmax - one_hot(target)."""
+    total = h.new_zeros((), dtype=torch.float32)
+    grad_h = torch.zeros_like(h) if gradients else None
+    grad_weight = torch.zeros_like(weight, dtype=torch.float32) if gradients else None
+    for start in range(0, h.shape[0], CHUNK_TOKENS):
+        end = min(start + CHUNK_TOKENS, h.shape[0])
+        chunk, target = h[start:end], targets[start:end]
+        product = chunk @ weight.t()  # bfloat16 under autocast: the gradients' matmuls take that type too
+        logits = product.float()
+        lse = torch.logsumexp(logits, dim=-1)
+        real = target != -100
+        index = torch.where(real, target, 0)
+        total = total + torch.where(real, lse - logits.gather(1, index[:, None]).squeeze(1), 0.0).sum()
+        if gradients:
+            is_target = torch.arange(logits.shape[1], device=h.device) == index[:, None]
+            grad_logits = ((torch.exp(logits - lse[:, None]) - is_target.float()) * real[:, None]).to(product.dtype)
+            grad_h[start:end] = grad_logits @ weight
+            grad_weight = grad_weight + (grad_logits.t() @ chunk).float()
+    return total, grad_h, grad_weight
+
+
+class ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """`chunked_cross_entropy` with its gradients computed in the forward pass and only scaled by
+    the incoming gradient in the backward pass: no chunk's logits are kept, none recomputed."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        total, grad_h, grad_weight = chunked_cross_entropy(h, weight, targets)
+        ctx.save_for_backward(grad_h, grad_weight.to(weight.dtype))
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total: torch.Tensor):
+        grad_h, grad_weight = ctx.saved_tensors
+        return grad_h * grad_total, grad_weight * grad_total, None
 
 
 def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", **overrides) -> VanillaGPT:
-    """A freshly initialised GPT-2 of `size` (as `vanilla_flash.model.build`, the same config) in
-    this implementation, with attention backend `attn` and loss `loss`."""
-    attention.register()
-    return VanillaGPT(gpt2.config(size, attn=attn, **overrides), loss=loss)
+    """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`
+    and loss `loss`: the very weights `vanilla_flash.model.build` would give under the same seed
+    (it initialises them, this model takes them over), so a run with `model_impl: vanilla` starts
+    where the same run with `model_impl: hf` starts."""
+    hf = gpt2.build(size, attn=attn, **overrides)
+    with torch.device("meta"):
+        model = VanillaGPT(hf.config, loss=loss)
+    model.load_state_dict(hf.state_dict(keep_vars=True), assign=True)
+    model.lm_head.weight = model.transformer.wte.weight  # tied again (assign replaced both)
+    return model

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# GPT-2 124M training speed on an H200 (bench speed: every variant through Lightning and in the bare
-# loop, MFU against a matmul of the same run), in the background so that it outlives a 10-minute call:
+# On an H200, one job after the other in the background, so that they outlive a 10-minute call:
+# the from-scratch CUDA kernel against the libraries (tools/gpu/from_scratch_h200.py), then GPT-2
+# 124M training speed (bench speed: every variant through Lightning and in the bare loop, MFU
+# against a matmul of the same run):
 #   tools/gpu/speed_h200.sh start          (needs the datasets wheels in .gpu/ds)
 #   tools/gpu/speed_h200.sh wait SECONDS
-#   tools/gpu/speed_h200.sh collect OUT    OUT/speed.json, OUT/speed.png, OUT/speed-log.txt
+#   tools/gpu/speed_h200.sh collect OUT    OUT/speed.json, speed.png, speed-log.txt, from_scratch.json, from_scratch-log.txt
 set -uo pipefail
 vf=/tmp/vf-speed; out=$vf/out
 case $1 in
@@ -13,15 +15,18 @@ start)
   (setsid nohup bash -c "export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OUT_DIR=$out
      export PYTHONPATH=$PWD/scr:$vf/site VANILLA_FLASH_COMMIT=$(cat .gpu/commit 2>/dev/null)
      source tools/gpu/job.sh; nvidia-smi > $out/nvidia-smi.txt
+     job from_scratch python3 tools/gpu/from_scratch_h200.py $out/from_scratch.json
      job speed python3 -m vanilla_flash bench speed --config configs/h200-speed.yaml --steps 40 --out $out/speed.json
      echo done >> $out/status" > $vf/launch.out 2>&1 < /dev/null &)
   echo started ;;
 wait)
   end=$(( $(date +%s) + $2 ))
   while [ "$(date +%s)" -lt $end ] && ! grep -q '^done' $out/status 2>/dev/null; do sleep 5; done
-  cat $out/status 2>/dev/null; grep -E "tok/s|error|OOM" $out/speed/log.txt 2>/dev/null | tail -5 ;;
+  cat $out/status 2>/dev/null; grep -E "tok/s|rror|OOM" $out/speed/log.txt 2>/dev/null | tail -8 ;;
 collect)
-  cp $out/speed.json $out/speed.png $out/status $out/nvidia-smi.txt "$2/" 2>/dev/null
-  sed "s#/tmp/#\$TMPDIR/#g; s#$PWD/##g" $out/speed/log.txt > "$2/speed-log.txt"
+  cp $out/speed.json $out/speed.png $out/from_scratch.json $out/status $out/nvidia-smi.txt "$2/" 2>/dev/null
+  for name in speed from_scratch; do
+    sed "s#/tmp/#\$TMPDIR/#g; s#$PWD/##g" $out/$name/log.txt > "$2/$name-log.txt" 2>/dev/null
+  done
   ls -la "$2" ;;
 esac
