@@ -30,10 +30,11 @@ def _batches(cfg, steps: int, device: str):
 
 
 def bare_loop(cfg: TrainConfig, steps: int = 30, warmup: int = 10, data_loader=None,
-              run_precision: str | None = None) -> dict:  # fmt: skip
+              run_precision: str | None = None, after_step: Callable[[], None] | None = None) -> dict:  # fmt: skip
     """A plain PyTorch training loop on the same model, optimizer, schedule and precision as
     `train.GPT2Module`: what Lightning is compared against. `run_precision` is the Lightning precision
-    to run in (default: the run's, as `train.resolve_precision` gives it)."""
+    to run in (default: the run's, as `train.resolve_precision` gives it); `after_step` is called
+    after every step (a profiler's `step`)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     machine = env.probe()
     prec = run_precision or train.resolve_precision(cfg, machine)
@@ -65,6 +66,8 @@ def bare_loop(cfg: TrainConfig, steps: int = 30, warmup: int = 10, data_loader=N
         schedule.step()
         if (i + 1) % cfg.log_every == 0:
             loss.item()  # a loop that watches its loss reads it every few steps, as the Lightning run logs it
+        if after_step:
+            after_step()
     if device == "cuda":
         torch.cuda.synchronize()
     step_s = (time.perf_counter() - start) / steps

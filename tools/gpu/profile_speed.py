@@ -1,0 +1,159 @@
+"""Where a GPT-2 124M training step spends its GPU time, and what a few changes do, into OUT.json:
+    python3 tools/gpu/profile_speed.py OUT.json [SECONDS]
+1. `layouts`: GPT-2's matmuls (65536 positions) forward and backward in bfloat16 with the weight
+   stored as transformers keeps it, (in, out), which the vanilla model keeps, and as nn.Linear keeps
+   it, (out, in): whether the layout costs anything;
+2. `profile`: a profiled bare-loop run of the best `bench speed` variant: GPU time per group of
+   kernels (matmul, attention, the Triton kernels inductor generated, optimizer, other) and the top
+   kernels by time;
+3. `variants`: bare-loop tokens/s of a few changes to it (loss chunk size, batch, inductor options),
+   each written as soon as it is measured, until SECONDS (default 420) have passed.
+On a machine without a GPU it runs a tiny model, to check the script itself.
+"""
+
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from vanilla_flash import bench_training, machine_report, timing, vanilla_gpt
+from vanilla_flash.config import TrainConfig
+
+out_path, budget_s = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 420
+started = time.perf_counter()
+gpu = torch.cuda.is_available()
+result = {"kind": "speed_profile", **machine_report.provenance()}
+
+
+def save() -> None:
+    with open(out_path, "w") as out:
+        out.write(json.dumps(result, indent=1, default=str) + "\n")
+
+
+def gpu_ms(fn, repeats: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    for _ in range(repeats):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return begin.elapsed_time(end) / repeats
+
+
+# 1. the weight layout
+if gpu:
+    result["layouts"] = []
+    m = 65536
+    for k, n in ((768, 2304), (768, 768), (768, 3072), (3072, 768)):
+        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        grad = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
+        bias = torch.zeros(n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        in_out = torch.randn(k, n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        out_in = torch.randn(n, k, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        row = {"m": m, "k": k, "n": n}
+        for name, forward in (("in_out_addmm", lambda: torch.addmm(bias, x, in_out)),
+                              ("out_in_linear", lambda: F.linear(x, out_in, bias))):  # fmt: skip
+            ms = gpu_ms(lambda forward=forward: forward().backward(grad))
+            row[name] = {"ms": round(ms, 4), "tflops": round(6 * m * k * n / ms / 1e9, 1)}
+        result["layouts"].append(row)
+        print(json.dumps(row), flush=True)
+    save()
+
+# 2. the profile of the best variant
+if gpu:
+    base = TrainConfig.from_yaml("configs/h200-speed.yaml")
+    best = dataclasses.replace(base, model_impl="vanilla", loss="chunked", batch_size=64, run_dir="runs/profile")
+else:
+    best = TrainConfig(model_impl="vanilla", loss="chunked", model_size="tiny", seq_len=64, batch_size=4,
+                       tokenizer="gpt2", run_dir="runs/profile")  # fmt: skip
+
+GROUPS = (
+    ("attention", ("cudnn", "flash", "fmha", "attn")),
+    ("matmul", ("gemm", "cutlass", "nvjet", "xmma", "sm90_", "cublas")),
+    ("optimizer", ("adam", "multi_tensor", "foreach")),
+    ("inductor (Triton)", ("triton",)),
+)
+
+
+def group_of(name: str) -> str:
+    low = name.lower()
+    return next((group for group, keys in GROUPS if any(k in low for k in keys)), "other")
+
+
+activities = [torch.profiler.ProfilerActivity.CUDA] if gpu else [torch.profiler.ProfilerActivity.CPU]
+steps, warmup = 8, 10
+with torch.profiler.profile(activities=activities,
+                            schedule=torch.profiler.schedule(wait=warmup + 2, warmup=1, active=4)) as prof:  # fmt: skip
+    timed = bench_training.bare_loop(best, steps=steps, warmup=warmup, after_step=prof.step)
+events = [e for e in prof.key_averages() if (e.self_device_time_total if gpu else e.self_cpu_time_total) > 0]
+total_us = sum(e.self_device_time_total if gpu else e.self_cpu_time_total for e in events) / 4  # per step
+groups: dict[str, float] = {}
+for e in events:
+    us = (e.self_device_time_total if gpu else e.self_cpu_time_total) / 4
+    groups[group_of(e.key)] = groups.get(group_of(e.key), 0.0) + us
+top = sorted(events, key=lambda e: -(e.self_device_time_total if gpu else e.self_cpu_time_total))[:30]
+result["profile"] = {
+    "variant": {"model_impl": best.model_impl, "loss": best.loss, "batch": best.batch_size, "attn": best.attn},
+    "bare_tokens_per_s_under_profiler": timed["tokens_per_s"],
+    "gpu_ms_per_step": round(total_us / 1e3, 3),
+    "groups_ms_per_step": {g: round(us / 1e3, 3) for g, us in sorted(groups.items(), key=lambda kv: -kv[1])},
+    "top_kernels": [
+        {"name": e.key[:160], "calls_per_step": e.count / 4, "group": group_of(e.key),
+         "ms_per_step": round((e.self_device_time_total if gpu else e.self_cpu_time_total) / 4e3, 3)}
+        for e in top
+    ],  # fmt: skip
+}
+print(json.dumps(result["profile"]["groups_ms_per_step"]), result["profile"]["gpu_ms_per_step"], flush=True)
+save()
+
+
+# 3. a few changes, each on its own
+@contextlib.contextmanager
+def chunk_tokens(n):
+    before, vanilla_gpt.CHUNK_TOKENS = vanilla_gpt.CHUNK_TOKENS, n
+    try:
+        yield
+    finally:
+        vanilla_gpt.CHUNK_TOKENS = before
+
+
+@contextlib.contextmanager
+def inductor(**options):
+    import torch._inductor.config as config
+
+    with config.patch(**options):
+        yield
+
+
+variants = [
+    ("as profiled (chunks of 4096 positions)", {}, contextlib.nullcontext),
+    ("chunks of 16384 positions", {}, lambda: chunk_tokens(16384)),
+    ("batch 128", {"batch_size": 128 if gpu else 8}, contextlib.nullcontext),
+    ("inductor coordinate_descent_tuning", {}, lambda: inductor(coordinate_descent_tuning=True)),
+    ("attention sdpa_flash", {"attn": "sdpa_flash" if gpu else "sdpa"}, contextlib.nullcontext),
+    ("compile mode max-autotune-no-cudagraphs", {"compile_mode": "max-autotune-no-cudagraphs"}, contextlib.nullcontext),
+]
+result["variants"] = []
+for name, overrides, context in variants:
+    if time.perf_counter() - started > budget_s:
+        result["variants"].append({"name": name, "status": "not run: out of time"})
+        continue
+    torch._dynamo.reset()
+    cfg = dataclasses.replace(best, **overrides)
+    row = {"name": name, "batch": cfg.batch_size, "compile_mode": cfg.compile_mode, "status": "ok"}
+    begin = time.perf_counter()
+    try:
+        with context():
+            row.update(bench_training.bare_loop(cfg, steps=20 if gpu else 2, warmup=8 if gpu else 1))
+    except Exception as err:
+        row["status"] = "OOM" if timing.is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+    row["seconds"] = round(time.perf_counter() - begin, 1)
+    timing.free_memory()
+    result["variants"].append(row)
+    print(json.dumps(row), flush=True)
+    save()
