@@ -46,22 +46,23 @@ def gpu_ms(fn, repeats: int = 20) -> float:
 
 
 # 1. the weight layout
+def layout_row(m: int, k: int, n: int) -> dict:
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    grad = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
+    bias = torch.zeros(n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    in_out = torch.randn(k, n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    out_in = torch.randn(n, k, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    row = {"m": m, "k": k, "n": n}
+    for name, forward in (("in_out_addmm", lambda: torch.addmm(bias, x, in_out)),
+                          ("out_in_linear", lambda: F.linear(x, out_in, bias))):  # fmt: skip
+        ms = gpu_ms(lambda forward=forward: forward().backward(grad))
+        row[name] = {"ms": round(ms, 4), "tflops": round(6 * m * k * n / ms / 1e9, 1)}
+    return row
+
+
 if gpu:
-    result["layouts"] = []
-    m = 65536
-    for k, n in ((768, 2304), (768, 768), (768, 3072), (3072, 768)):
-        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        grad = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
-        bias = torch.zeros(n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        in_out = torch.randn(k, n, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        out_in = torch.randn(n, k, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        row = {"m": m, "k": k, "n": n}
-        for name, forward in (("in_out_addmm", lambda: torch.addmm(bias, x, in_out)),
-                              ("out_in_linear", lambda: F.linear(x, out_in, bias))):  # fmt: skip
-            ms = gpu_ms(lambda forward=forward: forward().backward(grad))
-            row[name] = {"ms": round(ms, 4), "tflops": round(6 * m * k * n / ms / 1e9, 1)}
-        result["layouts"].append(row)
-        print(json.dumps(row), flush=True)
+    result["layouts"] = [layout_row(65536, k, n) for k, n in ((768, 2304), (768, 768), (768, 3072), (3072, 768))]
+    print(json.dumps(result["layouts"]), flush=True)
     save()
 
 # 2. the profile of the best variant
@@ -103,8 +104,12 @@ result["profile"] = {
     "gpu_ms_per_step": round(total_us / 1e3, 3),
     "groups_ms_per_step": {g: round(us / 1e3, 3) for g, us in sorted(groups.items(), key=lambda kv: -kv[1])},
     "top_kernels": [
-        {"name": e.key[:160], "calls_per_step": e.count / 4, "group": group_of(e.key),
-         "ms_per_step": round((e.self_device_time_total if gpu else e.self_cpu_time_total) / 4e3, 3)}
+        {
+            "name": e.key[:160],
+            "calls_per_step": e.count / 4,
+            "group": group_of(e.key),
+            "ms_per_step": round((e.self_device_time_total if gpu else e.self_cpu_time_total) / 4e3, 3),
+        }
         for e in top
     ],  # fmt: skip
 }
