@@ -87,17 +87,36 @@ def group_of(name: str) -> str:
 
 
 activities = [torch.profiler.ProfilerActivity.CUDA] if gpu else [torch.profiler.ProfilerActivity.CPU]
-steps, warmup = 8, 10
-with torch.profiler.profile(activities=activities,
-                            schedule=torch.profiler.schedule(wait=warmup + 2, warmup=1, active=4)) as prof:  # fmt: skip
-    timed = bench_training.bare_loop(best, steps=steps, warmup=warmup, after_step=prof.step)
-events = [e for e in prof.key_averages() if (e.self_device_time_total if gpu else e.self_cpu_time_total) > 0]
-total_us = sum(e.self_device_time_total if gpu else e.self_cpu_time_total for e in events) / 4  # per step
+steps, warmup, profiled = 8, 10, 4  # the profiler records exactly steps warmup+1 .. warmup+profiled
+prof = torch.profiler.profile(activities=activities)
+done = 0
+
+
+def profile_window() -> None:
+    global done
+    done += 1
+    if done in (warmup, warmup + profiled):
+        if gpu:
+            torch.cuda.synchronize()  # every kernel of the steps before has run: none is counted twice
+        if done == warmup:
+            prof.start()
+        else:
+            prof.stop()
+
+
+timed = bench_training.bare_loop(best, steps=steps, warmup=warmup, after_step=profile_window)
+
+
+def self_us(e) -> float:
+    return e.self_device_time_total if gpu else e.self_cpu_time_total
+
+
+events = [e for e in prof.key_averages() if self_us(e) > 0]
+total_us = sum(self_us(e) for e in events) / profiled
 groups: dict[str, float] = {}
 for e in events:
-    us = (e.self_device_time_total if gpu else e.self_cpu_time_total) / 4
-    groups[group_of(e.key)] = groups.get(group_of(e.key), 0.0) + us
-top = sorted(events, key=lambda e: -(e.self_device_time_total if gpu else e.self_cpu_time_total))[:30]
+    groups[group_of(e.key)] = groups.get(group_of(e.key), 0.0) + self_us(e) / profiled
+top = sorted(events, key=lambda e: -self_us(e))[:30]
 result["profile"] = {
     "variant": {"model_impl": best.model_impl, "loss": best.loss, "batch": best.batch_size, "attn": best.attn},
     "bare_tokens_per_s_under_profiler": timed["tokens_per_s"],
