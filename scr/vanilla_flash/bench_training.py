@@ -228,6 +228,9 @@ def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: i
     result = {"matmul_tflops": {"before": before, "after": None}, "rows": []}
     rows = result["rows"]
     for i, (name, overrides) in enumerate(variants):
+        # each variant compiled afresh: else torch.compile carries one variant's state into the next
+        # (a batch size seen to change turns dynamic; after 8 models' recompiles it runs uncompiled)
+        torch._dynamo.reset()
         # a run folder per variant, started afresh: one variant's last checkpoint is not another's
         cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}", resume="never")
         row = {"name": name, "model_impl": cfg.model_impl, "loss": cfg.loss, "attn": cfg.attn,
