@@ -99,3 +99,43 @@ def test_the_check_fails_a_wrong_backend(monkeypatch):
     monkeypatch.setitem(attention._REGISTRY, "sdpa_math", type(wrong)(**{**wrong.__dict__, "forward": ignores_causal}))
     rows = check.check_kernels(["sdpa_math"], [torch.float32], check.CPU_SHAPES[:1])
     assert rows[0].status == "FAIL" and rows[0].out_rel_err > 1e-2
+
+
+def test_plain_causal_attention_gets_no_mask_tensor_and_everything_else_gets_transformers_mask():
+    """transformers 5.17 builds a (batch, 1, seq, seq) boolean mask under torch.compile even without
+    padding; our SDPA backends take none where `is_causal` says the same (training, prefill, one new
+    token), and transformers' own where there is padding, a window or a cache offset."""
+    from transformers.masking_utils import sdpa_mask
+
+    mask = attention.causal_or_sdpa_mask
+    assert mask(2, 64, 64) is None and mask(2, 1, 65, q_offset=64) is None
+    padding = torch.ones(2, 64, dtype=torch.bool)
+    padding[0, :5] = False
+    for built, args, kwargs in (
+        (mask(2, 64, 64, attention_mask=padding), (2, 64, 64), {"attention_mask": padding}),
+        (mask(2, 64, 64, local_size=8), (2, 64, 64), {"local_size": 8}),
+        (mask(2, 4, 68, q_offset=64), (2, 4, 68, 64), {}),
+    ):
+        expected = sdpa_mask(*args, **kwargs)
+        assert built is not None and torch.equal(built, expected)
+
+
+def test_compiled_transformers_gpt2_sends_no_mask_to_our_sdpa_backends(monkeypatch):
+    import transformers.integrations.sdpa_attention as sdpa_integration
+    from vanilla_flash import model as gpt2
+
+    seen = []
+    real = sdpa_integration.sdpa_attention_forward
+
+    def spy(module, query, key, value, attention_mask, *args, **kwargs):
+        seen.append(attention_mask)
+        return real(module, query, key, value, attention_mask, *args, **kwargs)
+
+    monkeypatch.setattr(sdpa_integration, "sdpa_attention_forward", spy)
+    torch.manual_seed(0)
+    net = gpt2.build("tiny", attn="sdpa_math", seq_len=32, n_layer=1)
+    ids = torch.randint(0, 50257, (2, 32))
+    eager = net(input_ids=ids, labels=ids).loss
+    compiled = torch.compile(net)(input_ids=ids, labels=ids).loss
+    torch.testing.assert_close(compiled, eager)
+    assert seen and all(m is None for m in seen)

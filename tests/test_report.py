@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from vanilla_flash import report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,3 +82,48 @@ def test_a_measured_build_is_recorded_once(tmp_path):
     build.write_text(json.dumps({"package": "p"}))
     refused = subprocess.run(tool, capture_output=True, text=True)
     assert refused.returncode != 0 and "lacks" in refused.stderr
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    """The cells of a Markdown table's body rows (header and separator left out)."""
+    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row] for row in rows[2:]]
+
+
+def test_the_from_scratch_table_is_read_from_the_committed_h200_run():
+    """One row per build x shape of results/h200/from_scratch/from_scratch.json, in both languages, each
+    cell the file's number (to the 3 digits shown; Vietnamese with a decimal comma), the last column the
+    own kernel's time over sdpa_cudnn's, and a caption with the GPU, torch and date of the run."""
+    path = ROOT / "results/h200/from_scratch/from_scratch.json"
+    result = report.load(path)
+    machine = result["environment"]["machine"]
+    assert len(result["rows"]) == 4 and {r["built_for"] for r in result["rows"]} == {"90", "compute_75"}
+    for lang in ("en", "vi"):
+        text = report.from_scratch_markdown(result, lang)
+        assert text == report.from_scratch_markdown(path, lang)  # a path (as tools/docs_tables.py passes) or a dict
+        caption = text.splitlines()[0]
+        assert machine["gpu_name"] in caption and machine["torch"] in caption and result["when"][:10] in caption
+        rows = _table_rows(text)
+        assert len(rows) == len(result["rows"])
+        for cells, r in zip(rows, result["rows"], strict=True):
+            assert len(cells) == 8 and cells[1].startswith(r["shape"])
+            assert (cells[0] == "sm_90") if r["built_for"] == "90" else cells[0].startswith("compute_75 (PTX")
+            number = [float(c.rstrip("×").replace(",", ".")) for c in cells[2:]]
+            cudnn = r["libraries"]["sdpa_cudnn"]["ms"]
+            measured = [r["own_kernel_ms"], r["naive_ms"], r["libraries"]["sdpa_flash"]["ms"], cudnn]
+            assert number[:4] == pytest.approx(measured, rel=5e-3), (lang, cells)  # 3 significant digits
+            assert number[4] == pytest.approx(r["own_kernel_rel_err"], rel=5e-2), (lang, cells)  # 2 digits
+            assert number[5] == pytest.approx(r["own_kernel_ms"] / cudnn, rel=5e-3), (lang, cells)
+            if lang == "vi":
+                assert not any("." in c for c in cells[2:]), cells  # decimal commas in Vietnamese
+    en, vi = (report.from_scratch_markdown(result, lang).splitlines()[2] for lang in ("en", "vi"))
+    assert "own kernel (ms)" in en and "kernel tự viết (ms)" in vi
+
+
+def test_the_from_scratch_table_follows_its_file():
+    """A different measurement gives a different table: nothing in it is fixed in the code."""
+    result = report.load(ROOT / "results/h200/from_scratch/from_scratch.json")
+    row = {**result["rows"][0], "own_kernel_ms": 5.0, "libraries": {"sdpa_cudnn": {"ms": 0.25, "rel_err": 1e-4}}}
+    text = report.from_scratch_markdown({**result, "rows": [row]}, "en")
+    (cells,) = _table_rows(text)
+    assert cells[2] == "5.00" and cells[4] == "-" and cells[5] == "0.250" and cells[7] == "20.0×"

@@ -7,7 +7,10 @@
     python tools/docs_tables.py           rewrite every table from its file
     python tools/docs_tables.py --check   exit 1 if one no longer matches its file (tests/test_docs.py)
 
-A page's language (docs/vi/, README.vi.md) picks the table's language.
+A page's language (docs/vi/, README.vi.md) picks the table's language. TABLES says which results
+files have a table and which function of vanilla_flash.report writes it (from the file's path and
+the page's language): results/builds.json (the measured builds) and
+results/h200/from_scratch/from_scratch.json (the from-scratch kernel against the libraries).
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ sys.path.insert(0, str(ROOT / "scr"))
 
 from vanilla_flash import report  # noqa: E402
 
-TABLES = {"results/builds.json": report.builds_markdown}
+TABLES = {
+    "results/builds.json": report.builds_markdown,
+    "results/h200/from_scratch/from_scratch.json": report.from_scratch_markdown,
+}
 MARKED = re.compile(
     r"(<!-- table: (\S+) \(tools/docs_tables.py writes it; do not edit\) -->\n)(.*?)(<!-- end of table -->)", re.S
 )

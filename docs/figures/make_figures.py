@@ -11,6 +11,10 @@ Writes, for LANG in en and vi:
 - docs/LANG/img/{train_loss_curves,attention_tflops_bfloat16,attention_speedup_bfloat16,attention_memory,
   train_tokens_per_s}.png: byte-for-byte copies of the plots in scr/img/ that `python -m vanilla_flash
   report` made from the files in results/h100/ (nothing is re-plotted).
+- docs/LANG/img/from_scratch_h200.png: measured, drawn from results/h200/from_scratch/from_scratch.json
+  (every number is read from the file): milliseconds of one attention forward (log scale) per shape for
+  naive PyTorch attention, the from-scratch CUDA kernel of vanilla_flash.from_scratch in each of its
+  builds (sm_90 machine code, compute_75 PTX) and PyTorch's sdpa_flash and sdpa_cudnn.
 
 The drawings are deterministic: no random numbers, fixed size and DPI, and no software version in
 the PNG metadata, so running this twice gives the same files.
@@ -18,6 +22,7 @@ the PNG metadata, so running this twice gives the same files.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -26,11 +31,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
              "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
+FROM_SCRATCH = ROOT / "results" / "h200" / "from_scratch" / "from_scratch.json"
 DPI = 110
 
 # colours (colour-blind safe pairs)
@@ -76,6 +83,14 @@ LABELS = {
         "inner": "inner loop: Kⱼ, Vⱼ tiles\nstream through SRAM",
         "keys": "keys j →",
         "queries": "queries i →",
+        "fs_title": "One attention forward on {gpu}: the from-scratch kernel against PyTorch",
+        "fs_subtitle": "fp16, causal; torch {torch}, {date}; lower is faster",
+        "fs_ylabel": "milliseconds (log scale)",
+        "fs_naive": "naive PyTorch (matmul, softmax, matmul)",
+        "fs_own": "own kernel, {build}",
+        "fs_machine": "sm_{arch} machine code",
+        "fs_ptx": "compute_{arch} PTX, compiled by the driver",
+        "fs_causal": "causal",
     },
     "vi": {
         "hier_title": "Phân cấp bộ nhớ GPU (A100, theo bài báo FlashAttention)",
@@ -110,6 +125,14 @@ LABELS = {
         "inner": "vòng trong: các khối Kⱼ, Vⱼ\nlần lượt đi qua SRAM",
         "keys": "key j →",
         "queries": "query i →",
+        "fs_title": "Một lượt attention xuôi trên {gpu}: kernel tự viết so với PyTorch",
+        "fs_subtitle": "fp16, causal; torch {torch}, ngày {date}; thấp hơn là nhanh hơn",
+        "fs_ylabel": "mili giây (thang log)",
+        "fs_naive": "PyTorch ngây thơ (matmul, softmax, matmul)",
+        "fs_own": "kernel tự viết, {build}",
+        "fs_machine": "mã máy sm_{arch}",
+        "fs_ptx": "PTX compute_{arch}, driver biên dịch",
+        "fs_causal": "causal",
     },
 }
 
@@ -245,6 +268,58 @@ def tiling(lang: str) -> plt.Figure:
     return fig
 
 
+def _ms(x: float, lang: str) -> str:
+    text = f"{x:#.3g}".rstrip(".")
+    return text.replace(".", ",") if lang == "vi" else text
+
+
+def from_scratch_h200(lang: str, path: Path = FROM_SCRATCH) -> plt.Figure:
+    """Grouped bars, one group per shape, of the times measured in `path`: naive PyTorch and the
+    libraries as timed with the first build, the own kernel in every build."""
+    t = LABELS[lang]
+    result = json.loads(path.read_text())
+    rows, machine = result["rows"], result["environment"]["machine"]
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    builds = list(dict.fromkeys(r["built_for"] for r in rows))
+    first = {r["shape"]: r for r in rows if r["built_for"] == builds[0]}
+    own = {(r["built_for"], r["shape"]): r["own_kernel_ms"] for r in rows}
+
+    def build_name(arch: str) -> str:
+        ptx = arch.startswith("compute_")
+        return t["fs_ptx" if ptx else "fs_machine"].format(arch=arch.removeprefix("compute_"))
+
+    series = [(t["fs_naive"], "#9e9e9e", [first[s]["naive_ms"] for s in shapes])]
+    for arch, color in zip(builds, (DRAM, HBM, "#7b2cbf", "#6a994e"), strict=False):
+        series.append((t["fs_own"].format(build=build_name(arch)), color, [own[arch, s] for s in shapes]))
+    for name, color in (("sdpa_flash", SRAM), ("sdpa_cudnn", "#3d5a80")):
+        if all(name in first[s]["libraries"] for s in shapes):
+            series.append((name, color, [first[s]["libraries"][name]["ms"] for s in shapes]))
+
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
+    fig.subplots_adjust(left=0.08, right=0.99, top=0.86, bottom=0.2)
+    width = 0.8 / len(series)
+    for k, (label, color, values) in enumerate(series):
+        xs = [g + (k - (len(series) - 1) / 2) * width for g in range(len(shapes))]
+        ax.bar(xs, values, width * 0.92, label=label, color=color, ec="#333333", lw=0.6)
+        for x, value in zip(xs, values, strict=True):
+            ax.text(x, value * 1.08, _ms(value, lang), ha="center", va="bottom", fontsize=7.5)
+    ax.set_yscale("log")
+    low = min(v for _, _, values in series for v in values)
+    high = max(v for _, _, values in series for v in values)
+    ax.set_ylim(low / 2, high * 3)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: _ms(y, lang).rstrip("0").rstrip(".,") if y < 1 else
+                                               f"{y:.0f}"))  # fmt: skip
+    ax.set_xticks(range(len(shapes)), [f"{s}, {t['fs_causal']}" if first[s].get("causal") else s for s in shapes])
+    ax.set_ylabel(t["fs_ylabel"])
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(t["fs_title"].format(gpu=machine.get("gpu_name")), fontsize=11, weight="bold", y=0.97)
+    fig.text(0.5, 0.895, t["fs_subtitle"].format(torch=machine.get("torch"), date=result.get("when", "")[:10]),
+             ha="center", fontsize=8.5)  # fmt: skip
+    return fig
+
+
 def _sub(k: int) -> str:
     return "".join("₀₁₂₃₄₅₆₇₈₉"[int(c)] for c in str(k))
 
@@ -255,6 +330,7 @@ def main() -> None:
         img = DOCS / lang / "img"
         _save(memory_hierarchy(lang), img / "memory_hierarchy.png")
         _save(tiling(lang), img / "tiling.png")
+        _save(from_scratch_h200(lang), img / "from_scratch_h200.png")
         for plot in MEASURED:
             shutil.copyfile(plot, img / plot.name)
         for path in sorted(img.glob("*.png")):

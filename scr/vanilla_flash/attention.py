@@ -366,13 +366,39 @@ def _checked(name: str) -> Callable:
 # transformers integration and a direct call
 
 
+def causal_or_sdpa_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
+                        mask_function=None, attention_mask=None, local_size=None, allow_is_causal_skip=True,
+                        **kwargs):  # fmt: skip
+    """The mask builder of our SDPA backends: no mask at all where plain causal attention is meant
+    (no padding, no window, every query against every earlier key, or one new query against all the
+    keys), so that SDPA runs `is_causal`; otherwise transformers' own `sdpa_mask`. transformers 5.17
+    builds a boolean (batch, 1, seq, seq) mask under torch.compile even without padding, which SDPA's
+    kernels then read (and the flash kernel refuses); later versions skip it as this does."""
+    from transformers.masking_utils import causal_mask_function, sdpa_mask
+
+    plain_causal = mask_function is None or mask_function is causal_mask_function
+    whole = q_length == kv_length and q_offset == 0 and kv_offset == 0
+    if (
+        allow_is_causal_skip
+        and plain_causal
+        and attention_mask is None
+        and local_size is None
+        and (whole or q_length == 1)
+    ):
+        return None
+    if mask_function is not None:
+        kwargs["mask_function"] = mask_function
+    return sdpa_mask(batch_size, q_length, kv_length, q_offset, kv_offset, attention_mask=attention_mask,
+                     local_size=local_size, allow_is_causal_skip=allow_is_causal_skip, **kwargs)  # fmt: skip
+
+
 @functools.cache
 def register() -> None:
     """Register every backend (and its mask builder) with transformers, once."""
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, flash_attention_mask, sdpa_mask
+    from transformers.masking_utils import AttentionMaskInterface, flash_attention_mask
 
-    masks = {"sdpa": sdpa_mask, "flash": flash_attention_mask}
+    masks = {"sdpa": causal_or_sdpa_mask, "flash": flash_attention_mask}
     for b in _REGISTRY.values():
         if b.builtin:
             continue

@@ -389,3 +389,57 @@ def speed_plot(result: dict, path) -> Path | None:
     ax.set_xlabel("thousand tokens per second (GPT-2 training)")
     ax.legend(loc="lower right", fontsize=8)
     return plots.save(fig, path)
+
+
+_FROM_SCRATCH_COLUMNS = {
+    "en": {
+        "header": ("build", "shape", "own kernel (ms)", "naive PyTorch (ms)", "sdpa_flash (ms)", "sdpa_cudnn (ms)",
+                   "own kernel rel. error", "own kernel slower than sdpa_cudnn"),
+        "ptx": "compute_{} (PTX, compiled by the driver)",
+        "causal": "causal",
+        "caption": "Measured on {gpu}, torch {torch}, CUDA {cuda}, {date} (commit {commit}); fp16 inputs, error "
+                   "against an fp32 reference.",
+    },
+    "vi": {
+        "header": ("bản build", "kích thước", "kernel tự viết (ms)", "PyTorch ngây thơ (ms)", "sdpa_flash (ms)",
+                   "sdpa_cudnn (ms)", "sai số tương đối của kernel", "kernel tự viết chậm hơn sdpa_cudnn"),
+        "ptx": "compute_{} (PTX, driver biên dịch)",
+        "causal": "causal",
+        "caption": "Đo trên {gpu}, torch {torch}, CUDA {cuda}, ngày {date} (commit {commit}); đầu vào fp16, sai số so "
+                   "với tham chiếu fp32.",
+    },
+}  # fmt: skip
+
+
+def _number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> str:
+    """`x` to `digits` significant digits, trailing zeros kept (0.170; 2.0e-04 if `scientific`), with a
+    decimal comma in Vietnamese."""
+    text = f"{x:.{digits - 1}e}" if scientific else f"{x:#.{digits}g}".rstrip(".")
+    return text.replace(".", ",") if lang == "vi" else text
+
+
+def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
+    """The own kernel of `vanilla_flash.from_scratch` against naive PyTorch attention and the
+    libraries, as measured in a `from_scratch_kernel` result (a dict, or the path of its JSON, such
+    as results/h200/from_scratch/from_scratch.json): a one-line caption (GPU, torch, date), then one
+    table row per build x shape, in `lang` (en, vi). `tools/docs_tables.py` writes it into the docs."""
+    if not isinstance(result, dict):
+        result = load(result)
+    t = _FROM_SCRATCH_COLUMNS[lang]
+    m = result["environment"]["machine"]
+    date, commit = result.get("when", "")[:10], (result.get("commit") or "?")[:7]
+    caption = t["caption"].format(gpu=m.get("gpu_name") or "CPU", torch=m.get("torch"), cuda=m.get("cuda"), date=date,
+                                  commit=commit)  # fmt: skip
+    lines = [caption, "", "| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
+    for r in result["rows"]:
+        arch = r["built_for"]
+        build = t["ptx"].format(arch.removeprefix("compute_")) if arch.startswith("compute_") else f"sm_{arch}"
+        shape = f"{r['shape']}, {t['causal']}" if r.get("causal") else r["shape"]
+        libs = r["libraries"]
+        cudnn = libs.get("sdpa_cudnn", {}).get("ms")
+        cells = [build, shape, _number(r["own_kernel_ms"], lang), _number(r["naive_ms"], lang),
+                 *(_number(libs[name]["ms"], lang) if name in libs else "-" for name in ("sdpa_flash", "sdpa_cudnn")),
+                 _number(r["own_kernel_rel_err"], lang, 2, scientific=True),
+                 f"{_number(r['own_kernel_ms'] / cudnn, lang)}×" if cudnn else "-"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
