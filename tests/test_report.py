@@ -127,3 +127,27 @@ def test_the_from_scratch_table_follows_its_file():
     text = report.from_scratch_markdown({**result, "rows": [row]}, "en")
     (cells,) = _table_rows(text)
     assert cells[2] == "5.00" and cells[4] == "-" and cells[5] == "0.250" and cells[7] == "20.0×"
+
+
+def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what_measured_nothing(tmp_path):
+    import json
+
+    path = ROOT / "results" / "h200" / "speed.json"
+    result = json.loads(path.read_text())
+    valid = [r for r in result["rows"] if r["status"] == "ok" and "note" not in r]
+    annotated = [r for r in result["rows"] if "note" in r]
+    assert annotated and valid  # the committed run has a row that ran uncompiled: noted, not shown
+    for lang in ("en", "vi"):
+        table = report.speed_markdown(path, lang)
+        lines = table.splitlines()
+        rows = lines[next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1 :]
+        assert len(rows) == len(valid)
+        for line, r in zip(rows, valid, strict=True):
+            assert r["name"] in line and f"{r['lightning_tokens_per_s'] / 1e3:.1f}k" in line
+            assert f"{r['bare_tokens_per_s'] / 1e3:.1f}k" in line and f"{r['lightning_over_bare']:.3f}" in line
+        assert all(r["name"] not in table for r in annotated)
+        assert result["environment"]["machine"]["gpu_name"] in table and "590k" in table
+    changed = dict(result, rows=[dict(valid[0], lightning_tokens_per_s=123456.0)])
+    (tmp_path / "speed.json").write_text(json.dumps(changed))
+    assert "123.5k" in report.speed_markdown(tmp_path / "speed.json")
+    assert report.speed_plot(changed, tmp_path / "speed.png").stat().st_size > 1000

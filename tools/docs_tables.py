@@ -10,7 +10,8 @@
 A page's language (docs/vi/, README.vi.md) picks the table's language. TABLES says which results
 files have a table and which function of vanilla_flash.report writes it (from the file's path and
 the page's language): results/builds.json (the measured builds) and
-results/h200/from_scratch/from_scratch.json (the from-scratch kernel against the libraries).
+results/h200/from_scratch/from_scratch.json (the from-scratch kernel against the libraries) and
+results/h200/speed.json (GPT-2 training speed per configuration).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from vanilla_flash import report  # noqa: E402
 TABLES = {
     "results/builds.json": report.builds_markdown,
     "results/h200/from_scratch/from_scratch.json": report.from_scratch_markdown,
+    "results/h200/speed.json": report.speed_markdown,
 }
 MARKED = re.compile(
     r"(<!-- table: (\S+) \(tools/docs_tables.py writes it; do not edit\) -->\n)(.*?)(<!-- end of table -->)", re.S

@@ -15,6 +15,8 @@ Writes, for LANG in en and vi:
   (every number is read from the file): milliseconds of one attention forward (log scale) per shape for
   naive PyTorch attention, the from-scratch CUDA kernel of vanilla_flash.from_scratch in each of its
   builds (sm_90 machine code, compute_75 PTX) and PyTorch's sdpa_flash and sdpa_cudnn.
+- docs/LANG/img/speed_h200.png: a byte-for-byte copy of results/h200/speed.png, GPT-2 training speed
+  per configuration (`report.speed_plot` of results/h200/speed.json).
 
 The drawings are deterministic: no random numbers, fixed size and DPI, and no software version in
 the PNG metadata, so running this twice gives the same files.
@@ -38,6 +40,8 @@ DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
              "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
 FROM_SCRATCH = ROOT / "results" / "h200" / "from_scratch" / "from_scratch.json"
+# plots made by the run itself (or by `report.speed_plot` from its file), copied under another name
+RENAMED = {ROOT / "results" / "h200" / "speed.png": "speed_h200.png"}
 DPI = 110
 
 # colours (colour-blind safe pairs)
@@ -333,6 +337,8 @@ def main() -> None:
         _save(from_scratch_h200(lang), img / "from_scratch_h200.png")
         for plot in MEASURED:
             shutil.copyfile(plot, img / plot.name)
+        for plot, name in RENAMED.items():
+            shutil.copyfile(plot, img / name)
         for path in sorted(img.glob("*.png")):
             print(f"{path.relative_to(ROOT)}  {path.stat().st_size // 1024} KiB")
 

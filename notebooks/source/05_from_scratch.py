@@ -222,13 +222,31 @@ else:
         print(line)
 
 # %% [markdown]
+# **Measured on an H200**, by the same code (`tools/gpu/from_scratch_h200.py`), read from
+# `results/h200/from_scratch/from_scratch.json`: the kernel built as sm_90 machine code and as `compute_75` PTX alone,
+# the build a T4 gets, which the driver compiled when it loaded. Not measured: a T4 itself.
+
+# %% [markdown] lang="vi"
+# **Số đo trên một H200**, bằng chính đoạn mã này (`tools/gpu/from_scratch_h200.py`), đọc từ
+# `results/h200/from_scratch/from_scratch.json`: kernel được biên dịch thành mã máy sm_90 và thành PTX `compute_75`
+# thuần, bản build mà T4 nhận, do driver biên dịch khi nạp. Chưa đo: chính một chiếc T4.
+
+# %%
+from vanilla_flash import report
+
+notebook.show_markdown(report.from_scratch_markdown("results/h200/from_scratch/from_scratch.json"))
+
+# %% tags=["nbval-ignore-output"]
+notebook.show("docs/en/img/from_scratch_h200.png")
+
+# %% [markdown]
 # **What the library does that this kernel does not.** Each thread here does its dot products one multiply-add at a
 # time on the CUDA cores; the library feeds the **tensor cores** with matrix instructions (MMA; on Hopper, WGMMA), which
 # do a whole tile product per instruction, at many times the rate. It splits a tile across **warps** so that each works
 # on registers it owns; it **pipelines** the copies (the next tile loads while this one computes: `cp.async`, on Hopper
 # the TMA unit); FlashAttention-2 partitions the work so that the warps of a block rarely need to share partial sums and
 # parallelises over the sequence too; FlashAttention-3 and 4 overlap the softmax of one tile with the matrix products of
-# the next (asynchrony, warp specialisation). The numbers above show what that is worth on this GPU.
+# the next (asynchrony, warp specialisation). The numbers above show what that is worth.
 
 # %% [markdown] lang="vi"
 # **Những gì thư viện làm mà kernel này không làm.** Ở đây mỗi thread tính tích vô hướng từng phép nhân-cộng một trên
@@ -237,4 +255,4 @@ else:
 # **xếp đường ống** các lần sao chép (ô tiếp theo được nạp trong khi ô này đang tính: `cp.async`, trên Hopper là bộ
 # TMA); FlashAttention-2 chia việc sao cho các warp trong một khối hiếm khi phải dùng chung tổng tạm, và song song hóa
 # cả theo chiều dài chuỗi; FlashAttention-3 và 4 cho softmax của ô này chạy chồng lên phép nhân ma trận của ô sau (bất
-# đồng bộ, chuyên biệt hóa warp). Các con số ở trên cho thấy điều đó đáng giá bao nhiêu trên GPU này.
+# đồng bộ, chuyên biệt hóa warp). Các con số ở trên cho thấy điều đó đáng giá bao nhiêu.

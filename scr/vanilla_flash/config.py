@@ -44,7 +44,8 @@ class TrainConfig:
     bpe_vocab_size: int = 4096  # bpe: the vocabulary to train, 260 (the 256 bytes and a few merges) to 65536
     # model
     model_impl: str = "hf"  # hf (transformers' GPT2LMHeadModel) | vanilla (vanilla_gpt) | flash_attn (fa_gpt)
-    loss: str = "full"  # full: every position's logits in float32, as transformers does | chunked (vanilla only)
+    loss: str = "full"  # full: every position's logits in float32, as transformers does | chunked (vanilla only):
+    # a few thousand positions at a time, gradients worked out in the forward pass (vanilla_gpt)
     fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
     model_size: str = "tiny"  # a preset (tiny, 124M, 355M); n_layer, n_head, n_embd change any of its sizes
     n_layer: int | None = None

@@ -367,28 +367,75 @@ def fa_gpt_measurements(folder) -> str:
     return "\n".join(lines)
 
 
-def speed_plot(result: dict, path) -> Path | None:
+SPEED_GOAL = 590_000  # tokens/s through Lightning for GPT-2 124M at seq 1024 on one H200 (the speed issue's goal)
+
+
+def _speed_rows(result: dict) -> list[dict]:
+    """The rows of a `bench speed` result that measured what they name (not failed, not annotated as
+    invalid afterwards)."""
+    return [r for r in result["rows"] if r["status"] == "ok" and not r.get("note", "").startswith("not a measurement")]
+
+
+def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | None:
     """Tokens/s per configuration of a `bench speed` result, through Lightning and in the bare loop,
-    with the share of the same run's matmul each reaches through Lightning."""
+    with the share of the same run's matmul each reaches through Lightning, and the goal."""
     from vanilla_flash import plots
 
-    rows = [r for r in result["rows"] if r["status"] == "ok"]
+    rows = _speed_rows(result)
     if not rows:
         return None
     plt = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.7 * len(rows)))
+    fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.6 * len(rows)))
     y = range(len(rows))
     ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label="bare loop", color="#bbb")
     ax.barh([i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning",
             color="#e4572e")  # fmt: skip
     for i, r in zip(y, rows, strict=True):
-        share = f"  {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
+        share = f" {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
         ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
-    ax.set_yticks(list(y), [f"{r['name']}\nbatch {r['batch']}" for r in rows])
+    if goal:
+        ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=f"goal {goal / 1e3:.0f}k")
+    names = [r["name"] if "batch" in r["name"] else f"{r['name']}, batch {r['batch']}" for r in rows]
+    ax.set_yticks(list(y), names)
     ax.invert_yaxis()
-    ax.set_xlabel("thousand tokens per second (GPT-2 training)")
+    ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.22)
+    ax.set_xlabel("thousand tokens per second (GPT-2 124M training, seq 1024)")
+    ax.set_title(_hardware(result), fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
     return plots.save(fig, path)
+
+
+_SPEED_COLUMNS = {
+    "en": ("configuration", "Lightning tokens/s", "bare loop tokens/s", "Lightning / bare", "model TFLOP/s",
+           "of the matmul", "peak GiB", "loss vs hf (mean abs. difference)"),
+    "vi": ("cấu hình", "token/s qua Lightning", "token/s vòng lặp trần", "Lightning / trần", "TFLOP/s của mô hình",
+           "so với phép nhân ma trận", "đỉnh GiB", "loss so với hf (chênh lệch tuyệt đối trung bình)"),
+}  # fmt: skip
+
+
+def speed_markdown(path, lang: str = "en") -> str:
+    """`results/h200/speed.json` (`bench speed`) as a Markdown table in `lang` (en, vi), with the
+    machine and the goal in a caption: `tools/docs_tables.py` writes it into the README and the docs."""
+    result = load(path)
+    header = _SPEED_COLUMNS[lang]
+    env = result["environment"]["machine"]
+    caption = {
+        "en": f"{env['gpu_name']}, torch {env['torch']}, {result['when'][:10]} (commit {result['commit'][:7]}); "
+        f"GPT-2 124M, seq 1024, bf16, torch.compile, cuDNN attention; goal {SPEED_GOAL / 1e3:.0f}k tokens/s "
+        "through Lightning.",
+        "vi": f"{env['gpu_name']}, torch {env['torch']}, {result['when'][:10]} (commit {result['commit'][:7]}); "
+        f"GPT-2 124M, seq 1024, bf16, torch.compile, attention cuDNN; mục tiêu {SPEED_GOAL / 1e3:.0f}k token/s "
+        "qua Lightning.",
+    }[lang]
+    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in _speed_rows(result):
+        name = r["name"] if "batch" in r["name"] else f"{r['name']}, batch {r['batch']}"
+        diff = r.get("mean_loss_diff_vs_hf")
+        lines.append(f"| {name} | {r['lightning_tokens_per_s'] / 1e3:.1f}k | {r['bare_tokens_per_s'] / 1e3:.1f}k | "
+                     f"{r['lightning_over_bare']:.3f} | {r['model_tflops']:.0f} | {r.get('mfu_vs_matmul', 0):.0%} | "
+                     f"{r['peak_mem_gib']:.1f} | {'-' if diff is None else f'{diff:.3f}'} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 _FROM_SCRATCH_COLUMNS = {
