@@ -291,13 +291,13 @@ FROM_SCRATCH_JSON = "results/h200/from_scratch/from_scratch.json"
 def test_from_scratch_pages_quote_the_h200_run(lang: str):
     """The from-scratch page holds the H200 table written from its results file (one row per build x
     shape, with the file's times), and it and the why-FlashAttention page show the figure drawn from it."""
-    from vanilla_flash import report
+    from vanilla_flash import report, tables
 
     page = (DOCS / lang / "notebooks/from_scratch.md").read_text()
     marker = f"<!-- table: {FROM_SCRATCH_JSON} (tools/docs_tables.py writes it; do not edit) -->\n"
     assert marker in page, f"docs/{lang}/notebooks/from_scratch.md has no table from {FROM_SCRATCH_JSON}"
     table = page.split(marker, 1)[1].split("<!-- end of table -->", 1)[0]
-    assert table.strip() == report.from_scratch_markdown(ROOT / FROM_SCRATCH_JSON, lang)
+    assert table.strip() == tables.from_scratch_markdown(ROOT / FROM_SCRATCH_JSON, lang)
     rows = report.load(ROOT / FROM_SCRATCH_JSON)["rows"]
     body = [line for line in table.splitlines() if line.startswith("| sm_") or line.startswith("| compute_")]
     assert len(body) == len(rows)

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from vanilla_flash import report
+from vanilla_flash import report, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,8 +99,8 @@ def test_the_from_scratch_table_is_read_from_the_committed_h200_run():
     machine = result["environment"]["machine"]
     assert len(result["rows"]) == 4 and {r["built_for"] for r in result["rows"]} == {"90", "compute_75"}
     for lang in ("en", "vi"):
-        text = report.from_scratch_markdown(result, lang)
-        assert text == report.from_scratch_markdown(path, lang)  # a path (as tools/docs_tables.py passes) or a dict
+        text = tables.from_scratch_markdown(result, lang)
+        assert text == tables.from_scratch_markdown(path, lang)  # a path (as tools/docs_tables.py passes) or a dict
         caption = text.splitlines()[0]
         assert machine["gpu_name"] in caption and machine["torch"] in caption and result["when"][:10] in caption
         rows = _table_rows(text)
@@ -116,7 +116,7 @@ def test_the_from_scratch_table_is_read_from_the_committed_h200_run():
             assert number[5] == pytest.approx(r["own_kernel_ms"] / cudnn, rel=5e-3), (lang, cells)
             if lang == "vi":
                 assert not any("." in c for c in cells[2:]), cells  # decimal commas in Vietnamese
-    en, vi = (report.from_scratch_markdown(result, lang).splitlines()[2] for lang in ("en", "vi"))
+    en, vi = (tables.from_scratch_markdown(result, lang).splitlines()[2] for lang in ("en", "vi"))
     assert "own kernel (ms)" in en and "kernel tự viết (ms)" in vi
 
 
@@ -124,7 +124,7 @@ def test_the_from_scratch_table_follows_its_file():
     """A different measurement gives a different table: nothing in it is fixed in the code."""
     result = report.load(ROOT / "results/h200/from_scratch/from_scratch.json")
     row = {**result["rows"][0], "own_kernel_ms": 5.0, "libraries": {"sdpa_cudnn": {"ms": 0.25, "rel_err": 1e-4}}}
-    text = report.from_scratch_markdown({**result, "rows": [row]}, "en")
+    text = tables.from_scratch_markdown({**result, "rows": [row]}, "en")
     (cells,) = _table_rows(text)
     assert cells[2] == "5.00" and cells[4] == "-" and cells[5] == "0.250" and cells[7] == "20.0×"
 
@@ -138,7 +138,7 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
     annotated = [r for r in result["rows"] if "note" in r]
     assert annotated and valid  # the committed run has a row that ran uncompiled: noted, not shown
     for lang in ("en", "vi"):
-        table = report.speed_markdown(path, lang)
+        table = tables.speed_markdown(path, lang)
         lines = table.splitlines()
         rows = lines[next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1 :]
         assert len(rows) == len(valid)
@@ -149,5 +149,5 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
         assert result["environment"]["machine"]["gpu_name"] in table and "590k" in table
     changed = dict(result, rows=[dict(valid[0], lightning_tokens_per_s=123456.0)])
     (tmp_path / "speed.json").write_text(json.dumps(changed))
-    assert "123.5k" in report.speed_markdown(tmp_path / "speed.json")
+    assert "123.5k" in tables.speed_markdown(tmp_path / "speed.json")
     assert report.speed_plot(changed, tmp_path / "speed.png").stat().st_size > 1000

@@ -232,9 +232,9 @@ else:
 # thuần, bản build mà T4 nhận, do driver biên dịch khi nạp. Chưa đo: chính một chiếc T4.
 
 # %%
-from vanilla_flash import report
+from vanilla_flash import tables
 
-notebook.show_markdown(report.from_scratch_markdown("results/h200/from_scratch/from_scratch.json"))
+notebook.show_markdown(tables.from_scratch_markdown("results/h200/from_scratch/from_scratch.json"))
 
 # %% tags=["nbval-ignore-output"]
 notebook.show("docs/en/img/from_scratch_h200.png")

@@ -29,6 +29,7 @@ Modules, in the order they import each other (each imports only modules above it
 - `bench_attention`: the attention kernel benchmarks.
 - `bench_training`: training benchmarks, bare loop and Lightning.
 - `report`: plots and tables from results files.
+- `tables`: the Markdown tables the README and the docs quote from results files.
 - `notebook`: helpers the notebook cells call, and the papermill runner.
 - `cli`: ``python -m vanilla_flash COMMAND``.
 """

@@ -309,26 +309,6 @@ def builds_table(path, package: str | None = None) -> str:
     return "\n".join(lines)
 
 
-_BUILD_COLUMNS = {
-    "en": ("package", "architectures", "head dims", "kernel files", "cores", "MAX_JOBS", "time", "machine", "all"),
-    "vi": ("gói", "kiến trúc", "head dim", "tệp kernel", "nhân CPU", "MAX_JOBS", "thời gian", "máy", "tất cả"),
-}
-
-
-def builds_markdown(path, lang: str = "en") -> str:
-    """`results/builds.json` as a Markdown table in `lang` (en, vi), for the docs and the README:
-    `tools/docs_tables.py` writes it between markers there, and a test checks that it still matches."""
-    *header, every = _BUILD_COLUMNS[lang]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in load(path)["builds"]:
-        time_ = f"{r['seconds'] / 60:.1f} min ({r['seconds']:.0f} s)" if r["ok"] else "failed"
-        archs = ", ".join(f"{a} (PTX)" if a.startswith("compute_") else f"sm_{a}" for a in r["archs"])
-        dims = ", ".join(map(str, r["head_dims"])) or every
-        lines.append(f"| {r['package']} | {archs} | {dims} | {r['cuda_files']} | {r['cores']} | {r['max_jobs']} | "
-                     f"{time_} | {r['machine']} |")  # fmt: skip
-    return "\n".join(lines)
-
-
 def extension_builds(path) -> list[dict]:
     """The build times in a `build_times.txt` of flash-attn 1.x's fused extensions: per extension its
     files, architectures, MAX_JOBS and seconds, as the build printed them."""
@@ -370,7 +350,7 @@ def fa_gpt_measurements(folder) -> str:
 SPEED_GOAL = 590_000  # tokens/s through Lightning for GPT-2 124M at seq 1024 on one H200 (the speed issue's goal)
 
 
-def _speed_rows(result: dict) -> list[dict]:
+def valid_speed_rows(result: dict) -> list[dict]:
     """The rows of a `bench speed` result that measured what they name (not failed, not annotated as
     invalid afterwards)."""
     return [r for r in result["rows"] if r["status"] == "ok" and not r.get("note", "").startswith("not a measurement")]
@@ -381,7 +361,7 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | No
     with the share of the same run's matmul each reaches through Lightning, and the goal."""
     from vanilla_flash import plots
 
-    rows = _speed_rows(result)
+    rows = valid_speed_rows(result)
     if not rows:
         return None
     plt = plots.pyplot()
@@ -400,93 +380,8 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | No
     ax.invert_yaxis()
     ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.22)
     ax.set_xlabel("thousand tokens per second (GPT-2 124M training, seq 1024)")
-    ax.set_title(_hardware(result), fontsize=9)
+    if "environment" in result:
+        ax.set_title(_hardware(result), fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return plots.save(fig, path)
-
-
-_SPEED_COLUMNS = {
-    "en": ("configuration", "Lightning tokens/s", "bare loop tokens/s", "Lightning / bare", "model TFLOP/s",
-           "of the matmul", "peak GiB", "loss vs hf (mean abs. difference)"),
-    "vi": ("cấu hình", "token/s qua Lightning", "token/s vòng lặp trần", "Lightning / trần", "TFLOP/s của mô hình",
-           "so với phép nhân ma trận", "đỉnh GiB", "loss so với hf (chênh lệch tuyệt đối trung bình)"),
-}  # fmt: skip
-
-
-def speed_markdown(path, lang: str = "en") -> str:
-    """`results/h200/speed.json` (`bench speed`) as a Markdown table in `lang` (en, vi), with the
-    machine and the goal in a caption: `tools/docs_tables.py` writes it into the README and the docs."""
-    result = load(path)
-    header = _SPEED_COLUMNS[lang]
-    env = result["environment"]["machine"]
-    caption = {
-        "en": f"{env['gpu_name']}, torch {env['torch']}, {result['when'][:10]} (commit {result['commit'][:7]}); "
-        f"GPT-2 124M, seq 1024, bf16, torch.compile, cuDNN attention; goal {SPEED_GOAL / 1e3:.0f}k tokens/s "
-        "through Lightning.",
-        "vi": f"{env['gpu_name']}, torch {env['torch']}, {result['when'][:10]} (commit {result['commit'][:7]}); "
-        f"GPT-2 124M, seq 1024, bf16, torch.compile, attention cuDNN; mục tiêu {SPEED_GOAL / 1e3:.0f}k token/s "
-        "qua Lightning.",
-    }[lang]
-    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in _speed_rows(result):
-        name = r["name"] if "batch" in r["name"] else f"{r['name']}, batch {r['batch']}"
-        diff = r.get("mean_loss_diff_vs_hf")
-        lines.append(f"| {name} | {r['lightning_tokens_per_s'] / 1e3:.1f}k | {r['bare_tokens_per_s'] / 1e3:.1f}k | "
-                     f"{r['lightning_over_bare']:.3f} | {r['model_tflops']:.0f} | {r.get('mfu_vs_matmul', 0):.0%} | "
-                     f"{r['peak_mem_gib']:.1f} | {'-' if diff is None else f'{diff:.3f}'} |")  # fmt: skip
-    return "\n".join(lines)
-
-
-_FROM_SCRATCH_COLUMNS = {
-    "en": {
-        "header": ("build", "shape", "own kernel (ms)", "naive PyTorch (ms)", "sdpa_flash (ms)", "sdpa_cudnn (ms)",
-                   "own kernel rel. error", "own kernel slower than sdpa_cudnn"),
-        "ptx": "compute_{} (PTX, compiled by the driver)",
-        "causal": "causal",
-        "caption": "Measured on {gpu}, torch {torch}, CUDA {cuda}, {date} (commit {commit}); fp16 inputs, error "
-                   "against an fp32 reference.",
-    },
-    "vi": {
-        "header": ("bản build", "kích thước", "kernel tự viết (ms)", "PyTorch ngây thơ (ms)", "sdpa_flash (ms)",
-                   "sdpa_cudnn (ms)", "sai số tương đối của kernel", "kernel tự viết chậm hơn sdpa_cudnn"),
-        "ptx": "compute_{} (PTX, driver biên dịch)",
-        "causal": "causal",
-        "caption": "Đo trên {gpu}, torch {torch}, CUDA {cuda}, ngày {date} (commit {commit}); đầu vào fp16, sai số so "
-                   "với tham chiếu fp32.",
-    },
-}  # fmt: skip
-
-
-def _number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> str:
-    """`x` to `digits` significant digits, trailing zeros kept (0.170; 2.0e-04 if `scientific`), with a
-    decimal comma in Vietnamese."""
-    text = f"{x:.{digits - 1}e}" if scientific else f"{x:#.{digits}g}".rstrip(".")
-    return text.replace(".", ",") if lang == "vi" else text
-
-
-def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
-    """The own kernel of `vanilla_flash.from_scratch` against naive PyTorch attention and the
-    libraries, as measured in a `from_scratch_kernel` result (a dict, or the path of its JSON, such
-    as results/h200/from_scratch/from_scratch.json): a one-line caption (GPU, torch, date), then one
-    table row per build x shape, in `lang` (en, vi). `tools/docs_tables.py` writes it into the docs."""
-    if not isinstance(result, dict):
-        result = load(result)
-    t = _FROM_SCRATCH_COLUMNS[lang]
-    m = result["environment"]["machine"]
-    date, commit = result.get("when", "")[:10], (result.get("commit") or "?")[:7]
-    caption = t["caption"].format(gpu=m.get("gpu_name") or "CPU", torch=m.get("torch"), cuda=m.get("cuda"), date=date,
-                                  commit=commit)  # fmt: skip
-    lines = [caption, "", "| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
-    for r in result["rows"]:
-        arch = r["built_for"]
-        build = t["ptx"].format(arch.removeprefix("compute_")) if arch.startswith("compute_") else f"sm_{arch}"
-        shape = f"{r['shape']}, {t['causal']}" if r.get("causal") else r["shape"]
-        libs = r["libraries"]
-        cudnn = libs.get("sdpa_cudnn", {}).get("ms")
-        cells = [build, shape, _number(r["own_kernel_ms"], lang), _number(r["naive_ms"], lang),
-                 *(_number(libs[name]["ms"], lang) if name in libs else "-" for name in ("sdpa_flash", "sdpa_cudnn")),
-                 _number(r["own_kernel_rel_err"], lang, 2, scientific=True),
-                 f"{_number(r['own_kernel_ms'] / cudnn, lang)}×" if cudnn else "-"]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""The Markdown tables that the README and the docs quote from results files, in English or
+Vietnamese: `tools/docs_tables.py` writes each between its markers and `--check` (tests/test_docs.py)
+fails when one no longer matches its file. `builds_markdown` (results/builds.json),
+`speed_markdown` (results/h200/speed.json), `from_scratch_markdown` (results/h200/from_scratch/).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vanilla_flash import report
+
+_BUILD_COLUMNS = {
+    "en": ("package", "architectures", "head dims", "kernel files", "cores", "MAX_JOBS", "time", "machine", "all"),
+    "vi": ("gói", "kiến trúc", "head dim", "tệp kernel", "nhân CPU", "MAX_JOBS", "thời gian", "máy", "tất cả"),
+}
+
+
+def builds_markdown(path, lang: str = "en") -> str:
+    """`results/builds.json` as a Markdown table in `lang` (en, vi), for the docs and the README:
+    `tools/docs_tables.py` writes it between markers there, and a test checks that it still matches."""
+    *header, every = _BUILD_COLUMNS[lang]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in report.load(path)["builds"]:
+        time_ = f"{r['seconds'] / 60:.1f} min ({r['seconds']:.0f} s)" if r["ok"] else "failed"
+        archs = ", ".join(f"{a} (PTX)" if a.startswith("compute_") else f"sm_{a}" for a in r["archs"])
+        dims = ", ".join(map(str, r["head_dims"])) or every
+        lines.append(f"| {r['package']} | {archs} | {dims} | {r['cuda_files']} | {r['cores']} | {r['max_jobs']} | "
+                     f"{time_} | {r['machine']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+_SPEED_COLUMNS = {
+    "en": ("configuration", "Lightning tokens/s", "bare loop tokens/s", "Lightning / bare", "model TFLOP/s",
+           "of the matmul", "peak GiB", "loss vs hf (mean abs. difference)"),
+    "vi": ("cấu hình", "token/s qua Lightning", "token/s vòng lặp trần", "Lightning / trần", "TFLOP/s của mô hình",
+           "so với phép nhân ma trận", "đỉnh GiB", "loss so với hf (chênh lệch tuyệt đối trung bình)"),
+}  # fmt: skip
+
+
+def speed_markdown(path, lang: str = "en") -> str:
+    """`results/h200/speed.json` (`bench speed`) as a Markdown table in `lang` (en, vi), with the
+    machine and the goal in a caption: `tools/docs_tables.py` writes it into the README and the docs."""
+    result = report.load(path)
+    header = _SPEED_COLUMNS[lang]
+    env = result["environment"]["machine"]
+    caption = {
+        "en": f"{env['gpu_name']}, torch {env['torch']}, {result['when'][:10]} (commit {result['commit'][:7]}); "
+        f"GPT-2 124M, seq 1024, bf16, torch.compile, cuDNN attention; goal {report.SPEED_GOAL / 1e3:.0f}k tokens/s "
+        "through Lightning.",
+        "vi": f"{env['gpu_name']}, torch {env['torch']}, {result['when'][:10]} (commit {result['commit'][:7]}); "
+        f"GPT-2 124M, seq 1024, bf16, torch.compile, attention cuDNN; mục tiêu {report.SPEED_GOAL / 1e3:.0f}k token/s "
+        "qua Lightning.",
+    }[lang]
+    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in report.valid_speed_rows(result):
+        name = r["name"] if "batch" in r["name"] else f"{r['name']}, batch {r['batch']}"
+        diff = r.get("mean_loss_diff_vs_hf")
+        lines.append(f"| {name} | {r['lightning_tokens_per_s'] / 1e3:.1f}k | {r['bare_tokens_per_s'] / 1e3:.1f}k | "
+                     f"{r['lightning_over_bare']:.3f} | {r['model_tflops']:.0f} | {r.get('mfu_vs_matmul', 0):.0%} | "
+                     f"{r['peak_mem_gib']:.1f} | {'-' if diff is None else f'{diff:.3f}'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+_FROM_SCRATCH_COLUMNS = {
+    "en": {
+        "header": ("build", "shape", "own kernel (ms)", "naive PyTorch (ms)", "sdpa_flash (ms)", "sdpa_cudnn (ms)",
+                   "own kernel rel. error", "own kernel slower than sdpa_cudnn"),
+        "ptx": "compute_{} (PTX, compiled by the driver)",
+        "causal": "causal",
+        "caption": "Measured on {gpu}, torch {torch}, CUDA {cuda}, {date} (commit {commit}); fp16 inputs, error "
+                   "against an fp32 reference.",
+    },
+    "vi": {
+        "header": ("bản build", "kích thước", "kernel tự viết (ms)", "PyTorch ngây thơ (ms)", "sdpa_flash (ms)",
+                   "sdpa_cudnn (ms)", "sai số tương đối của kernel", "kernel tự viết chậm hơn sdpa_cudnn"),
+        "ptx": "compute_{} (PTX, driver biên dịch)",
+        "causal": "causal",
+        "caption": "Đo trên {gpu}, torch {torch}, CUDA {cuda}, ngày {date} (commit {commit}); đầu vào fp16, sai số so "
+                   "với tham chiếu fp32.",
+    },
+}  # fmt: skip
+
+
+def _number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> str:
+    """`x` to `digits` significant digits, trailing zeros kept (0.170; 2.0e-04 if `scientific`), with a
+    decimal comma in Vietnamese."""
+    text = f"{x:.{digits - 1}e}" if scientific else f"{x:#.{digits}g}".rstrip(".")
+    return text.replace(".", ",") if lang == "vi" else text
+
+
+def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
+    """The own kernel of `vanilla_flash.from_scratch` against naive PyTorch attention and the
+    libraries, as measured in a `from_scratch_kernel` result (a dict, or the path of its JSON, such
+    as results/h200/from_scratch/from_scratch.json): a one-line caption (GPU, torch, date), then one
+    table row per build x shape, in `lang` (en, vi). `tools/docs_tables.py` writes it into the docs."""
+    if not isinstance(result, dict):
+        result = report.load(result)
+    t = _FROM_SCRATCH_COLUMNS[lang]
+    m = result["environment"]["machine"]
+    date, commit = result.get("when", "")[:10], (result.get("commit") or "?")[:7]
+    caption = t["caption"].format(gpu=m.get("gpu_name") or "CPU", torch=m.get("torch"), cuda=m.get("cuda"), date=date,
+                                  commit=commit)  # fmt: skip
+    lines = [caption, "", "| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
+    for r in result["rows"]:
+        arch = r["built_for"]
+        build = t["ptx"].format(arch.removeprefix("compute_")) if arch.startswith("compute_") else f"sm_{arch}"
+        shape = f"{r['shape']}, {t['causal']}" if r.get("causal") else r["shape"]
+        libs = r["libraries"]
+        cudnn = libs.get("sdpa_cudnn", {}).get("ms")
+        cells = [build, shape, _number(r["own_kernel_ms"], lang), _number(r["naive_ms"], lang),
+                 *(_number(libs[name]["ms"], lang) if name in libs else "-" for name in ("sdpa_flash", "sdpa_cudnn")),
+                 _number(r["own_kernel_rel_err"], lang, 2, scientific=True),
+                 f"{_number(r['own_kernel_ms'] / cudnn, lang)}×" if cudnn else "-"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
