@@ -30,7 +30,7 @@ from vanilla_flash import model as gpt2
 
 LOSSES = ("full", "chunked")
 # positions per chunk of the chunked loss: 16384 x 50304 float32 logits are 3.3 GB; on the H200 16384
-# ran 0.6% faster than 4096, with less memory at its peak (results/h200/speed_profile.json)
+# ran 0.6% faster than 4096, with less memory at its peak (results/h200/speed/speed_profile.json)
 CHUNK_TOKENS = 16384
 
 
