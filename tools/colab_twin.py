@@ -190,8 +190,9 @@ def main() -> int:
             failed += not row["ok"]
     log(f"{len(report['notebooks']) - failed} of {len(report['notebooks'])} notebooks ran as on Colab")
     (out / "twin.json").write_text(json.dumps(report, indent=2) + "\n")
+    python = Path(args.python).name  # the interpreter by name: where it lives is this machine's business
     (out / "twin.log").write_text("\n".join(line.replace(str(work), "$TWIN").replace(str(ROOT), "$REPO")
-                                            for line in lines) + "\n")  # fmt: skip
+                                            .replace(args.python, python) for line in lines) + "\n")  # fmt: skip
     return 1 if failed else 0
 
 
