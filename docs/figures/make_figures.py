@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -36,6 +37,9 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noq
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scr"))
+from vanilla_flash import tables  # noqa: E402  (numbers written as the docs' tables write them)
+
 DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
              "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
@@ -272,11 +276,6 @@ def tiling(lang: str) -> plt.Figure:
     return fig
 
 
-def _ms(x: float, lang: str) -> str:
-    text = f"{x:#.3g}".rstrip(".")
-    return text.replace(".", ",") if lang == "vi" else text
-
-
 def from_scratch_h200(lang: str, path: Path = FROM_SCRATCH) -> plt.Figure:
     """Grouped bars, one group per shape, of the times measured in `path`: naive PyTorch and the
     libraries as timed with the first build, the own kernel in every build."""
@@ -306,13 +305,13 @@ def from_scratch_h200(lang: str, path: Path = FROM_SCRATCH) -> plt.Figure:
         xs = [g + (k - (len(series) - 1) / 2) * width for g in range(len(shapes))]
         ax.bar(xs, values, width * 0.92, label=label, color=color, ec="#333333", lw=0.6)
         for x, value in zip(xs, values, strict=True):
-            ax.text(x, value * 1.08, _ms(value, lang), ha="center", va="bottom", fontsize=7.5)
+            ax.text(x, value * 1.08, tables.number(value, lang), ha="center", va="bottom", fontsize=7.5)
     ax.set_yscale("log")
     low = min(v for _, _, values in series for v in values)
     high = max(v for _, _, values in series for v in values)
     ax.set_ylim(low / 2, high * 3)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: _ms(y, lang).rstrip("0").rstrip(".,") if y < 1 else
-                                               f"{y:.0f}"))  # fmt: skip
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: tables.number(y, lang).rstrip("0").rstrip(".,")
+                                               if y < 1 else f"{y:.0f}"))  # fmt: skip
     ax.set_xticks(range(len(shapes)), [f"{s}, {t['fs_causal']}" if first[s].get("causal") else s for s in shapes])
     ax.set_ylabel(t["fs_ylabel"])
     ax.grid(alpha=0.3, axis="y")

@@ -356,6 +356,11 @@ def valid_speed_rows(result: dict) -> list[dict]:
     return [r for r in result["rows"] if r["status"] == "ok" and not r.get("note", "").startswith("not a measurement")]
 
 
+def speed_label(row: dict) -> str:
+    """A `bench speed` row's name, with its batch where the name does not say it."""
+    return row["name"] if "batch" in row["name"] else f"{row['name']}, batch {row['batch']}"
+
+
 def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | None:
     """Tokens/s per configuration of a `bench speed` result, through Lightning and in the bare loop,
     with the share of the same run's matmul each reaches through Lightning, and the goal."""
@@ -375,8 +380,7 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | No
         ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
     if goal:
         ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=f"goal {goal / 1e3:.0f}k")
-    names = [r["name"] if "batch" in r["name"] else f"{r['name']}, batch {r['batch']}" for r in rows]
-    ax.set_yticks(list(y), names)
+    ax.set_yticks(list(y), [speed_label(r) for r in rows])
     ax.invert_yaxis()
     ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.22)
     ax.set_xlabel("thousand tokens per second (GPT-2 124M training, seq 1024)")

@@ -54,11 +54,12 @@ def speed_markdown(path, lang: str = "en") -> str:
     }[lang]
     lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in report.valid_speed_rows(result):
-        name = r["name"] if "batch" in r["name"] else f"{r['name']}, batch {r['batch']}"
         diff = r.get("mean_loss_diff_vs_hf")
-        lines.append(f"| {name} | {r['lightning_tokens_per_s'] / 1e3:.1f}k | {r['bare_tokens_per_s'] / 1e3:.1f}k | "
-                     f"{r['lightning_over_bare']:.3f} | {r['model_tflops']:.0f} | {r.get('mfu_vs_matmul', 0):.0%} | "
-                     f"{r['peak_mem_gib']:.1f} | {'-' if diff is None else f'{diff:.3f}'} |")  # fmt: skip
+        cells = [report.speed_label(r), f"{r['lightning_tokens_per_s'] / 1e3:.1f}k",
+                 f"{r['bare_tokens_per_s'] / 1e3:.1f}k", f"{r['lightning_over_bare']:.3f}",
+                 f"{r['model_tflops']:.0f}", f"{r.get('mfu_vs_matmul', 0):.0%}", f"{r['peak_mem_gib']:.1f}",
+                 "-" if diff is None else f"{diff:.3f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -82,7 +83,7 @@ _FROM_SCRATCH_COLUMNS = {
 }  # fmt: skip
 
 
-def _number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> str:
+def number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> str:
     """`x` to `digits` significant digits, trailing zeros kept (0.170; 2.0e-04 if `scientific`), with a
     decimal comma in Vietnamese."""
     text = f"{x:.{digits - 1}e}" if scientific else f"{x:#.{digits}g}".rstrip(".")
@@ -108,9 +109,9 @@ def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
         shape = f"{r['shape']}, {t['causal']}" if r.get("causal") else r["shape"]
         libs = r["libraries"]
         cudnn = libs.get("sdpa_cudnn", {}).get("ms")
-        cells = [build, shape, _number(r["own_kernel_ms"], lang), _number(r["naive_ms"], lang),
-                 *(_number(libs[name]["ms"], lang) if name in libs else "-" for name in ("sdpa_flash", "sdpa_cudnn")),
-                 _number(r["own_kernel_rel_err"], lang, 2, scientific=True),
-                 f"{_number(r['own_kernel_ms'] / cudnn, lang)}×" if cudnn else "-"]  # fmt: skip
+        cells = [build, shape, number(r["own_kernel_ms"], lang), number(r["naive_ms"], lang),
+                 *(number(libs[name]["ms"], lang) if name in libs else "-" for name in ("sdpa_flash", "sdpa_cudnn")),
+                 number(r["own_kernel_rel_err"], lang, 2, scientific=True),
+                 f"{number(r['own_kernel_ms'] / cudnn, lang)}×" if cudnn else "-"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
