@@ -46,7 +46,7 @@ causal_mask = torch.ones(t, t, dtype=torch.bool, device=device).tril()[None, Non
 
 
 def run_sdpa(dtype, kernel, masked):
-    x = [a.to(dtype).requires_grad_() for a in (q, k, v)]
+    x = [a.detach().to(dtype).requires_grad_() for a in (q, k, v)]  # new leaves, each run
     with sdpa_kernel(kernel):
         out = F.scaled_dot_product_attention(*x, attn_mask=causal_mask if masked else None, is_causal=not masked)
     out.backward(grad_out.to(dtype))
