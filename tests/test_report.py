@@ -135,8 +135,7 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
     path = ROOT / "results" / "h200" / "speed.json"
     result = json.loads(path.read_text())
     valid = [r for r in result["rows"] if r["status"] == "ok" and "note" not in r]
-    annotated = [r for r in result["rows"] if "note" in r]
-    assert annotated and valid  # the committed run has a row that ran uncompiled: noted, not shown
+    assert valid
     for lang in ("en", "vi"):
         table = tables.speed_markdown(path, lang)
         lines = table.splitlines()
@@ -145,9 +144,32 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
         for line, r in zip(rows, valid, strict=True):
             assert r["name"] in line and f"{r['lightning_tokens_per_s'] / 1e3:.1f}k" in line
             assert f"{r['bare_tokens_per_s'] / 1e3:.1f}k" in line and f"{r['lightning_over_bare']:.3f}" in line
-        assert all(r["name"] not in table for r in annotated)
         assert result["environment"]["machine"]["gpu_name"] in table and "590k" in table
-    changed = dict(result, rows=[dict(valid[0], lightning_tokens_per_s=123456.0)])
+    # a row annotated afterwards as not a measurement (a run that fell back to eager), and one that failed
+    annotated = dict(valid[0], name="ran uncompiled", note="not a measurement: dynamo gave up compiling")
+    failed = {**valid[0], "name": "ran out of memory", "status": "OOM"}
+    changed = dict(result, rows=[dict(valid[0], lightning_tokens_per_s=123456.0), annotated, failed])
     (tmp_path / "speed.json").write_text(json.dumps(changed))
-    assert "123.5k" in tables.speed_markdown(tmp_path / "speed.json")
+    table = tables.speed_markdown(tmp_path / "speed.json")
+    assert "123.5k" in table and "ran uncompiled" not in table and "ran out of memory" not in table
     assert report.speed_plot(changed, tmp_path / "speed.png").stat().st_size > 1000
+
+
+def test_the_plain_pytorch_table_is_read_from_the_committed_h200_profile(tmp_path):
+    import json
+
+    path = ROOT / "results" / "h200" / "speed" / "plain_pytorch_profile.json"
+    result = json.loads(path.read_text())
+    measured = [r for r in result["plain_pytorch"] if r["status"] == "ok"]
+    assert measured
+    for lang, yes in (("en", "yes"), ("vi", "có")):
+        lines = tables.plain_pytorch_markdown(path, lang).splitlines()
+        rows = lines[next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1 :]
+        assert len(rows) == len(measured)
+        for line, r in zip(rows, measured, strict=True):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert cells[0] == str(r["batch"]) and cells[2] == str(r["vocab"])
+            assert cells[3] == f"{r['tokens_per_s'] / 1e3:.1f}k" and (cells[1] == yes) == r["grad_clip"]
+    changed = dict(result, plain_pytorch=[dict(measured[0], tokens_per_s=654321.0), {"status": "error: OOM"}])
+    (tmp_path / "profile.json").write_text(json.dumps(changed))
+    assert "654.3k" in tables.plain_pytorch_markdown(tmp_path / "profile.json") 

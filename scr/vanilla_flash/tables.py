@@ -1,7 +1,9 @@
 """The Markdown tables that the README and the docs quote from results files, in English or
 Vietnamese: `tools/docs_tables.py` writes each between its markers and `--check` (tests/test_docs.py)
 fails when one no longer matches its file. `builds_markdown` (results/builds.json),
-`speed_markdown` (results/h200/speed.json), `from_scratch_markdown` (results/h200/from_scratch/).
+`speed_markdown` (results/h200/speed.json), `plain_pytorch_markdown` (the plain-PyTorch GPT-2 that the
+speed goal is measured against, results/h200/speed/plain_pytorch_profile.json), `from_scratch_markdown`
+(results/h200/from_scratch/).
 """
 
 from __future__ import annotations
@@ -59,6 +61,36 @@ def speed_markdown(path, lang: str = "en") -> str:
                  f"{r['bare_tokens_per_s'] / 1e3:.1f}k", f"{r['lightning_over_bare']:.3f}",
                  f"{r['model_tflops']:.0f}", f"{r.get('mfu_vs_matmul', 0):.0%}", f"{r['peak_mem_gib']:.1f}",
                  "-" if diff is None else f"{diff:.3f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+_PLAIN_COLUMNS = {
+    "en": ("batch", "gradient clipping", "vocabulary", "tokens/s", "peak GiB",
+           "yes", "no", "GPT-2 124M in the plainest PyTorch, in a loop of its own, measured on {gpu}, torch {torch}, {date} (commit {commit}), after the speed table's run on "
+           "the same machine: nn.Linear, SDPA is_causal, tied head, F.cross_entropy, fused AdamW, bf16 autocast, "
+           "torch.compile; no Lightning, no transformers."),
+    "vi": ("batch", "cắt gradient", "từ vựng", "token/s", "đỉnh GiB",
+           "có", "không", "GPT-2 124M viết bằng PyTorch thuần, trong vòng lặp riêng, đo trên {gpu}, torch {torch}, ngày {date} (commit {commit}), ngay sau lượt đo của bảng tốc "
+           "độ trên cùng máy: nn.Linear, SDPA is_causal, đầu ra gắn với embedding, F.cross_entropy, AdamW fused, "
+           "autocast bf16, torch.compile; không Lightning, không transformers."),
+}  # fmt: skip
+
+
+def plain_pytorch_markdown(path, lang: str = "en") -> str:
+    """The `plain_pytorch` rows of a `tools/gpu/profile_speed.py` result (GPT-2 124M in the plainest
+    PyTorch, in a loop of its own: what the speed goal is measured against) as a Markdown table in
+    `lang` (en, vi), with the machine in a caption."""
+    result = report.load(path)
+    *header, yes, no, caption = _PLAIN_COLUMNS[lang]
+    m = result["environment"]["machine"]
+    lines = [caption.format(gpu=m["gpu_name"], torch=m["torch"], date=result["when"][:10], commit=result["commit"][:7]),
+             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
+    for r in result["plain_pytorch"]:
+        if r["status"] != "ok":
+            continue
+        cells = [str(r["batch"]), yes if r["grad_clip"] else no, str(r["vocab"]),
+                 f"{r['tokens_per_s'] / 1e3:.1f}k", f"{r['peak_mem_gib']:.1f}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -32,11 +32,6 @@ LOSSES = ("full", "chunked")
 # positions per chunk of the chunked loss: 16384 x 50304 float32 logits are 3.3 GB; on the H200 16384
 # ran 0.6% faster than 4096, with less memory at its peak (results/h200/speed/speed_profile.json)
 CHUNK_TOKENS = 16384
-# the chunked loss's logits are this many columns wide, rounded up (GPT-2's 50257 -> 50304): the head's
-# matmuls then have sizes the GPU's fastest kernels take; the extra columns are left out of the softmax,
-# so the loss and the gradients are those of the real vocabulary (the zero rows added to the weight
-# for them get no gradient)
-LOGITS_MULTIPLE = 64
 
 
 class Affine(nn.Module):
@@ -181,31 +176,26 @@ class VanillaGPT(nn.Module):
 
 def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, gradients: bool = True):
     """The summed cross-entropy of the logits `h @ weight.T` against `targets` (-100: not a target),
-    CHUNK_TOKENS rows at a time, the logits LOGITS_MULTIPLE-padded; with `gradients`, also its
-    gradients for `h` and for `weight`, from each chunk's softmax while its logits exist:
-    d loss / d logits = softmax - one_hot(target)."""
-    vocab = weight.shape[0]
-    width = -(-vocab // LOGITS_MULTIPLE) * LOGITS_MULTIPLE
-    padded = F.pad(weight, (0, 0, 0, width - vocab))  # zero rows: the columns they give are masked out
-    columns = torch.arange(width, device=h.device)
+    CHUNK_TOKENS rows at a time; with `gradients`, also its gradients for `h` and for `weight`,
+    from each chunk's softmax while its logits exist: d loss / d logits = softmax - one_hot(target)."""
     total = h.new_zeros((), dtype=torch.float32)
     grad_h = torch.zeros_like(h) if gradients else None
-    grad_weight = torch.zeros_like(padded, dtype=torch.float32) if gradients else None
+    grad_weight = torch.zeros_like(weight, dtype=torch.float32) if gradients else None
     for start in range(0, h.shape[0], CHUNK_TOKENS):
         end = min(start + CHUNK_TOKENS, h.shape[0])
         chunk, target = h[start:end], targets[start:end]
-        product = chunk @ padded.t()  # bfloat16 under autocast: the gradients' matmuls take that type too
-        logits = torch.where(columns < vocab, product.float(), -torch.inf)
+        product = chunk @ weight.t()  # bfloat16 under autocast: the gradients' matmuls take that type too
+        logits = product.float()
         lse = torch.logsumexp(logits, dim=-1)
         real = target != -100
         index = torch.where(real, target, 0)
         total = total + torch.where(real, lse - logits.gather(1, index[:, None]).squeeze(1), 0.0).sum()
         if gradients:
-            is_target = columns == index[:, None]
+            is_target = torch.arange(logits.shape[1], device=h.device) == index[:, None]
             grad_logits = ((torch.exp(logits - lse[:, None]) - is_target.float()) * real[:, None]).to(product.dtype)
-            grad_h[start:end] = grad_logits @ padded
+            grad_h[start:end] = grad_logits @ weight
             grad_weight = grad_weight + (grad_logits.t() @ chunk).float()
-    return total, grad_h, grad_weight[:vocab] if gradients else None
+    return total, grad_h, grad_weight
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
