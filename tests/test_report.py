@@ -172,4 +172,4 @@ def test_the_plain_pytorch_table_is_read_from_the_committed_h200_profile(tmp_pat
             assert cells[3] == f"{r['tokens_per_s'] / 1e3:.1f}k" and (cells[1] == yes) == r["grad_clip"]
     changed = dict(result, plain_pytorch=[dict(measured[0], tokens_per_s=654321.0), {"status": "error: OOM"}])
     (tmp_path / "profile.json").write_text(json.dumps(changed))
-    assert "654.3k" in tables.plain_pytorch_markdown(tmp_path / "profile.json") 
+    assert "654.3k" in tables.plain_pytorch_markdown(tmp_path / "profile.json")

@@ -122,6 +122,41 @@ def test_the_chunked_loss_needs_the_vanilla_model():
     assert TrainConfig(model_impl="vanilla", loss="chunked").loss == "chunked"
 
 
+def test_a_bf16_residual_stream_carries_bf16_between_the_blocks_and_computes_nearly_the_same(pair):
+    """`residual="bf16"` under bf16 autocast: every block takes and gives bfloat16, the loss and the
+    gradients stay near the float32 stream's; without autocast nothing changes; it compiles whole."""
+    _, vanilla = pair
+    low = copy.deepcopy(vanilla)
+    low.residual = "bf16"
+    ids = torch.randint(0, 50257, (2, 64), generator=torch.Generator().manual_seed(4))
+    seen = []
+    low.transformer.h[1].register_forward_hook(lambda m, args, out: seen.append((args[0].dtype, out.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = vanilla(input_ids=ids, labels=ids).loss, low(input_ids=ids, labels=ids).loss
+    assert seen == [(torch.bfloat16, torch.bfloat16)]
+    torch.testing.assert_close(b, a, rtol=1e-2, atol=0)
+    a.backward()
+    b.backward()
+    ours, theirs = (torch.cat([g.flatten() for g in _grads(m).values()]) for m in (low, vanilla))
+    assert torch.nn.functional.cosine_similarity(ours, theirs, dim=0) > 0.99
+    assert not torch.equal(ours, theirs)  # bf16 sums: other numbers, not the same ones
+    torch.testing.assert_close(low(input_ids=ids, labels=ids).loss, vanilla(input_ids=ids, labels=ids).loss)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        compiled = torch.compile(low, fullgraph=True)(input_ids=ids, labels=ids).loss
+    torch.testing.assert_close(compiled.float(), b.detach(), rtol=1e-2, atol=0)
+
+
+def test_a_bf16_residual_stream_needs_the_vanilla_model_and_bf16(tmp_path):
+    with pytest.raises(ConfigError, match="residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed"):
+        TrainConfig(residual="bf16", precision="bf16-mixed")
+    with pytest.raises(ConfigError, match="residual: 'bf16' needs"):
+        TrainConfig(residual="bf16", model_impl="vanilla", precision="16-mixed")
+    with pytest.raises(ValueError, match="residual 'half'"):
+        vanilla_gpt.build("tiny", seq_len=64, n_layer=1, residual="half")
+    cfg = TrainConfig(residual="bf16", model_impl="vanilla", precision="bf16-mixed")
+    assert cfg.residual == "bf16"
+
+
 def test_through_lightning_it_follows_the_loss_curve_of_transformers_gpt2(tmp_path):
     """Same seed, same data: the vanilla model with the chunked loss starts from transformers'
     weights and takes the same steps (float32 on a CPU: up to rounding)."""

@@ -198,13 +198,18 @@ def _cycle(loader):
 
 
 # The configurations `speed` compares (the fastest GPT-2 training on one GPU): the project's compact
-# model with the chunked loss (at the larger batches the memory it frees allows, and at the base
-# batch), the same with transformers' full float32 loss, and transformers' GPT-2 (twice: the second run
-# says how far two runs of one model differ, in speed and in loss); each through Lightning and in the
-# bare loop, back to back. What did not help stays in the results (results/h200/README.md): CUDA
-# graphs, for one, gained nothing and left the table.
+# model with the chunked loss (at the larger batches the memory it frees allows, with its residual
+# stream in bf16, and at the base batch), the same with transformers' full float32 loss, and
+# transformers' GPT-2 (twice: the second run says how far two runs of one model differ, in speed and in
+# loss); each through Lightning and in the bare loop, back to back. What did not help stays in the
+# results (results/h200/README.md): CUDA graphs, for one, gained nothing and left the table.
 SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
     ("vanilla, chunked loss, batch 128", {"model_impl": "vanilla", "loss": "chunked", "batch_size": 128}),
+    (
+        "vanilla, chunked loss, batch 128, bf16 residual",
+        {"model_impl": "vanilla", "loss": "chunked", "batch_size": 128, "residual": "bf16"},
+    ),
+    ("vanilla, chunked loss, bf16 residual", {"model_impl": "vanilla", "loss": "chunked", "residual": "bf16"}),
     ("vanilla, chunked loss, batch 64", {"model_impl": "vanilla", "loss": "chunked", "batch_size": 64}),
     ("vanilla, chunked loss", {"model_impl": "vanilla", "loss": "chunked"}),
     ("vanilla, full loss", {"model_impl": "vanilla", "loss": "full"}),
@@ -230,8 +235,8 @@ def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: i
         torch._dynamo.reset()
         # a run folder per variant, started afresh: one variant's last checkpoint is not another's
         cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}", resume="never")
-        row = {"name": name, "model_impl": cfg.model_impl, "loss": cfg.loss, "attn": cfg.attn,
-               "batch": cfg.batch_size, "seq_len": cfg.seq_len,
+        row = {"name": name, "model_impl": cfg.model_impl, "loss": cfg.loss, "residual": cfg.residual,
+               "attn": cfg.attn, "batch": cfg.batch_size, "seq_len": cfg.seq_len,
                "compile_mode": cfg.compile_mode if cfg.compile else None, "status": "ok"}  # fmt: skip
         rows.append(row)
         try:

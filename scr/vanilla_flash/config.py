@@ -46,6 +46,8 @@ class TrainConfig:
     model_impl: str = "hf"  # hf (transformers' GPT2LMHeadModel) | vanilla (vanilla_gpt) | flash_attn (fa_gpt)
     loss: str = "full"  # full: every position's logits in float32, as transformers does | chunked (vanilla only):
     # a few thousand positions at a time, gradients worked out in the forward pass (vanilla_gpt)
+    residual: str = "float32"  # the residual stream under mixed precision: float32, as transformers keeps it |
+    # bf16 (vanilla, bf16-mixed only): half the memory traffic of LayerNorm and the residual adds, other roundings
     fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
     model_size: str = "tiny"  # a preset (tiny, 124M, 355M); n_layer, n_head, n_embd change any of its sizes
     n_layer: int | None = None
@@ -177,6 +179,10 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     one_of("loss", ("full", "chunked"))
     if cfg.loss == "chunked" and cfg.model_impl != "vanilla":
         problems.append(f"loss: 'chunked' needs model_impl: vanilla (the {cfg.model_impl} model computes its own loss)")
+    one_of("residual", ("float32", "bf16"))
+    if cfg.residual == "bf16" and (cfg.model_impl != "vanilla" or cfg.precision != "bf16-mixed"):
+        problems.append("residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "
+                        "keep their residual stream in float32; float16 would overflow)")  # fmt: skip
     one_of("model_size", tuple(gpt2.SIZES))
     one_of("attn", tuple(attention.names()))
     one_of("compile_mode", COMPILE_MODES)

@@ -12,6 +12,9 @@ thousand positions at a time, with each chunk's gradients (for the hidden states
 head) worked out in the forward pass while that chunk's logits exist, so the (batch x seq x vocab)
 float32 logits never exist at once and none are recomputed: the backward pass only scales the
 gradients it was left (the idea behind fused linear + cross-entropy kernels such as Liger's).
+Under bf16 autocast, `residual="bf16"` carries the residual stream between the blocks in bfloat16
+instead of float32 (as transformers does), which halves what LayerNorm and the residual adds read
+and write, at the price of slightly different numbers.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from vanilla_flash import attention
 from vanilla_flash import model as gpt2
 
 LOSSES = ("full", "chunked")
+RESIDUALS = ("float32", "bf16")
+BF16 = torch.bfloat16
 # positions per chunk of the chunked loss: 16384 x 50304 float32 logits are 3.3 GB; on the H200 16384
 # ran 0.6% faster than 4096, with less memory at its peak (results/h200/speed/speed_profile.json)
 CHUNK_TOKENS = 16384
@@ -90,11 +95,13 @@ class VanillaGPT(nn.Module):
     module's docstring). `forward(input_ids, labels)` returns `.loss` and, with the full loss,
     `.logits`, as `GPT2LMHeadModel` does."""
 
-    def __init__(self, cfg: GPT2Config, loss: str = "full"):
+    def __init__(self, cfg: GPT2Config, loss: str = "full", residual: str = "float32"):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss {loss!r} is not one of: {', '.join(LOSSES)}")
-        self.config, self.loss = cfg, loss
+        if residual not in RESIDUALS:
+            raise ValueError(f"residual {residual!r} is not one of: {', '.join(RESIDUALS)}")
+        self.config, self.loss, self.residual = cfg, loss, residual
         self.transformer = nn.Module()
         self.transformer.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.transformer.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd)
@@ -125,6 +132,9 @@ class VanillaGPT(nn.Module):
         pos = torch.arange(t, device=input_ids.device)
         x = self.transformer.wte(input_ids) + self.transformer.wpe(pos)
         x = F.dropout(x, self.config.embd_pdrop, self.training)
+        device = x.device.type
+        if self.residual == "bf16" and torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == BF16:
+            x = x.to(BF16)  # the blocks' outputs are bf16 under autocast: the sums stay bf16
         for block in self.transformer.h:
             x = block(x)
         return self.transformer.ln_f(x)
@@ -167,9 +177,9 @@ class VanillaGPT(nn.Module):
         self.as_hf().save_pretrained(path, **kwargs)
 
     @classmethod
-    def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full") -> VanillaGPT:
+    def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full", residual: str = "float32") -> VanillaGPT:
         """The same weights as transformers' `hf`, in this implementation (a copy)."""
-        model = cls(hf.config, loss=loss)
+        model = cls(hf.config, loss=loss, residual=residual)
         model.load_state_dict(hf.state_dict())
         return model.to(hf.device)
 
@@ -214,14 +224,15 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         return grad_h * grad_total, grad_weight * grad_total, None
 
 
-def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", **overrides) -> VanillaGPT:
-    """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`
-    and loss `loss`: the very weights `vanilla_flash.model.build` would give under the same seed
-    (it initialises them, this model takes them over), so a run with `model_impl: vanilla` starts
-    where the same run with `model_impl: hf` starts."""
+def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", residual: str = "float32",
+          **overrides) -> VanillaGPT:  # fmt: skip
+    """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`,
+    loss `loss` and residual stream `residual`: the very weights `vanilla_flash.model.build` would
+    give under the same seed (it initialises them, this model takes them over), so a run with
+    `model_impl: vanilla` starts where the same run with `model_impl: hf` starts."""
     hf = gpt2.build(size, attn=attn, **overrides)
     with torch.device("meta"):
-        model = VanillaGPT(hf.config, loss=loss)
+        model = VanillaGPT(hf.config, loss=loss, residual=residual)
     model.load_state_dict(hf.state_dict(keep_vars=True), assign=True)
     model.lm_head.weight = model.transformer.wte.weight  # tied again (assign replaced both)
     return model

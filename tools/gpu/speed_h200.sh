@@ -37,7 +37,7 @@ wait)
   while [ "$(date +%s)" -lt $end ] && ! grep -q '^done' $out/status 2>/dev/null; do sleep 5; done
   cat $out/status 2>/dev/null; grep -hE "tok/s|rror|OOM" $out/*/log.txt 2>/dev/null | tail -8 ;;
 collect)
-  cp $out/*.json $out/*.png $out/status $out/nvidia-smi.txt "$2/" 2>/dev/null
+  cp $out/*.json $out/*.csv $out/*.png $out/status $out/nvidia-smi.txt "$2/" 2>/dev/null
   for log in $out/*/log.txt; do
     name=$(basename "$(dirname "$log")")
     sed "s#/tmp/#\$TMPDIR/#g; s#$PWD/##g" "$log" > "$2/$name-log.txt"
