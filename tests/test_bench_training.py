@@ -25,7 +25,7 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
     variants = (("vanilla, chunked loss", {"model_impl": "vanilla", "loss": "chunked"}),
                 ("a broken one", {"model_impl": "vanilla", "attn": "flash_attn_2"}),
                 ("hf", {"model_impl": "hf"}))  # fmt: skip
-    result = bench_training.speed(cfg, variants, steps=3, warmup=2)
+    result = bench_training.speed(cfg, variants, steps=3, warmup=2, plain_batches=(2,))
     ok, broken, hf = result["rows"]
     assert (ok["model_impl"], ok["loss"], hf["model_impl"]) == ("vanilla", "chunked", "hf")
     assert ok["status"] == hf["status"] == "ok" and broken["status"].startswith("error")
@@ -33,3 +33,10 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
         assert row["lightning_tokens_per_s"] > 0 and row["bare_tokens_per_s"] > 0 and row["model_tflops"] > 0
     assert result["matmul_tflops"] == {"before": None, "after": None} and "mfu_vs_matmul" not in ok  # no GPU here
     assert report.speed_plot(result, tmp_path / "speed.png").stat().st_size > 1000
+    # the plain-PyTorch baseline, with the run's sizes, and the best Lightning row against it
+    (plain,) = result["plain_pytorch"]
+    assert plain["status"] == "ok" and plain["tokens_per_s"] > 0 and (plain["batch"], plain["seq"]) == (2, 32)
+    best = max((ok, hf), key=lambda r: r["lightning_tokens_per_s"])
+    assert result["best_over_plain"]["best"] == best["name"]
+    assert result["best_over_plain"]["ratio"] == pytest.approx(best["lightning_tokens_per_s"] / plain["tokens_per_s"],
+                                                               rel=1e-3)  # fmt: skip

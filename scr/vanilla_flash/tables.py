@@ -68,11 +68,11 @@ def speed_markdown(path, lang: str = "en") -> str:
 _PLAIN_COLUMNS = {
     "en": ("batch", "gradient clipping", "vocabulary", "tokens/s", "peak GiB", "yes", "no",
            "GPT-2 124M in the plainest PyTorch, in a loop of its own, measured on {gpu}, torch {torch}, {date} "
-           "(commit {commit}), after the speed table's run on the same machine: nn.Linear, SDPA is_causal, tied "
+           "(commit {commit}), on the machine of the speed table: nn.Linear, SDPA is_causal, tied "
            "head, F.cross_entropy, fused AdamW, bf16 autocast, torch.compile; no Lightning, no transformers."),
     "vi": ("batch", "cắt gradient", "từ vựng", "token/s", "đỉnh GiB", "có", "không",
            "GPT-2 124M viết bằng PyTorch thuần, trong vòng lặp riêng, đo trên {gpu}, torch {torch}, ngày {date} "
-           "(commit {commit}), ngay sau lượt đo của bảng tốc độ trên cùng máy: nn.Linear, SDPA is_causal, đầu ra "
+           "(commit {commit}), trên cùng máy với bảng tốc độ: nn.Linear, SDPA is_causal, đầu ra "
            "gắn với embedding, F.cross_entropy, AdamW fused, autocast bf16, torch.compile; không Lightning, không "
            "transformers."),
 }  # fmt: skip

@@ -6,14 +6,12 @@
 2. `profile`: a profiled bare-loop run of the best `bench speed` variant: GPU time per group of
    kernels (matmul, attention, the Triton kernels inductor generated, optimizer, other) and the top
    kernels by time;
-3. `plain_pytorch`: GPT-2 124M in the plainest PyTorch (nn.Linear, SDPA `is_causal`, tied head,
-   F.cross_entropy, fused AdamW, autocast bf16, torch.compile) in a loop of its own, with and without
-   gradient clipping, its vocabulary padded to 50304 or GPT-2's own 50257: how fast this GPU trains
-   GPT-2 without the project;
-4. `variants`: bare-loop tokens/s of a few changes to the profiled one (the residual stream in bf16,
+3. `variants`: bare-loop tokens/s of a few changes to the profiled one (the residual stream in bf16,
    batch, inductor options), each written as soon as it is measured, until SECONDS (default 420)
    have passed.
-On a machine without a GPU it runs a tiny model, to check the script itself.
+On a machine without a GPU it runs a tiny model, to check the script itself. GPT-2 in the plainest
+PyTorch, which this script measured at commit 3992721 (results/h200/speed/plain_pytorch_profile.json),
+is now part of `bench speed` (`bench_training.plain_pytorch_loop`).
 """
 
 import contextlib
@@ -141,89 +139,7 @@ print(json.dumps(result["profile"]["groups_ms_per_step"]), result["profile"]["gp
 save()
 
 
-# 3. GPT-2 in the plainest PyTorch, in a loop of its own: how fast this GPU trains GPT-2 without the
-# project (an earlier H200 session measured such a model at 562k tokens/s, batch 32), beside the rows above
-class PlainBlock(torch.nn.Module):
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.ln_1, self.ln_2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
-        self.qkv, self.out = torch.nn.Linear(width, 3 * width), torch.nn.Linear(width, width)
-        self.up, self.down = torch.nn.Linear(width, 4 * width), torch.nn.Linear(4 * width, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, w = x.shape
-        q, k, v = self.qkv(self.ln_1(x)).view(b, t, 3, self.heads, w // self.heads).unbind(2)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
-        x = x + self.out(y.transpose(1, 2).reshape(b, t, w))
-        return x + self.down(F.gelu(self.up(self.ln_2(x)), approximate="tanh"))
-
-
-class PlainGPT(torch.nn.Module):
-    def __init__(self, layers=12, heads=12, width=768, vocab=50304, seq=1024):
-        super().__init__()
-        self.wte, self.wpe = torch.nn.Embedding(vocab, width), torch.nn.Embedding(seq, width)
-        self.blocks = torch.nn.ModuleList(PlainBlock(width, heads) for _ in range(layers))
-        self.ln_f = torch.nn.LayerNorm(width)
-        for module in self.modules():  # GPT-2's initialisation, near enough for a speed test
-            if isinstance(module, torch.nn.Linear | torch.nn.Embedding):
-                torch.nn.init.normal_(module.weight, 0.0, 0.02)
-
-    def forward(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1], device=ids.device))
-        for block in self.blocks:
-            x = block(x)
-        logits = self.ln_f(x) @ self.wte.weight.t()  # the head tied to the embedding
-        return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.reshape(-1))
-
-
-def plain_loop(batch: int, seq: int, clip: bool, steps: int, warmup: int, **sizes) -> dict:
-    torch.manual_seed(0)
-    model = PlainGPT(seq=seq, **sizes).to(device)
-    model.compile()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1, fused=gpu)
-    ids = torch.randint(0, 50257, (batch, seq + 1), device=device)
-    for i in range(steps + warmup):
-        if i == warmup:
-            if gpu:
-                torch.cuda.synchronize()
-            begin = time.perf_counter()
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=gpu):
-            loss = model(ids[:, :-1], ids[:, 1:])
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    if gpu:
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - begin) / steps
-    return {"tokens_per_s": round(batch * seq / seconds, 1), "step_ms": round(seconds * 1e3, 2),
-            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if gpu else None,
-            "loss": float(loss.detach())}  # fmt: skip
-
-
-device = "cuda" if gpu else "cpu"
-# batch, clip, vocab (commit 3992721 also ran vocab 50257 and no clipping: speed/plain_pytorch_profile.json)
-plain_runs = [(32, True, 50304), (128, True, 50304)]
-plain_runs = plain_runs if gpu else [(2, True, 50257)]
-sizes = {} if gpu else {"layers": 2, "heads": 2, "width": 64}
-result["plain_pytorch"] = []
-for batch, clip, vocab in plain_runs:
-    torch._dynamo.reset()
-    row = {"batch": batch, "seq": 1024 if gpu else 64, "grad_clip": clip, "vocab": vocab, "status": "ok"}
-    try:
-        row.update(plain_loop(batch, row["seq"], clip, steps=20 if gpu else 2, warmup=8 if gpu else 1, vocab=vocab,
-                              **sizes))  # fmt: skip
-    except Exception as err:
-        row["status"] = f"error: {type(err).__name__}: {err}"[:300]
-    timing.free_memory()
-    result["plain_pytorch"].append(row)
-    print(json.dumps(row), flush=True)
-    save()
-
-
-# 4. a few changes, each on its own
+# 3. a few changes, each on its own
 variants = [
     ("as profiled", {}, contextlib.nullcontext),
     ("bf16 residual stream", {"residual": "bf16", "precision": "bf16-mixed"}, contextlib.nullcontext),
