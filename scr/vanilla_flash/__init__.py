@@ -10,6 +10,7 @@ Modules, in the order they import each other (each imports only modules above it
 - `machine_report`: the machine joined with the rules (`describe`), and the provenance of results.
 - `precision`: which Lightning precision the hardware trains in.
 - `model`: GPT-2 by name, as Hugging Face `GPT2LMHeadModel`.
+- `loss_kernel`: the chunked loss's softmax step as one Triton kernel.
 - `vanilla_gpt`: GPT-2 written compactly for speed, in transformers' weight layout.
 - `flops`: parameters, FLOPs per token, attention FLOPs, MFU.
 - `config`: `TrainConfig`, the parameters of a run.

@@ -45,7 +45,8 @@ class TrainConfig:
     # model
     model_impl: str = "hf"  # hf (transformers' GPT2LMHeadModel) | vanilla (vanilla_gpt) | flash_attn (fa_gpt)
     loss: str = "full"  # full: every position's logits in float32, as transformers does | chunked (vanilla only):
-    # a few thousand positions at a time, gradients worked out in the forward pass (vanilla_gpt)
+    # a few thousand positions at a time, gradients worked out in the forward pass (vanilla_gpt) | chunked_triton:
+    # the same with each chunk's softmax step as one Triton kernel (loss_kernel; a CUDA GPU with Triton)
     residual: str = "float32"  # the residual stream under mixed precision: float32, as transformers keeps it |
     # bf16 (vanilla, bf16-mixed only): half the memory traffic of LayerNorm and the residual adds, other roundings
     fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
@@ -176,9 +177,10 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     one_of("lang", tuple(WIKISOURCE_CONFIGS))
     one_of("tokenizer", ("gpt2", "bpe"))
     one_of("model_impl", ("hf", "vanilla", "flash_attn"))
-    one_of("loss", ("full", "chunked"))
-    if cfg.loss == "chunked" and cfg.model_impl != "vanilla":
-        problems.append(f"loss: 'chunked' needs model_impl: vanilla (the {cfg.model_impl} model computes its own loss)")
+    one_of("loss", ("full", "chunked", "chunked_triton"))
+    if cfg.loss != "full" and cfg.model_impl != "vanilla":
+        problems.append(f"loss: {cfg.loss!r} needs model_impl: vanilla (the {cfg.model_impl} model computes its own "
+                        "loss)")  # fmt: skip
     one_of("residual", ("float32", "bf16"))
     if cfg.residual == "bf16" and (cfg.model_impl != "vanilla" or cfg.precision != "bf16-mixed"):
         problems.append("residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "

@@ -11,7 +11,9 @@ computes it (`loss="full"`: the logits of every position, in float32) or `loss="
 thousand positions at a time, with each chunk's gradients (for the hidden states and for the tied
 head) worked out in the forward pass while that chunk's logits exist, so the (batch x seq x vocab)
 float32 logits never exist at once and none are recomputed: the backward pass only scales the
-gradients it was left (the idea behind fused linear + cross-entropy kernels such as Liger's).
+gradients it was left (the idea behind fused linear + cross-entropy kernels such as Liger's);
+`loss="chunked_triton"` is the same with each chunk's softmax step as one Triton kernel
+(`vanilla_flash.loss_kernel`).
 Under bf16 autocast, `residual="bf16"` carries the residual stream between the blocks in bfloat16
 instead of float32 (as transformers does), which halves what LayerNorm and the residual adds read
 and write, at the price of slightly different numbers.
@@ -30,8 +32,14 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from vanilla_flash import attention
 from vanilla_flash import model as gpt2
+from vanilla_flash.errors import ConfigError
 
-LOSSES = ("full", "chunked")
+try:  # the Triton kernel of `loss: chunked_triton`; Colab's T4 runtime and a CPU may have no Triton
+    from vanilla_flash import loss_kernel
+except ImportError:
+    loss_kernel = None
+
+LOSSES = ("full", "chunked", "chunked_triton")
 RESIDUALS = ("float32", "bf16")
 BF16 = torch.bfloat16
 # positions per chunk of the chunked loss: 16384 x 50304 float32 logits are 3.3 GB; on the H200 16384
@@ -150,7 +158,7 @@ class VanillaGPT(nn.Module):
             return CausalLMOutput(logits=logits, loss=loss)
         h = h[:, :-1].reshape(targets.numel(), -1)
         if torch.is_grad_enabled():
-            total = ChunkedLinearCrossEntropy.apply(h, self.lm_head.weight, targets)
+            total = ChunkedLinearCrossEntropy.apply(h, self.lm_head.weight, targets, self.loss == "chunked_triton")
         else:  # evaluation: the same sums, no gradients to work out
             total = chunked_cross_entropy(h, self.lm_head.weight, targets, gradients=False)[0]
         return CausalLMOutput(logits=None, loss=total / (targets != -100).sum().clamp(min=1))
@@ -184,10 +192,37 @@ class VanillaGPT(nn.Module):
         return model.to(hf.device)
 
 
-def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, gradients: bool = True):
+def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, gradients: bool = True):
+    """One chunk's per-row losses (float32) of `logits` against `targets` (-100: not a target, zero
+    loss and gradient) and, with `gradients`, d loss / d logits = softmax - one_hot(target), in the
+    logits' dtype. `vanilla_flash.loss_kernel` computes the same in one Triton kernel."""
+    x = logits.float()
+    lse = torch.logsumexp(x, dim=-1)
+    real = targets != -100
+    index = torch.where(real, targets, 0)
+    losses = torch.where(real, lse - x.gather(1, index[:, None]).squeeze(1), 0.0)
+    if not gradients:
+        return losses, None
+    is_target = torch.arange(x.shape[1], device=x.device) == index[:, None]
+    return losses, ((torch.exp(x - lse[:, None]) - is_target.float()) * real[:, None]).to(logits.dtype)
+
+
+def _softmax_kernel(device: torch.device):
+    """`loss_kernel.softmax_cross_entropy_grad`, or a clear error where it cannot run."""
+    if loss_kernel is None:
+        raise ConfigError("loss: 'chunked_triton' needs Triton, which this Python cannot import; use loss: chunked")
+    if not loss_kernel.usable(device):
+        raise ConfigError(f"loss: 'chunked_triton' needs a CUDA GPU, not {device.type}; use loss: chunked")
+    return loss_kernel.softmax_cross_entropy_grad
+
+
+def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, gradients: bool = True,
+                          kernel: bool = False):  # fmt: skip
     """The summed cross-entropy of the logits `h @ weight.T` against `targets` (-100: not a target),
     CHUNK_TOKENS rows at a time; with `gradients`, also its gradients for `h` and for `weight`,
-    from each chunk's softmax while its logits exist: d loss / d logits = softmax - one_hot(target)."""
+    from each chunk's softmax while its logits exist (`softmax_cross_entropy`, or with `kernel` the
+    Triton kernel of `vanilla_flash.loss_kernel`)."""
+    softmax = _softmax_kernel(h.device) if kernel and gradients else softmax_cross_entropy
     total = h.new_zeros((), dtype=torch.float32)
     grad_h = torch.zeros_like(h) if gradients else None
     grad_weight = torch.zeros_like(weight, dtype=torch.float32) if gradients else None
@@ -195,14 +230,9 @@ def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.
         end = min(start + CHUNK_TOKENS, h.shape[0])
         chunk, target = h[start:end], targets[start:end]
         product = chunk @ weight.t()  # bfloat16 under autocast: the gradients' matmuls take that type too
-        logits = product.float()
-        lse = torch.logsumexp(logits, dim=-1)
-        real = target != -100
-        index = torch.where(real, target, 0)
-        total = total + torch.where(real, lse - logits.gather(1, index[:, None]).squeeze(1), 0.0).sum()
+        losses, grad_logits = softmax(product, target) if gradients else softmax_cross_entropy(product, target, False)
+        total = total + losses.sum()
         if gradients:
-            is_target = torch.arange(logits.shape[1], device=h.device) == index[:, None]
-            grad_logits = ((torch.exp(logits - lse[:, None]) - is_target.float()) * real[:, None]).to(product.dtype)
             grad_h[start:end] = grad_logits @ weight
             grad_weight = grad_weight + (grad_logits.t() @ chunk).float()
     return total, grad_h, grad_weight
@@ -213,15 +243,15 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     the incoming gradient in the backward pass: no chunk's logits are kept, none recomputed."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        total, grad_h, grad_weight = chunked_cross_entropy(h, weight, targets)
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, kernel: bool) -> torch.Tensor:
+        total, grad_h, grad_weight = chunked_cross_entropy(h, weight, targets, kernel=kernel)
         ctx.save_for_backward(grad_h, grad_weight.to(weight.dtype))
         return total
 
     @staticmethod
     def backward(ctx, grad_total: torch.Tensor):
         grad_h, grad_weight = ctx.saved_tensors
-        return grad_h * grad_total, grad_weight * grad_total, None
+        return grad_h * grad_total, grad_weight * grad_total, None, None
 
 
 def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", residual: str = "float32",

@@ -7,7 +7,7 @@
    kernels (matmul, attention, the Triton kernels inductor generated, optimizer, other) and the top
    kernels by time;
 3. `variants`: bare-loop tokens/s of a few changes to the profiled one (the residual stream in bf16,
-   batch, inductor options), each written as soon as it is measured, until SECONDS (default 420)
+   the Triton loss kernel, batch, inductor options), each written as soon as it is measured, until SECONDS (default 420)
    have passed.
 On a machine without a GPU it runs a tiny model, to check the script itself. GPT-2 in the plainest
 PyTorch, which this script measured at commit 3992721 (results/h200/speed/plain_pytorch_profile.json),
@@ -143,6 +143,7 @@ save()
 variants = [
     ("as profiled", {}, contextlib.nullcontext),
     ("bf16 residual stream", {"residual": "bf16", "precision": "bf16-mixed"}, contextlib.nullcontext),
+    ("Triton loss kernel", {"loss": "chunked_triton"} if gpu else {}, contextlib.nullcontext),
     ("batch 128", {"batch_size": 128 if gpu else 8}, contextlib.nullcontext),
     ("compile mode max-autotune-no-cudagraphs", {"compile_mode": "max-autotune-no-cudagraphs"}, contextlib.nullcontext),
 ]

@@ -1,0 +1,105 @@
+"""The chunked loss's softmax step as one Triton kernel (`loss: chunked_triton`).
+
+For each row of a chunk's logits (a few thousand positions x the vocabulary, in bf16) the loss needs
+the row's log-sum-exp, its loss (the log-sum-exp minus the target's logit) and the gradient
+softmax - one_hot(target): `vanilla_gpt.softmax_cross_entropy` in PyTorch, which torch.compile
+fuses into one kernel of its own (on the H200 about 1.9 ms per chunk of 16384 positions,
+results/h200/speed/plain_pytorch_profile.json: about what reading the 1.6 GB of logits three times
+and writing the gradient once takes there). This kernel reads each row twice:
+1. an online maximum and sum of exponentials over the row, lane by lane, combined at the end;
+2. the gradient exp(x - lse) - [column == target], written in the logits' dtype;
+and it works through the rows on a grid a few programs per multiprocessor wide, so that the rows in
+flight stay in the L2 cache between the two readings: one pass over memory, if the cache keeps them.
+Whether that is faster than torch.compile's kernel is for the GPU to say (`bench speed`). A row
+whose target is -100 (not a target) gets a zero loss and a zero gradient.
+
+It needs Triton and a CUDA GPU (or Triton's interpreter, TRITON_INTERPRET=1, which is how the tests
+run it on a CPU where Triton is installed); `vanilla_gpt` imports this module only when the loss asks
+for it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import triton_op, wrap_triton
+
+# A starting point, not yet measured (tools/gpu/loss_kernel_bench.py tries others): rows of 50304 bf16
+# logits are 100 KB, and 2 rows in flight on each of an H200's 132 multiprocessors are 26 MB, inside
+# its 50 MB L2 cache; 16 warps with 8192 columns a step keep 16 KB of loads in flight per row.
+BLOCK = 8192  # columns per step of a row's loop
+WARPS = 16
+PROGRAMS_PER_SM = 2  # rows in flight per multiprocessor: their logits stay in L2 between the two passes
+NO_TARGET: tl.constexpr = -100
+
+
+@triton.jit
+def _softmax_cross_entropy_grad(logits, targets, losses, grads, n_rows, n_programs, n_cols: tl.constexpr,
+                                rows_per_program: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+    program = tl.program_id(0)
+    lanes = tl.arange(0, BLOCK)
+    for i in range(rows_per_program):  # rows program, program + n_programs, ...
+        row = program + i * n_programs
+        if row < n_rows:
+            start = row.to(tl.int64) * n_cols
+            # 1. per lane, the running maximum and the sum of exponentials below it
+            top = tl.full([BLOCK], -1e30, tl.float32)  # finite: a lane that sees nothing adds exp(-inf) = 0
+            total = tl.zeros([BLOCK], tl.float32)
+            for col in range(0, n_cols, BLOCK):
+                x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                x = x.to(tl.float32)
+                new_top = tl.maximum(top, x)
+                total = total * tl.exp(top - new_top) + tl.exp(x - new_top)
+                top = new_top
+            row_max = tl.max(top, 0)
+            lse = row_max + tl.log(tl.sum(total * tl.exp(top - row_max), 0))
+            target = tl.load(targets + row)
+            real = target != NO_TARGET
+            safe = tl.where(real, target, 0)
+            target_logit = tl.load(logits + start + safe).to(tl.float32)
+            tl.store(losses + row, tl.where(real, lse - target_logit, 0.0))
+            # 2. the gradient, from the same logits (now in L2)
+            for col in range(0, n_cols, BLOCK):
+                cols = col + lanes
+                x = tl.load(logits + start + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
+                grad = tl.exp(x - lse) - tl.where(cols == safe, 1.0, 0.0)
+                grad = tl.where(real, grad, 0.0)
+                tl.store(grads + start + cols, grad.to(grads.dtype.element_ty), mask=cols < n_cols)
+
+
+def _programs(n_rows: int, device: torch.device) -> int:
+    if device.type != "cuda":  # the interpreter: a few programs are enough to exercise the row loop
+        return max(1, min(n_rows, 3))
+    return max(1, min(n_rows, PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count))
+
+
+@triton_op("vanilla_flash::softmax_cross_entropy_grad", mutates_args={})
+def softmax_cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row losses (float32) and d loss / d logits (in `logits`' dtype) of the rows of `logits`
+    (rows x vocabulary, contiguous) against `targets` (-100: no target, zero loss and gradient)."""
+    n_rows, n_cols = logits.shape
+    losses = torch.empty(n_rows, dtype=torch.float32, device=logits.device)
+    grads = torch.empty_like(logits)
+    n_programs = _programs(n_rows, logits.device)
+    rows_per_program = -(-n_rows // n_programs)
+    wrap_triton(_softmax_cross_entropy_grad)[(n_programs,)](
+        logits,
+        targets,
+        losses,
+        grads,
+        n_rows,
+        n_programs,
+        n_cols=n_cols,
+        rows_per_program=rows_per_program,
+        BLOCK=BLOCK,
+        num_warps=WARPS,
+    )
+    return losses, grads
+
+
+def usable(device: torch.device) -> bool:
+    """Whether the kernel runs on `device`: a CUDA GPU, or any device under Triton's interpreter."""
+    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
