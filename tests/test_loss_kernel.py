@@ -69,3 +69,49 @@ def test_where_the_kernel_cannot_run_the_error_says_what_to_use(loss_kernel, mon
         model(input_ids=ids, labels=ids)
     with torch.no_grad():  # evaluation needs no gradients, and so no kernel
         assert torch.isfinite(model(input_ids=ids, labels=ids).loss)
+
+
+TRACE = """
+import torch
+from torch._functorch.aot_autograd import aot_module_simplified
+from vanilla_flash import loss_kernel, vanilla_gpt
+
+graphs = {}
+
+
+class Traced(Exception):
+    pass
+
+
+def backend(gm, example_inputs):
+    def forward_compiler(graph, _):
+        graphs["forward"] = graph
+        raise Traced  # traced: nothing is run (no GPU here to launch the kernel on)
+
+    return aot_module_simplified(gm, example_inputs, fw_compiler=forward_compiler)
+
+
+loss_kernel.usable = lambda device: True  # trace as on a GPU
+model = vanilla_gpt.build("tiny", seq_len=64, n_layer=2, loss="chunked_triton")
+vanilla_gpt.CHUNK_TOKENS = 50  # 126 positions: three chunks
+ids = torch.randint(0, 50257, (2, 64))
+try:
+    torch.compile(model, backend=backend, fullgraph=True)(input_ids=ids, labels=ids)
+except Exception as err:
+    assert "Traced" in repr(err), repr(err)
+calls = [n for n in graphs["forward"].graph.nodes if "triton_kernel_wrapper" in str(n.target)]
+print("kernel calls", len(calls))
+"""
+
+
+def test_under_torch_compile_the_kernel_is_traced_into_the_graph_once_per_chunk():
+    """What the GPU compiles: dynamo traces the model with the kernel in one graph (fullgraph) and
+    AOT autograd keeps one call of the Triton kernel per chunk. Traced in a process of its own with
+    the interpreter off (a kernel is only traced as such when Triton compiles it), run nowhere."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    done = subprocess.run([sys.executable, "-c", TRACE], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "kernel calls 3" in done.stdout
