@@ -115,3 +115,40 @@ def test_under_torch_compile_the_kernel_is_traced_into_the_graph_once_per_chunk(
     done = subprocess.run([sys.executable, "-c", TRACE], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "kernel calls 3" in done.stdout
+
+
+COMPILE = """
+import pathlib, subprocess, tempfile
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from vanilla_flash import loss_kernel as lk
+
+signature = {"logits": "*bf16", "targets": "*i64", "losses": "*fp32", "grads": "*bf16", "n_rows": "i32",
+             "n_programs": "i32", "n_cols": "constexpr", "rows_per_program": "constexpr", "BLOCK": "constexpr"}
+source = ASTSource(fn=lk._softmax_cross_entropy_grad, signature=signature,
+                   constexprs={"n_cols": 50304, "rows_per_program": 63, "BLOCK": lk.BLOCK})
+kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": lk.WARPS})
+cubin = pathlib.Path(tempfile.mkdtemp()) / "kernel.cubin"
+cubin.write_bytes(kernel.asm["cubin"])
+tool = pathlib.Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+print(subprocess.run([str(tool), "--dump-resource-usage", str(cubin)], capture_output=True, text=True).stdout)
+"""
+
+
+def test_the_kernel_compiles_for_an_h200_and_two_programs_fit_on_a_multiprocessor():
+    """Triton compiles the kernel for sm_90 here, without a GPU (it ships ptxas), at the module's
+    setting: what the interpreter does not check (types, constexpr globals) is checked here, and
+    the registers a thread takes leave room for PROGRAMS_PER_SM programs on one multiprocessor."""
+    import re
+    import subprocess
+    import sys
+
+    from vanilla_flash import loss_kernel
+
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    done = subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    registers = int(re.search(r"REG:(\d+)", done.stdout).group(1))
+    threads = loss_kernel.WARPS * 32 * loss_kernel.PROGRAMS_PER_SM
+    assert threads <= 2048 and registers * threads <= 65536, (registers, threads)  # an sm_90 multiprocessor

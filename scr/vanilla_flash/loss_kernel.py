@@ -6,7 +6,7 @@ softmax - one_hot(target): `vanilla_gpt.softmax_cross_entropy` in PyTorch, which
 fuses into one kernel of its own (on the H200 about 1.9 ms per chunk of 16384 positions,
 results/h200/speed/plain_pytorch_profile.json: about what reading the 1.6 GB of logits three times
 and writing the gradient once takes there). This kernel reads each row twice:
-1. an online maximum and sum of exponentials over the row, lane by lane, combined at the end;
+1. an online maximum of the row and sum of exponentials below it (one exponential per logit);
 2. the gradient exp(x - lse) - [column == target], written in the logits' dtype;
 and it works through the rows on a grid a few programs per multiprocessor wide, so that the rows in
 flight stay in the L2 cache between the two readings: one pass over memory, if the cache keeps them.
@@ -14,8 +14,8 @@ Whether that is faster than torch.compile's kernel is for the GPU to say (`bench
 whose target is -100 (not a target) gets a zero loss and a zero gradient.
 
 It needs Triton and a CUDA GPU (or Triton's interpreter, TRITON_INTERPRET=1, which is how the tests
-run it on a CPU where Triton is installed); `vanilla_gpt` imports this module only when the loss asks
-for it.
+run it on a CPU); Triton also compiles it for sm_90 without a GPU, which a test does. `vanilla_gpt`
+imports this module where Triton is installed.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-# A starting point, not yet measured (tools/gpu/loss_kernel_bench.py tries others): rows of 50304 bf16
-# logits are 100 KB, and 2 rows in flight on each of an H200's 132 multiprocessors are 26 MB, inside
-# its 50 MB L2 cache; 16 warps with 8192 columns a step keep 16 KB of loads in flight per row.
+# A starting point, not yet timed on a GPU (tools/gpu/loss_kernel_bench.py tries others). Compiled
+# for sm_90 by Triton 3.6 (it runs without a GPU), 32 warps of 8192 columns a step take 32 registers
+# a thread, so two such programs fit on a multiprocessor at once (16 warps take 128: one fits). Rows
+# of 50304 bf16 logits are 100 KB: 2 rows in flight on each of an H200's 132 multiprocessors are
+# 26 MB, inside its 50 MB L2 cache, for the second reading.
 BLOCK = 8192  # columns per step of a row's loop
-WARPS = 16
-PROGRAMS_PER_SM = 2  # rows in flight per multiprocessor: their logits stay in L2 between the two passes
-NO_TARGET: tl.constexpr = -100
+WARPS = 32
+PROGRAMS_PER_SM = 2  # rows in flight per multiprocessor
+NO_TARGET = tl.constexpr(-100)  # a target to ignore, as in F.cross_entropy
 
 
 @triton.jit
@@ -45,17 +47,16 @@ def _softmax_cross_entropy_grad(logits, targets, losses, grads, n_rows, n_progra
         row = program + i * n_programs
         if row < n_rows:
             start = row.to(tl.int64) * n_cols
-            # 1. per lane, the running maximum and the sum of exponentials below it
-            top = tl.full([BLOCK], -1e30, tl.float32)  # finite: a lane that sees nothing adds exp(-inf) = 0
+            # 1. the row's running maximum, and per lane the sum of exponentials below it (one exp each)
+            top = tl.max(tl.full([BLOCK], -1e30, tl.float32), 0)  # finite: lanes past the row's end add exp(-inf) = 0
             total = tl.zeros([BLOCK], tl.float32)
             for col in range(0, n_cols, BLOCK):
                 x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
                 x = x.to(tl.float32)
-                new_top = tl.maximum(top, x)
+                new_top = tl.maximum(top, tl.max(x, 0))
                 total = total * tl.exp(top - new_top) + tl.exp(x - new_top)
                 top = new_top
-            row_max = tl.max(top, 0)
-            lse = row_max + tl.log(tl.sum(total * tl.exp(top - row_max), 0))
+            lse = top + tl.log(tl.sum(total, 0))
             target = tl.load(targets + row)
             real = target != NO_TARGET
             safe = tl.where(real, target, 0)
