@@ -120,7 +120,7 @@ def train_grid(
                 row.update(bare_loop(cfg, steps=steps, warmup=5 if not compile else 8))
             except Exception as err:
                 timing.free_memory()
-                row["status"] = "OOM" if timing.is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+                row["status"] = timing.failure_status(err)
             timing.free_memory()
             log(_train_line(row))
     return rows
@@ -153,7 +153,7 @@ def impl_grid(
             row.update(bare_loop(cfg, steps=steps, warmup=5))
         except Exception as err:
             timing.free_memory()
-            row["status"] = "OOM" if timing.is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+            row["status"] = timing.failure_status(err)
         timing.free_memory()
         log(f"{impl:<10} {attn:<13} fused {','.join(fused) or '-':<60} "
             + (f"{row['tokens_per_s'] / 1e3:7.1f}k tok/s  peak {row['peak_mem_gib']} GiB" if row["status"] == "ok"
@@ -325,7 +325,7 @@ def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: i
         try:
             row.update(lightning_overhead(cfg, steps=steps, warmup=warmup))
         except Exception as err:
-            row["status"] = "OOM" if timing.is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+            row["status"] = timing.failure_status(err)
             log(f"{name}: {row['status']}")
         else:
             history = plots.read_metrics(f"{cfg.run_dir}/logs")
@@ -380,7 +380,7 @@ def _plain_baseline(base: TrainConfig, batches, steps: int, warmup: int, log: Ca
                                           layers, heads, width))  # fmt: skip
             log(f"plain PyTorch GPT-2, batch {batch}: {row['tokens_per_s'] / 1e3:.1f}k tok/s (bare)")
         except Exception as err:
-            row["status"] = "OOM" if timing.is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+            row["status"] = timing.failure_status(err)
             log(f"plain PyTorch GPT-2, batch {batch}: {row['status']}")
         timing.free_memory()
         rows.append(row)

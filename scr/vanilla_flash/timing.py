@@ -83,6 +83,11 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
+def failure_status(err: BaseException) -> str:
+    """A benchmark row's status for a run that raised `err`: "OOM", or the error, shortened."""
+    return "OOM" if is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+
+
 def peak_mib(fn: Callable[[], object]) -> float | None:
     """MiB allocated at the peak of `fn()` above what was allocated before it (None off the GPU)."""
     if not torch.cuda.is_available():

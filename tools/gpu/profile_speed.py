@@ -160,7 +160,7 @@ for name, overrides, context in variants:
         with context():
             row.update(bench_training.bare_loop(cfg, steps=20 if gpu else 2, warmup=8 if gpu else 1))
     except Exception as err:
-        row["status"] = "OOM" if timing.is_oom(err) else f"error: {type(err).__name__}: {err}"[:300]
+        row["status"] = timing.failure_status(err)
     row["seconds"] = round(time.perf_counter() - begin, 1)
     timing.free_memory()
     result["variants"].append(row)
