@@ -274,35 +274,25 @@ def plain_pytorch_loop(batch: int, seq: int = 1024, clip: bool = True, vocab: in
             "loss": float(loss.detach())}  # fmt: skip
 
 
-# The configurations `speed` compares (the fastest GPT-2 training on one GPU), most telling first, so
-# that a run cut short keeps them: the project's compact model with the chunked loss at batch 128 (the
-# memory it frees allows it), then with each of the loss's softmax step as a Triton kernel and the
-# residual stream in bf16, then both; transformers' GPT-2 at batch 128 (the loss curve those rows are
-# compared with) and twice at batch 32 (how far two runs of one model differ, in speed and in loss);
-# last, the combination compiled with inductor's max-autotune (Triton matmul templates, which can
-# take GELU and the bias into the matmul), whose compile takes minutes. Each through Lightning and in
-# the bare loop, back to back. What did not help stays in the results (results/h200/README.md) and in
-# the earlier runs' files: CUDA graphs, the full float32 loss at batch 32, batch 64.
-_BEST = {"model_impl": "vanilla", "loss": "chunked", "batch_size": 128}
-_BOTH = {**_BEST, "loss": "chunked_triton", "residual": "bf16"}
+# The configurations `speed` compares (the fastest GPT-2 training on one GPU): the project's compact
+# model at batch 128 (the memory the chunked loss frees allows it) with everything that helped on the
+# H200 (run 4, results/h200/speed/fourth-run/: the residual stream in bf16, the loss's softmax step as
+# a Triton kernel) and with the MLP's bias + GELU as Triton kernels, then the same without them (what
+# they change, in the same run), then transformers' GPT-2 at batch 128, whose loss curve the others
+# are compared with. Each through Lightning and in the bare loop, back to back. What did not help, or
+# did not need measuring again, is in the earlier runs' files (results/h200/README.md): CUDA graphs,
+# max-autotune, the full float32 loss, batches 32 and 64, two runs of transformers' GPT-2.
+_BEST = {"model_impl": "vanilla", "loss": "chunked_triton", "residual": "bf16", "batch_size": 128}
 SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
-    ("vanilla, chunked loss, batch 128", _BEST),
-    ("vanilla, chunked loss with Triton kernel, batch 128, bf16 residual", _BOTH),
-    ("vanilla, chunked loss with Triton kernel, batch 128", {**_BEST, "loss": "chunked_triton"}),
-    ("vanilla, chunked loss, batch 128, bf16 residual", {**_BEST, "residual": "bf16"}),
+    ("vanilla, chunked loss with Triton kernel, batch 128, bf16 residual, Triton GELU", {**_BEST, "gelu": "triton"}),
+    ("vanilla, chunked loss with Triton kernel, batch 128, bf16 residual", _BEST),
     ("hf, batch 128", {"model_impl": "hf", "loss": "full", "batch_size": 128}),
-    ("hf", {"model_impl": "hf", "loss": "full"}),
-    ("hf, run again", {"model_impl": "hf", "loss": "full"}),  # how far two runs of one model differ
-    (
-        "vanilla, chunked loss with Triton kernel, batch 128, bf16 residual, max-autotune",
-        {**_BOTH, "compile_mode": "max-autotune-no-cudagraphs"},
-    ),
 )
 
 
 def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: int = 10,
           log: Callable[[str], None] = print, after_each: Callable[[dict], None] | None = None,
-          plain_batches: tuple[int, ...] = (32, 128)) -> dict:  # fmt: skip
+          plain_batches: tuple[int, ...] = (128,)) -> dict:  # fmt: skip
     """`plain_pytorch_loop` at each of `plain_batches` (`plain_pytorch`), then each of `variants`
     (overrides of `base`) through Lightning and in the bare loop (`lightning_overhead`), and the best
     Lightning row against the fastest plain one (`best_over_plain`), with MFU against a
@@ -323,7 +313,7 @@ def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: i
         # a run folder per variant, started afresh: one variant's last checkpoint is not another's
         cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}", resume="never")
         row = {"name": name, "model_impl": cfg.model_impl, "loss": cfg.loss, "residual": cfg.residual,
-               "attn": cfg.attn, "batch": cfg.batch_size, "seq_len": cfg.seq_len,
+               "gelu": cfg.gelu, "attn": cfg.attn, "batch": cfg.batch_size, "seq_len": cfg.seq_len,
                "compile_mode": cfg.compile_mode if cfg.compile else None, "status": "ok"}  # fmt: skip
         rows.append(row)
         try:
