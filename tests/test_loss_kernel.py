@@ -8,7 +8,6 @@ import os
 
 import pytest
 import torch
-from triton_processes import without_the_interpreter
 from vanilla_flash import vanilla_gpt
 from vanilla_flash.errors import ConfigError
 
@@ -72,6 +71,17 @@ def test_where_the_kernel_cannot_run_the_error_says_what_to_use(loss_kernel, mon
         assert torch.isfinite(model(input_ids=ids, labels=ids).loss)
 
 
+def _without_the_interpreter(script: str) -> str:
+    """`script`'s output, run by Python in a process of its own with Triton's interpreter off."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 TRACE = """
 import torch
 from torch._functorch.aot_autograd import aot_module_simplified
@@ -109,7 +119,7 @@ def test_under_torch_compile_the_kernel_is_traced_into_the_graph_once_per_chunk(
     """What the GPU compiles: dynamo traces the model with the kernel in one graph (fullgraph) and
     AOT autograd keeps one call of the Triton kernel per chunk. Traced in a process of its own with
     the interpreter off (a kernel is only traced as such when Triton compiles it), run nowhere."""
-    assert "kernel calls 3" in without_the_interpreter(TRACE)
+    assert "kernel calls 3" in _without_the_interpreter(TRACE)
 
 
 COMPILE = """
@@ -139,5 +149,5 @@ def test_the_kernel_compiles_for_an_h200_and_a_program_fits_on_a_multiprocessor(
 
     from vanilla_flash import loss_kernel
 
-    registers = int(re.search(r"REG:(\d+)", without_the_interpreter(COMPILE)).group(1))
+    registers = int(re.search(r"REG:(\d+)", _without_the_interpreter(COMPILE)).group(1))
     assert registers * loss_kernel.WARPS * 32 <= 65536, registers

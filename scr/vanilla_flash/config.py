@@ -49,8 +49,6 @@ class TrainConfig:
     # the same with each chunk's softmax step as one Triton kernel (loss_kernel; a CUDA GPU with Triton)
     residual: str = "float32"  # the residual stream under mixed precision: float32, as transformers keeps it |
     # bf16 (vanilla, bf16-mixed only): half the memory traffic of LayerNorm and the residual adds, other roundings
-    gelu: str = "torch"  # the MLP's bias + GELU: torch (F.gelu, fused by torch.compile) | triton (vanilla only):
-    # two Triton kernels, the bias gradient summed in the backward one (gelu_kernel; a CUDA GPU with Triton)
     fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
     model_size: str = "tiny"  # a preset (tiny, 124M, 355M); n_layer, n_head, n_embd change any of its sizes
     n_layer: int | None = None
@@ -187,9 +185,6 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     if cfg.residual == "bf16" and (cfg.model_impl != "vanilla" or cfg.precision != "bf16-mixed"):
         problems.append("residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "
                         "keep their residual stream in float32; float16 would overflow)")  # fmt: skip
-    one_of("gelu", ("torch", "triton"))
-    if cfg.gelu != "torch" and cfg.model_impl != "vanilla":
-        problems.append(f"gelu: {cfg.gelu!r} needs model_impl: vanilla (the {cfg.model_impl} model has its own MLP)")
     one_of("model_size", tuple(gpt2.SIZES))
     one_of("attn", tuple(attention.names()))
     one_of("compile_mode", COMPILE_MODES)

@@ -13,8 +13,7 @@ head) worked out in the forward pass while that chunk's logits exist, so the (ba
 float32 logits never exist at once and none are recomputed: the backward pass only scales the
 gradients it was left (the idea behind fused linear + cross-entropy kernels such as Liger's);
 `loss="chunked_triton"` is the same with each chunk's softmax step as one Triton kernel
-(`vanilla_flash.loss_kernel`). `gelu="triton"` adds the MLP's first bias and applies GELU in the
-Triton kernels of `vanilla_flash.gelu_kernel`, which sum the bias gradient in the backward pass.
+(`vanilla_flash.loss_kernel`).
 Under bf16 autocast, `residual="bf16"` carries the residual stream between the blocks in bfloat16
 instead of float32 (as transformers does), which halves what LayerNorm and the residual adds read
 and write, at the price of slightly different numbers.
@@ -35,14 +34,13 @@ from vanilla_flash import attention
 from vanilla_flash import model as gpt2
 from vanilla_flash.errors import ConfigError
 
-try:  # the Triton kernels of `loss: chunked_triton` and `gelu: triton`; a CPU may have no Triton
-    from vanilla_flash import gelu_kernel, loss_kernel
+try:  # the Triton kernel of `loss: chunked_triton`; Colab's T4 runtime and a CPU may have no Triton
+    from vanilla_flash import loss_kernel
 except ImportError:
-    gelu_kernel = loss_kernel = None
+    loss_kernel = None
 
 LOSSES = ("full", "chunked", "chunked_triton")
 RESIDUALS = ("float32", "bf16")
-GELUS = ("torch", "triton")
 BF16 = torch.bfloat16
 # positions per chunk of the chunked loss: 16384 x 50304 float32 logits are 3.3 GB; on the H200 16384
 # ran 0.6% faster than 4096, with less memory at its peak (results/h200/speed/speed_profile.json)
@@ -77,28 +75,23 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: GPT2Config, gelu: str = "torch"):
+    def __init__(self, cfg: GPT2Config):
         super().__init__()
         self.c_fc = Affine(cfg.n_embd, 4 * cfg.n_embd)
         self.c_proj = Affine(4 * cfg.n_embd, cfg.n_embd)
-        self.dropout, self.gelu = cfg.resid_pdrop, gelu
+        self.dropout = cfg.resid_pdrop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gelu == "triton":  # the bias added in the GELU kernel, its gradient summed in the backward one
-            pre = x.reshape(-1, x.shape[-1]) @ self.c_fc.weight
-            act = _gelu_kernel(x.device)(pre, self.c_fc.bias).view(*x.shape[:-1], -1)
-        else:
-            act = F.gelu(self.c_fc(x), approximate="tanh")
-        return F.dropout(self.c_proj(act), self.dropout, self.training)
+        return F.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")), self.dropout, self.training)
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPT2Config, gelu: str = "torch"):
+    def __init__(self, cfg: GPT2Config):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.attn = Attention(cfg)
         self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        self.mlp = MLP(cfg, gelu)
+        self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
@@ -110,16 +103,17 @@ class VanillaGPT(nn.Module):
     module's docstring). `forward(input_ids, labels)` returns `.loss` and, with the full loss,
     `.logits`, as `GPT2LMHeadModel` does."""
 
-    def __init__(self, cfg: GPT2Config, loss: str = "full", residual: str = "float32", gelu: str = "torch"):
+    def __init__(self, cfg: GPT2Config, loss: str = "full", residual: str = "float32"):
         super().__init__()
-        for name, value, allowed in (("loss", loss, LOSSES), ("residual", residual, RESIDUALS), ("gelu", gelu, GELUS)):
-            if value not in allowed:
-                raise ValueError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
-        self.config, self.loss, self.residual, self.gelu = cfg, loss, residual, gelu
+        if loss not in LOSSES:
+            raise ValueError(f"loss {loss!r} is not one of: {', '.join(LOSSES)}")
+        if residual not in RESIDUALS:
+            raise ValueError(f"residual {residual!r} is not one of: {', '.join(RESIDUALS)}")
+        self.config, self.loss, self.residual = cfg, loss, residual
         self.transformer = nn.Module()
         self.transformer.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.transformer.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd)
-        self.transformer.h = nn.ModuleList(Block(cfg, gelu) for _ in range(cfg.n_layer))
+        self.transformer.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.transformer.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
@@ -191,10 +185,9 @@ class VanillaGPT(nn.Module):
         self.as_hf().save_pretrained(path, **kwargs)
 
     @classmethod
-    def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full", residual: str = "float32", gelu: str = "torch"
-                ) -> VanillaGPT:  # fmt: skip
+    def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full", residual: str = "float32") -> VanillaGPT:
         """The same weights as transformers' `hf`, in this implementation (a copy)."""
-        model = cls(hf.config, loss=loss, residual=residual, gelu=gelu)
+        model = cls(hf.config, loss=loss, residual=residual)
         model.load_state_dict(hf.state_dict())
         return model.to(hf.device)
 
@@ -214,22 +207,13 @@ def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, gradients
     return losses, ((torch.exp(x - lse[:, None]) - is_target.float()) * real[:, None]).to(logits.dtype)
 
 
-def _triton_kernel(module, function: str, setting: str, instead: str, device: torch.device):
-    """`module.function` (a Triton kernel's operator), or a clear error naming `setting` and what to
-    use `instead` where it cannot run: no Triton, or neither a CUDA GPU nor Triton's interpreter."""
-    if module is None:
-        raise ConfigError(f"{setting} needs Triton, which this Python cannot import; use {instead}")
-    if not module.usable(device):
-        raise ConfigError(f"{setting} needs a CUDA GPU, not {device.type}; use {instead}")
-    return getattr(module, function)
-
-
 def _softmax_kernel(device: torch.device):
-    return _triton_kernel(loss_kernel, "softmax_cross_entropy_grad", "loss: 'chunked_triton'", "loss: chunked", device)
-
-
-def _gelu_kernel(device: torch.device):
-    return _triton_kernel(gelu_kernel, "bias_gelu", "gelu: 'triton'", "gelu: torch", device)
+    """`loss_kernel.softmax_cross_entropy_grad`, or a clear error where it cannot run."""
+    if loss_kernel is None:
+        raise ConfigError("loss: 'chunked_triton' needs Triton, which this Python cannot import; use loss: chunked")
+    if not loss_kernel.usable(device):
+        raise ConfigError(f"loss: 'chunked_triton' needs a CUDA GPU, not {device.type}; use loss: chunked")
+    return loss_kernel.softmax_cross_entropy_grad
 
 
 def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, gradients: bool = True,
@@ -271,14 +255,14 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
 
 
 def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", residual: str = "float32",
-          gelu: str = "torch", **overrides) -> VanillaGPT:  # fmt: skip
+          **overrides) -> VanillaGPT:  # fmt: skip
     """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`,
-    loss `loss`, residual stream `residual` and GELU `gelu`: the very weights `vanilla_flash.model.build` would
+    loss `loss` and residual stream `residual`: the very weights `vanilla_flash.model.build` would
     give under the same seed (it initialises them, this model takes them over), so a run with
     `model_impl: vanilla` starts where the same run with `model_impl: hf` starts."""
     hf = gpt2.build(size, attn=attn, **overrides)
     with torch.device("meta"):
-        model = VanillaGPT(hf.config, loss=loss, residual=residual, gelu=gelu)
+        model = VanillaGPT(hf.config, loss=loss, residual=residual)
     model.load_state_dict(hf.state_dict(keep_vars=True), assign=True)
     model.lm_head.weight = model.transformer.wte.weight  # tied again (assign replaced both)
     return model
