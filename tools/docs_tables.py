@@ -11,7 +11,8 @@ A page's language (docs/vi/, README.vi.md) picks the table's language. TABLES sa
 files have a table and which function of vanilla_flash.tables writes it (from the file's path and
 the page's language): results/builds.json (the measured builds) and
 results/h200/from_scratch/from_scratch.json (the from-scratch kernel against the libraries) and
-results/h200/speed.json (GPT-2 training speed per configuration) and
+results/h200/speed.json (GPT-2 training speed per configuration; the same for the fourth run's file,
+which measured each change on its own) and
 results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against).
 """
 
@@ -30,6 +31,7 @@ TABLES = {
     "results/builds.json": tables.builds_markdown,
     "results/h200/from_scratch/from_scratch.json": tables.from_scratch_markdown,
     "results/h200/speed.json": tables.speed_markdown,
+    "results/h200/speed/fourth-run/speed.json": tables.speed_markdown,
     "results/h200/speed/plain_pytorch_profile.json": tables.plain_pytorch_markdown,
 }
 MARKED = re.compile(

@@ -363,14 +363,19 @@ def speed_label(row: dict) -> str:
 
 def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | None:
     """Tokens/s per configuration of a `bench speed` result, through Lightning and in the bare loop,
-    with the share of the same run's matmul each reaches through Lightning, and the goal."""
+    with the share of the same run's matmul each reaches through Lightning, the plain-PyTorch GPT-2
+    of the same run (a loop of its own: one bar) and the goal."""
+    import textwrap
+
     from vanilla_flash import plots
 
     rows = valid_speed_rows(result)
+    plain = [r for r in result.get("plain_pytorch", []) if r["status"] == "ok"]
     if not rows:
         return None
     plt = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.6 * len(rows)))
+    n = len(rows) + len(plain)
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.62 * n))
     y = range(len(rows))
     ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label="bare loop", color="#bbb")
     ax.barh([i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning",
@@ -378,14 +383,18 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | No
     for i, r in zip(y, rows, strict=True):
         share = f" {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
         ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
+    below = range(len(rows), n)
+    ax.barh(list(below), [r["tokens_per_s"] / 1e3 for r in plain], 0.4, color="#4a7fb5",
+            label="plain PyTorch GPT-2 (its own loop)")  # fmt: skip
     if goal:
         ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=f"goal {goal / 1e3:.0f}k")
-    ax.set_yticks(list(y), [speed_label(r) for r in rows])
+    labels = [speed_label(r) for r in rows] + [f"plain PyTorch, batch {r['batch']}" for r in plain]
+    ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.22)
+    ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.25)
     ax.set_xlabel("thousand tokens per second (GPT-2 124M training, seq 1024)")
     if "environment" in result:
-        ax.set_title(_hardware(result), fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+        m = result["environment"]["machine"]
+        ax.set_title(f"{m.get('gpu_name') or 'CPU'}, torch {m.get('torch')}, {result.get('when', '')[:10]}", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # beside the bars
     return plots.save(fig, path)

@@ -55,14 +55,37 @@ def speed_markdown(path, lang: str = "en") -> str:
         "qua Lightning.",
     }[lang]
     lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in report.valid_speed_rows(result):
+    rows = report.valid_speed_rows(result)
+    for r in rows:
         diff = r.get("mean_loss_diff_vs_hf")
         cells = [report.speed_label(r), f"{r['lightning_tokens_per_s'] / 1e3:.1f}k",
                  f"{r['bare_tokens_per_s'] / 1e3:.1f}k", f"{r['lightning_over_bare']:.3f}",
                  f"{r['model_tflops']:.0f}", f"{r.get('mfu_vs_matmul', 0):.0%}", f"{r['peak_mem_gib']:.1f}",
                  "-" if diff is None else f"{diff:.3f}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    plain = _PLAIN_ROW[lang]
+    for r in result.get("plain_pytorch", []):
+        if r["status"] == "ok":
+            cells = [plain["label"].format(batch=r["batch"]), "-", f"{r['tokens_per_s'] / 1e3:.1f}k", "-", "-", "-",
+                     f"{r['peak_mem_gib']:.1f}", "-"]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    if result.get("best_over_plain") and rows:
+        best = max(rows, key=lambda r: r["lightning_tokens_per_s"])
+        lines += ["", plain["verdict"].format(best=report.speed_label(best),
+                                              ratio=number(result["best_over_plain"]["ratio"], lang, 4),
+                                              goal=number(best["lightning_tokens_per_s"] / report.SPEED_GOAL, lang),
+                                              goal_k=f"{report.SPEED_GOAL / 1e3:.0f}k")]  # fmt: skip
     return "\n".join(lines)
+
+
+_PLAIN_ROW = {
+    "en": {"label": "plain PyTorch GPT-2, batch {batch} (its own loop: no Lightning, no transformers)",
+           "verdict": "Best through Lightning ({best}) against the plain-PyTorch GPT-2 of the same run: {ratio}× "
+                      "(goal 1.05×); against the goal of {goal_k} tokens/s: {goal}."},
+    "vi": {"label": "GPT-2 PyTorch thuần, batch {batch} (vòng lặp riêng: không Lightning, không transformers)",
+           "verdict": "Cấu hình nhanh nhất qua Lightning ({best}) so với GPT-2 PyTorch thuần trong cùng lần chạy: "
+                      "{ratio}× (mục tiêu 1,05×); so với mục tiêu {goal_k} token/s: {goal}."},
+}  # fmt: skip
 
 
 _PLAIN_COLUMNS = {
