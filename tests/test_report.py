@@ -135,15 +135,26 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
     path = ROOT / "results" / "h200" / "speed.json"
     result = json.loads(path.read_text())
     valid = [r for r in result["rows"] if r["status"] == "ok" and "note" not in r]
-    assert valid
-    for lang in ("en", "vi"):
+    plain = [r for r in result["plain_pytorch"] if r["status"] == "ok"]
+    assert valid and plain
+    best = max(valid, key=lambda r: r["lightning_tokens_per_s"])
+    for lang, point in (("en", "."), ("vi", ",")):
         table = tables.speed_markdown(path, lang)
         lines = table.splitlines()
-        rows = lines[next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1 :]
-        assert len(rows) == len(valid)
-        for line, r in zip(rows, valid, strict=True):
+        first = next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1
+        rows = lines[first : first + len(valid) + len(plain)]
+        for line, r in zip(rows[: len(valid)], valid, strict=True):
             assert r["name"] in line and f"{r['lightning_tokens_per_s'] / 1e3:.1f}k" in line
             assert f"{r['bare_tokens_per_s'] / 1e3:.1f}k" in line and f"{r['lightning_over_bare']:.3f}" in line
+        for line, r in zip(rows[len(valid) :], plain, strict=True):  # the plain-PyTorch GPT-2: its own loop only
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert f"batch {r['batch']}" in cells[0] and cells[1] == "-"
+            assert cells[2] == f"{r['tokens_per_s'] / 1e3:.1f}k"
+        # then the verdict: the best row against the plain model (the file's ratio) and against the goal
+        verdict = lines[first + len(valid) + len(plain) + 1]
+        assert best["name"] in verdict
+        assert f"{result['best_over_plain']['ratio']:.3f}×".replace(".", point) in verdict
+        assert f"{best['lightning_tokens_per_s'] / 590_000:.3f}".replace(".", point) in verdict
         assert result["environment"]["machine"]["gpu_name"] in table and "590k" in table
     # a row annotated afterwards as not a measurement (a run that fell back to eager), and one that failed
     annotated = dict(valid[0], name="ran uncompiled", note="not a measurement: dynamo gave up compiling")

@@ -8,8 +8,8 @@
   backend and precision, in one run.
 - `plain_pytorch_loop()`: GPT-2 in the plainest PyTorch (`PlainGPT`) in a loop of its own, no
   Lightning, no transformers: what `speed()` measures the project's best run against.
-- `speed()`: the fastest GPT-2 training on one GPU, each configuration through Lightning and bare,
-  then the plain-PyTorch baseline, in one run.
+- `speed()`: the fastest GPT-2 training on one GPU: the plain-PyTorch baseline, then each
+  configuration through Lightning and bare, in one run.
 """
 
 from __future__ import annotations

@@ -91,11 +91,11 @@ _PLAIN_ROW = {
 _PLAIN_COLUMNS = {
     "en": ("batch", "gradient clipping", "vocabulary", "tokens/s", "peak GiB", "yes", "no",
            "GPT-2 124M in the plainest PyTorch, in a loop of its own, measured on {gpu}, torch {torch}, {date} "
-           "(commit {commit}), on the machine of the speed table: nn.Linear, SDPA is_causal, tied "
+           "(commit {commit}), after the third speed run, on its machine: nn.Linear, SDPA is_causal, tied "
            "head, F.cross_entropy, fused AdamW, bf16 autocast, torch.compile; no Lightning, no transformers."),
     "vi": ("batch", "cắt gradient", "từ vựng", "token/s", "đỉnh GiB", "có", "không",
            "GPT-2 124M viết bằng PyTorch thuần, trong vòng lặp riêng, đo trên {gpu}, torch {torch}, ngày {date} "
-           "(commit {commit}), trên cùng máy với bảng tốc độ: nn.Linear, SDPA is_causal, đầu ra "
+           "(commit {commit}), sau lần chạy tốc độ thứ ba, trên cùng máy: nn.Linear, SDPA is_causal, đầu ra "
            "gắn với embedding, F.cross_entropy, AdamW fused, autocast bf16, torch.compile; không Lightning, không "
            "transformers."),
 }  # fmt: skip

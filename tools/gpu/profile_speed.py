@@ -3,12 +3,13 @@
 1. `layouts`: GPT-2's matmuls (65536 positions) forward and backward in bfloat16 with the weight
    stored as transformers keeps it, (in, out), which the vanilla model keeps, and as nn.Linear keeps
    it, (out, in): whether the layout costs anything;
-2. `profile`: a profiled bare-loop run of the best `bench speed` variant: GPU time per group of
-   kernels (matmul, attention, the Triton kernels inductor generated, optimizer, other) and the top
-   kernels by time;
-3. `variants`: bare-loop tokens/s of a few changes to the profiled one (the residual stream in bf16,
-   the Triton loss kernel, batch, inductor options), each written as soon as it is measured, until SECONDS (default 420)
-   have passed.
+2. `profile`: a profiled bare-loop run of the best `bench speed` configuration
+   (`bench_training.SPEED_VARIANTS`' first): GPU time per group of kernels (matmul, attention, the
+   Triton kernels, optimizer, other) and the top kernels by time;
+3. `variants`: bare-loop tokens/s of a few changes to the profiled one (torch.compile's softmax
+   instead of the loss kernel, which `bench speed` has not measured on its own at the kernel's
+   setting; other chunk sizes; a larger batch), each written as soon as it is measured, until
+   SECONDS (default 420) have passed.
 On a machine without a GPU it runs a tiny model, to check the script itself. GPT-2 in the plainest
 PyTorch, which this script measured at commit 3992721 (results/h200/speed/plain_pytorch_profile.json),
 is now part of `bench speed` (`bench_training.plain_pytorch_loop`).
@@ -22,7 +23,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from vanilla_flash import bench_training, machine_report, timing
+from vanilla_flash import bench_training, machine_report, timing, vanilla_gpt
 from vanilla_flash.config import TrainConfig
 
 out_path, budget_s = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 420
@@ -71,7 +72,7 @@ if gpu:
 # 2. the profile of the best variant
 if gpu:
     base = TrainConfig.from_yaml("configs/h200-speed.yaml")
-    best = dataclasses.replace(base, model_impl="vanilla", loss="chunked", batch_size=64, run_dir="runs/profile")
+    best = dataclasses.replace(base, **bench_training.SPEED_VARIANTS[0][1], run_dir="runs/profile")
 else:
     best = TrainConfig(model_impl="vanilla", loss="chunked", model_size="tiny", seq_len=64, batch_size=4,
                        tokenizer="gpt2", run_dir="runs/profile")  # fmt: skip
@@ -121,7 +122,13 @@ for e in events:
     groups[group_of(e.key)] = groups.get(group_of(e.key), 0.0) + self_us(e) / profiled
 top = sorted(events, key=lambda e: -self_us(e))[:30]
 result["profile"] = {
-    "variant": {"model_impl": best.model_impl, "loss": best.loss, "batch": best.batch_size, "attn": best.attn},
+    "variant": {
+        "model_impl": best.model_impl,
+        "loss": best.loss,
+        "residual": best.residual,
+        "batch": best.batch_size,
+        "attn": best.attn,
+    },
     "bare_tokens_per_s_under_profiler": timed["tokens_per_s"],
     "gpu_ms_per_step": round(total_us / 1e3, 3),
     "groups_ms_per_step": {g: round(us / 1e3, 3) for g, us in sorted(groups.items(), key=lambda kv: -kv[1])},
@@ -140,12 +147,26 @@ save()
 
 
 # 3. a few changes, each on its own
+def chunks_of(tokens: int):
+    """The chunked loss with chunks of `tokens` positions, for the duration of the context."""
+
+    @contextlib.contextmanager
+    def context():
+        before, vanilla_gpt.CHUNK_TOKENS = vanilla_gpt.CHUNK_TOKENS, tokens
+        try:
+            yield
+        finally:
+            vanilla_gpt.CHUNK_TOKENS = before
+
+    return context
+
+
 variants = [
     ("as profiled", {}, contextlib.nullcontext),
-    ("bf16 residual stream", {"residual": "bf16", "precision": "bf16-mixed"}, contextlib.nullcontext),
-    ("Triton loss kernel", {"loss": "chunked_triton"} if gpu else {}, contextlib.nullcontext),
-    ("batch 128", {"batch_size": 128 if gpu else 8}, contextlib.nullcontext),
-    ("compile mode max-autotune-no-cudagraphs", {"compile_mode": "max-autotune-no-cudagraphs"}, contextlib.nullcontext),
+    ("torch.compile's softmax, not the loss kernel", {"loss": "chunked"}, contextlib.nullcontext),
+    ("chunks of 32768 positions", {}, chunks_of(32768)),
+    ("chunks of 8192 positions", {}, chunks_of(8192)),
+    ("batch 192", {"batch_size": 192 if gpu else 6}, contextlib.nullcontext),
 ]
 result["variants"] = []
 for name, overrides, context in variants:
