@@ -4,20 +4,19 @@
 2. `check`: each operator against PyTorch on GPT-2 124M's shapes in bf16 (fresh random inputs; the
    relative error of each output against the same computed in float32), and `FusedMLP`'s five
    gradients against autograd's;
-3. `timing`: the MLP's forward + backward at 16384 positions, fused against PyTorch's (addmm, GELU,
-   addmm) under torch.compile, median of CUDA-event timings.
+3. `timing_ms`: the MLP's forward + backward at 16384 positions, fused against PyTorch's (addmm, GELU,
+   addmm) under torch.compile (`timing.timeit`: medians of CUDA-event timings).
 On a machine without a GPU it runs the same steps on a small size with the operators replaced by
 their PyTorch definitions (tests/test_fused_mlp.py), to check the script itself.
 """
 
 import json
-import statistics
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from vanilla_flash import fused_mlp, machine_report
+from vanilla_flash import fused_mlp, machine_report, timing
 
 gpu = torch.cuda.is_available()
 device, dtype = ("cuda", torch.bfloat16) if gpu else ("cpu", torch.float32)
@@ -85,21 +84,10 @@ def torch_mlp(x, w1, b1, w2, b2):
     return torch.addmm(b2, F.gelu(torch.addmm(b1, x, w1), approximate="tanh"), w2)
 
 
-def timed(fn) -> float | None:
+def timed(fn) -> float:
+    """Median milliseconds of one forward + backward (`timing.timeit`: CUDA events on a GPU)."""
     leaves = [t.clone().requires_grad_() for t in (x, w1, b1, w2, b2)]
-    for _ in range(3):
-        fn(*leaves).backward(grad_y)
-    if not gpu:
-        return None
-    times = []
-    for _ in range(20):
-        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        begin.record()
-        fn(*leaves).backward(grad_y)
-        end.record()
-        torch.cuda.synchronize()
-        times.append(begin.elapsed_time(end))
-    return round(statistics.median(times), 4)
+    return round(timing.timeit(lambda: fn(*leaves).backward(grad_y), warmup=3, repeats=20), 4)
 
 
 result["timing_ms"] = {"torch_compiled": timed(torch.compile(torch_mlp)), "fused": timed(fused_mlp.FusedMLP.apply),
