@@ -12,8 +12,8 @@ results/h200/speed/speed_profile.json). cuBLASLt can do that work in the matmuls
   GELU's slope at the kept pre-activation and sums the first bias's gradient on the way.
 cuBLASLt's GELU is the tanh approximation that GPT-2 uses. PyTorch calls these epilogues nowhere
 that keeps the pre-activation, so this module calls cuBLASLt itself, from a small C++ extension
-compiled on first use (`torch.utils.cpp_extension.load_inline`, about a minute; it needs the CUDA
-toolkit's headers, which Colab and the GPU images have), wrapped as two PyTorch operators that
+compiled on first use (`torch.utils.cpp_extension.load_inline`; it needs the CUDA toolkit's
+headers, which Colab and the GPU images have), wrapped as two PyTorch operators that
 torch.compile keeps as they are. Both matmuls take their weight as `nn.Linear` stores it (out, in),
 a copy of transformers' (in, out) weight, as NVIDIA's Transformer Engine calls these epilogues.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import textwrap
 from pathlib import Path
 
 from vanilla_flash import plots
@@ -365,10 +366,6 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | No
     """Tokens/s per configuration of a `bench speed` result, through Lightning and in the bare loop,
     with the share of the same run's matmul each reaches through Lightning, the plain-PyTorch GPT-2
     of the same run (a loop of its own: one bar) and the goal."""
-    import textwrap
-
-    from vanilla_flash import plots
-
     rows = valid_speed_rows(result)
     plain = [r for r in result.get("plain_pytorch", []) if r["status"] == "ok"]
     if not rows:
