@@ -130,9 +130,10 @@ from triton.compiler import ASTSource
 from vanilla_flash import loss_kernel as lk
 
 signature = {"logits": "*bf16", "targets": "*i64", "losses": "*fp32", "grads": "*bf16", "n_rows": "i32",
-             "n_programs": "i32", "n_cols": "constexpr", "rows_per_program": "constexpr", "BLOCK": "constexpr"}
+             "n_programs": "i32", "n_cols": "constexpr", "rows_per_program": "constexpr", "BLOCK": "constexpr",
+             "FORM": "constexpr"}
 source = ASTSource(fn=lk._softmax_cross_entropy_grad, signature=signature,
-                   constexprs={"n_cols": 50304, "rows_per_program": 63, "BLOCK": lk.BLOCK})
+                   constexprs={"n_cols": 50304, "rows_per_program": 63, "BLOCK": lk.BLOCK, "FORM": lk.FORM})
 kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": lk.WARPS})
 cubin = pathlib.Path(tempfile.mkdtemp()) / "kernel.cubin"
 cubin.write_bytes(kernel.asm["cubin"])

@@ -36,40 +36,73 @@ from torch.library import triton_op, wrap_triton
 BLOCK = 8192  # columns per step of a row's loop
 WARPS = 16
 PROGRAMS_PER_SM = 8  # programs per multiprocessor in the grid (each works through its share of rows)
+FORM = "block_max"  # how a row's log-sum-exp is found (the kernel's comments); "whole_row" ignores BLOCK
 NO_TARGET = tl.constexpr(-100)  # a target to ignore, as in F.cross_entropy
 
 
 @triton.jit
 def _softmax_cross_entropy_grad(logits, targets, losses, grads, n_rows, n_programs, n_cols: tl.constexpr,
-                                rows_per_program: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+                                rows_per_program: tl.constexpr, BLOCK: tl.constexpr, FORM: tl.constexpr):  # fmt: skip
     program = tl.program_id(0)
     lanes = tl.arange(0, BLOCK)
     for i in range(rows_per_program):  # rows program, program + n_programs, ...
         row = program + i * n_programs
         if row < n_rows:
             start = row.to(tl.int64) * n_cols
-            # 1. the row's running maximum, and per lane the sum of exponentials below it (one exp each)
-            top = tl.max(tl.full([BLOCK], -1e30, tl.float32), 0)  # finite: lanes past the row's end add exp(-inf) = 0
-            total = tl.zeros([BLOCK], tl.float32)
-            for col in range(0, n_cols, BLOCK):
-                x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
-                x = x.to(tl.float32)
-                new_top = tl.maximum(top, tl.max(x, 0))
-                total = total * tl.exp(top - new_top) + tl.exp(x - new_top)
-                top = new_top
-            lse = top + tl.log(tl.sum(total, 0))
+            # 1. the row's log-sum-exp
+            if FORM == "whole_row":  # the row in registers at once (BLOCK >= n_cols): one reading
+                row_x = tl.load(logits + start + lanes, mask=lanes < n_cols, other=-float("inf"))  # kept in bf16
+                top = tl.max(row_x, 0).to(tl.float32)
+                lse = top + tl.log(tl.sum(tl.exp(row_x.to(tl.float32) - top), 0))
+            elif FORM == "block_max":  # the row's running maximum, per lane the sum of exponentials below it
+                top = tl.max(tl.full([BLOCK], -1e30, tl.float32), 0)  # finite: lanes past the end add exp(-inf) = 0
+                total = tl.zeros([BLOCK], tl.float32)
+                for col in range(0, n_cols, BLOCK):
+                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                    x = x.to(tl.float32)
+                    new_top = tl.maximum(top, tl.max(x, 0))
+                    total = total * tl.exp(top - new_top) + tl.exp(x - new_top)
+                    top = new_top
+                lse = top + tl.log(tl.sum(total, 0))
+            elif FORM == "lane_max":  # a running maximum per lane: no reduction across lanes inside the loop
+                tops = tl.full([BLOCK], -1e30, tl.float32)
+                total = tl.zeros([BLOCK], tl.float32)
+                for col in range(0, n_cols, BLOCK):
+                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                    x = x.to(tl.float32)
+                    new_tops = tl.maximum(tops, x)
+                    total = total * tl.exp(tops - new_tops) + tl.exp(x - new_tops)
+                    tops = new_tops
+                top = tl.max(tops, 0)
+                lse = top + tl.log(tl.sum(total * tl.exp(tops - top), 0))
+            else:  # "max_then_sum": the maximum in one reading (no exponentials), the sum in another
+                tops = tl.full([BLOCK], -1e30, tl.float32)
+                for col in range(0, n_cols, BLOCK):
+                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                    tops = tl.maximum(tops, x.to(tl.float32))
+                top = tl.max(tops, 0)
+                total = tl.zeros([BLOCK], tl.float32)
+                for col in range(0, n_cols, BLOCK):
+                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                    total += tl.exp(x.to(tl.float32) - top)
+                lse = top + tl.log(tl.sum(total, 0))
             target = tl.load(targets + row)
             real = target != NO_TARGET
             safe = tl.where(real, target, 0)
             target_logit = tl.load(logits + start + safe).to(tl.float32)
             tl.store(losses + row, tl.where(real, lse - target_logit, 0.0))
-            # 2. the gradient, from the same logits (now in L2)
-            for col in range(0, n_cols, BLOCK):
-                cols = col + lanes
-                x = tl.load(logits + start + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
-                grad = tl.exp(x - lse) - tl.where(cols == safe, 1.0, 0.0)
+            # 2. the gradient, from the same logits (now in L2, or in registers for the whole row)
+            if FORM == "whole_row":
+                grad = tl.exp(row_x.to(tl.float32) - lse) - tl.where(lanes == safe, 1.0, 0.0)
                 grad = tl.where(real, grad, 0.0)
-                tl.store(grads + start + cols, grad.to(grads.dtype.element_ty), mask=cols < n_cols)
+                tl.store(grads + start + lanes, grad.to(grads.dtype.element_ty), mask=lanes < n_cols)
+            else:
+                for col in range(0, n_cols, BLOCK):
+                    cols = col + lanes
+                    x = tl.load(logits + start + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
+                    grad = tl.exp(x - lse) - tl.where(cols == safe, 1.0, 0.0)
+                    grad = tl.where(real, grad, 0.0)
+                    tl.store(grads + start + cols, grad.to(grads.dtype.element_ty), mask=cols < n_cols)
 
 
 def _programs(n_rows: int, device: torch.device) -> int:
@@ -87,6 +120,7 @@ def softmax_cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> t
     grads = torch.empty_like(logits)
     n_programs = _programs(n_rows, logits.device)
     rows_per_program = -(-n_rows // n_programs)
+    block = triton.next_power_of_2(n_cols) if FORM == "whole_row" else BLOCK
     wrap_triton(_softmax_cross_entropy_grad)[(n_programs,)](
         logits,
         targets,
@@ -96,7 +130,8 @@ def softmax_cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> t
         n_programs,
         n_cols=n_cols,
         rows_per_program=rows_per_program,
-        BLOCK=BLOCK,
+        BLOCK=block,
+        FORM=FORM,
         num_warps=WARPS,
     )
     return losses, grads
