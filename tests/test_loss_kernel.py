@@ -130,10 +130,9 @@ from triton.compiler import ASTSource
 from vanilla_flash import loss_kernel as lk
 
 signature = {"logits": "*bf16", "targets": "*i64", "losses": "*fp32", "grads": "*bf16", "n_rows": "i32",
-             "n_programs": "i32", "n_cols": "constexpr", "rows_per_program": "constexpr", "BLOCK": "constexpr",
-             "FORM": "constexpr"}
+             "n_programs": "i32", "n_cols": "constexpr", "rows_per_program": "constexpr", "BLOCK": "constexpr"}
 source = ASTSource(fn=lk._softmax_cross_entropy_grad, signature=signature,
-                   constexprs={"n_cols": 50304, "rows_per_program": 63, "BLOCK": lk.BLOCK, "FORM": lk.FORM})
+                   constexprs={"n_cols": 50304, "rows_per_program": 63, "BLOCK": lk.BLOCK})
 kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": lk.WARPS})
 cubin = pathlib.Path(tempfile.mkdtemp()) / "kernel.cubin"
 cubin.write_bytes(kernel.asm["cubin"])
@@ -142,13 +141,14 @@ print(subprocess.run([str(tool), "--dump-resource-usage", str(cubin)], capture_o
 """
 
 
-def test_the_kernel_compiles_for_an_h200_and_a_program_fits_on_a_multiprocessor():
+def test_the_kernel_compiles_for_an_h200_and_two_programs_fit_on_a_multiprocessor():
     """Triton compiles the kernel for sm_90 here, without a GPU (it ships ptxas), at the module's
     setting: what the interpreter does not check (types, constexpr globals) is checked here, and the
-    registers a thread takes let a program of WARPS warps run on one multiprocessor (65536 registers)."""
+    registers a thread takes let two programs of WARPS warps run on one multiprocessor at a time
+    (65536 registers), as the module's comment says."""
     import re
 
     from vanilla_flash import loss_kernel
 
     registers = int(re.search(r"REG:(\d+)", _without_the_interpreter(COMPILE)).group(1))
-    assert registers * loss_kernel.WARPS * 32 <= 65536, registers
+    assert 2 * registers * loss_kernel.WARPS * 32 <= 65536, registers

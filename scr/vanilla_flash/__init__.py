@@ -11,7 +11,6 @@ Modules, in the order they import each other (each imports only modules above it
 - `precision`: which Lightning precision the hardware trains in.
 - `model`: GPT-2 by name, as Hugging Face `GPT2LMHeadModel`.
 - `loss_kernel`: the chunked loss's softmax step as one Triton kernel.
-- `fused_mlp`: GPT-2's MLP with its bias and GELU in cuBLASLt's matmul epilogues.
 - `vanilla_gpt`: GPT-2 written compactly for speed, in transformers' weight layout.
 - `flops`: parameters, FLOPs per token, attention FLOPs, MFU.
 - `config`: `TrainConfig`, the parameters of a run.

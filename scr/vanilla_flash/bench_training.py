@@ -275,13 +275,13 @@ def plain_pytorch_loop(batch: int, seq: int = 1024, clip: bool = True, vocab: in
 
 
 # The configurations `speed` compares (the fastest GPT-2 training on one GPU): the project's compact
-# model at batch 128 (the memory the chunked loss frees allows it) with everything that helped on the
-# H200 (the residual stream in bf16, the loss's softmax step as a Triton kernel), the same with the
-# MLP's bias and GELU in cuBLASLt's epilogues (`mlp: fused`, not yet run on a GPU), then transformers'
-# GPT-2 at batch 128, whose loss curve they are compared with; each through Lightning and in the bare
-# loop, back to back. What did not help, or did not need measuring again, is in the earlier runs'
-# files (results/h200/README.md): CUDA graphs, max-autotune, the MLP's bias + GELU as Triton kernels
-# (run 5, commit dd9fe42), the full float32 loss, batches 32 and 64, transformers' GPT-2 run twice.
+# model with everything that helped on the H200 (the residual stream in bf16, the loss's softmax step
+# as a Triton kernel) at batch 128 and at 192 (the memory the chunked loss frees allows both), then
+# transformers' GPT-2 at batch 128, whose loss curve the batch-128 row is compared with; each through
+# Lightning and in the bare loop, back to back. What did not help, or did not need measuring again, is
+# in the earlier runs' files (results/h200/README.md): CUDA graphs, max-autotune, the MLP's bias + GELU
+# as Triton kernels (run 5, commit dd9fe42) or in cuBLASLt's epilogues (speed/fused-mlp-run/, commit
+# a3338a2), the full float32 loss, batches 32 and 64, transformers' GPT-2 run twice.
 _BEST = {"model_impl": "vanilla", "loss": "chunked_triton", "residual": "bf16", "batch_size": 128}
 SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
     ("vanilla, chunked loss with Triton kernel, batch 128, bf16 residual", _BEST),
@@ -313,7 +313,7 @@ def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: i
         # a run folder per variant, started afresh: one variant's last checkpoint is not another's
         cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}", resume="never")
         row = {"name": name, "model_impl": cfg.model_impl, "loss": cfg.loss, "residual": cfg.residual,
-               "mlp": cfg.mlp, "attn": cfg.attn, "batch": cfg.batch_size, "seq_len": cfg.seq_len,
+               "attn": cfg.attn, "batch": cfg.batch_size, "seq_len": cfg.seq_len,
                "compile_mode": cfg.compile_mode if cfg.compile else None, "status": "ok"}  # fmt: skip
         rows.append(row)
         try:

@@ -49,8 +49,6 @@ class TrainConfig:
     # the same with each chunk's softmax step as one Triton kernel (loss_kernel; a CUDA GPU with Triton)
     residual: str = "float32"  # the residual stream under mixed precision: float32, as transformers keeps it |
     # bf16 (vanilla, bf16-mixed only): half the memory traffic of LayerNorm and the residual adds, other roundings
-    mlp: str = "torch"  # the MLP: torch (F.gelu, which torch.compile fuses) | fused (vanilla only): the bias and
-    # GELU inside the matmuls, cuBLASLt's epilogues (fused_mlp; a CUDA GPU, mixed precision, a C++ build at first use)
     fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
     model_size: str = "tiny"  # a preset (tiny, 124M, 355M); n_layer, n_head, n_embd change any of its sizes
     n_layer: int | None = None
@@ -187,9 +185,6 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     if cfg.residual == "bf16" and (cfg.model_impl != "vanilla" or cfg.precision != "bf16-mixed"):
         problems.append("residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "
                         "keep their residual stream in float32; float16 would overflow)")  # fmt: skip
-    one_of("mlp", ("torch", "fused"))
-    if cfg.mlp != "torch" and cfg.model_impl != "vanilla":
-        problems.append(f"mlp: {cfg.mlp!r} needs model_impl: vanilla (the {cfg.model_impl} model has its own MLP)")
     one_of("model_size", tuple(gpt2.SIZES))
     one_of("attn", tuple(attention.names()))
     one_of("compile_mode", COMPILE_MODES)

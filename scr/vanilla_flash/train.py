@@ -52,9 +52,8 @@ class GPT2Module(L.LightningModule):
         elif self.cfg.model_impl == "vanilla":
             from vanilla_flash import vanilla_gpt
 
-            c = self.cfg
-            self.net = vanilla_gpt.build(c.model_size, attn=c.attn, loss=c.loss, residual=c.residual, mlp=c.mlp,
-                                         **common, **c.model_dims)  # fmt: skip
+            self.net = vanilla_gpt.build(self.cfg.model_size, attn=self.cfg.attn, loss=self.cfg.loss,
+                                         residual=self.cfg.residual, **common, **self.cfg.model_dims)  # fmt: skip
         elif self.cfg.model_impl == "hf":
             self.net = gpt2.build(self.cfg.model_size, attn=self.cfg.attn, **common, **self.cfg.model_dims)
         else:

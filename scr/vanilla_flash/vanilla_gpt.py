@@ -13,8 +13,7 @@ head) worked out in the forward pass while that chunk's logits exist, so the (ba
 float32 logits never exist at once and none are recomputed: the backward pass only scales the
 gradients it was left (the idea behind fused linear + cross-entropy kernels such as Liger's);
 `loss="chunked_triton"` is the same with each chunk's softmax step as one Triton kernel
-(`vanilla_flash.loss_kernel`). `mlp="fused"` does the MLP's bias and GELU inside its matmuls, in
-cuBLASLt's epilogues (`vanilla_flash.fused_mlp`; a CUDA GPU under mixed precision).
+(`vanilla_flash.loss_kernel`).
 Under bf16 autocast, `residual="bf16"` carries the residual stream between the blocks in bfloat16
 instead of float32 (as transformers does), which halves what LayerNorm and the residual adds read
 and write, at the price of slightly different numbers.
@@ -31,7 +30,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.modeling_outputs import CausalLMOutput
 
-from vanilla_flash import attention, fused_mlp
+from vanilla_flash import attention
 from vanilla_flash import model as gpt2
 from vanilla_flash.errors import ConfigError
 
@@ -42,7 +41,6 @@ except ImportError:
 
 LOSSES = ("full", "chunked", "chunked_triton")
 RESIDUALS = ("float32", "bf16")
-MLPS = ("torch", "fused")
 BF16 = torch.bfloat16
 # positions per chunk of the chunked loss: 16384 x 50304 float32 logits are 3.3 GB; on the H200 16384
 # ran 0.6% faster than 4096, with less memory at its peak (results/h200/speed/speed_profile.json)
@@ -77,27 +75,23 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: GPT2Config, kind: str = "torch"):
+    def __init__(self, cfg: GPT2Config):
         super().__init__()
         self.c_fc = Affine(cfg.n_embd, 4 * cfg.n_embd)
         self.c_proj = Affine(4 * cfg.n_embd, cfg.n_embd)
-        self.dropout, self.kind = cfg.resid_pdrop, kind
+        self.dropout = cfg.resid_pdrop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "fused":  # bias and GELU in cuBLASLt's epilogues
-            y = fused_mlp.mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias)
-        else:
-            y = self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
-        return F.dropout(y, self.dropout, self.training)
+        return F.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")), self.dropout, self.training)
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPT2Config, mlp: str = "torch"):
+    def __init__(self, cfg: GPT2Config):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.attn = Attention(cfg)
         self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        self.mlp = MLP(cfg, mlp)
+        self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
@@ -109,16 +103,17 @@ class VanillaGPT(nn.Module):
     module's docstring). `forward(input_ids, labels)` returns `.loss` and, with the full loss,
     `.logits`, as `GPT2LMHeadModel` does."""
 
-    def __init__(self, cfg: GPT2Config, loss: str = "full", residual: str = "float32", mlp: str = "torch"):
+    def __init__(self, cfg: GPT2Config, loss: str = "full", residual: str = "float32"):
         super().__init__()
-        for name, value, allowed in (("loss", loss, LOSSES), ("residual", residual, RESIDUALS), ("mlp", mlp, MLPS)):
-            if value not in allowed:
-                raise ValueError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
-        self.config, self.loss, self.residual, self.mlp = cfg, loss, residual, mlp
+        if loss not in LOSSES:
+            raise ValueError(f"loss {loss!r} is not one of: {', '.join(LOSSES)}")
+        if residual not in RESIDUALS:
+            raise ValueError(f"residual {residual!r} is not one of: {', '.join(RESIDUALS)}")
+        self.config, self.loss, self.residual = cfg, loss, residual
         self.transformer = nn.Module()
         self.transformer.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.transformer.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd)
-        self.transformer.h = nn.ModuleList(Block(cfg, mlp) for _ in range(cfg.n_layer))
+        self.transformer.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.transformer.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
@@ -190,10 +185,9 @@ class VanillaGPT(nn.Module):
         self.as_hf().save_pretrained(path, **kwargs)
 
     @classmethod
-    def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full", residual: str = "float32", mlp: str = "torch"
-                ) -> VanillaGPT:  # fmt: skip
+    def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full", residual: str = "float32") -> VanillaGPT:
         """The same weights as transformers' `hf`, in this implementation (a copy)."""
-        model = cls(hf.config, loss=loss, residual=residual, mlp=mlp)
+        model = cls(hf.config, loss=loss, residual=residual)
         model.load_state_dict(hf.state_dict())
         return model.to(hf.device)
 
@@ -261,14 +255,14 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
 
 
 def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", residual: str = "float32",
-          mlp: str = "torch", **overrides) -> VanillaGPT:  # fmt: skip
+          **overrides) -> VanillaGPT:  # fmt: skip
     """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`,
-    loss `loss`, residual stream `residual` and MLP `mlp`: the very weights `vanilla_flash.model.build` would
+    loss `loss` and residual stream `residual`: the very weights `vanilla_flash.model.build` would
     give under the same seed (it initialises them, this model takes them over), so a run with
     `model_impl: vanilla` starts where the same run with `model_impl: hf` starts."""
     hf = gpt2.build(size, attn=attn, **overrides)
     with torch.device("meta"):
-        model = VanillaGPT(hf.config, loss=loss, residual=residual, mlp=mlp)
+        model = VanillaGPT(hf.config, loss=loss, residual=residual)
     model.load_state_dict(hf.state_dict(keep_vars=True), assign=True)
     model.lm_head.weight = model.transformer.wte.weight  # tied again (assign replaced both)
     return model

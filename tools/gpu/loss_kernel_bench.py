@@ -1,9 +1,9 @@
 """The chunked loss's softmax step on one chunk (16384 positions x 50304, bf16), into OUT.json:
     python3 tools/gpu/loss_kernel_bench.py OUT.json
 - `torch_compiled`: `vanilla_gpt.softmax_cross_entropy` under torch.compile (what `loss: chunked` runs);
-- `kernel`: `loss_kernel.softmax_cross_entropy_grad` in each of its forms (`loss_kernel.FORM`) at
-  several columns per step, warps and programs per multiprocessor (the module's own setting marked),
-  each checked against PyTorch;
+- `kernel`: `loss_kernel.softmax_cross_entropy_grad` at several columns per step, warps and programs
+  per multiprocessor (the module's own setting marked), each checked against PyTorch (at commit
+  c60bdd3 the kernel had four forms, and results/h200/speed/loss_kernel.json times each: `form`);
 - `kernel_compiled`: the kernel inside a torch.compile'd function, as the model calls it.
 Each with its time (CUDA events, median of 20), and the bandwidth of one read and one write of the
 logits at that time. On a machine without a GPU it runs a small chunk in Triton's interpreter, to
@@ -66,20 +66,17 @@ try:
 except Exception as err:
     record("torch_compiled", {"error": f"{type(err).__name__}: {err}"[:300]})
 
-own = (loss_kernel.FORM, loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM)
-looping = itertools.product(("block_max", "lane_max", "max_then_sum"), (4096, 8192, 16384), (8, 16, 32), (1, 2, 4, 8))
-whole_row = itertools.product(("whole_row",), (None,), (16, 32), (1, 2, 4, 8))  # no BLOCK: the row is the block
-grid = itertools.chain(looping, whole_row) if gpu else [own, ("whole_row", None, 4, 1)]
-for form, block, warps, per_sm in grid:
-    loss_kernel.FORM, loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM = form, block, warps, per_sm
-    row = {"form": form, "block": block, "warps": warps, "programs_per_sm": per_sm,
-           "own_setting": (form, block, warps, per_sm) == own}
+own = (loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM)
+grid = itertools.product((2048, 4096, 8192), (8, 16, 32), (1, 2, 4, 8)) if gpu else [own]
+for block, warps, per_sm in grid:
+    loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM = block, warps, per_sm
+    row = {"block": block, "warps": warps, "programs_per_sm": per_sm, "own_setting": (block, warps, per_sm) == own}
     try:
         row.update(timed(lambda: loss_kernel.softmax_cross_entropy_grad(logits, targets)))
     except Exception as err:
         row["error"] = f"{type(err).__name__}: {err}"[:300]
     record("kernel", row)
-loss_kernel.FORM, loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM = own
+loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM = own
 
 if gpu:  # the interpreter does not run under torch.compile
     try:

@@ -3,7 +3,6 @@
 # call (the datasets wheels in .gpu/ds; the commit in .gpu/commit):
 #   tools/gpu/speed_h200.sh start [JOB ...]   JOBs in order (default: loss_kernel speed):
 #       loss_kernel    tools/gpu/loss_kernel_bench.py: the Triton loss kernel's settings against torch.compile's
-#       fused_mlp      tools/gpu/fused_mlp_check.py: the cuBLASLt-epilogue MLP built, checked and timed
 #       grad_match     tools/gpu/grad_match.py: one step's gradients of each model/backend/mask against float32
 #       speed          bench speed --config configs/h200-speed.yaml: every variant through Lightning and bare
 #       profile        tools/gpu/profile_speed.py: where a step's GPU time goes, plain PyTorch GPT-2, variants
@@ -22,7 +21,6 @@ start)
   for name in $jobs; do
     case $name in
       loss_kernel) lines+="job loss_kernel python3 tools/gpu/loss_kernel_bench.py $out/loss_kernel.json"$'\n' ;;
-      fused_mlp) lines+="job fused_mlp python3 tools/gpu/fused_mlp_check.py $out/fused_mlp.json"$'\n' ;;
       grad_match) lines+="job grad_match python3 tools/gpu/grad_match.py $out/grad_match.json"$'\n' ;;
       speed) lines+="job speed python3 -m vanilla_flash bench speed --config configs/h200-speed.yaml --steps 40 --out $out/speed.json"$'\n' ;;
       profile) lines+="job profile python3 tools/gpu/profile_speed.py $out/speed_profile.json 400"$'\n' ;;
