@@ -184,3 +184,49 @@ def test_the_plain_pytorch_table_is_read_from_the_committed_h200_profile(tmp_pat
     changed = dict(result, plain_pytorch=[dict(measured[0], tokens_per_s=654321.0), {"status": "error: OOM"}])
     (tmp_path / "profile.json").write_text(json.dumps(changed))
     assert "654.3k" in tables.plain_pytorch_markdown(tmp_path / "profile.json")
+
+
+def test_the_loss_kernel_table_gives_each_forms_fastest_setting_from_the_committed_file(tmp_path):
+    import json
+
+    path = ROOT / "results" / "h200" / "speed" / "loss_kernel.json"
+    result = json.loads(path.read_text())
+    timed = [r for r in result["kernel"] if "ms" in r]
+    forms = {r["form"] for r in timed}
+    for lang, point in (("en", "."), ("vi", ",")):
+        lines = tables.loss_kernel_markdown(path, lang).splitlines()
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[lines.index(next(
+            line for line in lines if line.startswith("|---"))) + 1 :]]  # fmt: skip
+        assert len(rows) == 1 + len(forms) + 1  # torch.compile's, each form's fastest, the module's setting then
+        assert rows[0][4] == tables.number(result["torch_compiled"]["ms"], lang)
+        for form in forms:
+            fastest = min((r for r in timed if r["form"] == form), key=lambda r: r["ms"])
+            row = next(cells for cells in rows if f"`{form}`" in cells[0])
+            assert row[1:5] == [str(fastest["block"]) if fastest["block"] else "-", str(fastest["warps"]),
+                                str(fastest["programs_per_sm"]), tables.number(fastest["ms"], lang)]  # fmt: skip
+            assert row[5] == tables.number(fastest["ms"] / result["torch_compiled"]["ms"], lang)
+        assert f"{len(timed)} " in lines[0] and result["commit"][:7] in lines[0] and point in rows[0][4]
+    faster = dict(result, kernel=[dict(timed[0], ms=0.123)])
+    (tmp_path / "loss_kernel.json").write_text(json.dumps(faster))
+    assert "| 0.123 |" in tables.loss_kernel_markdown(tmp_path / "loss_kernel.json")
+
+
+def test_the_step_profile_table_gives_the_gpu_time_and_each_variant_against_the_step_profiled(tmp_path):
+    import json
+
+    path = ROOT / "results" / "h200" / "speed" / "best_profile.json"
+    result = json.loads(path.read_text())
+    measured = [v for v in result["variants"] if v["status"] == "ok"]
+    lines = tables.step_profile_markdown(path).splitlines()
+    assert f"{tables.number(result['profile']['gpu_ms_per_step'], 'en', 4)} ms of GPU time" in lines[0]
+    for group, ms in result["profile"]["groups_ms_per_step"].items():
+        assert tables.number(ms, "en") + " ms" in lines[0], group
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+    assert [r[0] for r in rows] == [v["name"] for v in measured]
+    for cells, v in zip(rows, measured, strict=True):
+        assert cells[2] == f"{v['tokens_per_s'] / 1e3:.1f}k"
+        assert cells[3] == f"{v['tokens_per_s'] / measured[0]['tokens_per_s']:.3f}"
+    assert "trong đó nhân ma trận" in tables.step_profile_markdown(path, "vi")
+    failed = dict(result, variants=[*result["variants"], {"name": "batch 256", "status": "OOM"}])
+    (tmp_path / "profile.json").write_text(json.dumps(failed))
+    assert "batch 256" not in tables.step_profile_markdown(tmp_path / "profile.json")

@@ -12,8 +12,10 @@ files have a table and which function of vanilla_flash.tables writes it (from th
 the page's language): results/builds.json (the measured builds) and
 results/h200/from_scratch/from_scratch.json (the from-scratch kernel against the libraries) and
 results/h200/speed.json (GPT-2 training speed per configuration; the same for the fourth run's file,
-which measured each change on its own) and
-results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against).
+which measured each change on its own, and for the run with the MLP in cuBLASLt's epilogues) and
+results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against) and
+results/h200/speed/loss_kernel.json (the loss kernel's forms and settings) and
+results/h200/speed/best_profile.json (where the best configuration's step spends its GPU time).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ TABLES = {
     "results/h200/from_scratch/from_scratch.json": tables.from_scratch_markdown,
     "results/h200/speed.json": tables.speed_markdown,
     "results/h200/speed/fourth-run/speed.json": tables.speed_markdown,
+    "results/h200/speed/fused-mlp-run/speed.json": tables.speed_markdown,
+    "results/h200/speed/loss_kernel.json": tables.loss_kernel_markdown,
+    "results/h200/speed/best_profile.json": tables.step_profile_markdown,
     "results/h200/speed/plain_pytorch_profile.json": tables.plain_pytorch_markdown,
 }
 MARKED = re.compile(

@@ -2,8 +2,10 @@
 Vietnamese: `tools/docs_tables.py` writes each between its markers and `--check` (tests/test_docs.py)
 fails when one no longer matches its file. `builds_markdown` (results/builds.json),
 `speed_markdown` (results/h200/speed.json), `plain_pytorch_markdown` (the plain-PyTorch GPT-2 that the
-speed goal is measured against, results/h200/speed/plain_pytorch_profile.json), `from_scratch_markdown`
-(results/h200/from_scratch/).
+speed goal is measured against, results/h200/speed/plain_pytorch_profile.json),
+`loss_kernel_markdown` (the loss kernel's settings, results/h200/speed/loss_kernel.json),
+`step_profile_markdown` (where a step's GPU time goes, and its variants, results/h200/speed/best_profile.json),
+`from_scratch_markdown` (results/h200/from_scratch/).
 """
 
 from __future__ import annotations
@@ -137,6 +139,100 @@ _FROM_SCRATCH_COLUMNS = {
                    "với tham chiếu fp32.",
     },
 }  # fmt: skip
+
+
+_LOSS_KERNEL = {
+    "en": {"header": ("kernel", "columns per step", "warps", "programs per SM", "ms per chunk", "vs torch.compile",
+                      "max. gradient error"),
+           "compiled": "torch.compile's kernel (`loss: chunked`)",
+           "form": "the kernel, form `{form}`, its fastest setting",
+           "own": "the kernel, form `{form}`, the module's setting when measured",
+           "caption": "The chunked loss's softmax step on one chunk ({rows} positions x {cols}, bf16), measured on "
+                      "{gpu}, torch {torch}, {date} (commit {commit}): {settings} settings of the Triton kernel, "
+                      "each checked against PyTorch; median of 20 runs."},
+    "vi": {"header": ("kernel", "số cột mỗi bước", "warp", "chương trình mỗi SM", "ms mỗi khối", "so với torch.compile",
+                      "sai số gradient lớn nhất"),
+           "compiled": "kernel của torch.compile (`loss: chunked`)",
+           "form": "kernel, dạng `{form}`, thiết lập nhanh nhất",
+           "own": "kernel, dạng `{form}`, thiết lập của module khi đo",
+           "caption": "Bước softmax của loss chia khối trên một khối ({rows} vị trí x {cols}, bf16), đo trên {gpu}, "
+                      "torch {torch}, ngày {date} (commit {commit}): {settings} thiết lập của kernel Triton, mỗi "
+                      "thiết lập đều được so với PyTorch; trung vị của 20 lần chạy."},
+}  # fmt: skip
+
+
+def loss_kernel_markdown(path, lang: str = "en") -> str:
+    """`tools/gpu/loss_kernel_bench.py`'s result as a Markdown table in `lang` (en, vi): torch.compile's
+    kernel, the fastest setting of each form of the Triton kernel, and the module's setting when it
+    was measured, each against torch.compile's time."""
+    result = report.load(path)
+    words, m = _LOSS_KERNEL[lang], result["environment"]["machine"]
+    timed = [r for r in result["kernel"] if "ms" in r]
+    baseline = result["torch_compiled"]["ms"]
+    lines = [words["caption"].format(rows=result["rows"], cols=result["cols"], gpu=m["gpu_name"], torch=m["torch"],
+                                     date=result["when"][:10], commit=result["commit"][:7], settings=len(timed)),
+             "", "| " + " | ".join(words["header"]) + " |", "|" + "---|" * len(words["header"])]  # fmt: skip
+
+    def line(label: str, r: dict) -> str:
+        setting = [str(r[k]) if r.get(k) is not None else "-" for k in ("block", "warps", "programs_per_sm")]
+        cells = [label, *setting, number(r["ms"], lang), number(r["ms"] / baseline, lang),
+                 number(r["max_grad_err"], lang, 2, scientific=True)]  # fmt: skip
+        return "| " + " | ".join(cells) + " |"
+
+    lines.append(line(words["compiled"], {**result["torch_compiled"], "warps": None}))
+    forms = dict.fromkeys(r.get("form", "-") for r in timed)
+    for form in forms:
+        fastest = min((r for r in timed if r.get("form", "-") == form), key=lambda r: r["ms"])
+        lines.append(line(words["form"].format(form=form), fastest))
+    for r in timed:
+        if r.get("own_setting"):
+            lines.append(line(words["own"].format(form=r.get("form", "-")), r))
+    return "\n".join(lines)
+
+
+_STEP_PROFILE = {
+    "en": {"header": ("bare-loop variant", "batch", "tokens/s", "vs as profiled", "peak GiB"),
+           "caption": "One training step of {variant} (batch {batch}) on {gpu}, torch {torch}, {date} "
+                      "(commit {commit}), in the bare loop: {gpu_ms} ms of GPU time per step under torch.profiler, "
+                      "of which {groups}. Then the same step with one thing changed, each timed on its own.",
+           "groups": {"matmul": "matmuls", "inductor (Triton)": "inductor's Triton kernels", "attention": "attention",
+                      "other": "other kernels", "optimizer": "the optimizer"}},
+    "vi": {"header": ("biến thể vòng lặp trần", "batch", "token/s", "so với bản được đo", "đỉnh GiB"),
+           "caption": "Một bước huấn luyện của {variant} (batch {batch}) trên {gpu}, torch {torch}, ngày {date} "
+                      "(commit {commit}), trong vòng lặp trần: {gpu_ms} ms thời gian GPU mỗi bước dưới torch.profiler, "
+                      "trong đó {groups}. Sau đó là cùng bước ấy với đúng một thay đổi, mỗi biến thể đo riêng.",
+           "groups": {"matmul": "nhân ma trận", "inductor (Triton)": "kernel Triton của inductor",
+                      "attention": "attention", "other": "kernel khác", "optimizer": "bộ tối ưu"}},
+}  # fmt: skip
+
+
+def step_profile_markdown(path, lang: str = "en") -> str:
+    """`tools/gpu/profile_speed.py`'s result as a Markdown table in `lang` (en, vi): where one step's GPU
+    time goes (in the caption, per group of kernels) and the bare-loop variants against the step as
+    profiled."""
+    result = report.load(path)
+    words, m, profile = _STEP_PROFILE[lang], result["environment"]["machine"], result["profile"]
+    variant = profile["variant"]
+    name = ", ".join(f"{k} {v}" for k, v in variant.items() if k != "batch")
+    groups = ", ".join(f"{words['groups'].get(g, g)} {number(ms, lang)} ms"
+                       for g, ms in sorted(profile["groups_ms_per_step"].items(), key=lambda kv: -kv[1]))  # fmt: skip
+    caption = words["caption"].format(variant=name, batch=variant["batch"], gpu=m["gpu_name"], torch=m["torch"],
+                                      date=result["when"][:10], commit=result["commit"][:7],
+                                      gpu_ms=number(profile["gpu_ms_per_step"], lang, 4), groups=groups)  # fmt: skip
+    lines = [caption, "", "| " + " | ".join(words["header"]) + " |", "|" + "---|" * len(words["header"])]
+    measured = [v for v in result["variants"] if v["status"] == "ok"]
+    base = measured[0]["tokens_per_s"]
+    for v in measured:
+        cells = [v["name"], str(v["batch"]), f"{v['tokens_per_s'] / 1e3:.1f}k", ratio(v["tokens_per_s"] / base, lang),
+                 f"{v['peak_mem_gib']:.1f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ratio(x: float, lang: str) -> str:
+    """`x` to three decimals (1.014), with a decimal comma in Vietnamese."""
+    text = f"{x:.3f}"
+    return text.replace(".", ",") if lang == "vi" else text
 
 
 def number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> str:
