@@ -332,3 +332,27 @@ def test_the_from_scratch_figure_is_drawn_from_its_file(tmp_path):
         expected = [r["naive_ms"] for r in first] + [r["own_kernel_ms"] for r in result["rows"]]
         expected += [r["libraries"][name]["ms"] for r in first for name in ("sdpa_flash", "sdpa_cudnn")]
         assert heights == sorted(expected), lang
+
+
+def test_the_speed_loss_figure_draws_every_curve_from_the_runs_files(tmp_path):
+    """docs/figures/make_figures.py draws speed_loss_h200.png from the speed runs' files: the best
+    configuration's and transformers' curve at batch 128 of each run, point for point; other rows
+    are left out."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "figures/make_figures.py")
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    result = json.loads((ROOT / "results/h200/speed.json").read_text())
+    best = next(r for r in result["rows"] if r["name"] == figures.BEST)
+    hf = next(r for r in result["rows"] if r["model_impl"] == "hf" and r["batch"] == 128)
+    best["loss_curve"] = [[5, 9.0], [10, 8.0]]
+    changed = tmp_path / "speed.json"
+    changed.write_text(json.dumps(result))
+    for lang in LANGS:
+        fig = figures.speed_loss_h200(lang, {"a run": changed})
+        lines = fig.axes[0].get_lines()
+        figures.plt.close(fig)
+        assert len(lines) == 2, lang  # the batch-192 row has no place here
+        assert [list(map(list, zip(*line.get_data(), strict=True))) for line in lines] == [
+            [[5, 9.0], [10, 8.0]], [list(p) for p in hf["loss_curve"]]]  # fmt: skip

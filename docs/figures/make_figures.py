@@ -15,6 +15,9 @@ Writes, for LANG in en and vi:
   (every number is read from the file): milliseconds of one attention forward (log scale) per shape for
   naive PyTorch attention, the from-scratch CUDA kernel of vanilla_flash.from_scratch in each of its
   builds (sm_90 machine code, compute_75 PTX) and PyTorch's sdpa_flash and sdpa_cudnn.
+- docs/LANG/img/speed_loss_h200.png: measured, drawn from the speed runs' files (SPEED_RUNS, every
+  point read from them): the Lightning loss curve of the best configuration and of transformers'
+  GPT-2 at batch 128, run by run.
 - docs/LANG/img/speed_h200.png: a byte-for-byte copy of results/h200/speed.png, GPT-2 training speed
   per configuration (`report.speed_plot` of results/h200/speed.json).
 
@@ -44,6 +47,12 @@ DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
              "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
 FROM_SCRATCH = ROOT / "results" / "h200" / "from_scratch" / "from_scratch.json"
+# the speed runs whose loss curves speed_loss_h200.png draws (name in the legend: file)
+SPEED_RUNS = {"last run": ROOT / "results/h200/speed.json",
+              "fused-mlp-run": ROOT / "results/h200/speed/fused-mlp-run/speed.json",
+              "fifth-run": ROOT / "results/h200/speed/fifth-run/speed.json",
+              "fourth-run": ROOT / "results/h200/speed/fourth-run/speed.json"}  # fmt: skip
+BEST = "vanilla, chunked loss with Triton kernel, batch 128, bf16 residual"  # its row's name in every one of them
 # plots made by the run itself (or by `report.speed_plot` from its file), copied under another name
 RENAMED = {ROOT / "results" / "h200" / "speed.png": "speed_h200.png"}
 DPI = 110
@@ -99,6 +108,12 @@ LABELS = {
         "fs_machine": "sm_{arch} machine code",
         "fs_ptx": "compute_{arch} PTX, compiled by the driver",
         "fs_causal": "causal",
+        "sl_title": "GPT-2 124M, batch 128, the same weights and data: the loss through Lightning, run by run",
+        "sl_subtitle": "{gpu}; each line one run of bench speed (its file under results/h200/)",
+        "sl_vanilla": "vanilla, the best configuration ({run})",
+        "sl_hf": "transformers' GPT-2 ({run})",
+        "sl_step": "step",
+        "sl_loss": "training loss (nats/token)",
     },
     "vi": {
         "hier_title": "Phân cấp bộ nhớ GPU (A100, theo bài báo FlashAttention)",
@@ -141,6 +156,12 @@ LABELS = {
         "fs_machine": "mã máy sm_{arch}",
         "fs_ptx": "PTX compute_{arch}, driver biên dịch",
         "fs_causal": "causal",
+        "sl_title": "GPT-2 124M, batch 128, cùng trọng số và dữ liệu: loss qua Lightning, từng lần chạy",
+        "sl_subtitle": "{gpu}; mỗi đường là một lần chạy bench speed (tệp của nó trong results/h200/)",
+        "sl_vanilla": "vanilla, cấu hình tốt nhất ({run})",
+        "sl_hf": "GPT-2 của transformers ({run})",
+        "sl_step": "bước",
+        "sl_loss": "loss huấn luyện (nats/token)",
     },
 }
 
@@ -323,6 +344,39 @@ def from_scratch_h200(lang: str, path: Path = FROM_SCRATCH) -> plt.Figure:
     return fig
 
 
+def speed_loss_h200(lang: str, runs: dict[str, Path] = SPEED_RUNS) -> plt.Figure:
+    """The Lightning loss curve of the best configuration and of transformers' GPT-2 at batch 128 in
+    each speed run (every point read from the run's file): how far the two models part, beside how
+    far two runs of one model part."""
+    t = LABELS[lang]
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
+    fig.subplots_adjust(left=0.08, right=0.99, top=0.86, bottom=0.3)
+    styles = ("-", "--", ":", "-.")
+    gpu = "?"
+    for (run, path), style in zip(runs.items(), styles, strict=False):
+        result = json.loads(path.read_text())
+        gpu = result["environment"]["machine"].get("gpu_name")
+        for row in result["rows"]:
+            if row.get("status") != "ok" or row.get("batch") != 128 or not row.get("loss_curve"):
+                continue
+            if row["name"] == BEST:
+                label, color = t["sl_vanilla"].format(run=run), DRAM
+            elif row["model_impl"] == "hf":
+                label, color = t["sl_hf"].format(run=run), "#3d5a80"
+            else:
+                continue
+            steps, losses = zip(*row["loss_curve"], strict=True)
+            ax.plot(steps, losses, style, color=color, lw=1.4, label=label, marker="o", ms=2.5)
+    ax.set_xlabel(t["sl_step"])
+    ax.set_ylabel(t["sl_loss"])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: tables.number(y, lang, 2)))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(t["sl_title"], fontsize=11, weight="bold", y=0.97)
+    fig.text(0.5, 0.895, t["sl_subtitle"].format(gpu=gpu), ha="center", fontsize=8.5)
+    return fig
+
+
 def _sub(k: int) -> str:
     return "".join("₀₁₂₃₄₅₆₇₈₉"[int(c)] for c in str(k))
 
@@ -334,6 +388,7 @@ def main() -> None:
         _save(memory_hierarchy(lang), img / "memory_hierarchy.png")
         _save(tiling(lang), img / "tiling.png")
         _save(from_scratch_h200(lang), img / "from_scratch_h200.png")
+        _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
         for plot in MEASURED:
             shutil.copyfile(plot, img / plot.name)
         for plot, name in RENAMED.items():
