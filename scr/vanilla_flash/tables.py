@@ -179,7 +179,7 @@ def loss_kernel_markdown(path, lang: str = "en") -> str:
                  number(r["max_grad_err"], lang, 2, scientific=True)]  # fmt: skip
         return "| " + " | ".join(cells) + " |"
 
-    lines.append(line(words["compiled"], {**result["torch_compiled"], "warps": None}))
+    lines.append(line(words["compiled"], result["torch_compiled"]))  # no setting: "-" in those columns
     forms = dict.fromkeys(r.get("form", "-") for r in timed)
     for form in forms:
         fastest = min((r for r in timed if r.get("form", "-") == form), key=lambda r: r["ms"])

@@ -17,9 +17,11 @@ is now part of `bench speed` (`bench_training.plain_pytorch_loop`).
 
 import contextlib
 import dataclasses
+import functools
 import json
 import sys
 import time
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -147,25 +149,11 @@ save()
 
 
 # 3. a few changes, each on its own
-def chunks_of(tokens: int):
-    """The chunked loss with chunks of `tokens` positions, for the duration of the context."""
-
-    @contextlib.contextmanager
-    def context():
-        before, vanilla_gpt.CHUNK_TOKENS = vanilla_gpt.CHUNK_TOKENS, tokens
-        try:
-            yield
-        finally:
-            vanilla_gpt.CHUNK_TOKENS = before
-
-    return context
-
-
 variants = [
     ("as profiled", {}, contextlib.nullcontext),
     ("torch.compile's softmax, not the loss kernel", {"loss": "chunked"}, contextlib.nullcontext),
-    ("chunks of 32768 positions", {}, chunks_of(32768)),
-    ("chunks of 8192 positions", {}, chunks_of(8192)),
+    ("chunks of 32768 positions", {}, functools.partial(mock.patch.object, vanilla_gpt, "CHUNK_TOKENS", 32768)),
+    ("chunks of 8192 positions", {}, functools.partial(mock.patch.object, vanilla_gpt, "CHUNK_TOKENS", 8192)),
     ("batch 192", {"batch_size": 192 if gpu else 6}, contextlib.nullcontext),
 ]
 result["variants"] = []
