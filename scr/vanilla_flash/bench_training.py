@@ -40,7 +40,8 @@ def bare_loop(cfg: TrainConfig, steps: int = 30, warmup: int = 10, data_loader=N
     """A plain PyTorch training loop on the same model, optimizer, schedule and precision as
     `train.GPT2Module`: what Lightning is compared against. `run_precision` is the Lightning precision
     to run in (default: the run's, as `train.resolve_precision` gives it); `after_step` is called
-    after every step (a profiler's `step`)."""
+    after every step (a profiler's `step`). `loss_curve`: [step, loss] every `cfg.log_every` steps,
+    warm-up steps included, numbered from 0 as Lightning logs them."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     machine = env.probe()
     prec = run_precision or train.resolve_precision(cfg, machine)
@@ -53,6 +54,7 @@ def bare_loop(cfg: TrainConfig, steps: int = 30, warmup: int = 10, data_loader=N
     batches = iter(data_loader) if data_loader is not None else _batches(cfg, steps + warmup, device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    curve = []
     for i in range(steps + warmup):
         if i == warmup:  # the clock runs over the timed steps as a whole, as a real loop runs them
             if device == "cuda":
@@ -70,8 +72,8 @@ def bare_loop(cfg: TrainConfig, steps: int = 30, warmup: int = 10, data_loader=N
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         schedule.step()
-        if (i + 1) % cfg.log_every == 0:
-            loss.item()  # a loop that watches its loss reads it every few steps, as the Lightning run logs it
+        if (i + 1) % cfg.log_every == 0:  # a loop that watches its loss reads it every few steps, as Lightning logs it
+            curve.append([i, round(loss.item() * cfg.accumulate, 5)])
         if after_step:
             after_step()
     if device == "cuda":
@@ -85,6 +87,7 @@ def bare_loop(cfg: TrainConfig, steps: int = 30, warmup: int = 10, data_loader=N
         "mfu": round(mfu, 4) if mfu is not None else None,
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
         "loss": float(loss.detach()) * cfg.accumulate,
+        "loss_curve": curve,
     }
 
 

@@ -1,0 +1,145 @@
+"""Does the vanilla model learn as transformers' GPT-2 does, and what in the bf16 residual stream
+changes its loss curve? Into OUT.json:
+    python3 tools/gpu/loss_curves.py OUT.json [STEPS]
+`bench speed` found the vanilla model with `residual: bf16` ending its 50 steps 0.06-0.085 below
+transformers' GPT-2 in every run, with a float32 residual within 0.01; one seed, so it could not say
+whether that is this seed's luck. This trains, in the bare loop (`bench_training.bare_loop`, the same
+module, optimizer, schedule and data as the Lightning run), GPT-2 124M at batch 128 for STEPS steps
+(default 50) with the loss read every step, for three seeds (initial weights, data split and order)
+in each of these configurations:
+1. transformers' GPT-2 (`hf`), and the first seed once more: the run-to-run noise of one GPU;
+2. the vanilla model with a float32 residual stream, and with a bf16 one (`bench speed`'s best);
+3. two halves of the bf16 stream on the float32 model, to find which one moves the curve: the
+   stream's values rounded to bf16 where the bf16 model rounds them, its gradient left in float32;
+   and the gradient rounded there, the values left in float32.
+`summary` gives, per configuration, each seed's mean loss over the last 10 steps minus transformers'
+of the same seed. Each run is written as soon as it ends. On a machine without a GPU it runs a tiny
+model a few steps, to check the script itself.
+"""
+
+import dataclasses
+import json
+import sys
+import time
+from unittest import mock
+
+import torch
+from vanilla_flash import bench_training, datamodule, machine_report, timing, vanilla_gpt
+from vanilla_flash.config import TrainConfig
+
+out_path = sys.argv[1]
+gpu = torch.cuda.is_available()
+steps = int(sys.argv[2]) if len(sys.argv) > 2 else (50 if gpu else 3)
+tail = min(10, steps)
+result = {"kind": "loss_curves", **machine_report.provenance(), "steps": steps, "tail_steps": tail, "runs": []}
+
+
+def save() -> None:
+    with open(out_path, "w") as out:
+        out.write(json.dumps(result, indent=1, default=str) + "\n")
+
+
+class RoundValues(torch.autograd.Function):
+    """The residual stream's values as bf16 holds them; its gradient passed on in float32."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.to(torch.bfloat16).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class RoundGradient(torch.autograd.Function):
+    """The residual stream's values in float32; its gradient as bf16 holds it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to(torch.bfloat16).to(grad.dtype)
+
+
+def rounding_block(rounding: type[torch.autograd.Function]):
+    """`vanilla_gpt.Block.forward` with `rounding` where the bf16 stream rounds: the block's input
+    (the embeddings, for the first) and each residual sum."""
+
+    def forward(self, x):
+        x = rounding.apply(x)
+        x = rounding.apply(x + self.attn(self.ln_1(x)))
+        return rounding.apply(x + self.mlp(self.ln_2(x)))
+
+    return forward
+
+
+if gpu:
+    base = TrainConfig.from_yaml("configs/h200-speed.yaml", batch_size=128, log_every=1, run_dir="runs/loss-curves")
+    fast_loss = "chunked_triton"
+else:
+    base = TrainConfig.from_yaml("configs/h200-speed.yaml", model_size="tiny", seq_len=64, batch_size=4, compile=False,
+                                 attn="sdpa", log_every=1, run_dir="runs/loss-curves")  # fmt: skip
+    fast_loss = "chunked"
+seeds = (base.seed, base.seed + 1, base.seed + 2)
+vanilla = {"model_impl": "vanilla", "loss": fast_loss}
+CONFIGS = (  # name, overrides, Block.forward patch, seeds
+    ("hf", {"model_impl": "hf", "loss": "full"}, None, (*seeds, seeds[0])),
+    ("vanilla, bf16 residual", {**vanilla, "residual": "bf16"}, None, seeds),
+    ("vanilla, float32 residual", {**vanilla, "residual": "float32"}, None, seeds),
+    ("vanilla, float32 residual, values rounded to bf16", {**vanilla, "residual": "float32"}, RoundValues, seeds),
+    ("vanilla, float32 residual, gradient rounded to bf16", {**vanilla, "residual": "float32"}, RoundGradient, seeds),
+)
+
+
+def tail_mean(curve: list) -> float:
+    return sum(loss for _, loss in curve[-tail:]) / len(curve[-tail:])
+
+
+def summarise() -> None:
+    hf = {}
+    for run in result["runs"]:
+        if run["config"] == "hf" and run.get("loss_curve"):
+            hf.setdefault(run["seed"], run)
+    summary = {}
+    for run in result["runs"]:
+        ref = hf.get(run["seed"])
+        if not run.get("loss_curve") or not ref or run is ref:
+            continue
+        theirs = dict(ref["loss_curve"])
+        diffs = [loss - theirs[step] for step, loss in run["loss_curve"] if step in theirs]
+        entry = summary.setdefault(run["config"], {"tail_minus_hf": [], "mean_abs_diff_vs_hf": []})
+        entry["tail_minus_hf"].append(round(tail_mean(run["loss_curve"]) - tail_mean(ref["loss_curve"]), 4))
+        entry["mean_abs_diff_vs_hf"].append(round(sum(abs(d) for d in diffs) / len(diffs), 4))
+    result["summary"] = summary
+
+
+for name, overrides, rounding, run_seeds in CONFIGS:
+    torch._dynamo.reset()  # each configuration compiled afresh; its seeds share the compiled code
+    patch = mock.patch.object(vanilla_gpt.Block, "forward", rounding_block(rounding)) if rounding else None
+    for seed in run_seeds:
+        cfg = dataclasses.replace(base, **overrides, seed=seed)
+        run = {"config": name, "seed": seed, **overrides, "status": "ok"}
+        begin = time.perf_counter()
+        try:
+            data = datamodule.WikisourceData(cfg)
+            data.setup("fit")
+            if patch:
+                patch.start()
+            try:
+                row = bench_training.bare_loop(cfg, steps=steps, warmup=0,
+                                               data_loader=bench_training._cycle(data.train_dataloader()))  # fmt: skip
+            finally:
+                if patch:
+                    patch.stop()
+            run.update(loss_curve=row["loss_curve"], tail_mean=round(tail_mean(row["loss_curve"]), 4))
+        except Exception as err:
+            run["status"] = timing.failure_status(err)
+        run["seconds"] = round(time.perf_counter() - begin, 1)
+        timing.free_memory()
+        result["runs"].append(run)
+        summarise()
+        save()
+        print(json.dumps({k: v for k, v in run.items() if k != "loss_curve"}), flush=True)
+print(json.dumps(result["summary"], indent=1), flush=True)
