@@ -1,13 +1,14 @@
 """Does the vanilla model learn as transformers' GPT-2 does, within the noise of one GPU? Into OUT.json:
-    python3 tools/gpu/loss_curves.py OUT.json [STEPS [MAX_STEPS]]
+    python3 tools/gpu/loss_curves.py OUT.json [STEPS [MAX_STEPS [FIRST_SEED:SEEDS [HF_RUNS]]]]
 `bench speed` found the vanilla model with `residual: bf16` ending its 50 steps 0.06-0.085 below
 transformers' GPT-2 in every run, with a float32 residual within 0.01; one seed, so it could not say
 whether that is this seed's luck, nor how far transformers' GPT-2 strays from itself. This trains, in
 the bare loop (`bench_training.bare_loop`: the same module, optimizer, schedule and data as the
 Lightning run), GPT-2 124M at batch 128 for STEPS steps (default 50) with the loss read every step,
-the learning rate decaying to its floor at MAX_STEPS (default STEPS, as in `bench speed`), for three
-seeds (initial weights, data split and order): transformers' GPT-2 twice per seed (the run-to-run
-noise of one GPU), the vanilla model with a bf16 residual stream (`bench speed`'s best) and with a
+the learning rate decaying to its floor at MAX_STEPS (default STEPS, as in `bench speed`), for SEEDS
+seeds from FIRST_SEED (default: the config's seed, 3; a seed sets the initial weights and the data's
+split and order): transformers' GPT-2 HF_RUNS times per seed (default 2: the run-to-run noise of one
+GPU), the vanilla model with a bf16 residual stream (`bench speed`'s best) and with a
 float32 one. `summary` gives, per configuration, each run's mean loss over the last 10 steps minus
 that of transformers' first run of the same seed, and the mean absolute difference of the curves.
 Each run is written as soon as it ends. On a machine without a GPU it runs a tiny model a few steps,
@@ -45,10 +46,12 @@ else:
     base = TrainConfig.from_yaml("configs/h200-speed.yaml", model_size="tiny", seq_len=64, batch_size=4, compile=False,
                                  attn="sdpa", log_every=1, max_steps=max_steps, run_dir="runs/loss-curves")  # fmt: skip
     fast_loss = "chunked"
-seeds = (base.seed, base.seed + 1, base.seed + 2)
+first, count = map(int, sys.argv[4].split(":")) if len(sys.argv) > 4 else (base.seed, 3)
+seeds = tuple(range(first, first + count))
+hf_runs = int(sys.argv[5]) if len(sys.argv) > 5 else 2
 vanilla = {"model_impl": "vanilla", "loss": fast_loss}
 CONFIGS = (  # name, overrides, seeds
-    ("hf", {"model_impl": "hf", "loss": "full"}, (*seeds, *seeds)),
+    ("hf", {"model_impl": "hf", "loss": "full"}, seeds * hf_runs),
     ("vanilla, bf16 residual", {**vanilla, "residual": "bf16"}, seeds),
     ("vanilla, float32 residual", {**vanilla, "residual": "float32"}, seeds),
 )

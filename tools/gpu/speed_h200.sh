@@ -7,7 +7,8 @@
 #       speed          bench speed --config configs/h200-speed.yaml: every variant through Lightning and bare
 #       profile        tools/gpu/profile_speed.py: where a step's GPU time goes, plain PyTorch GPT-2, variants
 #       from_scratch   tools/gpu/from_scratch_h200.py: the from-scratch CUDA kernel against the libraries
-#       loss_curves    tools/gpu/loss_curves.py: transformers' and the vanilla model's loss curves, 3 seeds
+#       loss_curves    tools/gpu/loss_curves.py: transformers' and the vanilla model's loss curves over seeds
+#                      (its arguments after OUT.json from $LOSS_CURVES_ARGS)
 #   tools/gpu/speed_h200.sh wait SECONDS
 #   tools/gpu/speed_h200.sh collect OUT    each job's JSON, its log (paths scrubbed), status, nvidia-smi
 set -uo pipefail
@@ -26,7 +27,7 @@ start)
       speed) lines+="job speed python3 -m vanilla_flash bench speed --config configs/h200-speed.yaml --steps 40 --out $out/speed.json"$'\n' ;;
       profile) lines+="job profile python3 tools/gpu/profile_speed.py $out/speed_profile.json 400"$'\n' ;;
       from_scratch) lines+="job from_scratch python3 tools/gpu/from_scratch_h200.py $out/from_scratch.json"$'\n' ;;
-      loss_curves) lines+="job loss_curves python3 tools/gpu/loss_curves.py $out/loss_curves.json"$'\n' ;;
+      loss_curves) lines+="job loss_curves python3 tools/gpu/loss_curves.py $out/loss_curves.json ${LOSS_CURVES_ARGS:-}"$'\n' ;;
       *) echo "unknown job $name"; exit 2 ;;
     esac
   done
