@@ -356,3 +356,34 @@ def test_the_speed_loss_figure_draws_every_curve_from_the_runs_files(tmp_path):
         assert len(lines) == 2, lang  # the batch-192 row has no place here
         assert [list(map(list, zip(*line.get_data(), strict=True))) for line in lines] == [
             [[5, 9.0], [10, 8.0]], [list(p) for p in hf["loss_curve"]]]  # fmt: skip
+
+
+def test_the_loss_seeds_figure_draws_each_seeds_difference_and_their_mean(tmp_path):
+    """docs/figures/make_figures.py draws loss_seeds_h200.png from tools/gpu/loss_curves.py's files:
+    a panel per configuration, a line per seed of its loss minus transformers' first run of that seed,
+    and the mean of those lines."""
+    import json
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "figures/make_figures.py")
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    folder = tmp_path / "curves"
+    shutil.copytree(figures.LOSS_CURVES, folder)
+    result = json.loads((folder / "loss_curves.json").read_text())
+    seed = result["runs"][0]["seed"]
+    hf = [run for run in result["runs"] if run["config"] == "hf" and run["seed"] == seed]
+    bf16 = next(run for run in result["runs"] if run["config"] == "vanilla, bf16 residual" and run["seed"] == seed)
+    bf16["loss_curve"] = [[step, loss + 1.0] for step, loss in hf[0]["loss_curve"]]  # 1.0 above, every step
+    (folder / "loss_curves.json").write_text(json.dumps(result))
+    for lang in LANGS:
+        fig = figures.loss_seeds_h200(lang, folder)
+        panels = {ax.get_title().split(" (")[0]: ax for ax in fig.axes}
+        figures.plt.close(fig)
+        lines = panels["vanilla, bf16 residual"].get_lines()
+        seeds = {run["seed"] for each in figures.tables.loss_curve_results(folder) for run in each["runs"]}
+        assert len(lines) == len(seeds) + 2, lang  # a line per seed, the mean, the zero line
+        assert any(list(line.get_ydata()) == pytest.approx([1.0] * len(hf[0]["loss_curve"])) for line in lines[:-2])
+        others = [line.get_ydata() for line in lines[:-2]]
+        mean = [sum(values) / len(others) for values in zip(*others, strict=True)]
+        assert list(lines[-2].get_ydata()) == pytest.approx(mean), lang

@@ -15,7 +15,8 @@ results/h200/speed.json (GPT-2 training speed per configuration; the same for th
 which measured each change on its own, and for the run with the MLP in cuBLASLt's epilogues) and
 results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against) and
 results/h200/speed/loss_kernel.json (the loss kernel's forms and settings) and
-results/h200/speed/best_profile.json (where the best configuration's step spends its GPU time).
+results/h200/speed/best_profile.json (where the best configuration's step spends its GPU time) and
+results/h200/speed/loss-curves (a folder: transformers' and the vanilla model's loss over seeds).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ TABLES = {
     "results/h200/speed/loss_kernel.json": tables.loss_kernel_markdown,
     "results/h200/speed/best_profile.json": tables.step_profile_markdown,
     "results/h200/speed/plain_pytorch_profile.json": tables.plain_pytorch_markdown,
+    "results/h200/speed/loss-curves": tables.loss_curves_markdown,
 }
 MARKED = re.compile(
     r"(<!-- table: (\S+) \(tools/docs_tables.py writes it; do not edit\) -->\n)(.*?)(<!-- end of table -->)", re.S

@@ -18,6 +18,9 @@ Writes, for LANG in en and vi:
 - docs/LANG/img/speed_loss_h200.png: measured, drawn from the speed runs' files (SPEED_RUNS, every
   point read from them): the Lightning loss curve of the best configuration and of transformers'
   GPT-2 at batch 128, run by run.
+- docs/LANG/img/loss_seeds_h200.png: measured, drawn from tools/gpu/loss_curves.py's results in
+  results/h200/speed/loss-curves/ (every point read from them): per configuration, each seed's loss
+  minus transformers' GPT-2's of the same seed, step by step, and the mean over the seeds.
 - docs/LANG/img/speed_h200.png: a byte-for-byte copy of results/h200/speed.png, GPT-2 training speed
   per configuration (`report.speed_plot` of results/h200/speed.json).
 
@@ -47,6 +50,7 @@ DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
              "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
 FROM_SCRATCH = ROOT / "results" / "h200" / "from_scratch" / "from_scratch.json"
+LOSS_CURVES = ROOT / "results" / "h200" / "speed" / "loss-curves"  # tools/gpu/loss_curves.py's results
 # the speed runs whose loss curves speed_loss_h200.png draws (name in the legend: file)
 SPEED_RUNS = {"last run": ROOT / "results/h200/speed.json",
               "fused-mlp-run": ROOT / "results/h200/speed/fused-mlp-run/speed.json",
@@ -114,6 +118,14 @@ LABELS = {
         "sl_hf": "transformers' GPT-2 ({run})",
         "sl_step": "step",
         "sl_loss": "training loss (nats/token)",
+        "ls_title": "GPT-2 124M, batch 128: the loss minus transformers' GPT-2's of the same seed, step by step",
+        "ls_subtitle": "{gpu}; a seed sets the initial weights and the data's split and order; bare loop, "
+        "tools/gpu/loss_curves.py",
+        "ls_panel": "{name} ({n} seeds)",
+        "ls_again": "transformers' GPT-2, run again",
+        "ls_seed": "one seed",
+        "ls_mean": "mean over the seeds",
+        "ls_diff": "loss difference (nats/token)",
     },
     "vi": {
         "hier_title": "Phân cấp bộ nhớ GPU (A100, theo bài báo FlashAttention)",
@@ -162,6 +174,14 @@ LABELS = {
         "sl_hf": "GPT-2 của transformers ({run})",
         "sl_step": "bước",
         "sl_loss": "loss huấn luyện (nats/token)",
+        "ls_title": "GPT-2 124M, batch 128: loss trừ đi loss của GPT-2 của transformers cùng seed, từng bước",
+        "ls_subtitle": "{gpu}; seed quyết định trọng số ban đầu, cách chia và thứ tự dữ liệu; vòng lặp trần, "
+        "tools/gpu/loss_curves.py",
+        "ls_panel": "{name} ({n} seed)",
+        "ls_again": "GPT-2 của transformers, chạy lại",
+        "ls_seed": "một seed",
+        "ls_mean": "trung bình các seed",
+        "ls_diff": "chênh lệch loss (nats/token)",
     },
 }
 
@@ -377,6 +397,36 @@ def speed_loss_h200(lang: str, runs: dict[str, Path] = SPEED_RUNS) -> plt.Figure
     return fig
 
 
+def loss_seeds_h200(lang: str, folder: Path = LOSS_CURVES) -> plt.Figure:
+    """Per configuration of tools/gpu/loss_curves.py, each seed's loss minus that of transformers'
+    first run of the same seed, step by step (thin lines), and their mean over the seeds (thick):
+    whether a configuration sits above or below transformers' GPT-2, and how far runs stray anyway."""
+    t = LABELS[lang]
+    results = tables.loss_curve_results(folder)
+    differences = tables.loss_against_hf(results)
+    fig, axes = plt.subplots(1, len(differences), figsize=(9.6, 4.2), sharey=True, squeeze=False)
+    fig.subplots_adjust(left=0.08, right=0.99, top=0.8, bottom=0.24, wspace=0.06)
+    for ax, (config, by_seed) in zip(axes[0], differences.items(), strict=True):
+        for curve in by_seed.values():
+            ax.plot(*zip(*curve, strict=True), color="#9aa5b1", lw=0.8)
+        steps = sorted(set.intersection(*(set(s for s, _ in curve) for curve in by_seed.values())))
+        mean = [sum(dict(curve)[s] for curve in by_seed.values()) / len(by_seed) for s in steps]
+        ax.plot(steps, mean, color=DRAM, lw=2.2)
+        ax.axhline(0, color="black", lw=0.8)
+        name = t["ls_again"] if config == "hf" else config
+        ax.set_title(t["ls_panel"].format(name=name, n=len(by_seed)), fontsize=9.5)
+        ax.set_xlabel(t["sl_step"])
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(t["ls_diff"])
+    axes[0][0].yaxis.set_major_formatter(FuncFormatter(lambda y, _: tables.number(y, lang, 2)))
+    handles = [plt.Line2D([], [], color="#9aa5b1", lw=0.8), plt.Line2D([], [], color=DRAM, lw=2.2)]
+    fig.legend(handles, [t["ls_seed"], t["ls_mean"]], loc="lower center", ncol=2, fontsize=8.5, frameon=False)
+    fig.suptitle(t["ls_title"], fontsize=11, weight="bold", y=0.97)
+    gpu = results[0]["environment"]["machine"].get("gpu_name")
+    fig.text(0.5, 0.895, t["ls_subtitle"].format(gpu=gpu), ha="center", fontsize=8.5)
+    return fig
+
+
 def _sub(k: int) -> str:
     return "".join("₀₁₂₃₄₅₆₇₈₉"[int(c)] for c in str(k))
 
@@ -389,6 +439,7 @@ def main() -> None:
         _save(tiling(lang), img / "tiling.png")
         _save(from_scratch_h200(lang), img / "from_scratch_h200.png")
         _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
+        _save(loss_seeds_h200(lang), img / "loss_seeds_h200.png")
         for plot in MEASURED:
             shutil.copyfile(plot, img / plot.name)
         for plot, name in RENAMED.items():
