@@ -254,14 +254,20 @@ def loss_curve_results(folder) -> list[dict]:
     return [report.load(path) for path in sorted(Path(folder).glob("loss_curves*.json"))]
 
 
+def first_hf_runs(results: list[dict]) -> dict[int, dict]:
+    """Transformers' first run of each seed in `tools/gpu/loss_curves.py`'s `results`: {seed: run}."""
+    first: dict[int, dict] = {}
+    for run in (run for result in results for run in result["runs"] if run.get("loss_curve")):
+        if run["config"] == "hf":
+            first.setdefault(run["seed"], run)
+    return first
+
+
 def loss_against_hf(results: list[dict]) -> dict[str, dict[int, list[list[float]]]]:
     """Each run's loss curve minus that of transformers' first run of the same seed, step by step:
     {configuration: {seed: [[step, difference], ...]}}; under "hf", transformers' later runs."""
     runs = [run for result in results for run in result["runs"] if run.get("loss_curve")]
-    first: dict[int, dict] = {}
-    for run in runs:
-        if run["config"] == "hf":
-            first.setdefault(run["seed"], run)
+    first = first_hf_runs(results)
     differences: dict[str, dict[int, list]] = {}
     for run in runs:
         reference = first.get(run["seed"])
@@ -286,10 +292,8 @@ def loss_curves_markdown(folder, lang: str = "en") -> str:
                                       torch=m["torch"], dates=", ".join(dates), tail=tail,
                                       commits=", ".join(r["commit"][:7] for r in results))  # fmt: skip
     differences = loss_against_hf(results)
-    hf_tail = {}
-    for run in (run for result in results for run in result["runs"] if run.get("loss_curve")):
-        if run["config"] == "hf":
-            hf_tail.setdefault(run["seed"], sum(loss for _, loss in run["loss_curve"][-tail:]) / tail)
+    hf_tail = {seed: sum(loss for _, loss in run["loss_curve"][-tail:]) / tail
+               for seed, run in first_hf_runs(results).items()}  # fmt: skip
     configs = list(differences)
     header = [words["seed"], words["hf"], *(words["again"] if c == "hf" else c for c in configs)]
     lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
