@@ -265,7 +265,7 @@ def first_hf_runs(results: list[dict]) -> dict[int, dict]:
 
 def loss_against_hf(results: list[dict]) -> dict[str, dict[int, list[list[float]]]]:
     """Each run's loss curve minus that of transformers' first run of the same seed, step by step:
-    {configuration: {seed: [[step, difference], ...]}}; under "hf", transformers' later runs."""
+    {configuration: {seed: [[step, difference], ...]}}; under "hf", transformers' second run of a seed."""
     runs = [run for result in results for run in result["runs"] if run.get("loss_curve")]
     first = first_hf_runs(results)
     differences: dict[str, dict[int, list]] = {}

@@ -7,10 +7,10 @@ the bare loop (`bench_training.bare_loop`: the same module, optimizer, schedule 
 Lightning run), GPT-2 124M at batch 128 for STEPS steps (default 50) with the loss read every step,
 the learning rate decaying to its floor at MAX_STEPS (default STEPS, as in `bench speed`), for SEEDS
 seeds from FIRST_SEED (default: the config's seed, 3; a seed sets the initial weights and the data's
-split and order): transformers' GPT-2 HF_RUNS times per seed (default 2: the run-to-run noise of one
-GPU), the vanilla model with a bf16 residual stream (`bench speed`'s best) and with a
-float32 one. `summary` gives, per configuration, each run's mean loss over the last 10 steps minus
-that of transformers' first run of the same seed, and the mean absolute difference of the curves.
+split and order): transformers' GPT-2 HF_RUNS times per seed (1 or 2, default 2: the run-to-run noise
+of one GPU), the vanilla model with a bf16 residual stream (`bench speed`'s best) and with a
+float32 one. `summary` gives, per configuration, each run's loss minus that of transformers' first run of the
+same seed (`tables.loss_against_hf`), averaged over the last 10 steps and, in absolute value, over all.
 Each run is written as soon as it ends. On a machine without a GPU it runs a tiny model a few steps,
 to check the script itself.
 """
@@ -21,7 +21,7 @@ import sys
 import time
 
 import torch
-from vanilla_flash import bench_training, datamodule, machine_report, timing
+from vanilla_flash import bench_training, datamodule, machine_report, tables, timing
 from vanilla_flash.config import TrainConfig
 
 out_path = sys.argv[1]
@@ -49,6 +49,8 @@ else:
 first, count = map(int, sys.argv[4].split(":")) if len(sys.argv) > 4 else (base.seed, 3)
 seeds = tuple(range(first, first + count))
 hf_runs = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+if hf_runs not in (1, 2):
+    raise SystemExit("HF_RUNS is 1 or 2: the summary compares transformers' second run of a seed with its first")
 vanilla = {"model_impl": "vanilla", "loss": fast_loss}
 CONFIGS = (  # name, overrides, seeds
     ("hf", {"model_impl": "hf", "loss": "full"}, seeds * hf_runs),
@@ -62,21 +64,11 @@ def tail_mean(curve: list) -> float:
 
 
 def summarise() -> None:
-    hf = {}
-    for run in result["runs"]:
-        if run["config"] == "hf" and run.get("loss_curve"):
-            hf.setdefault(run["seed"], run)
-    summary = {}
-    for run in result["runs"]:
-        ref = hf.get(run["seed"])
-        if not run.get("loss_curve") or not ref or run is ref:
-            continue
-        theirs = dict(ref["loss_curve"])
-        diffs = [loss - theirs[step] for step, loss in run["loss_curve"] if step in theirs]
-        entry = summary.setdefault(run["config"], {"tail_minus_hf": [], "mean_abs_diff_vs_hf": []})
-        entry["tail_minus_hf"].append(round(tail_mean(run["loss_curve"]) - tail_mean(ref["loss_curve"]), 4))
-        entry["mean_abs_diff_vs_hf"].append(round(sum(abs(d) for d in diffs) / len(diffs), 4))
-    result["summary"] = summary
+    result["summary"] = {
+        config: {"tail_minus_hf": [round(sum(d for _, d in c[-tail:]) / len(c[-tail:]), 4) for c in by_seed.values()],
+                 "mean_abs_diff_vs_hf": [round(sum(abs(d) for _, d in c) / len(c), 4) for c in by_seed.values()]}
+        for config, by_seed in tables.loss_against_hf([result]).items()
+    }  # fmt: skip
 
 
 for name, overrides, run_seeds in CONFIGS:
