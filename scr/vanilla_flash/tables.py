@@ -249,6 +249,12 @@ _LOSS_CURVES = {
 }  # fmt: skip
 
 
+def tail_mean(curve: list, steps: int) -> float:
+    """The mean of a [[step, value], ...] curve's last `steps` values."""
+    last = curve[-steps:]
+    return sum(value for _, value in last) / len(last)
+
+
 def loss_curve_results(folder) -> list[dict]:
     """The results of `tools/gpu/loss_curves.py` in `folder` (each `loss_curves*.json`), by name."""
     return [report.load(path) for path in sorted(Path(folder).glob("loss_curves*.json"))]
@@ -292,8 +298,7 @@ def loss_curves_markdown(folder, lang: str = "en") -> str:
                                       torch=m["torch"], dates=", ".join(dates), tail=tail,
                                       commits=", ".join(r["commit"][:7] for r in results))  # fmt: skip
     differences = loss_against_hf(results)
-    hf_tail = {seed: sum(loss for _, loss in run["loss_curve"][-tail:]) / tail
-               for seed, run in first_hf_runs(results).items()}  # fmt: skip
+    hf_tail = {seed: tail_mean(run["loss_curve"], tail) for seed, run in first_hf_runs(results).items()}
     configs = list(differences)
     header = [words["seed"], words["hf"], *(words["again"] if c == "hf" else c for c in configs)]
     lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -303,8 +308,7 @@ def loss_curves_markdown(folder, lang: str = "en") -> str:
         text = f"{x:+.3f}" if sign and x else f"{x:.3f}"
         return text.replace(".", ",") if lang == "vi" else text
 
-    tails = {c: {seed: sum(d for _, d in curve[-tail:]) / tail for seed, curve in by_seed.items()}
-             for c, by_seed in differences.items()}  # fmt: skip
+    tails = {c: {seed: tail_mean(curve, tail) for seed, curve in by_seed.items()} for c, by_seed in differences.items()}
     rows = [
         [
             str(seed),

@@ -59,13 +59,9 @@ CONFIGS = (  # name, overrides, seeds
 )
 
 
-def tail_mean(curve: list) -> float:
-    return sum(loss for _, loss in curve[-tail:]) / len(curve[-tail:])
-
-
 def summarise() -> None:
     result["summary"] = {
-        config: {"tail_minus_hf": [round(sum(d for _, d in c[-tail:]) / len(c[-tail:]), 4) for c in by_seed.values()],
+        config: {"tail_minus_hf": [round(tables.tail_mean(c, tail), 4) for c in by_seed.values()],
                  "mean_abs_diff_vs_hf": [round(sum(abs(d) for _, d in c) / len(c), 4) for c in by_seed.values()]}
         for config, by_seed in tables.loss_against_hf([result]).items()
     }  # fmt: skip
@@ -82,7 +78,7 @@ for name, overrides, run_seeds in CONFIGS:
             data.setup("fit")
             row = bench_training.bare_loop(cfg, steps=steps, warmup=0,
                                            data_loader=bench_training._cycle(data.train_dataloader()))  # fmt: skip
-            run.update(loss_curve=row["loss_curve"], tail_mean=round(tail_mean(row["loss_curve"]), 4))
+            run.update(loss_curve=row["loss_curve"], tail_mean=round(tables.tail_mean(row["loss_curve"], tail), 4))
         except Exception as err:
             run["status"] = timing.failure_status(err)
         run["seconds"] = round(time.perf_counter() - begin, 1)
