@@ -108,7 +108,7 @@ class TrainConfig:
         problems = []
         for f in dataclasses.fields(self):
             try:
-                setattr(self, f.name, _typed(f.name, getattr(self, f.name), f.type))
+                setattr(self, f.name, typed_value(f.name, getattr(self, f.name), f.type))
             except ConfigError as err:
                 problems.append(str(err))
         if not problems:
@@ -132,7 +132,7 @@ class TrainConfig:
         return Path(self.cache_dir) if self.cache_dir else Path(self.run_dir).parent / "cache"
 
 
-def _typed(name: str, value, kind: str):
+def typed_value(name: str, value, kind: str):
     """`value` as the type the field is declared with, or a ConfigError naming the field."""
     options = [k.strip() for k in kind.split("|")]
     if value is None and "None" in options:
@@ -151,7 +151,7 @@ def _typed(name: str, value, kind: str):
         if option == "str" and isinstance(value, str):
             return value
         if option.startswith("tuple") and isinstance(value, list | tuple) and len(value) == 2:
-            return tuple(_typed(name, v, "float") for v in value)
+            return tuple(typed_value(name, v, "float") for v in value)
         if option == "list" and isinstance(value, list | tuple):
             return list(value)
         if option == "dict" and isinstance(value, dict):
