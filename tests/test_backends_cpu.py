@@ -139,3 +139,102 @@ def test_compiled_transformers_gpt2_sends_no_mask_to_our_sdpa_backends(monkeypat
     compiled = torch.compile(net)(input_ids=ids, labels=ids).loss
     torch.testing.assert_close(compiled, eager)
     assert seen and all(m is None for m in seen)
+
+
+# --- padded batches through transformers' GPT-2: every backend, `auto` included, as eager does
+
+
+def test_every_backend_matches_eager_on_padded_gpt2_batches_or_refuses_by_name():
+    """`auto` used to pick SDPA for a padded batch and then call it without the mask (relative error
+    0.136 on CPU): the padding must reach whichever backend runs."""
+    rows = check.check_padded_model([*CPU_BACKENDS, "eager"], compiled=(False,))
+    assert {(r.backend, r.padding) for r in rows if r.status == "pass"} >= {
+        (name, side) for name in ("sdpa", "sdpa_math", "auto", "eager") for side in ("left", "right")
+    }
+    assert all(r.rel_err < 1e-4 for r in rows if r.status == "pass")
+    refused = [r for r in rows if r.status == "skip"]
+    assert {r.backend for r in refused} == {"sdpa_flash"} and all("padding mask" in r.note for r in refused)
+
+
+def test_auto_matches_eager_on_padded_gpt2_batches_under_torch_compile():
+    rows = check.check_padded_model(["auto"], compiled=(True,))
+    assert [(r.padding, r.status) for r in rows] == [("left", "pass"), ("right", "pass")]
+
+
+def test_the_padded_check_fails_a_backend_that_drops_the_mask(monkeypatch):
+    wrong = attention.get("sdpa_math")
+
+    def drops_mask(module, q, k, v, mask, dropout=0.0, scaling=None, is_causal=None, **kw):
+        return wrong.forward(module, q, k, v, None, dropout, scaling, is_causal, **kw)
+
+    monkeypatch.setitem(attention._REGISTRY, "sdpa_math", type(wrong)(**{**wrong.__dict__, "forward": drops_mask}))
+    rows = check.check_padded_model(["sdpa_math"], compiled=(False,), sides=("left",))
+    assert rows[0].status == "FAIL" and rows[0].rel_err > 1e-2
+
+
+# --- a library that is installed but broken, a build that lacks the kernel: our words, before the call
+
+
+def test_an_installed_flash_attn_that_fails_to_import_is_not_available_and_auto_takes_the_next(monkeypatch, caplog):
+    from conftest import H100
+
+    broken = H100.__class__(**{**H100.__dict__, "flash_attn_4": "4.0.0b4",
+                               "flash_attn_4_error": "AttributeError: module 'cutlass.cute.core' has no "
+                                                     "attribute 'ThrMma'"})  # fmt: skip
+    reason = attention.why_not("flash_attn_4", broken, dtype=torch.bfloat16, head_dim=64)
+    assert "flash-attn-4 4.0.0b4 is installed but cannot be imported" in reason and "ThrMma" in reason
+    assert attention.pick(broken, torch.bfloat16, 64) == "sdpa_cudnn"
+    monkeypatch.setattr(attention, "_this_machine", lambda: broken)
+    attention._auto_choice.cache_clear()
+    with caplog.at_level("WARNING", logger="vanilla_flash.attention"):
+        assert attention._auto_choice(torch.bfloat16, 64, False, True, False) == "sdpa_cudnn"
+        assert attention._auto_choice(torch.bfloat16, 64, False, True, False) == "sdpa_cudnn"
+    attention._auto_choice.cache_clear()
+    said = [r.getMessage() for r in caplog.records if "flash_attn_4 cannot run here" in r.getMessage()]
+    assert len(said) == 1 and "using sdpa_cudnn" in said[0]
+
+
+def test_the_probe_records_why_an_installed_library_does_not_import(tmp_path, monkeypatch):
+    from vanilla_flash import env
+
+    (tmp_path / "half_broken_lib.py").write_text("import math\nmath.ThrMma\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert env.import_error("json") is None
+    assert env.import_error("half_broken_lib").startswith("AttributeError: module 'math' has no attribute")
+
+
+def test_a_library_that_raises_something_other_than_import_error_is_explained(monkeypatch):
+    import builtins
+    import sys
+
+    from vanilla_flash import flash_attn_backends
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name.startswith("flash_attn"):
+            raise AttributeError("module 'cutlass.cute.core' has no attribute 'ThrMma'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    monkeypatch.setattr(flash_attn_backends, "dist_version", lambda name: "4.0.0b4")
+    with pytest.raises(AttentionError, match="flash-attn-4 4.0.0b4 is installed but cannot be imported.*ThrMma"):
+        flash_attn_backends.import_flash_attn(4)
+
+
+def test_a_call_the_installed_build_has_no_kernel_for_is_refused_before_the_call(monkeypatch):
+    """flash-attn 2.x built with the head-dim-64 kernels only, called at head dim 48, raised
+    flash-attn's own RuntimeError although `why_not` knew the reason."""
+    from conftest import H100
+
+    build = H100.__class__(**{**H100.__dict__, "flash_attn": "2.8.3+hd64.sm90"})
+    monkeypatch.setattr(attention, "_this_machine", lambda: build)
+    monkeypatch.setattr(attention, "_capability", lambda index: 9.0)
+    attention._build_cannot.cache_clear()
+    q = FakeCudaTensor(dtype=torch.bfloat16, device=torch.device("cuda", 0), shape=(1, 5, 8, 48))
+    with pytest.raises(AttentionError, match="flash_attn_2 cannot run this call: .*not a multiple of 32.*48"):
+        attention._check_call(attention.get("flash_attn_2"), q, 0.0)
+    q64 = FakeCudaTensor(dtype=torch.bfloat16, device=torch.device("cuda", 0), shape=(1, 5, 8, 64))
+    attention._check_call(attention.get("flash_attn_2"), q64, 0.0)  # the kernel it has: no error
+    attention._build_cannot.cache_clear()

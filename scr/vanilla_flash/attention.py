@@ -28,6 +28,7 @@ reach flash-attn as variable-length batches (``cu_seqlens``).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from vanilla_flash import flash_attn_backends as fab
 from vanilla_flash.env import Machine
 from vanilla_flash.errors import AttentionError
 
+log = logging.getLogger(__name__)
 HALF = (torch.float16, torch.bfloat16)
 PRECISION_HINT = (
     "Run the model under mixed precision instead (Lightning precision='16-mixed' on a T4, "
@@ -121,6 +123,8 @@ def why_not(
         version = machine.flash_attn_4 if b.library == 4 else machine.flash_attn
         if not version or (b.library != 4 and int(version.split(".")[0]) != b.library):
             return fab.install_hint(b.library)
+        if broken := (machine.flash_attn_4_error if b.library == 4 else machine.flash_attn_error):
+            return fab.broken_hint(b.library, version, broken)
         built = fab.build_of(version) if b.library != 4 and on_gpu else None
         if built and (reason := fab.build_cannot(built, machine.cc, dtype, head_dim)):
             return reason
@@ -198,10 +202,18 @@ def pick(
 ) -> str:
     """The fastest backend that runs on `machine` for inputs of this dtype and head dim (`seq_len`
     is taken for the record: no measured winner has depended on it so far)."""
+    return _pick_and_passed_over(machine, dtype, head_dim, dropout, compiled)[0]
+
+
+def _pick_and_passed_over(machine, dtype, head_dim, dropout, compiled) -> tuple[str, dict[str, str]]:
+    """`pick`'s answer, and each faster backend it passed over with the reason."""
+    passed_over = {}
     for name in preference(machine, dtype, compiled):
-        if why_not(name, machine, dtype=dtype, head_dim=head_dim, dropout=dropout) is None:
-            return name
-    return "sdpa"
+        reason = why_not(name, machine, dtype=dtype, head_dim=head_dim, dropout=dropout)
+        if reason is None:
+            return name, passed_over
+        passed_over[name] = reason
+    return "sdpa", passed_over
 
 
 @functools.cache
@@ -211,8 +223,14 @@ def _this_machine() -> Machine:
 
 @functools.lru_cache(maxsize=256)
 def _auto_choice(dtype: torch.dtype, head_dim: int, dropout: bool, on_gpu: bool, compiled: bool) -> str:
+    """`pick` for this machine, once per kind of call; a faster backend that is installed but broken
+    is named once, in a warning, with the backend taken instead."""
     machine = _this_machine() if on_gpu else Machine()
-    return pick(machine, dtype, head_dim, dropout=dropout, compiled=compiled)
+    chosen, passed_over = _pick_and_passed_over(machine, dtype, head_dim, dropout, compiled)
+    for name, reason in passed_over.items():
+        if "cannot be imported" in reason:
+            log.warning("attention auto: %s cannot run here (%s); using %s", name, reason, chosen)
+    return chosen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,6 +241,14 @@ def _auto_choice(dtype: torch.dtype, head_dim: int, dropout: bool, on_gpu: bool,
 def _capability(index: int) -> float:
     major, minor = torch.cuda.get_device_capability(index)
     return major + minor / 10
+
+
+@functools.lru_cache(maxsize=64)
+def _build_cannot(library: int, cc: float, dtype: torch.dtype, head_dim: int) -> str | None:
+    """Why the installed flash-attn build has no kernel for this call (its version's label says
+    what was built: `flash_attn_backends.build_of`), None if it has one or nothing is known."""
+    built = fab.build_of(_this_machine().flash_attn) if library != 4 else None
+    return fab.build_cannot(built, cc, dtype, head_dim) if built and built["major"] == library else None
 
 
 def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
@@ -243,6 +269,8 @@ def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
             raise AttentionError(targets.no_bfloat16(None, cc) + ".")
         if getattr(q, "requires_grad", False) and _turing_backward_too_wide(b, cc, q.shape[-1]):
             raise AttentionError(_turing_backward_message(b))
+        if b.library is not None and (reason := _build_cannot(b.library, cc, q.dtype, q.shape[-1])):
+            raise AttentionError(f"{b.name} cannot run this call: {reason}")
     head_dim = q.shape[-1]
     if b.max_head_dim and head_dim > b.max_head_dim:
         raise AttentionError(f"{b.name} supports head dims up to {b.max_head_dim}, not {head_dim}; use sdpa.")
@@ -314,11 +342,11 @@ def _forced_sdpa(kernel_name: str, backend_name: str) -> Callable:
 
 def _auto_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
     if attention_mask is not None:
-        name = "sdpa"  # a padded batch: SDPA takes any mask
+        name = "sdpa"  # a padded batch (or a cache): SDPA takes any mask, and gets it
     else:
-        name = _auto_choice(query.dtype, query.shape[-1], bool(dropout), query.is_cuda,
-                            torch.compiler.is_compiling())  # fmt: skip
-    return _run(_REGISTRY[name], module, query, key, value, None, dropout, scaling, is_causal, **kw)
+        compiling = torch.compiler.is_compiling()
+        name = _auto_choice(query.dtype, query.shape[-1], bool(dropout), query.is_cuda, compiling)
+    return _run(_REGISTRY[name], module, query, key, value, attention_mask, dropout, scaling, is_causal, **kw)
 
 
 _add(Backend("eager", "transformers' eager attention: matmul, softmax, matmul", _eager_forward, "eager",

@@ -48,6 +48,8 @@ class Machine:
     colab: bool = False
     flash_attn: str | None = None  # version of the `flash-attn` distribution (1.x or 2.x)
     flash_attn_4: str | None = None  # version of the `flash-attn-4` distribution
+    flash_attn_error: str | None = None  # why `flash_attn` fails to import although installed
+    flash_attn_4_error: str | None = None  # why `flash_attn.cute` fails to import although installed
 
     @property
     def cc(self) -> float:
@@ -82,6 +84,18 @@ def dist_version(name: str) -> str | None:
         return None
 
 
+def import_error(module: str) -> str | None:
+    """Why importing `module` fails (its exception, in one line), None if it imports. A library can
+    be installed and still not import: built for another torch, or two packages sharing one
+    `flash_attn` folder (flash-attn 2.8.3 beside flash-attn-4 broke `flash_attn.cute` on an H100
+    with `AttributeError: module 'cutlass.cute.core' has no attribute 'ThrMma'`)."""
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # any failure at import means the library cannot run here
+        return f"{type(err).__name__}: {err}".splitlines()[0][:300]
+    return None
+
+
 def in_colab() -> bool:
     return "COLAB_RELEASE_TAG" in os.environ or "google.colab" in sys.modules
 
@@ -114,6 +128,10 @@ def probe() -> Machine:
         "flash_attn": dist_version("flash-attn") or dist_version("flash_attn"),
         "flash_attn_4": dist_version("flash-attn-4"),
     }
+    if facts["flash_attn"]:
+        facts["flash_attn_error"] = import_error("flash_attn.flash_attn_interface")
+    if facts["flash_attn_4"]:
+        facts["flash_attn_4_error"] = import_error("flash_attn.cute")
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         facts.update(

@@ -40,6 +40,15 @@ def install_hint(major: int) -> str:
     return f"flash-attn-4 is not installed: `pip install flash-attn-4` (see the {notebooks_for(4)} notebooks)"
 
 
+def broken_hint(major: int, version: str, error: str) -> str:
+    """What to do when flash-attn `major` is installed (`version`) but its import fails with `error`."""
+    package = "flash-attn-4" if major == 4 else "flash-attn"
+    return (
+        f"{package} {version} is installed but cannot be imported ({error}): reinstall the build that matches "
+        f"torch {torch.__version__}, or uninstall it and use sdpa (see {notebooks_for(major)})"
+    )
+
+
 def import_flash_attn(major: int):
     """The flash-attn module for `major`, or an AttentionError that says how to get it."""
     try:
@@ -48,8 +57,10 @@ def import_flash_attn(major: int):
 
             return module
         from flash_attn import flash_attn_interface as module
-    except ImportError as err:
+    except Exception as err:  # not only ImportError: a half-broken package raises what it raises
         installed = dist_version("flash-attn-4") if major == 4 else dist_version("flash-attn")
+        if installed and not isinstance(err, ImportError):
+            raise AttentionError(broken_hint(major, installed, f"{type(err).__name__}: {err}")) from err
         if installed and "undefined symbol" in str(err):
             raise AttentionError(
                 f"flash-attn {installed} is installed but was built for another torch/CUDA ({err}). "
