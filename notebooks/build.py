@@ -26,8 +26,9 @@ blank line, a heading, or a line starting a list item, quote, table row or code 
 line.
 
 The parameters cell (the values of notebooks/params/cpu.yaml, which papermill replaces with another
-target's file) and the two set-up cells (Colab bootstrap, enter the repository) are the same in every
-notebook, so they are written here rather than in the sources. They define names the sources use
+target's file) and the two set-up cells (Colab bootstrap, enter the repository and check the parameters
+with `notebook.checked_params`) are the same in every notebook, so they are written here rather than
+in the sources. They define names the sources use
 (`target`, `train`, `benchmark`, `fa1_*` and `fa2_*` build options, `notebook`). So that ruff
 still reports every other undefined name, each source holds a `preamble=true` cell that defines these
 names (as None) and that the build replaces; the build checks that it defines no name the cells it
@@ -92,6 +93,9 @@ from vanilla_flash import notebook
 root = notebook.enter_repo()  # work from the repository root, whatever started this notebook
 if notebook.env.in_colab():  # opened in Colab (papermill does not run there): this set's GPU parameters
     globals().update(notebook.colab_params("$target"))
+# Every parameter checked before any work, by the training config's rules (papermill's, Colab's or the cell's
+# above); a partial `train` or `benchmark` section is completed from the target's file, with a line saying so.
+globals().update(notebook.checked_params({name: globals()[name] for name in notebook.PARAMETERS}))
 notebook.limit_gpu_memory(gpu_memory_gib)
 print("target:", target)""")
 EXPECTED_GPU = (

@@ -29,3 +29,20 @@ H100 = gpu("NVIDIA H100 80GB HBM3", (9, 0))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def tiny_run(tmp_path, **kw):
+    """A `TrainConfig` of a few seconds on CPU (tiny GPT-2, trained BPE of 300, the shipped sample)."""
+    from vanilla_flash.config import TrainConfig
+
+    values = dict(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                  bpe_vocab_size=300, model_size="tiny", seq_len=32, batch_size=4, max_steps=10, warmup_steps=2,
+                  log_every=2, val_every=10, val_batches=1, ckpt_every=10, sample_tokens=4,
+                  progress_bar=False)  # fmt: skip
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def checkpoint_step(path) -> int:
+    """The optimizer steps a checkpoint file holds."""
+    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])

@@ -186,9 +186,11 @@ def test_an_installed_flash_attn_that_fails_to_import_is_not_available_and_auto_
     assert attention.pick(broken, torch.bfloat16, 64) == "sdpa_cudnn"
     monkeypatch.setattr(attention, "_this_machine", lambda: broken)
     attention._auto_choice.cache_clear()
+    monkeypatch.setattr(attention, "_SAID_BROKEN", set())
     with caplog.at_level("WARNING", logger="vanilla_flash.attention"):
         assert attention._auto_choice(torch.bfloat16, 64, False, True, False) == "sdpa_cudnn"
         assert attention._auto_choice(torch.bfloat16, 64, False, True, False) == "sdpa_cudnn"
+        assert attention._auto_choice(torch.float16, 128, False, True, False) == "sdpa_cudnn"
     attention._auto_choice.cache_clear()
     said = [r.getMessage() for r in caplog.records if "flash_attn_4 cannot run here" in r.getMessage()]
     assert len(said) == 1 and "using sdpa_cudnn" in said[0]

@@ -1,5 +1,8 @@
 """Documents, cleaning, the split, tokenizers and packing."""
 
+import errno
+import json
+import re
 import unicodedata
 
 import datasets
@@ -151,3 +154,141 @@ def test_an_unreachable_hub_falls_back_to_the_sample_and_says_so(tmp_path, monke
 
 
 REAL_LOAD = datasets.load_dataset
+
+
+# --- a bad data file or a damaged tokenizer is named, with the line or the file and the fix
+
+
+def _sample_with(folder, number: int, bad: bytes):
+    """The shipped Vietnamese sample written to `folder`, its line `number` replaced by `bad`."""
+    lines = (data.SAMPLE_DIR / "vi.jsonl").read_bytes().splitlines()
+    lines[number - 1] = bad
+    (folder / "vi.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    return folder
+
+
+TEXT = ("x " * 150).encode()
+COLUMNS = "; each line must be one JSON object with the columns id, url, title, text$"
+BAD_LINES = {
+    "latin-1": (3, b'{"id": "3", "text": "caf\xe9 ' + TEXT + b'"}', "byte 0xe9 at column 25 is not UTF-8; save"),
+    "no text": (5, b'{"id": "5", "url": "", "title": "t"}', r"no 'text' field \(a string\)" + COLUMNS),
+    "null text": (5, b'{"id": "5", "text": null}', r"no 'text' field \(a string\)" + COLUMNS),
+    "number text": (2, b'{"id": "2", "text": 12}', r"no 'text' field \(a string\)" + COLUMNS),
+    "not JSON": (4, b'{"id": "4", "text": "' + TEXT, r"not valid JSON \(Unterminated string .*: column 21\)" + COLUMNS),
+    "not an object": (6, b'["6", "' + TEXT + b'"]', "not a JSON object" + COLUMNS),
+    "no id": (7, b'{"url": "", "title": "t", "text": "' + TEXT + b'"}', "no 'id' field" + COLUMNS),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LINES)
+def test_a_bad_line_of_the_sample_is_named_with_its_number_and_the_fix(tmp_path, case):
+    number, bad, message = BAD_LINES[case]
+    folder = _sample_with(tmp_path, number, bad)
+    with pytest.raises(data.DataError, match=f"^{re.escape(str(folder / 'vi.jsonl'))} line {number}: {message}"):
+        data.load_documents("sample", "vi", sample_dir=folder)
+
+
+def test_the_way_to_restore_the_shipped_sample_is_named_only_for_it(tmp_path, monkeypatch):
+    path = _sample_with(tmp_path, 2, b'{"id": "2", "text": "\xff"}') / "vi.jsonl"
+    fix = "byte 0xff at column 22 is not UTF-8; save the file as UTF-8"
+    with pytest.raises(data.DataError) as err:
+        data.load_documents("sample", "vi", sample_dir=tmp_path)
+    assert str(err.value) == f"{path} line 2: {fix}"
+    monkeypatch.setattr(data, "SAMPLE_DIR", tmp_path)  # as if it were the shipped sample
+    with pytest.raises(data.DataError) as err:
+        data.load_documents("sample", "vi")
+    assert str(err.value) == f"{path} line 2: {fix} (restore the shipped one with `git checkout data/`)"
+    monkeypatch.undo()
+    data.check_json_lines(data.SAMPLE_DIR / "vi.jsonl")  # the shipped files pass
+    data.check_json_lines(data.SAMPLE_DIR / "en.jsonl")
+
+
+def test_hub_rows_without_text_are_skipped_not_a_crash(monkeypatch, caplog):
+    rows = [{"id": "0", "text": None}, {"id": "1"}, {"id": None, "text": VI * 5}, {"id": "3", "text": VI * 5}]
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config, split, streaming: iter(rows))
+    docs = data.load_documents("hub", "vi")
+    assert [d["id"] for d in docs] == ["3"]
+    assert "skipped 3 row(s) of hub (vi) without a 'text' string or an 'id'" in caplog.text
+
+
+DAMAGED = {
+    "truncated": lambda whole: whole[: len(whole) // 2],
+    "latin-1": lambda whole: whole.replace(b"{", b"\xe9", 1),
+    "empty": lambda whole: b"",
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED)
+def test_a_damaged_tokenizer_file_is_named(tmp_path, damage):
+    path = tmp_path / "tokenizer.json"
+    data.train_bpe([VI * 20], 300, path)
+    path.write_bytes(DAMAGED[damage](path.read_bytes()))
+    with pytest.raises(
+        data.DataError, match=f"^{re.escape(str(path))} cannot be read as a tokenizer .*: it was cut short or damaged"
+    ):
+        data.tokenizer("bpe", path=path)
+
+
+def _bpe_run(tmp_path, **kw):
+    from vanilla_flash.config import TrainConfig
+
+    values = {"run_dir": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache"), "tokenizer": "bpe"}
+    return TrainConfig(**{**values, "bpe_vocab_size": 300, "seq_len": 32, **kw})
+
+
+def test_a_damaged_run_tokenizer_is_trained_anew_unless_a_checkpoint_is_resumed(tmp_path, caplog):
+    cfg = _bpe_run(tmp_path)
+    first = datamodule.WikisourceData(cfg)
+    first.setup()
+    path = first.tokenizer_path()
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 3])  # a session died while it was written
+    with pytest.raises(data.DataError) as err:
+        datamodule.WikisourceData(cfg, resuming=True).setup()
+    assert str(err.value).startswith(f"{path} was cut short or damaged (EOF while parsing")
+    assert str(err.value).endswith(
+        "The checkpoint this run resumes holds token ids of that exact tokenizer: restore tokenizer.json from a "
+        "copy, or start a new run (resume: never, or another ckpt_dir)."
+    )
+    again = datamodule.WikisourceData(cfg)
+    again.setup()  # not resuming: nothing depends on it yet, so a new one is trained
+    assert "no checkpoint is resumed, so nothing depends on it yet: training a new one" in caplog.text
+    assert path.read_bytes() == whole and again.stats["tokenizer_fingerprint"] == first.stats["tokenizer_fingerprint"]
+    meta = path.with_name("tokenizer.meta.json")
+    meta.write_text(meta.read_text()[:10])  # cut short too: trained anew, not a JSONDecodeError
+    datamodule.WikisourceData(cfg).setup()
+    assert json.loads(meta.read_text()) == data.tokenizer_fields(cfg)
+
+
+def test_the_tokenizer_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A write cut short (a full disk here; a killed session alike) leaves the previous file whole."""
+    from pathlib import Path
+
+    from tokenizers import ByteLevelBPETokenizer
+
+    datamodule.WikisourceData(_bpe_run(tmp_path)).setup()
+    folder = tmp_path / "run/checkpoints"
+    names = ("tokenizer.json", "tokenizer.meta.json")
+    before = {name: (folder / name).read_bytes() for name in names}
+
+    def cut_short(path):
+        Path(path).write_bytes(b'{"version": "1.0", "trunc')
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ByteLevelBPETokenizer, "save", lambda self, path, pretty=True: cut_short(path))
+    with pytest.raises(OSError, match="No space left"):
+        datamodule.WikisourceData(_bpe_run(tmp_path, bpe_vocab_size=400)).setup()
+    assert {name: (folder / name).read_bytes() for name in names} == before
+    monkeypatch.undo()
+    real_write_text = Path.write_text
+
+    def meta_cut_short(self, text, *args, **kwargs):
+        if "tokenizer.meta.json" in self.name:  # the file itself, or a temporary one beside it
+            cut_short(self)
+        return real_write_text(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", meta_cut_short)
+    with pytest.raises(OSError, match="No space left"):
+        datamodule.WikisourceData(_bpe_run(tmp_path, bpe_vocab_size=400)).setup()
+    assert (folder / "tokenizer.meta.json").read_bytes() == before["tokenizer.meta.json"]
+    assert not list(folder.glob("*partial*"))

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from vanilla_flash import notebook
 from vanilla_flash.config import TrainConfig
+from vanilla_flash.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/flash_attn_*/*.ipynb"))
@@ -213,3 +214,179 @@ def test_the_colab_setup_cell_makes_the_library_importable_in_its_own_kernel(tmp
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1].startswith(str(clone / "scr")), done.stdout
     assert "No GPU in this Colab runtime" in done.stdout and "target: cpu" in done.stdout
+
+
+# Parameters enter a notebook three ways (papermill's -p/-y, `python -m vanilla_flash notebooks --set`,
+# Colab's own file): each goes through `notebook.checked_params`, by the rules of the training config.
+TRAIN_NB = ROOT / "notebooks/flash_attn_1/03_train_wikisource.ipynb"
+
+
+def _papermill(src: Path, dst: Path, parameters: dict):
+    """Execute `src` as `papermill src dst -y PARAMETERS` would; the executed notebook and the error, if any."""
+    import papermill
+
+    options = {"kernel_name": "python3", "cwd": str(ROOT), "progress_bar": False, "config": notebook._local_kernel()}
+    try:
+        papermill.execute_notebook(str(src), str(dst), parameters=parameters, **options)
+        error = None
+    except papermill.PapermillExecutionError as err:
+        error = err
+    return nbformat.read(dst, as_version=4), error
+
+
+def _training_words(**changes) -> str:
+    """What the training config says of the cpu file's `train` section with `changes`."""
+    with pytest.raises(ConfigError) as refused:
+        TrainConfig.from_dict({**notebook.params("cpu")["train"], **changes})
+    return str(refused.value)
+
+
+def test_papermill_refuses_a_training_value_of_the_wrong_type_by_name_before_any_work(tmp_path):
+    """`papermill 03_train_wikisource.ipynb out.ipynb -y "train: {max_steps: ten}"`: the set-up cell
+    refuses it in the training config's words, and no cell after it runs (it once ended in KeyError: 'lang')."""
+    executed, error = _papermill(TRAIN_NB, tmp_path / "out.ipynb", {"train": {"max_steps": "ten"}})
+    assert error is not None and error.ename == "ConfigError", error
+    assert error.evalue == _training_words(max_steps="ten")
+    assert "max_steps: 'ten' is not a whole number" in error.evalue
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    failed = next(i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.outputs))
+    assert "notebook.enter_repo()" in code[failed].source  # the set-up cell, before any work
+    assert all(c.execution_count is None for c in code[failed + 1 :])
+
+
+def _setup_only(tmp_path: Path, probe: str) -> Path:
+    """Notebook 03's parameters and set-up cells, then `probe`: what the notebook's cells would see."""
+    nb = nbformat.read(TRAIN_NB, as_version=4)
+    setup = next(i for i, c in enumerate(nb.cells) if "notebook.enter_repo()" in c.source)
+    nb.cells = [*nb.cells[: setup + 1], nbformat.v4.new_code_cell(probe)]
+    path = tmp_path / "setup.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_papermill_merges_a_partial_train_section_over_the_targets_file_and_says_so(tmp_path):
+    probe = "import json\nprint('PARAMS', json.dumps({'train': train, 'benchmark': benchmark}))"
+    executed, error = _papermill(
+        _setup_only(tmp_path, probe), tmp_path / "out.ipynb", {"train": {"max_steps": 3}, "benchmark": {"repeats": 2}}
+    )
+    assert error is None, error
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    seen = json.loads(text.split("PARAMS ", 1)[1].splitlines()[0])
+    cpu = notebook.params("cpu")
+    assert seen["train"] == {**cpu["train"], "max_steps": 3}
+    assert seen["benchmark"] == {**cpu["benchmark"], "repeats": 2}
+    assert "train: max_steps from the parameters, the other" in text and "notebooks/params/cpu.yaml" in text
+
+
+def _one_cell_notebook(tmp_path: Path) -> Path:
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("target = 'cpu'", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("print('ran')"),
+        ]
+    )
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "one.ipynb")
+    return tmp_path / "one.ipynb"
+
+
+def test_the_notebooks_command_refuses_a_benchmark_value_of_the_wrong_type_before_any_notebook_runs(tmp_path, capsys):
+    from vanilla_flash import cli
+
+    out = tmp_path / "out"
+    args = ["notebooks", "--target", "cpu", "--out", str(out), str(_one_cell_notebook(tmp_path))]
+    assert cli.main([*args, "--set", "benchmark.repeats=abc"]) == 2
+    err = capsys.readouterr().err
+    assert "benchmark parameters that cannot be used" in err and "repeats: 'abc' is not a whole number" in err
+    assert not out.exists()  # refused before any notebook ran
+    with pytest.raises(ConfigError, match=r"seq_lens\[1\]: 'long' is not a whole number"):
+        notebook.with_overrides(notebook.params("cpu"), {"benchmark.seq_lens": [64, "long"]}, "cpu")
+    with pytest.raises(ConfigError) as refused:  # the training section: the same words as the training config
+        notebook.with_overrides(notebook.params("cpu"), {"train.max_steps": "ten"}, "cpu")
+    assert str(refused.value) == _training_words(max_steps="ten")
+
+
+def test_checked_params_is_the_one_rule_for_every_section():
+    cpu = notebook.params("cpu")
+    assert notebook.checked_params(cpu) == cpu  # a whole, valid file comes back as it is
+    assert notebook.checked_params(notebook.checked_params(cpu)) == cpu
+    whole = notebook.checked_params({**cpu, "benchmark": {**cpu["benchmark"], "tokens": 512.0}})["benchmark"]
+    assert whole["tokens"] == 512 and isinstance(whole["tokens"], int)  # 512.0 read as the whole number it is
+    for raw, words in [
+        ({**cpu, "gpu_memory_gib": "lots"}, "gpu_memory_gib: 'lots' is not a number or null"),
+        ({**cpu, "fa1_archs": "75"}, "fa1_archs: '75' is not a list"),
+        ({**cpu, "target": "tpu"}, "target: 'tpu' is not allowed; choose one of: cpu"),
+        ({**cpu, "trian": {}}, "unknown notebook parameters: trian"),
+        ({**cpu, "train": "fast"}, "train: 'fast' is not a mapping"),
+        ({**cpu, "train": {"max_stpes": 3}}, "unknown training parameters: max_stpes"),
+        ({**cpu, "benchmark": {"repeat": 3}}, "unknown benchmark parameters: repeat"),
+        ({**cpu, "benchmark": {"dtypes": "float32"}}, "dtypes: 'float32' is not a list"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            notebook.checked_params(raw)
+
+
+def test_colab_parameters_are_checked_too(monkeypatch):
+    cpu = notebook.params("cpu")
+    bad = {**cpu, "benchmark": {**cpu["benchmark"], "repeats": "abc"}}
+    monkeypatch.setattr(notebook, "params", lambda target: bad)
+    with pytest.raises(ConfigError, match="repeats: 'abc' is not a whole number"):
+        notebook.colab_params("t4")
+
+
+def _cells_of_03(containing: str) -> list[str]:
+    nb = nbformat.read(TRAIN_NB, as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code" and containing in c.source]
+
+
+def _run_cells(cells: list[str], namespace: dict) -> dict:
+    for code in cells:
+        exec(compile(code, "<notebook 03>", "exec"), namespace)
+    return namespace
+
+
+def test_notebook_03_uses_the_ckpt_dir_of_the_parameters_else_one_of_this_runs_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # notebook.storage writes under runs/ of the working folder
+    cells = _cells_of_03("ckpt_dir")  # the cell that makes the run's config, not the one that trains
+    cpu = notebook.params("cpu")["train"]
+    given = _run_cells(cells, {"train": {**cpu, "ckpt_dir": str(tmp_path / "mine")}, "notebook": notebook})
+    assert given["cfg"].checkpoints == tmp_path / "mine"
+    own = _run_cells(cells, {"train": {**cpu, "run_dir": "runs/notebooks/lr-test"}, "notebook": notebook})
+    assert own["cfg"].checkpoints == Path("runs/checkpoints/flash_attn_1/lr-test")
+    (tmp_path / "drive" / "MyDrive").mkdir(parents=True)  # on Colab: the mounted Google Drive
+    monkeypatch.setenv("COLAB_DRIVE_MOUNT", str(tmp_path / "drive"))
+    monkeypatch.setattr(notebook.env, "in_colab", lambda: True)
+    colab = _run_cells(cells, {"train": {**cpu, "run_dir": "runs/notebooks/lr-test"}, "notebook": notebook})
+    assert colab["cfg"].checkpoints == tmp_path / "drive/MyDrive/vanilla-flash/checkpoints/flash_attn_1/lr-test"
+
+
+def test_notebook_03_compares_tokenizers_in_the_runs_language_with_its_seed(monkeypatch):
+    from vanilla_flash import data
+
+    calls = []
+    monkeypatch.setattr(data, "compare_tokenizers", lambda *a, **kw: calls.append((a, kw)) or {})
+    train = {**notebook.params("cpu")["train"], "lang": "en", "seed": 7, "bpe_vocab_size": 2048}
+    _run_cells(_cells_of_03("compare_tokenizers"), {"train": train, "notebook": notebook})
+    ((args, kwargs),) = calls
+    seen = dict(zip(("lang", "vocab_size", "seed"), args, strict=False)) | kwargs
+    assert seen == {"lang": "en", "vocab_size": 2048, "seed": 7}
+
+
+def test_notebook_03_prose_is_true_for_either_language():
+    """The prose names the language through `train.lang`: never "Vietnamese Wikisource" next to an English run."""
+    for path in sorted(ROOT.glob("notebooks/flash_attn_*/03_train_wikisource.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "markdown":
+                continue
+            english, _, vietnamese = cell.source.partition("*Tiếng Việt*")
+            assert "Vietnamese Wikisource" not in english and "Wikisource tiếng Việt" not in vietnamese, cell.source
+            assert "Vietnamese" not in english or "lang" in english, cell.source
+            assert "tiếng Việt" not in vietnamese or "lang" in vietnamese, cell.source
+
+
+@pytest.mark.parametrize("path", PARAMS, ids=lambda p: p.name)
+def test_each_parameter_file_declares_every_notebook_parameter_and_passes_the_check_unchanged(path):
+    values = yaml.safe_load(path.read_text())
+    assert tuple(values) == notebook.PARAMETERS  # the names of the parameters cell, declared once
+    assert set(values["benchmark"]) == set(notebook.BenchmarkParams.__dataclass_fields__)
+    assert notebook.checked_params(values) == values

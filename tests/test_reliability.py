@@ -18,25 +18,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import checkpoint_step as step
+from conftest import tiny_run as tiny
 from vanilla_flash import checkpoints, cli, data, notebook
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError, ConfigError, DataError
 from vanilla_flash.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny(tmp_path, **kw) -> TrainConfig:
-    values = dict(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
-                  bpe_vocab_size=300, model_size="tiny", seq_len=32, batch_size=4, max_steps=10, warmup_steps=2,
-                  log_every=2, val_every=10, val_batches=1, ckpt_every=10, sample_tokens=4,
-                  progress_bar=False)  # fmt: skip
-    values.update(kw)
-    return TrainConfig(**values)
-
-
-def step(path: Path) -> int:
-    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
 
 
 # --- 1-4: silent loss or mix-up
@@ -237,9 +226,3 @@ def test_the_sample_prompt_follows_the_language():
     assert TrainConfig(lang="en").sample_prompt.startswith("We hold")
     assert TrainConfig(lang="vi").sample_prompt.startswith("Trăm năm")
     assert TrainConfig(lang="en", sample_prompt="Call me").sample_prompt == "Call me"
-
-
-def test_the_train_notebook_compares_tokenizers_for_its_own_language_and_vocabulary():
-    source = (ROOT / "notebooks/source/03_train_wikisource.py").read_text()
-    assert 'compare_tokenizers(train["lang"], vocab_size=train.get("bpe_vocab_size", 4096))' in source
-    assert 'compare_tokenizers("vi"' not in source

@@ -3,7 +3,8 @@
 #
 # $colab_badge
 #
-# GPT-2 trained on Vietnamese Wikisource through PyTorch Lightning, with the attention backend this GPU runs best, the
+# GPT-2 trained on Wikisource through PyTorch Lightning, in the language the parameters name (`train.lang`: `vi`,
+# Vietnamese, in every parameters file; `en` for English), with the attention backend this GPU runs best, the
 # precision chosen from the hardware (so nothing is ever cast by hand), checkpoints that survive a dead Colab session, a
 # loss curve and generated text.
 #
@@ -12,9 +13,10 @@
 # %% [markdown] lang="vi"
 # ## Huấn luyện GPT-2 trên Wikisource
 #
-# Huấn luyện GPT-2 trên Wikisource tiếng Việt bằng PyTorch Lightning, với backend attention tốt nhất cho GPU này, độ
-# chính xác (precision) chọn theo phần cứng (không bao giờ ép kiểu bằng tay), checkpoint sống sót khi phiên Colab chết,
-# đường cong loss và văn bản sinh ra.
+# Huấn luyện GPT-2 trên Wikisource bằng PyTorch Lightning, bằng ngôn ngữ mà tham số chọn (`train.lang`: `vi`, tiếng
+# Việt, trong mọi tệp tham số; `en` cho tiếng Anh), với backend attention tốt nhất cho GPU này, độ chính xác (precision)
+# chọn theo phần cứng (không bao giờ ép kiểu bằng tay), checkpoint sống sót khi phiên Colab chết, đường cong loss và văn
+# bản sinh ra.
 #
 # $expected_gpu_vi
 
@@ -28,48 +30,63 @@ fa2_source = fa2_archs = fa2_head_dims = None
 # %% [markdown]
 # ## 1. Tokens per word
 #
-# GPT-2's BPE was trained on English web text: Vietnamese costs it several tokens per word. A byte-level BPE trained on
-# the training split needs far fewer, which means more text per block of `seq_len` tokens.
+# GPT-2's BPE was trained on English web text. Here it is measured against a byte-level BPE trained on the training
+# split of this run's language (`train.lang`, split with its `seed`), in tokens per word of the validation split. On
+# Vietnamese (`lang: vi`) GPT-2 needs several tokens per word and the trained BPE far fewer, which means more text per
+# block of `seq_len` tokens; on English (`lang: en`) GPT-2's 50,257 tokens beat a small trained vocabulary.
 
 # %% [markdown] lang="vi"
 # ## 1. Số token mỗi từ
 #
-# BPE của GPT-2 được huấn luyện trên văn bản web tiếng Anh: với tiếng Việt nó tốn nhiều token cho mỗi từ. Một BPE mức
-# byte huấn luyện trên tập train cần ít token hơn hẳn, nghĩa là mỗi khối `seq_len` token chứa được nhiều chữ hơn.
+# BPE của GPT-2 được huấn luyện trên văn bản web tiếng Anh. Ở đây nó được so với một BPE mức byte huấn luyện trên tập
+# train của ngôn ngữ mà lần chạy này dùng (`train.lang`, chia tập theo `seed` của nó), tính bằng số token mỗi từ trên
+# tập validation. Với tiếng Việt (`lang: vi`) GPT-2 tốn nhiều token cho mỗi từ còn BPE tự huấn luyện cần ít hơn hẳn,
+# nghĩa là mỗi khối `seq_len` token chứa được nhiều chữ hơn; với tiếng Anh (`lang: en`) 50.257 token của GPT-2 thắng một
+# bộ từ vựng nhỏ tự huấn luyện.
 
 # %% tags=["nbval-ignore-output"]
 from vanilla_flash import data
+from vanilla_flash.config import TrainConfig
 
-comparison = data.compare_tokenizers(train["lang"], vocab_size=train.get("bpe_vocab_size", 4096))
+cfg = TrainConfig.from_dict(train)  # this run's language, vocabulary and seed, with the training config's defaults
+comparison = data.compare_tokenizers(cfg.lang, vocab_size=cfg.bpe_vocab_size, seed=cfg.seed)
 
 # %%
+print(f"language: {comparison['lang']}, {comparison['val_words']} words of validation text")
 for tokenizer, per_word in comparison["tokens_per_word"].items():
     print(f"{tokenizer:<18} {per_word:.2f} tokens/word")
-print(f"GPT-2 needs {comparison['ratio']:.1f}x the tokens")
+print(f"GPT-2 needs {comparison['ratio']:.1f}x the tokens of the trained BPE")
 
 # %% [markdown]
 # ## 2. The run
 #
 # The `train` parameters are the same fields as the YAML file the command line takes (`python -m vanilla_flash train
-# --config notebooks/params/t4.yaml`). Checkpoints go to Google Drive on Colab: run the notebook again after a
-# disconnect and it continues from the last one.
+# --config notebooks/params/t4.yaml`). Checkpoints go to `train.ckpt_dir` when the parameters give one, else to a folder
+# of this run's own, named after its `run_dir` (on Colab, in Google Drive): run the notebook again after a disconnect
+# and it continues from the last one.
 
 # %% [markdown] lang="vi"
 # ## 2. Chạy huấn luyện
 #
 # Tham số `train` là các trường của tệp YAML mà dòng lệnh dùng (`python -m vanilla_flash train --config
-# notebooks/params/t4.yaml`). Trên Colab checkpoint được lưu vào Google Drive: mất kết nối thì chạy lại notebook, nó sẽ
-# tiếp tục từ checkpoint cuối.
+# notebooks/params/t4.yaml`). Checkpoint được lưu vào `train.ckpt_dir` nếu tham số có, nếu không thì vào một thư mục
+# riêng của lần chạy này, đặt tên theo `run_dir` của nó (trên Colab, trong Google Drive): mất kết nối thì chạy lại
+# notebook, nó sẽ tiếp tục từ checkpoint cuối.
 
 # %%
+from pathlib import Path
+
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.train import train as run_training
 
-cfg = TrainConfig.from_dict({**train, "ckpt_dir": str(notebook.storage("checkpoints/$notebook_set"))})
+cfg = TrainConfig.from_dict(train)
+if cfg.ckpt_dir is None:  # a folder of this run's own, not one that every run of the set shares
+    cfg.ckpt_dir = str(notebook.storage(f"checkpoints/$notebook_set/{Path(cfg.run_dir).name}"))
 print(
-    f"GPT-2 {cfg.model_size}, seq {cfg.seq_len}, batch {cfg.batch_size}, {cfg.max_steps} steps, "
+    f"{cfg.model_label}, seq {cfg.seq_len}, batch {cfg.batch_size}, {cfg.max_steps} steps, "
     f"attention {cfg.attn}, tokenizer {cfg.tokenizer}, data {cfg.data_source}/{cfg.lang}"
 )
+print("checkpoints:", cfg.checkpoints)
 
 # %% tags=["nbval-ignore-output"]
 summary = run_training(cfg)

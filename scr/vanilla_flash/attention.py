@@ -41,6 +41,7 @@ from vanilla_flash import env, targets
 from vanilla_flash import flash_attn_backends as fab
 from vanilla_flash.env import Machine
 from vanilla_flash.errors import AttentionError
+from vanilla_flash.masks import causal_or_sdpa_mask
 
 log = logging.getLogger(__name__)
 HALF = (torch.float16, torch.bfloat16)
@@ -221,6 +222,9 @@ def _this_machine() -> Machine:
     return env.probe()
 
 
+_SAID_BROKEN: set[str] = set()  # the broken libraries `auto` has warned of in this process
+
+
 @functools.lru_cache(maxsize=256)
 def _auto_choice(dtype: torch.dtype, head_dim: int, dropout: bool, on_gpu: bool, compiled: bool) -> str:
     """`pick` for this machine, once per kind of call; a faster backend that is installed but broken
@@ -228,7 +232,8 @@ def _auto_choice(dtype: torch.dtype, head_dim: int, dropout: bool, on_gpu: bool,
     machine = _this_machine() if on_gpu else Machine()
     chosen, passed_over = _pick_and_passed_over(machine, dtype, head_dim, dropout, compiled)
     for name, reason in passed_over.items():
-        if "cannot be imported" in reason:
+        if "cannot be imported" in reason and name not in _SAID_BROKEN:
+            _SAID_BROKEN.add(name)
             log.warning("attention auto: %s cannot run here (%s); using %s", name, reason, chosen)
     return chosen
 
@@ -392,32 +397,6 @@ def _checked(name: str) -> Callable:
 
 # ---------------------------------------------------------------------------------------------
 # transformers integration and a direct call
-
-
-def causal_or_sdpa_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
-                        mask_function=None, attention_mask=None, local_size=None, allow_is_causal_skip=True,
-                        **kwargs):  # fmt: skip
-    """The mask builder of our SDPA backends: no mask at all where plain causal attention is meant
-    (no padding, no window, every query against every earlier key, or one new query against all the
-    keys), so that SDPA runs `is_causal`; otherwise transformers' own `sdpa_mask`. transformers 5.17
-    builds a boolean (batch, 1, seq, seq) mask under torch.compile even without padding, which SDPA's
-    kernels then read (and the flash kernel refuses); later versions skip it as this does."""
-    from transformers.masking_utils import causal_mask_function, sdpa_mask
-
-    plain_causal = mask_function is None or mask_function is causal_mask_function
-    whole = q_length == kv_length and q_offset == 0 and kv_offset == 0
-    if (
-        allow_is_causal_skip
-        and plain_causal
-        and attention_mask is None
-        and local_size is None
-        and (whole or q_length == 1)
-    ):
-        return None
-    if mask_function is not None:
-        kwargs["mask_function"] = mask_function
-    return sdpa_mask(batch_size, q_length, kv_length, q_offset, kv_offset, attention_mask=attention_mask,
-                     local_size=local_size, allow_is_causal_skip=allow_is_causal_skip, **kwargs)  # fmt: skip
 
 
 @functools.cache

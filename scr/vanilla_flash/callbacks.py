@@ -2,6 +2,10 @@
 
 - `Throughput`: tokens/s, MFU, peak memory and learning rate every `log_every` steps.
 - `Samples`: text generated from `sample_prompt` every `sample_every` steps and at the end.
+- `StopOnNonFiniteLoss`: a loss that is NaN or infinite ends the run before it writes a checkpoint of
+  the diverged weights, naming the step and what to lower.
+- `SaveOnInterrupt`: Ctrl-C (Jupyter's and Colab's stop button) ends the run after the step under
+  way, with a checkpoint of it, and says how to continue.
 - `StepTimer`: the wall-clock time of the optimizer steps after a warm-up, as one measurement
   (what `bench_training.lightning_overhead` compares with a bare loop).
 """
@@ -9,6 +13,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +24,7 @@ import torch
 from vanilla_flash import data, precision
 from vanilla_flash import model as gpt2
 from vanilla_flash.config import TrainConfig
+from vanilla_flash.errors import TrainingError
 
 log = logging.getLogger("vanilla_flash.train")
 
@@ -96,6 +103,81 @@ class Samples(L.Callback):
 
     def on_train_end(self, trainer, module):
         self.generate(trainer, module)
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stop at a loss that is not finite. The first such step is recorded on the loss's device every
+    step (no wait for the GPU); it is read every step on CPU, and on a GPU every `log_every` steps
+    and before each checkpoint (callbacks run before Lightning's checkpointing), so no checkpoint of
+    diverged weights is written and the last one written stays the one `resume: auto` takes."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.first_bad = None  # a 0-d tensor: the first step whose loss was not finite, -1 while none
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        step = trainer.global_step if (batch_idx + 1) % self.cfg.accumulate == 0 else trainer.global_step + 1
+        loss = loss.detach()
+        if self.first_bad is None:
+            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+        bad = ~torch.isfinite(loss) & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, torch.full_like(self.first_bad, step), self.first_bad)
+        cfg = self.cfg
+        if self.reads_at(step, trainer.max_steps, loss.device.type == "cpu") and (first := int(self.first_bad)) >= 0:
+            raise TrainingError(
+                f"the training loss became {float(loss) if not torch.isfinite(loss) else 'NaN or infinite'} at step "
+                f"{first} (lr {cfg.lr:g}, grad_clip {cfg.grad_clip:g}): the run diverged and stopped, writing no "
+                f"checkpoint of it. Lower lr (GPT-2 124M trains at 6e-4; try {cfg.lr / 10:g}), keep grad_clip at 1.0 "
+                "and warmup_steps above 0, then run again: resume: auto continues from the last checkpoint written "
+                "before it diverged (resume: never starts over)."
+            )
+
+    def reads_at(self, step: int, max_steps: int, on_cpu: bool) -> bool:
+        """Whether the recorded first bad step is read after `step` (which waits for a GPU)."""
+        cfg = self.cfg
+        return on_cpu or step % cfg.log_every == 0 or step % cfg.ckpt_every == 0 or step >= max_steps
+
+
+class SaveOnInterrupt(L.Callback):
+    """Ctrl-C (SIGINT: Jupyter's and Colab's stop button) ends the run at the end of the step under
+    way, with a checkpoint of that step (`saved`: its step and path), instead of Lightning's shutdown
+    that saves nothing. A second Ctrl-C stops at once, as Python does."""
+
+    def __init__(self):
+        self.requested, self.saved, self._previous = False, None, None
+
+    def on_train_start(self, trainer, module):
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous = signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum, frame):
+        if self.requested:
+            self._restore()
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step, with a checkpoint (press again to stop at once)", flush=True)
+
+    def _restore(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if not self.requested or self.saved or (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return
+        path = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
+        trainer.save_checkpoint(path)
+        self.saved = (trainer.global_step, path)
+        trainer.should_stop = True
+
+    def on_train_end(self, trainer, module):
+        self._restore()
+
+    def on_exception(self, trainer, module, exception):
+        self._restore()
 
 
 class StepTimer(L.Callback):

@@ -238,6 +238,7 @@ def check_model(
 class PaddedRow:
     backend: str
     padding: str  # "left" or "right": where the shorter sequence's padding sits
+    head_dim: int
     compiled: bool
     precision: str
     status: str
@@ -247,8 +248,10 @@ class PaddedRow:
 
 
 # transformers' GPT-2 with an odd head dim (48) and, on a GPU, an odd length: the sizes of the
-# battery that found `auto` dropping the padding mask (relative error 0.136 on CPU, 0.186 on an H100)
+# battery that found `auto` dropping the padding mask (relative error 0.136 on CPU, 0.186 on an H100);
+# on a GPU also GPT-2's own head dim, 64, which every flash-attn build has
 PADDED_MODEL_GPU = {"n_layer": 3, "n_head": 5, "n_embd": 240, "seq_len": 777}
+PADDED_MODEL_GPU_64 = {"n_layer": 3, "n_head": 4, "n_embd": 256, "seq_len": 777}
 PADDED_MODEL_CPU = {"n_layer": 2, "n_head": 3, "n_embd": 96, "seq_len": 100}
 PADDED_TOLERANCE = {torch.bfloat16: 2e-2, torch.float16: 1e-2, torch.float32: 1e-4}
 
@@ -308,7 +311,7 @@ def check_padded_model(
         ref = logits("eager", False, ids, mask, autocast=False)[real]
         for name in backends:
             for compile_it in compiled:
-                row = PaddedRow(name, side, compile_it, precision, "skip", tolerance=PADDED_TOLERANCE[dtype])
+                row = PaddedRow(name, side, head_dim, compile_it, precision, "skip", tolerance=PADDED_TOLERANCE[dtype])
                 rows.append(row)
                 if reason := attention.why_not(name, machine, dtype=dtype, head_dim=head_dim, training=False):
                     row.note = reason
@@ -348,8 +351,10 @@ def run(
     for dtype in dtypes:
         models += check_model(["eager", *backends], size=size, seq_len=1024 if on_gpu else 64,
                               batch=4 if on_gpu else 2, precision=_PRECISION[dtype], machine=machine)  # fmt: skip
-    padded = check_padded_model(backends, precision=_PRECISION[dtypes[0]], machine=machine,
-                                compiled=(False,) if quick else (False, True))  # fmt: skip
+    padded = []
+    for sizes in (PADDED_MODEL_GPU, PADDED_MODEL_GPU_64) if on_gpu else (PADDED_MODEL_CPU,):
+        padded += check_padded_model(backends, precision=_PRECISION[dtypes[0]], machine=machine, sizes=sizes,
+                                     compiled=(False,) if quick else (False, True))  # fmt: skip
     failed = [r for r in [*kernels, *models, *padded] if r.status in ("FAIL", "error")]
     notes = list(report.notes)
     if on_gpu and machine.flash_attn_major() != 2:
@@ -391,12 +396,13 @@ def format_table(result: dict) -> str:
             f"{num(r['loss_diff']):>9} {num(r['grad_norm_rel_diff']):>9}  {note[:90]}".rstrip()
         )
     lines.append("")
-    lines.append(f"{'padded batch':<15} {'padding':<8} {'compiled':<9} {'precision':<11} {'status':<6} "
-                 f"{'logit err':>9}  note")  # fmt: skip
+    lines.append(f"{'padded batch':<15} {'padding':<8} {'head dim':<9} {'compiled':<9} {'precision':<11} "
+                 f"{'status':<6} {'logit err':>9}  note")  # fmt: skip
     for r in result.get("padded_model", []):
         note = r["note"] if r["status"] != "pass" else ""
         lines.append(
-            f"{r['backend']:<15} {r['padding']:<8} {'yes' if r['compiled'] else 'no':<9} {r['precision']:<11} "
+            f"{r['backend']:<15} {r['padding']:<8} {r['head_dim']:<9} {'yes' if r['compiled'] else 'no':<9} "
+            f"{r['precision']:<11} "
             f"{r['status']:<6} {num(r['rel_err']):>9}  {note[:90]}".rstrip()
         )
     lines.append("")

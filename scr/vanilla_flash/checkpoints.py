@@ -1,22 +1,31 @@
 """Checkpoints that never lose or mix up a run.
 
-- `prepare()` runs before any work: the folder must be writable and hold room for a checkpoint;
-  what a killed write left half-done is removed; `resume: never` moves an earlier run's files into
-  `replaced-<time>/` (nothing is deleted) so the new run cannot be mistaken for it; `resume: auto`
-  picks the checkpoint with the most steps, whatever its name.
-- `inspect()` refuses a checkpoint that does not fit the run (model, data, tokenizer), naming the
-  field.
-- `AtomicCheckpointIO` writes each checkpoint under a temporary name in the same folder and renames
-  it into place: a full disk or a kill mid-write leaves the previous checkpoint intact and no
-  partial file under a checkpoint's name.
+- `writable()` checks each folder a run writes (run_dir, the checkpoints, the token cache) before
+  any work, naming the parameter to change.
+- `one_run_at_a_time()` holds a lock file in the run's folders: a second run into them is refused,
+  naming the first (host, process, start time); the lock of a process that is gone is taken over.
+- `prepare()` runs before any work: what a killed write left half-done is removed, then the folder
+  must hold room for a checkpoint; `resume: never` moves an earlier run's files (checkpoints, and
+  the model, summary, plots and logs in run_dir) into `replaced-<time>/` (nothing is deleted) so the
+  new run cannot be mistaken for it; `resume: auto` picks the checkpoint with the most steps,
+  whatever its name.
+- `check_fits()` refuses, before any work, a checkpoint that does not fit the run (model, data,
+  split, tokenizer), naming the field; `inspect()` checks its vocabulary once the data is read.
+- `AtomicCheckpointIO` writes each checkpoint with `files.write_atomic`: a full disk or a kill
+  mid-write leaves the previous checkpoint intact and no partial file under a checkpoint's name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 import logging
 import os
 import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -25,13 +34,120 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from vanilla_flash import model as gpt2
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError
+from vanilla_flash.files import PARTIAL, write_atomic
 
 log = logging.getLogger("vanilla_flash.train")
 
-PARTIAL = ".partial-"  # in the name of a checkpoint being written: `.step-000020.ckpt.partial-1234`
-RUN_FILES = ("*.ckpt", "tokenizer.json", "tokenizer.meta.json")
+RUN_FILES = ("*.ckpt", "tokenizer.json", "tokenizer.meta.json", "summary.json")  # in the checkpoint folder
+RUN_OUTPUTS = ("model", "summary.json", "loss.png", "samples.txt", "logs", "tensorboard")  # in run_dir
+LOCK = ".run.lock"
+LOCK_STALE_SECONDS = 300  # a lock from another host not refreshed for this long belongs to a dead run
 # fields a checkpoint must share with the run that resumes it (the tokenizer's: `tokenizer_fields`)
 MODEL_FIELDS = ("model_impl", "model_size", "seq_len", "tokenizer", "lang", "data_source")
+# fields that decide which text is trained on and which is held out for validation
+DATA_FIELDS = ("seed", "val_fraction", "max_docs", "max_bytes")
+
+
+def writable(folder: Path, field: str, what: str) -> None:
+    """Make `folder` if needed and check that a file can be written in it, or a CheckpointError
+    naming the parameter `field` that sets it and saying what goes there (`what`)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test{PARTIAL}{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise CheckpointError(
+            f"cannot write {what} to {folder} ({type(err).__name__}: {err.strerror or err}): nothing was trained. "
+            f"Set {field} to a folder you can write to (on Colab, one on the mounted Drive)."
+        ) from err
+
+
+def check_folders(cfg: TrainConfig) -> None:
+    """Every folder the run writes, checked before any work (`writable`)."""
+    writable(cfg.checkpoints, "ckpt_dir", "checkpoints")
+    writable(Path(cfg.run_dir), "run_dir", "the run's logs, summary, loss curve and model")
+    writable(cfg.token_cache, "cache_dir", "the token cache (by default next to run_dir)")
+
+
+# ---------------------------------------------------------------------------------------------
+# One run per folder
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(*folders: Path):
+    """Hold a lock file in each of `folders` for the duration of the block; refreshed every minute
+    so that a run on another machine (Colab sessions sharing a Drive folder) can tell a live run from
+    a dead one."""
+    held: list[Path] = []
+    stop = threading.Event()
+    try:
+        for folder in dict.fromkeys(Path(f).resolve() for f in folders):
+            held.append(_take_lock(folder))
+
+        def refresh():
+            while not stop.wait(60):
+                for path in held:
+                    with contextlib.suppress(OSError):
+                        os.utime(path)
+
+        threading.Thread(target=refresh, daemon=True, name="run-lock").start()
+        yield
+    finally:
+        stop.set()
+        for path in held:
+            path.unlink(missing_ok=True)
+
+
+def _take_lock(folder: Path) -> Path:
+    path = folder / LOCK
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S}"}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            other = _read_lock(path)
+            if _still_running(other, path):
+                raise CheckpointError(
+                    f"{folder} is in use by another run (host {other['host']}, process {other['pid']}, started "
+                    f"{other['started']}): two runs in one folder would mix their checkpoints. Wait for it to end "
+                    f"or stop it, or give this run its own run_dir and ckpt_dir. If that run is gone, delete {path}."
+                ) from None
+            log.warning("taking over %s: the run that held it (%s) is gone", path, other)
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        return path
+    raise CheckpointError(f"cannot take the lock {path}: other runs keep starting in {folder}")
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        found = json.loads(path.read_text())
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _still_running(lock: dict, path: Path) -> bool:
+    """Whether the run that wrote `lock` is alive: on this host, its process exists (and is not this
+    one, whose earlier run ended without its clean-up); on another, its lock was refreshed lately."""
+    if lock.get("host") == socket.gethostname() and isinstance(lock.get("pid"), int):
+        if lock["pid"] == os.getpid():
+            return False
+        try:
+            os.kill(lock["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return False
+    return bool(lock) and age < LOCK_STALE_SECONDS
 
 
 def checkpoint_bytes(cfg: TrainConfig, vocab_size: int = 65536) -> int:
@@ -42,29 +158,22 @@ def checkpoint_bytes(cfg: TrainConfig, vocab_size: int = 65536) -> int:
 
 
 def prepare(cfg: TrainConfig) -> Path | None:
-    """Make the checkpoint folder safe to train into; return the checkpoint to resume from, if any."""
+    """Make the checkpoint folder safe to train into (`check_folders` has checked it can be written);
+    return the checkpoint to resume from, if any."""
     folder = cfg.checkpoints
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test{PARTIAL}{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise CheckpointError(
-            f"cannot write checkpoints to {folder} ({type(err).__name__}: {err.strerror or err}): nothing was "
-            "trained. Set ckpt_dir to a folder you can write to (on Colab, one on the mounted Drive)."
-        ) from err
-    need, free = checkpoint_bytes(cfg), shutil.disk_usage(folder).free
+    writable(folder, "ckpt_dir", "checkpoints")
+    for partial in folder.glob(f"*{PARTIAL}*"):  # a write that was killed: never a whole checkpoint
+        log.warning("removing %s, a file whose writing was cut short", partial.name)
+        partial.unlink()
+    need, free = checkpoint_bytes(cfg), shutil.disk_usage(folder).free  # after the partial files are gone
     if free < need:
         raise CheckpointError(
             f"{folder} has {free / 2**20:.0f} MiB free, and one checkpoint of this run takes about "
             f"{need / 2**20:.0f} MiB: nothing was trained. Free some space or choose another ckpt_dir."
         )
-    for partial in folder.glob(f"*{PARTIAL}*"):  # a write that was killed: never a whole checkpoint
-        log.warning("removing %s, a checkpoint whose writing was cut short", partial.name)
-        partial.unlink()
     if cfg.resume == "never":
-        _set_aside(folder)
+        _set_aside(folder, RUN_FILES)
+        _set_aside(Path(cfg.run_dir), RUN_OUTPUTS)
         return None
     if cfg.resume != "auto":
         path = Path(cfg.resume)
@@ -74,12 +183,13 @@ def prepare(cfg: TrainConfig) -> Path | None:
     return latest(folder)
 
 
-def _set_aside(folder: Path) -> None:
-    earlier = sorted({p for pattern in RUN_FILES for p in folder.glob(pattern)})
+def _set_aside(folder: Path, patterns: tuple[str, ...]) -> None:
+    """Move an earlier run's files (`patterns`) in `folder` into `folder/replaced-<time>/`."""
+    earlier = sorted({p for pattern in patterns for p in folder.glob(pattern)})
     if not earlier:
         return
     aside = folder / f"replaced-{datetime.datetime.now(datetime.UTC):%Y%m%d-%H%M%S}"
-    aside.mkdir()
+    aside.mkdir(exist_ok=True)
     for path in earlier:
         path.rename(aside / path.name)
     log.warning("resume: never, so this run starts from step 0; the earlier run's %d files in %s were moved to "
@@ -112,27 +222,45 @@ def latest(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def inspect(path: Path, cfg: TrainConfig, vocab_size: int) -> dict:
-    """Read a checkpoint's hyperparameters and refuse one that does not fit this run."""
-    ckpt = read(path)
-    step, saved = int(ckpt["global_step"]), ckpt["hyper_parameters"]
-    old = TrainConfig.from_dict({k: v for k, v in saved["cfg"].items() if k in TrainConfig.__dataclass_fields__})
-    fields = [*MODEL_FIELDS, *(["bpe_vocab_size"] if cfg.tokenizer == "bpe" else [])]
+def saved_config(ckpt: dict) -> TrainConfig:
+    """The training config a checkpoint was written with."""
+    saved = ckpt["hyper_parameters"]["cfg"]
+    return TrainConfig.from_dict({k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
+
+
+def check_fits(path: Path, cfg: TrainConfig) -> TrainConfig:
+    """Refuse, before any work, a checkpoint that does not fit this run: another model, other data,
+    another split of it, another tokenizer. Returns the config it was trained with."""
+    old = saved_config(read(path))
+    fields = [*MODEL_FIELDS, *DATA_FIELDS, *(["bpe_vocab_size"] if cfg.tokenizer == "bpe" else [])]
     for key in fields:
         if getattr(old, key) != getattr(cfg, key):
+            why = (" (it decides which text is held out for validation: another value would train on text the run "
+                   "validated on)" if key in DATA_FIELDS else "")  # fmt: skip
             raise CheckpointError(
-                f"checkpoint {path} is for {key}={getattr(old, key)!r} but this run asks for {getattr(cfg, key)!r}; "
-                "use the same value to resume, or another ckpt_dir (or resume: never) to start a new run"
+                f"checkpoint {path} is for {key}={getattr(old, key)!r} but this run asks for {getattr(cfg, key)!r}"
+                f"{why}; use the same value to resume, or another ckpt_dir (or resume: never) to start a new run"
             )
     dims, was = gpt2.dims(cfg.model_size, **cfg.model_dims), gpt2.dims(old.model_size, **old.model_dims)
     if dims != was:
         raise CheckpointError(f"checkpoint {path} has (n_layer, n_head, n_embd) = {was[:3]}, this run {dims[:3]}")
-    if saved.get("vocab_size") != vocab_size:
-        raise CheckpointError(f"checkpoint {path} has a vocabulary of {saved.get('vocab_size')}, this run {vocab_size}")
     if old.attn != cfg.attn:
         log.warning("checkpoint %s was trained with attention %r; continuing with %r. The weights do not depend "
                     "on the attention backend, so nothing is converted.", path, old.attn, cfg.attn)  # fmt: skip
-    return {"step": step, "attn": old.attn, "path": str(path)}
+    if (old.batch_size, old.accumulate) != (cfg.batch_size, cfg.accumulate):
+        log.warning("checkpoint %s was trained with batch_size %d x accumulate %d, this run takes %d x %d: it reads "
+                    "on from where that run stopped in the same order of blocks (none skipped, none read twice)",
+                    path, old.batch_size, old.accumulate, cfg.batch_size, cfg.accumulate)  # fmt: skip
+    return old
+
+
+def inspect(path: Path, cfg: TrainConfig, vocab_size: int) -> dict:
+    """Once the data is read: refuse a checkpoint of another vocabulary; what the run resumes from."""
+    ckpt = read(path)
+    step, saved = int(ckpt["global_step"]), ckpt["hyper_parameters"]
+    if saved.get("vocab_size") != vocab_size:
+        raise CheckpointError(f"checkpoint {path} has a vocabulary of {saved.get('vocab_size')}, this run {vocab_size}")
+    return {"step": step, "attn": saved_config(ckpt).attn, "path": str(path)}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -143,17 +271,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         path = Path(path)
-        partial = path.with_name(f".{path.name}{PARTIAL}{os.getpid()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(checkpoint, partial)  # straight to disk: a full disk fails here, not after
-            os.replace(partial, path)
-        except OSError as err:
-            partial.unlink(missing_ok=True)
+            write_atomic(path, lambda partial: torch.save(checkpoint, partial))  # a full disk fails in torch.save
+        except (OSError, RuntimeError) as err:  # torch's zip writer reports a full disk as RuntimeError
             kept = sorted(p.name for p in path.parent.glob("*.ckpt"))
+            reason = getattr(err, "strerror", None) or str(err).splitlines()[0][:200]
+            free = shutil.disk_usage(path.parent).free / 2**20
             raise CheckpointError(
-                f"the checkpoint {path.name} could not be written ({type(err).__name__}: {err.strerror or err}). "
-                f"The earlier checkpoints are intact ({', '.join(kept) or 'none yet'}): free space in "
+                f"the checkpoint {path.name} could not be written ({type(err).__name__}: {reason}; {free:.0f} MiB "
+                f"free there). The earlier checkpoints are intact ({', '.join(kept) or 'none yet'}): free space in "
                 f"{path.parent} (or set another ckpt_dir), then run again with resume: auto to continue "
                 "from the last of them."
             ) from err

@@ -133,8 +133,6 @@ def _config(args):
     overrides = _overrides(args.set)
     if not args.config:
         return TrainConfig.from_dict(overrides)
-    if not Path(args.config).is_file():
-        raise ConfigError(f"no config file at {args.config}; the examples are in configs/ and notebooks/params/")
     return TrainConfig.from_yaml(args.config, **overrides)
 
 

@@ -89,9 +89,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path, **overrides) -> TrainConfig:
-        import yaml
-
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = read_yaml(path)
         if isinstance(values.get("train"), dict):  # a notebook parameters file: its `train` section
             values = values["train"]
         return cls.from_dict({**values, **overrides})
@@ -118,10 +116,30 @@ class TrainConfig:
         if self.sample_prompt is None:
             self.sample_prompt = SAMPLE_PROMPTS[self.lang]
 
+    def notes(self) -> list[str]:
+        """What a run with these values does that its author may not expect, in words (said when
+        the run starts; nothing here is refused)."""
+        notes = []
+        if self.warmup_steps > self.max_steps:
+            notes.append(
+                f"warmup_steps ({self.warmup_steps}) is more than max_steps ({self.max_steps}): the learning rate "
+                f"climbs only to {self.max_steps / self.warmup_steps:.0%} of lr ({self.lr:g}) and never decays; "
+                f"set warmup_steps to at most max_steps (e.g. {max(1, self.max_steps // 10)})"
+            )
+        return notes
+
     @property
     def model_dims(self) -> dict:
         """The sizes set by hand (n_layer, n_head, n_embd), to change the preset `model_size`."""
         return {k: v for k in ("n_layer", "n_head", "n_embd") if (v := getattr(self, k)) is not None}
+
+    @property
+    def model_label(self) -> str:
+        """The model in words, for titles: "GPT-2 124M", or its sizes where they differ from the preset."""
+        if not self.model_dims:
+            return f"GPT-2 {self.model_size}"
+        n_layer, n_head, n_embd, _ = gpt2.dims(self.model_size, **self.model_dims)
+        return f"GPT-2 ({n_layer} layers, {n_head} heads, width {n_embd})"
 
     @property
     def checkpoints(self) -> Path:
@@ -130,6 +148,39 @@ class TrainConfig:
     @property
     def token_cache(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.run_dir).parent / "cache"
+
+
+def read_yaml(path) -> dict:
+    """A YAML file of parameters (a mapping of names to values), or a `ConfigError` that names the
+    file and says what is wrong with it: missing, not UTF-8, not YAML, empty, or not a mapping. The
+    one way the project reads a parameters file (the command line, the notebooks)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no config file at {path}; the examples are in configs/ and notebooks/params/")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        byte = f"0x{raw[err.start]:02x}"
+        raise ConfigError(f"{path} line {line}: byte {byte} is not UTF-8; save the file as UTF-8") from err
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}{at}: not valid YAML ({problem}); each line is `name: value`") from err
+    if values is None:
+        raise ConfigError(f"{path} is empty: it should hold `name: value` lines, e.g. `max_steps: 100`")
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{path} holds a YAML {type(values).__name__}, not a mapping of parameters: write one `name: value` "
+            "per line, e.g. `max_steps: 100`"
+        )
+    return values
 
 
 def typed_value(name: str, value, kind: str):
@@ -201,6 +252,8 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
         need(getattr(cfg, name) >= 1, name, "a whole number, at least 1")
     for name in ("warmup_steps", "sample_every", "weight_decay", "grad_clip"):
         need(getattr(cfg, name) >= 0, name, "0 or more")
+    need(cfg.sample_prompt is None or bool(cfg.sample_prompt.strip()), "sample_prompt",
+         "some words to start the generated text from, or null for a line in the run's language")  # fmt: skip
     need(cfg.lr > 0, "lr", "a learning rate above 0, e.g. 6e-4")
     need(0 <= cfg.min_lr <= cfg.lr, "min_lr", f"from 0 to lr ({cfg.lr})")
     need(all(0 <= b < 1 for b in cfg.betas), "betas", "two numbers from 0 up to, not including, 1")

@@ -3,7 +3,7 @@
 - `load_documents()` reads `wikimedia/wikisource` from the Hugging Face hub (streamed, cut at a
   document or byte budget, so a Colab T4 downloads only what the run needs) or the sample shipped in
   `data/wikisource-sample/` through the same `datasets` code path and columns (`id`, `url`, `title`,
-  `text`).
+  `text`); `check_json_lines()` names the first bad line of the sample before `datasets` reads it.
 - `clean()` is the light cleaning the corpus needs; `split()` puts each document in train or
   validation by a seeded hash of its id, never both.
 - `tokenizer()` gives GPT-2's byte-level BPE from the files in `data/gpt2-bpe/` (no network) or a
@@ -28,6 +28,7 @@ import numpy as np
 
 from vanilla_flash.config import WIKISOURCE_CONFIGS, TrainConfig
 from vanilla_flash.errors import DataError
+from vanilla_flash.files import write_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def load_documents(
         if not path.is_file() or path.stat().st_size == 0:
             raise DataError(f"{path} is missing or empty: it should hold one JSON document per line with the "
                             "columns id, url, title, text (restore it with `git checkout data/`)")  # fmt: skip
+        check_json_lines(path)
         try:
             rows = datasets.load_dataset("json", data_files=str(path), split="train")
         except Exception as err:  # datasets reads a file it cannot parse as a bare error
@@ -90,9 +92,12 @@ def load_documents(
             raise DataError(_offline_hint(lang, err)) from err
     else:
         raise DataError(f"data source {source!r} is not one of: sample, hub")
-    docs, total = [], 0
+    docs, total, skipped = [], 0, 0
     try:
         for row in rows:
+            if not isinstance(row.get("text"), str) or row.get("id") is None:
+                skipped += 1  # a Hub row without text or id (the sample's rows are checked before loading)
+                continue
             text = clean(row["text"])
             if not text:
                 continue
@@ -104,10 +109,43 @@ def load_documents(
         if source == "hub":
             raise DataError(_offline_hint(lang, err)) from err
         raise
+    if skipped:
+        log.warning("skipped %d row(s) of %s (%s) without a 'text' string or an 'id'", skipped, source, lang)
     if not docs:
         raise DataError(f"no usable documents in {source} ({lang})")
     log.info("loaded %d documents (%.1f MB) from %s/%s", len(docs), total / 1e6, source, lang)
     return docs
+
+
+def check_json_lines(path: Path) -> None:
+    """A JSON-lines data file, checked line by line before `datasets` reads it: each line UTF-8, one
+    JSON object, with a string `text` and an `id`. The first bad line is named with its number and the fix."""
+    columns = "each line must be one JSON object with the columns id, url, title, text"
+    shipped = path.resolve().is_relative_to(SAMPLE_DIR)
+    restore = " (restore the shipped one with `git checkout data/`)" if shipped else ""
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, 1):
+            where = f"{path} line {number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                column = len(raw[: err.start].decode("utf-8")) + 1
+                raise DataError(
+                    f"{where}: byte 0x{raw[err.start]:02x} at column {column} is not UTF-8; save the file as UTF-8"
+                    f"{restore}"
+                ) from err
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.strip())
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: not valid JSON ({err.msg}: column {err.colno}); {columns}") from err
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: not a JSON object; {columns}")
+            if not isinstance(row.get("text"), str):
+                raise DataError(f"{where}: no 'text' field (a string); {columns}")
+            if row.get("id") in (None, ""):
+                raise DataError(f"{where}: no 'id' field; {columns}")
 
 
 def _offline_hint(lang: str, err: Exception) -> str:
@@ -194,7 +232,14 @@ def tokenizer(kind: str = "gpt2", *, path: str | os.PathLike | None = None):
     elif kind == "bpe":
         if not path or not Path(path).exists():
             raise DataError(f"no trained tokenizer at {path}; train one with `train_bpe()` first")
-        tok = PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token=EOS, bos_token=EOS, unk_token=EOS)
+        try:
+            tok = PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token=EOS, bos_token=EOS, unk_token=EOS)
+        except Exception as err:  # tokenizers reads a damaged file as a bare Exception
+            raise DataError(
+                f"{path} cannot be read as a tokenizer ({err}): it was cut short or damaged, e.g. a session died "
+                "while it was written. Delete it and train a new one (`train_bpe()`, or a run that does not resume); "
+                "a run that resumes checkpoints needs this exact file back, from a copy."
+            ) from err
     else:
         raise DataError(f"tokenizer {kind!r} is not one of: gpt2, bpe")
     tok.model_max_length = 10**9  # we pack documents ourselves; silence the 1024-token warning
@@ -211,7 +256,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, path: str | os.PathLike):
                             show_progress=False)  # fmt: skip
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    bpe.save(str(path))
+    write_atomic(path, lambda partial: bpe.save(str(partial)))
     return tokenizer("bpe", path=path)
 
 
@@ -284,13 +329,19 @@ def pack(docs: list[dict], tok, seq_len: int, cache_dir: str | os.PathLike | Non
         raise DataError(f"{len(ids)} tokens do not fill one block of {seq_len}; use more data or a shorter seq_len")
     blocks = np.asarray(ids[: n_blocks * seq_len], dtype=dtype).reshape(n_blocks, seq_len)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, blocks)
-        tmp.replace(cache)  # atomic: a killed run never leaves half a cache file
-        facts = {"documents": len(docs), "tokens": len(ids), "seq_len": seq_len, "tokenizer": fingerprint(tok)}
-        cache.with_suffix(".json").write_text(json.dumps(facts))
+        try:  # the cache saves time only: a folder that cannot take it does not stop the run
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cache, lambda partial: _save_npy(partial, blocks))
+            facts = {"documents": len(docs), "tokens": len(ids), "seq_len": seq_len, "tokenizer": fingerprint(tok)}
+            write_text_atomic(cache.with_suffix(".json"), json.dumps(facts))
+        except OSError as err:
+            log.warning("the token cache %s could not be written (%s); going on without it", cache, err)
     return blocks
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as f:  # a file object: np.save adds ".npy" to a name that does not end in it
+        np.save(f, array)
 
 
 def compare_tokenizers(lang: str = "vi", vocab_size: int = 4096, seed: int = 1234, source: str = "sample") -> dict:

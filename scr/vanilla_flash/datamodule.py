@@ -32,6 +32,7 @@ from vanilla_flash.data import (
     train_bpe,
 )
 from vanilla_flash.errors import CheckpointError, DataError
+from vanilla_flash.files import write_text_atomic
 
 log = logging.getLogger("vanilla_flash.data")
 
@@ -74,6 +75,7 @@ class WikisourceData(L.LightningDataModule):
         super().__init__()
         self.cfg, self.resuming = cfg, resuming
         self.samples_seen = 0  # per rank, restored from a checkpoint
+        self.resumed_step = 0  # the step of that checkpoint
         self.tokenizer = None
         self.stats: dict = {}
 
@@ -108,24 +110,38 @@ class WikisourceData(L.LightningDataModule):
     def _trained_tokenizer(self, train_docs: list[dict]):
         """The run's byte-level BPE: the one saved beside the checkpoints if it was trained for this
         very run (same language, data, vocabulary size, split), else a new one. A resumed run whose
-        saved tokenizer was trained otherwise is refused: its token ids would mean other things."""
+        saved tokenizer was trained otherwise, or is cut short or damaged, is refused: its checkpoints'
+        token ids depend on it (a run that resumes nothing trains a new one). Both files are written
+        atomically."""
         path = self.tokenizer_path()
         meta = path.with_name("tokenizer.meta.json")
         wanted = tokenizer_fields(self.cfg)
-        saved = json.loads(meta.read_text()) if meta.exists() else None
+        try:
+            saved = json.loads(meta.read_text())
+        except (OSError, ValueError):  # none yet, or cut short (written in place before it was atomic)
+            saved = None
         if path.exists() and saved == wanted:
-            return tokenizer("bpe", path=path)
-        if path.exists() and self.resuming:
+            try:
+                return tokenizer("bpe", path=path)
+            except DataError as err:
+                damaged = f"{path} was cut short or damaged ({err.__cause__}), e.g. a session died while it was written"
+                if self.resuming:
+                    raise DataError(
+                        f"{damaged}. The checkpoint this run resumes holds token ids of that exact tokenizer: "
+                        "restore tokenizer.json from a copy, or start a new run (resume: never, or another ckpt_dir)."
+                    ) from err
+                log.warning("%s; no checkpoint is resumed, so nothing depends on it yet: training a new one", damaged)
+        elif path.exists() and self.resuming:
             differ = {k: (saved or {}).get(k, "unrecorded") for k in wanted if (saved or {}).get(k) != wanted[k]}
             raise CheckpointError(
                 f"the tokenizer saved in {path.parent} was trained with {differ}, this run asks for "
                 f"{ {k: wanted[k] for k in differ} }: its checkpoints' token ids would mean other things. Resume "
                 "with the values it was trained with, or start a new run (resume: never, or another ckpt_dir)."
             )
-        if path.exists():
+        elif path.exists():
             log.warning("the tokenizer in %s was trained for another run (%s); training a new one", path, saved)
         trained = train_bpe((d["text"] for d in train_docs), self.cfg.bpe_vocab_size, path)
-        meta.write_text(json.dumps(wanted, indent=1) + "\n")
+        write_text_atomic(meta, json.dumps(wanted, indent=1) + "\n")
         return trained
 
     def _documents(self) -> tuple[list[dict], str]:
@@ -158,9 +174,11 @@ class WikisourceData(L.LightningDataModule):
         return DataLoader(Blocks(self.val_blocks), batch_size=self.cfg.batch_size, shuffle=False)
 
     def state_dict(self) -> dict:
-        steps = self.trainer.global_step if self.trainer else 0
-        return {"samples_seen": steps * self.cfg.accumulate * self.cfg.batch_size,
-                "tokenizer_fingerprint": self.stats.get("tokenizer_fingerprint")}  # fmt: skip
+        """Blocks read so far (per rank): those of the run resumed from, then this run's steps at its own
+        batch size (a run may resume with another batch_size or accumulate and read on exactly)."""
+        step = self.trainer.global_step if self.trainer else 0
+        seen = self.samples_seen + (step - self.resumed_step) * self.cfg.accumulate * self.cfg.batch_size
+        return {"samples_seen": seen, "step": step, "tokenizer_fingerprint": self.stats.get("tokenizer_fingerprint")}
 
     def load_state_dict(self, state: dict) -> None:
         saved = state.get("tokenizer_fingerprint")
@@ -172,3 +190,6 @@ class WikisourceData(L.LightningDataModule):
                 "to the checkpoint), or start a new run in another ckpt_dir."
             )
         self.samples_seen = state["samples_seen"]
+        # checkpoints written before "step" was saved were all read at the batch size of their own run
+        per_step = self.cfg.accumulate * self.cfg.batch_size
+        self.resumed_step = state.get("step", self.samples_seen // per_step)

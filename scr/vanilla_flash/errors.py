@@ -25,6 +25,10 @@ class CheckpointError(VanillaFlashError, RuntimeError):
     """A checkpoint cannot be resumed; the message says why and what to do."""
 
 
+class TrainingError(VanillaFlashError, RuntimeError):
+    """A run cannot go on (its loss diverged); the message says what to change."""
+
+
 class BuildError(VanillaFlashError, RuntimeError):
     """A build or install step failed; the message says which and where its log is."""
 

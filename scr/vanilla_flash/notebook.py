@@ -3,8 +3,11 @@ papermill runner behind `make run-<target>` (`run()`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from vanilla_flash import env, targets
@@ -82,9 +85,9 @@ def show_source(obj, language: str = "python") -> None:
 
 def params(target: str) -> dict:
     """The parameters of notebooks/params/<target>.yaml (what papermill injects for that target)."""
-    import yaml
+    from vanilla_flash.config import read_yaml
 
-    return yaml.safe_load((repo_root() / targets.get(target).params).read_text())
+    return read_yaml(repo_root() / targets.get(target).params)
 
 
 def limit_gpu_memory(gib: float | None) -> None:
@@ -108,8 +111,107 @@ def colab_params(target: str) -> dict:
     if env.capability() is None:
         print(f"No GPU in this Colab runtime: running with the CPU parameters, not {target}'s. For the GPU "
               "run choose Runtime > Change runtime type > T4 GPU, then run all cells again.")  # fmt: skip
-        return params("cpu")
-    return params(target)
+        return checked_params(params("cpu"))
+    return checked_params(params(target))
+
+
+@dataclass
+class NotebookParams:
+    """The parameters every notebook takes: the names of its `parameters` cell, as notebooks/params/*.yaml
+    writes them, with their types. `train` is checked as a `TrainConfig`, `benchmark` as `BenchmarkParams`."""
+
+    target: str  # cpu, t4, ampere, hopper: whose file fills in what a partial section leaves out
+    fa1_archs: list[str]
+    fa1_source: str | None
+    fa1_head_dims: list[int] | None
+    fa1_extensions: list[str]
+    fa2_source: str | None
+    fa2_archs: list[str] | None
+    fa2_head_dims: list[int] | None
+    gpu_memory_gib: float | None
+    train: dict
+    benchmark: dict
+
+
+@dataclass
+class BenchmarkParams:
+    """The `benchmark` section, read by 04_benchmark: the attention grid (`bench_attention.run`) and
+    the GPT-2 training grid (`bench_training.train_grid`, in the first of `dtypes`)."""
+
+    seq_lens: list[int]
+    head_dims: list[int]
+    dtypes: list[str]
+    tokens: int
+    hidden: int
+    repeats: int
+    train_size: str
+    train_seq_lens: list[int]
+    train_tokens: int
+    train_steps: int
+
+
+PARAMETERS = tuple(f.name for f in dataclasses.fields(NotebookParams))
+
+
+def _typed(name: str, value, kind: str):
+    """`config.typed_value` (the training config's one rule), and for `list[X]` each item as an X."""
+    from vanilla_flash.config import typed_value
+
+    item = re.search(r"list\[(\w+)\]", kind)
+    value = typed_value(name, value, re.sub(r"list\[\w+\]", "list", kind))
+    if item and isinstance(value, list):
+        value = [typed_value(f"{name}[{i}]", v, item.group(1)) for i, v in enumerate(value)]
+    return value
+
+
+def _checked_fields(section: str, declared, values: dict) -> dict:
+    """`values` typed as the dataclass `declared` says, or one ConfigError naming every bad field."""
+    fields = {f.name: f.type for f in dataclasses.fields(declared)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown {section} parameters: {', '.join(unknown)}; known: {', '.join(fields)}")
+    checked, problems = {}, []
+    for name, value in values.items():
+        try:
+            checked[name] = _typed(name, value, fields[name])
+        except ConfigError as err:
+            problems.append(str(err))
+    if problems:
+        raise ConfigError(f"{section} parameters that cannot be used:\n- " + "\n- ".join(problems))
+    return checked
+
+
+def _completed(section: str, given: dict, defaults: dict, target: str) -> dict:
+    """`given` over the target's `defaults`; a line that says so when the parameters left fields out."""
+    left_out = [k for k in defaults if k not in given]
+    if left_out:
+        named, file = ", ".join(given) or "no field", targets.get(target).params
+        print(f"{section}: {named} from the parameters, the other {len(left_out)} fields from {file}")
+    return {**defaults, **given}
+
+
+def checked_params(raw: dict) -> dict:
+    """The notebook parameters `raw` (from papermill's -p/-y, from `--set` through `with_overrides`, from
+    Colab's file, or from the parameters cell itself) checked before any work: an unknown name or a value
+    of the wrong type is a `ConfigError` naming it, in the training config's words (`config.typed_value`;
+    `train` must make a valid `TrainConfig`). A partial `train` or `benchmark` section (``-y "train:
+    {max_steps: 10}"``) is completed from the target's parameters file, with a printed line saying so.
+    Returns the parameters, each value of its declared type."""
+    from vanilla_flash.config import TrainConfig
+
+    top = _checked_fields("notebook", NotebookParams, raw)
+    target = top.get("target")
+    if target not in targets.TARGETS:
+        allowed = f"{target!r} is not allowed; choose one of: {', '.join(targets.TARGETS)}"
+        raise ConfigError(f"notebook parameters that cannot be used:\n- target: {allowed}")
+    defaults = params(target)
+    top = {**{k: v for k, v in defaults.items() if k not in top}, **top}  # what `raw` leaves out
+    train = _completed("train", top["train"], defaults["train"], target)
+    cfg = TrainConfig.from_dict(train)  # refuses an unknown field or a bad value by name
+    top["train"] = {k: list(v) if isinstance(v := getattr(cfg, k), tuple) else v for k in train}
+    benchmark = _completed("benchmark", top["benchmark"], defaults["benchmark"], target)
+    top["benchmark"] = _checked_fields("benchmark", BenchmarkParams, benchmark)
+    return top
 
 
 def verify(backend: str, target: str | None = None) -> list:
@@ -131,12 +233,13 @@ def verify(backend: str, target: str | None = None) -> list:
 
 
 def with_overrides(parameters: dict, overrides: dict, target: str) -> dict:
-    """`parameters` with dotted `overrides` ({"train.max_steps": 50}) applied, each checked first: a
-    key the parameters file does not have (or, under `train`, no training field) is refused by name,
-    and the training section must make a valid `TrainConfig`, before any notebook runs."""
+    """`parameters` with dotted `overrides` ({"train.max_steps": 50}) applied and checked
+    (`checked_params`), before any notebook runs: a key the parameters file does not have (or, under
+    `train` or `benchmark`, no field of that section) is refused by name, and so is a value of the
+    wrong type."""
     from vanilla_flash.config import TrainConfig
 
-    known_train = set(TrainConfig.__dataclass_fields__)
+    known = {"train": set(TrainConfig.__dataclass_fields__), "benchmark": set(BenchmarkParams.__dataclass_fields__)}
     for dotted, value in overrides.items():
         *parents, key = dotted.split(".")
         section = parameters
@@ -145,12 +248,11 @@ def with_overrides(parameters: dict, overrides: dict, target: str) -> dict:
                 raise ConfigError(f"--set {dotted}: {target}.yaml has no section {name!r}; its keys: "
                                   f"{', '.join(parameters)}")  # fmt: skip
             section = section[name]
-        allowed = known_train if parents == ["train"] else set(section)
+        allowed = known.get(".".join(parents), set(section))
         if key not in allowed:
             raise ConfigError(f"--set {dotted}: no such parameter; choose from: {', '.join(sorted(allowed))}")
         section[key] = value
-    TrainConfig.from_dict(dict(parameters.get("train", {})))  # refuses a bad value by name, now
-    return parameters
+    return checked_params(parameters)
 
 
 def _local_kernel():

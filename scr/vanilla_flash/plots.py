@@ -11,6 +11,8 @@ import csv
 import math
 from pathlib import Path
 
+from vanilla_flash.files import write_atomic
+
 
 def read_metrics(logs_dir: str | Path) -> list[dict]:
     """Rows of every `session-N/metrics.csv` under `logs_dir`, one history: where a later session
@@ -56,7 +58,7 @@ def save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
+    write_atomic(path, lambda partial: fig.savefig(partial, format=path.suffix.lstrip(".") or "png"))
     pyplot().close(fig)
     return path
 

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 from vanilla_flash import plots
+from vanilla_flash.config import TrainConfig
 
 BACKEND_ORDER = ["eager", "sdpa_math", "sdpa", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1",
                  "flash_attn_2", "flash_attn_4", "auto"]  # fmt: skip
@@ -258,9 +259,8 @@ def render(paths: list, out_dir) -> list[Path]:
     if runs:
         first = json.loads((Path(runs[0]) / "summary.json").read_text())
         hardware = _hardware(first)
-        made.append(
-            runs_plot(runs, out_dir / "train_loss_curves.png", f"GPT-2 {first['config']['model_size']} — {hardware}")
-        )
+        label = TrainConfig.from_dict(first["config"]).model_label
+        made.append(runs_plot(runs, out_dir / "train_loss_curves.png", f"{label} — {hardware}"))
         summary.append(f"## training runs\n\n{hardware}\n\n{runs_table(runs)}\n")
     for path in [p for p in paths if p not in runs]:
         result = load(path)

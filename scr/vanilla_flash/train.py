@@ -1,13 +1,15 @@
 """Train GPT-2 on Wikisource with PyTorch Lightning: the module and the run.
 
-`train(cfg)` wires the pieces. Before any work it checks that the attention backend runs here and
-that the checkpoint folder is safe to write (`vanilla_flash.checkpoints`), and stops, changing
-nothing, if the checkpoint to resume from has reached `max_steps` already. Then
+`train(cfg)` wires the pieces. Before any work it checks that the attention backend runs here, that
+every folder it writes can be written and is used by no other run, and that the checkpoint to
+resume from fits the run (`vanilla_flash.checkpoints`); it stops, changing nothing and showing the
+finished run's summary, if that checkpoint has reached `max_steps` already. Then
 `datamodule.WikisourceData` (documents, tokenizer, packed blocks in a resumable order), `GPT2Module` (the
 model with the chosen attention backend and its optimizer), the callbacks of
 `vanilla_flash.callbacks`, checkpoints every `ckpt_every` steps and `last.ckpt` (written atomically,
 resumed automatically), and at the end a summary (`run_dir/summary.json`) and the loss curve
-(`run_dir/loss.png`).
+(`run_dir/loss.png`). A loss that is not finite stops the run before a checkpoint of it is written;
+Ctrl-C stops it after the step under way, with a checkpoint (`vanilla_flash.callbacks`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -28,9 +31,10 @@ import torch
 
 from vanilla_flash import attention, checkpoints, datamodule, env, flops, machine_report, plots, precision
 from vanilla_flash import model as gpt2
-from vanilla_flash.callbacks import Samples, Throughput
+from vanilla_flash.callbacks import Samples, SaveOnInterrupt, StopOnNonFiniteLoss, Throughput
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import ConfigError
+from vanilla_flash.files import write_folder_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,27 @@ class GPT2Module(L.LightningModule):
         else:
             raise ValueError(f"model_impl {self.cfg.model_impl!r} is not one of: hf, vanilla, flash_attn")
         self.flops_per_token = flops.model_flops_per_token(self.net, self.cfg.seq_len)
+        self.attention = self.cfg.attn  # the backend that runs: `train` resolves `auto` for the run's machine
+
+    def resolve_attention(self, machine: env.Machine, prec: str) -> str:
+        """The backend the run's attention calls go to: `attn`, or the one `auto` picks for this machine,
+        precision and head dim (recorded in the summary and the checkpoints)."""
+        cfg, dims = self.cfg, self.net.config
+        if cfg.attn == "auto":
+            dtype = precision.autocast_dtype(prec) or torch.float32
+            self.attention = attention.pick(machine, dtype, dims.n_embd // dims.n_head, cfg.seq_len,
+                                            dropout=cfg.dropout > 0, compiled=cfg.compile)  # fmt: skip
+        return self.attention
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """What a finished run's summary needs, kept in its checkpoints (`_nothing_to_do` reads it)."""
+        trainer = self.trainer
+        loss = trainer.callback_metrics.get("train/loss")
+        checkpoint["vanilla_flash"] = {
+            "attention": self.attention,
+            "precision": trainer.precision,
+            "train/loss": None if loss is None else float(loss),
+        }
 
     def configure_model(self) -> None:
         if self.cfg.compile and not getattr(self, "_compiled", False):
@@ -141,11 +166,8 @@ def resolve_precision(cfg: TrainConfig, machine: env.Machine) -> str:
 
 
 def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
-    """Train, checkpoint, plot; returns a summary (also written to run_dir/summary.json).
-    `callbacks` are added to the Trainer's own."""
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
-
+    """Train, checkpoint, plot; returns a summary (also written to run_dir/summary.json and beside
+    the checkpoints). `callbacks` are added to the Trainer's own."""
     started = time.time()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     machine = env.probe()
@@ -155,7 +177,28 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         log.info(fixed)
     prec = resolve_precision(cfg, machine)
     _check_attention(cfg, machine, prec)
-    resume = checkpoints.prepare(cfg)  # before any work: a folder it can write to, and what to resume
+    for note in cfg.notes():
+        log.warning(note)
+        print(f"NOTE: {note}", flush=True)
+    checkpoints.check_folders(cfg)
+    if not _launched_rank():  # Lightning's DDP launcher runs this again in each further process
+        with checkpoints.one_run_at_a_time(cfg.checkpoints, Path(cfg.run_dir)):
+            return _train(cfg, callbacks, machine, prec, started)
+    return _train(cfg, callbacks, machine, prec, started)
+
+
+def _launched_rank() -> bool:
+    """Whether this process is one that Lightning's launcher started for a further device or node."""
+    return any(int(os.environ.get(name, "0") or 0) for name in ("LOCAL_RANK", "NODE_RANK"))
+
+
+def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec: str, started: float) -> dict:
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    resume = None if _launched_rank() and cfg.resume == "never" else checkpoints.prepare(cfg)
+    if resume:
+        checkpoints.check_fits(resume, cfg)
     if resume and (done := checkpoints.step_of(resume)) >= cfg.max_steps:
         return _nothing_to_do(cfg, resume, done)
     dm = datamodule.WikisourceData(cfg, resuming=resume is not None)
@@ -163,6 +206,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     resumed_from = checkpoints.inspect(resume, cfg, dm.stats["vocab_size"]) if resume else None
     module = GPT2Module(dataclasses.asdict(cfg), vocab_size=dm.stats["vocab_size"],
                         tokenizer_fingerprint=dm.stats["tokenizer_fingerprint"])  # fmt: skip
+    module.resolve_attention(machine, prec)
     run_dir = Path(cfg.run_dir)
     session = len(list((run_dir / "logs").glob("session-*"))) if (run_dir / "logs").exists() else 0
     loggers = [CSVLogger(run_dir, name="logs", version=f"session-{session}")]
@@ -173,8 +217,9 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     saver = ModelCheckpoint(dirpath=cfg.checkpoints, filename="step-{step:06d}", every_n_train_steps=cfg.ckpt_every,
                             save_last=True, save_top_k=-1, auto_insert_metric_name=False,
                             enable_version_counter=False)  # one run per folder: no last-v1.ckpt  # fmt: skip
-    samples = Samples(cfg, dm.tokenizer)
-    callbacks = [saver, Throughput(cfg, flops.peak_flops(machine.gpu_name)), samples, *(callbacks or [])]
+    samples, interrupt = Samples(cfg, dm.tokenizer), SaveOnInterrupt()
+    callbacks = [StopOnNonFiniteLoss(cfg), interrupt, saver, Throughput(cfg, flops.peak_flops(machine.gpu_name)),
+                 samples, *(callbacks or [])]  # fmt: skip
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every)))
     with _lightning_quieted():
@@ -185,7 +230,12 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         summary = summarize(cfg, trainer, dm, module, machine, prec, resumed_from, samples.last_text,
                             time.time() - started)  # fmt: skip
         if cfg.model_impl in ("hf", "vanilla"):  # a transformers checkpoint: GPT2LMHeadModel.from_pretrained
-            module.net.save_pretrained(Path(cfg.run_dir) / "model")
+            write_folder_atomic(Path(cfg.run_dir) / "model", module.net.save_pretrained)
+    if interrupt.saved:
+        step, path = interrupt.saved
+        summary["interrupted_at"] = step
+        print(f"Interrupted: step {step} is saved in {path}. To continue, run the same command (or notebook cell) "
+              "again with resume: auto.", flush=True)  # fmt: skip
     return summary
 
 
@@ -199,13 +249,28 @@ def _check_attention(cfg: TrainConfig, machine: env.Machine, prec: str) -> None:
 
 
 def _nothing_to_do(cfg: TrainConfig, resume: Path, done: int) -> dict:
-    """A resumed run that has reached max_steps already: say so, change nothing, return its summary."""
+    """A resumed run that has reached max_steps already: say so, change nothing, return the finished
+    run's summary: run_dir's, else the copy beside the checkpoints (a Colab session's run_dir is gone
+    with the session, its checkpoints on Drive are not), else what the checkpoint itself holds."""
     note = (f"nothing to train: {resume} is at step {done} and max_steps is {cfg.max_steps}; set max_steps above "
-            f"{done} to train on. Nothing was changed.")  # fmt: skip
+            f"{done} to train on. Nothing was changed; this is the finished run's summary.")  # fmt: skip
     print(note, flush=True)
-    path = Path(cfg.run_dir) / "summary.json"
-    summary = json.loads(path.read_text()) if path.exists() else {"steps": done}
-    return {**summary, "note": note}
+    for path in (Path(cfg.run_dir) / "summary.json", cfg.checkpoints / "summary.json"):
+        if path.exists() and (summary := json.loads(path.read_text())).get("steps") == done:
+            return {**summary, "note": note}
+    ckpt = checkpoints.read(resume)
+    old = checkpoints.saved_config(ckpt)
+    finished = ckpt.get("vanilla_flash", {})
+    summary = {key: None for key in SUMMARY_KEYS} | {
+        "config": dataclasses.asdict(old),
+        "attention": finished.get("attention", old.attn),
+        "precision": finished.get("precision"),
+        "steps": done,
+        "data": {"source": old.data_source},
+        "final": {"train/loss": finished.get("train/loss"), "val/loss": None, "val/ppl": None},
+        "sample": "",
+    }
+    return {**summary, "note": note + f" (rebuilt from {resume.name}: run_dir holds no summary of it)"}
 
 
 class _NoTips(logging.Filter):
@@ -257,11 +322,7 @@ def _trainer(cfg: TrainConfig, prec: str, loggers: list, callbacks: list) -> L.T
 def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, seconds) -> dict:
     run_dir = Path(cfg.run_dir)
     history = plots.read_metrics(run_dir / "logs")
-    head_dim = module.net.config.n_embd // module.net.config.n_head
-    dtype = precision.autocast_dtype(prec) or torch.float32
-    chosen = cfg.attn
-    if chosen == "auto":
-        chosen = attention.pick(machine, dtype, head_dim, cfg.seq_len, dropout=cfg.dropout > 0, compiled=cfg.compile)
+    chosen = module.attention
     perf = [r for r in history if r.get("perf/tokens_per_s")]
     steady = perf[len(perf) // 2 :] or perf  # the second half: after warm-up and compilation
     summary = {
@@ -281,9 +342,18 @@ def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, sec
         "sample": sample,
         "seconds": round(seconds, 1),
     }
-    plots.loss_curve(history, run_dir / "loss.png", title=f"GPT-2 {cfg.model_size}, {chosen}, {prec}")
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
+    assert set(summary) == set(SUMMARY_KEYS)
+    plots.loss_curve(history, run_dir / "loss.png", title=f"{cfg.model_label}, {chosen}, {prec}")
+    text = json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
+    for path in (run_dir / "summary.json", cfg.checkpoints / "summary.json"):  # the second outlives a Colab session
+        write_text_atomic(path, text)
     return summary
+
+
+SUMMARY_KEYS = (
+    "config", "environment", "precision", "attention", "parameters", "steps", "world_size", "resumed_from", "data",
+    "final", "tokens_per_s", "mfu", "peak_mem_gib", "sample", "seconds",
+)  # fmt: skip
 
 
 def _last(rows: list[dict], key: str):
