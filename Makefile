@@ -112,7 +112,7 @@ format: install ## ruff: fix what can be fixed, format
 
 # flash-attn 1.0.9's and 2.8.3's sources, for the CPU tests that load the same weights into 1.x's GPT
 # and into transformers' (tests/test_fa_gpt.py) and that edit the real build files the way
-# vanilla_flash.builds does (tests/test_install.py); fetched once, here, because the tests stay offline.
+# vanilla_flash.build.sources does (tests/test_install.py); fetched once, here, because the tests stay offline.
 FA1_SOURCE := $(VENV)/src/flash-attn-1.0.9
 FA2_SOURCE := $(VENV)/src/flash-attn-2.8.3
 $(FA1_SOURCE)/setup.py: | $(VENV)/.installed

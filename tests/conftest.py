@@ -2,7 +2,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Triton kernels (vanilla_flash.loss_kernel) run in Triton's interpreter here: it must be on before
+# Triton kernels (vanilla_flash.models.loss_kernel) run in Triton's interpreter here: it must be on before
 # triton is first imported, for triton's own library functions are made then
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -33,7 +33,7 @@ def _seed():
 
 def tiny_run(tmp_path, **kw):
     """A `TrainConfig` of a few seconds on CPU (tiny GPT-2, trained BPE of 300, the shipped sample)."""
-    from vanilla_flash.config import TrainConfig
+    from vanilla_flash.training.config import TrainConfig
 
     values = dict(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
                   bpe_vocab_size=300, model_size="tiny", seq_len=32, batch_size=4, max_steps=10, warmup_steps=2,

@@ -4,8 +4,10 @@ import types
 
 import pytest
 import torch
-from vanilla_flash import attention, check
-from vanilla_flash.attention import AttentionError, attend
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.attention import sdpa
+from vanilla_flash.attention.registry import AttentionError, attend
+from vanilla_flash.bench import check
 
 CPU_BACKENDS = ["sdpa", "sdpa_math", "sdpa_flash", "auto"]
 SHAPES = [(2, 2, 64, 16), (1, 4, 33, 32), (3, 1, 7, 64), (2, 12, 128, 64)]
@@ -94,7 +96,7 @@ def test_the_check_fails_a_wrong_backend(monkeypatch):
     wrong = attention.get("sdpa_math")
 
     def ignores_causal(module, q, k, v, mask, dropout=0.0, scaling=None, is_causal=None, **kw):
-        return attention._eager_forward(module, q, k, v, None, dropout, scaling, is_causal=False)
+        return sdpa.eager_forward(module, q, k, v, None, dropout, scaling, is_causal=False)
 
     monkeypatch.setitem(attention._REGISTRY, "sdpa_math", type(wrong)(**{**wrong.__dict__, "forward": ignores_causal}))
     rows = check.check_kernels(["sdpa_math"], [torch.float32], check.CPU_SHAPES[:1])
@@ -122,7 +124,7 @@ def test_plain_causal_attention_gets_no_mask_tensor_and_everything_else_gets_tra
 
 def test_compiled_transformers_gpt2_sends_no_mask_to_our_sdpa_backends(monkeypatch):
     import transformers.integrations.sdpa_attention as sdpa_integration
-    from vanilla_flash import model as gpt2
+    from vanilla_flash.models import gpt2
 
     seen = []
     real = sdpa_integration.sdpa_attention_forward
@@ -187,7 +189,7 @@ def test_an_installed_flash_attn_that_fails_to_import_is_not_available_and_auto_
     monkeypatch.setattr(attention, "_this_machine", lambda: broken)
     attention._auto_choice.cache_clear()
     monkeypatch.setattr(attention, "_SAID_BROKEN", set())
-    with caplog.at_level("WARNING", logger="vanilla_flash.attention"):
+    with caplog.at_level("WARNING", logger="vanilla_flash.attention.registry"):
         assert attention._auto_choice(torch.bfloat16, 64, False, True, False) == "sdpa_cudnn"
         assert attention._auto_choice(torch.bfloat16, 64, False, True, False) == "sdpa_cudnn"
         assert attention._auto_choice(torch.float16, 128, False, True, False) == "sdpa_cudnn"
@@ -209,7 +211,7 @@ def test_a_library_that_raises_something_other_than_import_error_is_explained(mo
     import builtins
     import sys
 
-    from vanilla_flash import flash_attn_backends
+    from vanilla_flash.attention import flash_attn
 
     real_import = builtins.__import__
 
@@ -220,9 +222,9 @@ def test_a_library_that_raises_something_other_than_import_error_is_explained(mo
 
     monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
     monkeypatch.setattr(builtins, "__import__", broken)
-    monkeypatch.setattr(flash_attn_backends, "dist_version", lambda name: "4.0.0b4")
+    monkeypatch.setattr(flash_attn, "dist_version", lambda name: "4.0.0b4")
     with pytest.raises(AttentionError, match="flash-attn-4 4.0.0b4 is installed but cannot be imported.*ThrMma"):
-        flash_attn_backends.import_flash_attn(4)
+        flash_attn.import_flash_attn(4)
 
 
 def test_a_call_the_installed_build_has_no_kernel_for_is_refused_before_the_call(monkeypatch):

@@ -5,7 +5,10 @@ import csv
 import json
 
 import torch
-from vanilla_flash import attention, bench_attention, cli, report
+from vanilla_flash import cli
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.bench import attention as bench_attention
+from vanilla_flash.results import report
 
 TINY = dict(seq_lens=(32, 64), head_dims=(16,), causal_opts=(True, False), dtypes=("float32",), tokens=128,
             hidden=32, repeats=2)  # fmt: skip

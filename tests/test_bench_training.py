@@ -1,8 +1,8 @@
 """Training benchmarks on a CPU: the Lightning trainer and the bare loop on the same run."""
 
 import pytest
-from vanilla_flash import bench_training
-from vanilla_flash.config import TrainConfig
+from vanilla_flash.bench import training as bench_training
+from vanilla_flash.training.config import TrainConfig
 
 
 def test_lightning_overhead_runs_both_loops(tmp_path):
@@ -18,7 +18,7 @@ def test_lightning_overhead_runs_both_loops(tmp_path):
 def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_path):
     """The structure of `bench speed` (its figures are the H200's): a row per variant, both loops,
     their ratio, model TFLOP/s; a variant that cannot run is recorded and the others run; a plot."""
-    from vanilla_flash import report
+    from vanilla_flash.results import report
 
     cfg = TrainConfig(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
                       bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False)  # fmt: skip

@@ -291,7 +291,7 @@ FROM_SCRATCH_JSON = "results/h200/from_scratch/from_scratch.json"
 def test_from_scratch_pages_quote_the_h200_run(lang: str):
     """The from-scratch page holds the H200 table written from its results file (one row per build x
     shape, with the file's times), and it and the why-FlashAttention page show the figure drawn from it."""
-    from vanilla_flash import report, tables
+    from vanilla_flash.results import report, tables
 
     page = (DOCS / lang / "notebooks/from_scratch.md").read_text()
     marker = f"<!-- table: {FROM_SCRATCH_JSON} (tools/docs_tables.py writes it; do not edit) -->\n"

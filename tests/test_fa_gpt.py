@@ -7,9 +7,9 @@ import types
 from pathlib import Path
 
 import pytest
-from vanilla_flash import fa_gpt
-from vanilla_flash.config import TrainConfig
-from vanilla_flash.train import GPT2Module
+from vanilla_flash.models import flash_attn_gpt as fa_gpt
+from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.training.run import GPT2Module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ FA1_SOURCE = Path(os.environ.get("FA1_SOURCE", ROOT / ".venv/src/flash-attn-1.0.
 
 EQUIVALENCE = """
 import sys, types, torch
-from vanilla_flash import model as gpt2  # transformers first: it probes for torchvision on import
+from vanilla_flash.models import gpt2  # transformers first: it probes for torchvision on import
 torch.manual_seed(0)
 hf = gpt2.build("tiny", attn="eager").eval()
 # flash-attn's Block imports torchvision's StochasticDepth (used with p=0 here, the identity);
@@ -67,7 +67,8 @@ class StochasticDepth(torch.nn.Module):
 ops.StochasticDepth = StochasticDepth
 sys.modules["torchvision"] = types.ModuleType("torchvision")
 sys.modules["torchvision.ops"] = ops
-from vanilla_flash import fa_gpt, flops
+from vanilla_flash.models import flash_attn_gpt as fa_gpt
+from vanilla_flash.models import flops
 assert fa_gpt.available() is None, fa_gpt.available()
 original = fa_gpt.config
 fa_gpt.config = lambda *a, **k: original(*a, **{**k, "use_flash_attn": False})  # its PyTorch attention on CPU

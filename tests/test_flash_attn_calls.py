@@ -10,9 +10,10 @@ import sys
 import pytest
 import torch
 from fake_flash_attn import make_modules
-from vanilla_flash import attention, flash_attn_backends
-from vanilla_flash import model as gpt2
-from vanilla_flash.attention import AttentionError, attend
+from vanilla_flash.attention import flash_attn
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.attention.registry import AttentionError, attend
+from vanilla_flash.models import gpt2
 
 LIBRARY = {"flash_attn_1": 1, "flash_attn_2": 2, "flash_attn_4": 4}
 
@@ -127,13 +128,13 @@ def test_wrong_major_version_is_named(monkeypatch):
     for mod_name, module in make_modules(2, calls).items():
         monkeypatch.setitem(sys.modules, mod_name, module)
     with pytest.raises(AttentionError, match="installed flash-attn is 2.x"):
-        flash_attn_backends.import_flash_attn(1)
+        flash_attn.import_flash_attn(1)
 
 
 def test_not_installed_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "flash_attn", None)  # makes `import flash_attn` fail
     with pytest.raises(AttentionError, match="notebooks/flash_attn_2"):
-        flash_attn_backends.import_flash_attn(2)
+        flash_attn.import_flash_attn(2)
 
 
 def test_a_wheel_built_for_another_torch_is_explained(monkeypatch):
@@ -148,6 +149,6 @@ def test_a_wheel_built_for_another_torch_is_explained(monkeypatch):
 
     monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
     monkeypatch.setattr(builtins, "__import__", broken)
-    monkeypatch.setattr(flash_attn_backends, "dist_version", lambda name: "2.8.3")
+    monkeypatch.setattr(flash_attn, "dist_version", lambda name: "2.8.3")
     with pytest.raises(AttentionError, match="built for another torch"):
-        flash_attn_backends.import_flash_attn(2)
+        flash_attn.import_flash_attn(2)

@@ -1,7 +1,6 @@
 """FLOP counts: the attention kernel's (FlashAttention papers) and the model's (PaLM, for MFU)."""
 
-from vanilla_flash import flops
-from vanilla_flash import model as gpt2
+from vanilla_flash.models import flops, gpt2
 
 
 def test_flop_counts():

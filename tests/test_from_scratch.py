@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from vanilla_flash import from_scratch as fs
+from vanilla_flash.teach import from_scratch as fs
 
 
 def _qkv(n=100, d=16, b=2, h=3, seed=0, requires_grad=False):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import A100, CPU, H100, T4
-from vanilla_flash import builds, fused_extensions, install
+from vanilla_flash.builds import fused, install, sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,38 +73,38 @@ def test_fa2_wheel_name_encodes_cuda_torch_abi_python():
 def test_restrict_archs_keeps_only_the_gpus_asked_for(tmp_path, keep, left):
     setup = tmp_path / "setup.py"
     setup.write_text(SETUP_PY)
-    assert builds.restrict_archs(setup, keep) == left
+    assert sources.restrict_archs(setup, keep) == left
     if keep == ["compute_75"]:  # PTX only: the driver compiles it for the GPU it meets
         assert "arch=compute_75,code=compute_75" in setup.read_text() and "code=sm_" not in setup.read_text()
     ast.parse(setup.read_text())  # still valid Python (an emptied `if` gets a `pass`)
 
 
 def test_max_jobs_is_bounded_by_ram():
-    assert builds.max_jobs(cores=2, ram_gib=12) == 2  # Colab
-    assert builds.max_jobs(cores=16, ram_gib=32) == 8  # RAM-bound
-    assert builds.max_jobs(cores=16, ram_gib=2) == 1
+    assert sources.max_jobs(cores=2, ram_gib=12) == 2  # Colab
+    assert sources.max_jobs(cores=16, ram_gib=32) == 8  # RAM-bound
+    assert sources.max_jobs(cores=16, ram_gib=2) == 1
 
 
 def test_build_dry_run_and_cache(tmp_path, capsys):
-    result = builds.build_fa1(tmp_path, archs=["75"], dry_run=True)
+    result = sources.build_fa1(tmp_path, archs=["75"], dry_run=True)
     assert result.dry_run and result.wheel is None
     assert "MAX_JOBS=" in capsys.readouterr().out
     folder = tmp_path / install.build_tag()
     folder.mkdir()
     (folder / "flash_attn-1.0.9+hd64.sm75-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
-    again = builds.build_fa1(tmp_path, archs=["75"], head_dims=[64], dry_run=True)
+    again = sources.build_fa1(tmp_path, archs=["75"], head_dims=[64], dry_run=True)
     assert again.cached and again.wheel.name.startswith("flash_attn-1.0.9+hd64.sm75")
-    other = builds.build_fa1(tmp_path, archs=["75"], dry_run=True)  # every head dim: another build
+    other = sources.build_fa1(tmp_path, archs=["75"], dry_run=True)  # every head dim: another build
     assert not other.cached and other.dry_run
 
 
 def test_building_without_cuda_says_so(tmp_path, monkeypatch):
     import torch.utils.cpp_extension
 
-    monkeypatch.setattr(builds, "ninja_ok", lambda: True)
+    monkeypatch.setattr(sources, "ninja_ok", lambda: True)
     monkeypatch.setattr(torch.utils.cpp_extension, "CUDA_HOME", None)
     with pytest.raises(install.BuildError, match="no CUDA toolkit"):
-        builds.build_fa1(tmp_path / "cache", work_dir=tmp_path / "work")
+        sources.build_fa1(tmp_path / "cache", work_dir=tmp_path / "work")
 
 
 def test_ensure_on_cpu_installs_nothing():
@@ -119,23 +119,23 @@ def test_extension_build_script_lists_the_sources(tmp_path, monkeypatch):
     (folder / "rotary.cpp").write_text("")
     (folder / "rotary_cuda.cu").write_text("")
     (folder / "rotary_cuda_old.cu").write_text("")  # kept upstream but not compiled there: it no longer compiles
-    monkeypatch.setattr(builds, "_run_logged", lambda cmd, log, env, echo: 1)  # no compiler here
+    monkeypatch.setattr(sources, "_run_logged", lambda cmd, log, env, echo: 1)  # no compiler here
     with pytest.raises(install.BuildError, match="rotary_emb build failed"):
-        fused_extensions.build_extension("rotary_emb", tmp_path / "fa1", tmp_path / "cache", archs=["75"],
+        fused.build_extension("rotary_emb", tmp_path / "fa1", tmp_path / "cache", archs=["75"],
                                     work_dir=tmp_path / "work")  # fmt: skip
     setup = (tmp_path / "work" / "rotary_emb" / "setup.py").read_text()
     ast.parse(setup)
     assert "rotary_cuda.cu" in setup and "_old.cu" not in setup
     assert "arch=compute_75,code=sm_75" in setup and "sm_80" not in setup
     with pytest.raises(install.BuildError, match="unknown extension"):
-        fused_extensions.build_extension("layer_norm_v2", tmp_path, tmp_path)
+        fused.build_extension("layer_norm_v2", tmp_path, tmp_path)
 
 
 def test_extension_plan_and_dry_run(tmp_path, capsys):
-    plan = fused_extensions.extension_plan(["xentropy_cuda_lib"])
+    plan = fused.extension_plan(["xentropy_cuda_lib"])
     assert "build  xentropy_cuda_lib" in plan and "skip   dropout_layer_norm" in plan and "Triton" in plan
-    assert "none asked for" in fused_extensions.extension_plan([])
-    result = fused_extensions.build_extension("dropout_layer_norm", None, tmp_path, archs=["75"], dry_run=True)
+    assert "none asked for" in fused.extension_plan([])
+    result = fused.build_extension("dropout_layer_norm", None, tmp_path, archs=["75"], dry_run=True)
     assert result.dry_run and "sm_75" in capsys.readouterr().out
 
 
@@ -148,7 +148,7 @@ def test_a_build_of_just_what_gpt2_needs_stands_in_for_the_rest(tmp_path):
     if not (source / "setup.py").exists():
         pytest.skip("flash-attn 1.0.9's source is not here (make test fetches it)")
     shutil.copytree(source, tmp_path / "fa1")
-    left = builds.restrict_sources(tmp_path / "fa1/setup.py", [64])
+    left = sources.restrict_sources(tmp_path / "fa1/setup.py", [64])
     assert left == ["fmha_fwd_hdim64.cu", "fmha_bwd_hdim64.cu"]
     setup = (tmp_path / "fa1/setup.py").read_text()
     ast.parse(setup)
@@ -159,19 +159,19 @@ def test_a_build_of_just_what_gpt2_needs_stands_in_for_the_rest(tmp_path):
                  "run_fmha_block_dgrad_fp16_sm80"):  # fmt: skip
         signature = next(line for line in stub.splitlines() if f" {name}(" in line).split(" {")[0]
         assert signature + ";" in header, f"the stub's {name} does not match fmha.h"
-    assert builds.kernels_for([48, 64]) == [64] and builds.kernels_for([16, 128]) == [32, 128]
+    assert sources.kernels_for([48, 64]) == [64] and sources.kernels_for([16, 128]) == [32, 128]
 
 
 def test_what_a_build_holds_decides_what_it_may_run():
     from conftest import H100, T4
-    from vanilla_flash import attention
-    from vanilla_flash import flash_attn_backends as fab
+    from vanilla_flash.attention import registry as attention
+    from vanilla_flash.builds import labels
 
-    assert fab.build_label(["75"], [64]) == "hd64.sm75" and fab.build_label(["compute_75"], None) == "ptx75"
-    assert fab.build_of("1.0.9+hd64x128.sm75x90") == {"major": 1, "head_dims": [64, 128], "sass": [75, 90], "ptx": [],
-                                                      "minimal": True}  # fmt: skip
-    assert fab.build_of("1.0.9") is None  # unlabelled: built elsewhere, nothing known
-    assert fab.build_of("1.0.9+sm75")["head_dims"] == [32, 64, 128] and not fab.build_of("1.0.9+sm75")["minimal"]
+    assert labels.build_label(["75"], [64]) == "hd64.sm75" and labels.build_label(["compute_75"], None) == "ptx75"
+    expected = {"major": 1, "head_dims": [64, 128], "sass": [75, 90], "ptx": [], "minimal": True}
+    assert labels.build_of("1.0.9+hd64x128.sm75x90") == expected
+    assert labels.build_of("1.0.9") is None  # unlabelled: built elsewhere, nothing known
+    assert labels.build_of("1.0.9+sm75")["head_dims"] == [32, 64, 128] and not labels.build_of("1.0.9+sm75")["minimal"]
     turing_ptx = dataclasses.replace(H100, flash_attn="1.0.9+hd64.ptx75")
     assert "no bfloat16 kernels" in attention.why_not("flash_attn_1", turing_ptx, dtype="bfloat16", head_dim=64)
     assert attention.why_not("flash_attn_1", turing_ptx, dtype="float16", head_dim=64) is None
@@ -185,10 +185,10 @@ def test_a_flash_attn_2_build_holds_what_its_label_says():
     """2.8.3+hd64.sm90: head dim 64 (and head dims that round to it and are a multiple of 32: the
     uneven-head-dim code is left out), sm90 machine code only; sm80 code runs on an sm86 GPU."""
     from conftest import gpu
-    from vanilla_flash import attention
-    from vanilla_flash import flash_attn_backends as fab
+    from vanilla_flash.attention import registry as attention
+    from vanilla_flash.builds import labels
 
-    built = fab.build_of("2.8.3+hd64.sm90")
+    built = labels.build_of("2.8.3+hd64.sm90")
     assert built == {"major": 2, "head_dims": [64], "sass": [90], "ptx": [], "minimal": True}
     h100 = dataclasses.replace(H100, flash_attn="2.8.3+hd64.sm90")
     for dtype in ("bfloat16", "float16"):
@@ -199,33 +199,33 @@ def test_a_flash_attn_2_build_holds_what_its_label_says():
     assert "not sm80" in attention.why_not("flash_attn_2", dataclasses.replace(A100, flash_attn="2.8.3+hd64.sm90"))
     a10 = dataclasses.replace(gpu("NVIDIA A10", (8, 6)), flash_attn="2.8.3+hd64.sm80")
     assert attention.why_not("flash_attn_2", a10, dtype="bfloat16", head_dim=64) is None
-    assert fab.runs_on(fab.build_of("2.8.3+sm80"), 90) == []  # sm80 machine code does not run on sm90
+    assert labels.runs_on(labels.build_of("2.8.3+sm80"), 90) == []  # sm80 machine code does not run on sm90
     assert attention.why_not("flash_attn_2", dataclasses.replace(H100, flash_attn="2.8.3"), head_dim=128) is None
 
 
 def test_flash_attn_2_build_options():
-    assert [builds.fa2_arch_for(cc) for cc in (8.0, 8.6, 8.9, 9.0, 12.0)] == ["80", "80", "80", "90", "120"]
+    assert [sources.fa2_arch_for(cc) for cc in (8.0, 8.6, 8.9, 9.0, 12.0)] == ["80", "80", "80", "90", "120"]
     with pytest.raises(install.BuildError, match="no kernels for compute capability 7.5"):
-        builds.fa2_arch_for(7.5)
-    assert builds.kernels_for([64], major=2) == [64] and builds.kernels_for([40, 100], major=2) == [64, 128]
-    assert [builds.cxx_standard(v) for v in ("2.11.0+cu130", "2.12.1", "2.13.0", "2.14.1+cu130")] == [
+        sources.fa2_arch_for(7.5)
+    assert sources.kernels_for([64], major=2) == [64] and sources.kernels_for([40, 100], major=2) == [64, 128]
+    assert [sources.cxx_standard(v) for v in ("2.11.0+cu130", "2.12.1", "2.13.0", "2.14.1+cu130")] == [
         "c++17", "c++17", "c++20", "c++20"]  # fmt: skip
-    assert builds.ninja_progress("  [3/13] /usr/local/cuda/bin/nvcc -MD -c /x/src/flash_bwd_hdim64.cu -o /x/a.o") == (
+    assert sources.ninja_progress("  [3/13] /usr/local/cuda/bin/nvcc -MD -c /x/src/flash_bwd_hdim64.cu -o /x/a.o") == (
         "[3/13] flash_bwd_hdim64.cu")  # fmt: skip
-    assert builds.ninja_progress("copying flash_attn/__init__.py -> build [x]") is None
+    assert sources.ninja_progress("copying flash_attn/__init__.py -> build [x]") is None
 
 
 def test_flash_attn_2_build_dry_run_cache_and_bad_arch(tmp_path, capsys):
-    result = builds.build_fa2(tmp_path, archs=["90"], head_dims=[64], dry_run=True)
+    result = sources.build_fa2(tmp_path, archs=["90"], head_dims=[64], dry_run=True)
     out = capsys.readouterr().out
     assert result.dry_run and "sm_90" in out and "head dims [64] without alibi" in out
     folder = tmp_path / install.build_tag()
     folder.mkdir()
     (folder / "flash_attn-2.8.3+hd64.sm90-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
-    assert builds.build_fa2(tmp_path, archs=["90"], head_dims=[64]).cached
-    assert not builds.build_fa2(tmp_path, archs=["80"], head_dims=[64], dry_run=True).cached
+    assert sources.build_fa2(tmp_path, archs=["90"], head_dims=[64]).cached
+    assert not sources.build_fa2(tmp_path, archs=["80"], head_dims=[64], dry_run=True).cached
     with pytest.raises(install.BuildError, match="ask for 80"):
-        builds.build_fa2(tmp_path, archs=["86"], head_dims=[64])
+        sources.build_fa2(tmp_path, archs=["86"], head_dims=[64])
 
 
 def _fa2_source(tmp_path) -> Path:
@@ -244,18 +244,18 @@ def test_a_flash_attn_2_build_of_just_what_gpt2_needs(tmp_path):
     """12 of the 72 kernel files (head dim 64: forward, split-KV forward, backward; fp16 and bf16;
     causal or not), flash-attn's own switches off for what GPT-2 does not use, dropout kept."""
     src = _fa2_source(tmp_path)
-    every = builds._cuda_files(src / "setup.py")
-    left = builds.restrict_fa2_sources(src, [64])
+    every = sources._cuda_files(src / "setup.py")
+    left = sources.restrict_fa2_sources(src, [64])
     assert len(every) == 72 and len(left) == 12 and all("_hdim64_" in f for f in left)
     assert all((src / "csrc/flash_attn/src" / f).exists() for f in left)
     setup = (src / "setup.py").read_text()
     ast.parse(setup)
     host = next(line for line in setup.splitlines() if line.startswith("    compiler_c17_flag="))
-    for feature in builds.FA2_LEFT_OUT:  # for nvcc (the kernels) and the C++ compiler (flash_api.cpp's checks)
+    for feature in sources.FA2_LEFT_OUT:  # for nvcc (the kernels) and the C++ compiler (flash_api.cpp's checks)
         assert f'\n    "-DFLASHATTENTION_DISABLE_{feature}",' in setup and f"-DFLASHATTENTION_DISABLE_{feature}" in host
     assert '# "-DFLASHATTENTION_DISABLE_DROPOUT",' in setup and '# "-DFLASHATTENTION_DISABLE_BACKWARD",' in setup
     assert (
-        builds.set_cxx_standard(src / "setup.py", "c++20") == "c++20" and "c++17" not in (src / "setup.py").read_text()
+        sources.set_cxx_standard(src / "setup.py", "c++20") == "c++20" and "c++17" not in (src / "setup.py").read_text()
     )
 
 
@@ -270,7 +270,7 @@ def test_the_rewritten_head_dim_switch_runs_what_was_built_and_refuses_the_rest(
     if not compiler:
         pytest.skip("no C++ compiler here")
     src = _fa2_source(tmp_path)
-    builds.restrict_fa2_sources(src, [64])
+    sources.restrict_fa2_sources(src, [64])
     program = tmp_path / "switch.cpp"
     program.write_text("""
 #include <cstdio>

@@ -1,6 +1,6 @@
 """`loss: chunked_triton`: the chunked loss's softmax step as one Triton kernel, run here in Triton's
 interpreter on a CPU (the GPU runs the compiled kernel; its speed is for `bench speed` on the H200).
-It gives the per-row losses and d loss / d logits that `vanilla_gpt.softmax_cross_entropy` gives,
+It gives the per-row losses and d loss / d logits that `models.vanilla.softmax_cross_entropy` gives,
 and the vanilla model with it the loss and gradients of the full loss."""
 
 import copy
@@ -8,17 +8,17 @@ import os
 
 import pytest
 import torch
-from vanilla_flash import vanilla_gpt
 from vanilla_flash.errors import ConfigError
+from vanilla_flash.models import vanilla as vanilla_gpt
 
 pytest.importorskip("triton")  # requirements-dev.txt installs it; the GPU images have it
 
 
 @pytest.fixture
 def loss_kernel():
-    """vanilla_flash.loss_kernel, its kernel run by Triton's interpreter (conftest.py turns it on)."""
+    """vanilla_flash.models.loss_kernel, its kernel run by Triton's interpreter (conftest.py turns it on)."""
     assert os.environ["TRITON_INTERPRET"] == "1"
-    from vanilla_flash import loss_kernel
+    from vanilla_flash.models import loss_kernel
 
     return loss_kernel
 
@@ -85,7 +85,8 @@ def _without_the_interpreter(script: str) -> str:
 TRACE = """
 import torch
 from torch._functorch.aot_autograd import aot_module_simplified
-from vanilla_flash import loss_kernel, vanilla_gpt
+from vanilla_flash.models import loss_kernel
+from vanilla_flash.models import vanilla as vanilla_gpt
 
 graphs = {}
 
@@ -127,7 +128,7 @@ import pathlib, subprocess, tempfile
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from vanilla_flash import loss_kernel as lk
+from vanilla_flash.models import loss_kernel as lk
 
 signature = {"logits": "*bf16", "targets": "*i64", "losses": "*fp32", "grads": "*bf16", "n_rows": "i32",
              "n_programs": "i32", "n_cols": "constexpr", "rows_per_program": "constexpr", "BLOCK": "constexpr"}
@@ -148,7 +149,7 @@ def test_the_kernel_compiles_for_an_h200_and_two_programs_fit_on_a_multiprocesso
     (65536 registers), as the module's comment says."""
     import re
 
-    from vanilla_flash import loss_kernel
+    from vanilla_flash.models import loss_kernel
 
     registers = int(re.search(r"REG:(\d+)", _without_the_interpreter(COMPILE)).group(1))
     assert 2 * registers * loss_kernel.WARPS * 32 <= 65536, registers

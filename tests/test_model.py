@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-from vanilla_flash import flops
-from vanilla_flash import model as gpt2
+from vanilla_flash.models import flops, gpt2
 
 CPU_BACKENDS = ["eager", "sdpa", "sdpa_math", "sdpa_flash", "auto"]
 

@@ -15,8 +15,8 @@ import nbformat
 import pytest
 import yaml
 from vanilla_flash import notebook
-from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import ConfigError
+from vanilla_flash.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/flash_attn_*/*.ipynb"))
@@ -361,7 +361,7 @@ def test_notebook_03_uses_the_ckpt_dir_of_the_parameters_else_one_of_this_runs_o
 
 
 def test_notebook_03_compares_tokenizers_in_the_runs_language_with_its_seed(monkeypatch):
-    from vanilla_flash import data
+    from vanilla_flash.training import data
 
     calls = []
     monkeypatch.setattr(data, "compare_tokenizers", lambda *a, **kw: calls.append((a, kw)) or {})

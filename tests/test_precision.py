@@ -1,8 +1,8 @@
 import pytest
 import torch
 from conftest import A100, CPU, H100, T4
-from vanilla_flash import model as gpt2
-from vanilla_flash import precision
+from vanilla_flash.models import gpt2
+from vanilla_flash.training import precision
 
 
 def test_policy_follows_the_hardware():

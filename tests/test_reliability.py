@@ -20,10 +20,11 @@ import pytest
 import torch
 from conftest import checkpoint_step as step
 from conftest import tiny_run as tiny
-from vanilla_flash import checkpoints, cli, data, notebook
-from vanilla_flash.config import TrainConfig
+from vanilla_flash import cli, notebook
 from vanilla_flash.errors import CheckpointError, ConfigError, DataError
-from vanilla_flash.train import train
+from vanilla_flash.training import checkpoints, data
+from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,8 +111,8 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_nothing_partial
 
 KILLED_WHILE_SAVING = """
 import os, sys, time, torch
-from vanilla_flash.config import TrainConfig
-from vanilla_flash.train import train
+from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.training.run import train
 
 real_save = torch.save
 def slow_save(obj, f, *args, **kwargs):

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from vanilla_flash import report, tables
+from vanilla_flash.results import report, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,10 +20,11 @@ import pytest
 import torch
 from conftest import checkpoint_step as step
 from conftest import tiny_run as tiny
-from vanilla_flash import checkpoints, cli
-from vanilla_flash.config import TrainConfig
+from vanilla_flash import cli
 from vanilla_flash.errors import CheckpointError, ConfigError, TrainingError
-from vanilla_flash.train import SUMMARY_KEYS, train
+from vanilla_flash.training import checkpoints
+from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.training.run import SUMMARY_KEYS, train
 
 
 def load(path: Path) -> dict:
@@ -84,7 +85,7 @@ def test_a_diverging_loss_stops_the_run_and_writes_no_checkpoint_of_it(tmp_path)
 
 def test_on_a_gpu_the_loss_is_read_at_log_steps_and_before_checkpoints_only():
     """Reading the device waits for the GPU: only where a step logs or checkpoints, and at the end."""
-    from vanilla_flash.callbacks import StopOnNonFiniteLoss
+    from vanilla_flash.training.callbacks import StopOnNonFiniteLoss
 
     stop = StopOnNonFiniteLoss(TrainConfig(log_every=5, ckpt_every=7, max_steps=16, warmup_steps=1))
     assert [n for n in range(1, 17) if stop.reads_at(n, 16, on_cpu=False)] == [5, 7, 10, 14, 15, 16]

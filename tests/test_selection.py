@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 import torch
 from conftest import A10, A100, CPU, H100, L4, T4
-from vanilla_flash import attention, machine_report
-from vanilla_flash.attention import pick, why_not
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.attention.registry import pick, why_not
+from vanilla_flash.results import provenance
 
 
 def with_fa(machine, fa=None, fa4=None):
@@ -107,7 +108,7 @@ def test_unknown_backend_lists_the_known_ones():
 
 
 def test_report_on_a_simulated_t4_explains_every_backend():
-    report = machine_report.describe(with_fa(T4, "1.0.9"))
+    report = provenance.describe(with_fa(T4, "1.0.9"))
     assert report.backends["flash_attn_1"] is None
     assert report.backends["sdpa_efficient"] is None
     assert "8.0" in report.backends["sdpa_flash"]
@@ -118,7 +119,7 @@ def test_report_on_a_simulated_t4_explains_every_backend():
 
 
 def test_report_on_cpu_picks_sdpa():
-    report = machine_report.describe(CPU)
+    report = provenance.describe(CPU)
     assert report.auto_pick == {"float32": "sdpa"}
     assert set(report.backends) == set(attention.names())
 

@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import A10, A100, CPU, H100, L4, T4, gpu
-from vanilla_flash import cli, install, precision, targets
+from vanilla_flash import cli, targets
+from vanilla_flash.builds import install
 from vanilla_flash.errors import ConfigError
+from vanilla_flash.training import precision
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """The benchmarks' timing: fast calls in back-to-back blocks, slow calls alone, pairs alternately."""
 
-from vanilla_flash import timing
+from vanilla_flash.bench import timing
 
 
 def test_timeit_times_fast_calls_in_blocks_and_slow_calls_alone(monkeypatch):

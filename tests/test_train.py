@@ -9,10 +9,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from vanilla_flash import plots
-from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError
-from vanilla_flash.train import train
+from vanilla_flash.results import plots
+from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_a_killed_run_resumes_where_it_stopped_and_continues_the_curve(tmp_path)
 
 def test_the_token_cache_is_reused(tmp_path, monkeypatch):
     train(tiny(tmp_path, max_steps=2, val_every=2))
-    from vanilla_flash import data
+    from vanilla_flash.training import data
 
     original_pack = data.pack
 
@@ -129,7 +129,7 @@ def test_offline_without_data_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
-    from vanilla_flash.data import DataError
+    from vanilla_flash.training.data import DataError
 
     with pytest.raises(DataError, match="HF_HUB_OFFLINE=1.*data source 'sample'"):
         train(tiny(tmp_path, data_source="hub", fallback_to_sample=False))  # the default falls back to the sample
@@ -141,7 +141,7 @@ def test_unknown_parameters_are_named(tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr(tmp_path):
-    from vanilla_flash.train import GPT2Module
+    from vanilla_flash.training.run import GPT2Module
 
     cfg = tiny(tmp_path, warmup_steps=4, max_steps=20, lr=1e-3, min_lr=1e-4)
     module = GPT2Module(cfg.__dict__, vocab_size=512)
@@ -177,7 +177,7 @@ def test_a_checkpoint_of_another_tokenizer_is_refused(tmp_path):
 def test_a_changed_tokenizer_file_is_refused(tmp_path):
     """Same tokenizer kind, other vocabulary (its tokenizer.json replaced): the ids would mean other
     tokens, so resuming is refused."""
-    from vanilla_flash import data
+    from vanilla_flash.training import data
 
     cfg = tiny(tmp_path, max_steps=6)
     train(cfg)
@@ -198,7 +198,7 @@ def test_fsdp_shards_each_transformer_block():
     """FSDP itself needs GPUs (Lightning refuses it on CPU); its configuration is checked here."""
     from lightning.pytorch.strategies import FSDPStrategy
     from transformers.models.gpt2.modeling_gpt2 import GPT2Block
-    from vanilla_flash.train import make_strategy
+    from vanilla_flash.training.run import make_strategy
 
     assert make_strategy(TrainConfig(strategy="ddp")) == "ddp"
     strategy = make_strategy(TrainConfig(strategy="fsdp"))

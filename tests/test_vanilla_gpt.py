@@ -8,11 +8,11 @@ import pytest
 import torch
 from test_train import losses, tiny
 from transformers import GPT2LMHeadModel
-from vanilla_flash import model as gpt2
-from vanilla_flash import vanilla_gpt
-from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import ConfigError
-from vanilla_flash.train import train
+from vanilla_flash.models import gpt2
+from vanilla_flash.models import vanilla as vanilla_gpt
+from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.training.run import train
 
 
 @pytest.fixture

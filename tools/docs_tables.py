@@ -8,7 +8,7 @@
     python tools/docs_tables.py --check   exit 1 if one no longer matches its file (tests/test_docs.py)
 
 A page's language (docs/vi/, README.vi.md) picks the table's language. TABLES says which results
-files have a table and which function of vanilla_flash.tables writes it (from the file's path and
+files have a table and which function of vanilla_flash.results.tables writes it (from the file's path and
 the page's language): results/builds.json (the measured builds) and
 results/h200/from_scratch/from_scratch.json (the from-scratch kernel against the libraries) and
 results/h200/speed.json (GPT-2 training speed per configuration; the same for the fourth run's file,
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scr"))
 
-from vanilla_flash import tables  # noqa: E402
+from vanilla_flash.results import tables  # noqa: E402
 
 TABLES = {
     "results/builds.json": tables.builds_markdown,

@@ -1,4 +1,4 @@
-"""Add a measured build to results/builds.json, from the build.json that vanilla_flash.builds wrote
+"""Add a measured build to results/builds.json, from the build.json that vanilla_flash.builds.sources wrote
 beside its log:
 
     python tools/record_build.py BUILD_JSON --machine "H200, 16 cores, ..." --log results/.../build.log.gz
@@ -25,7 +25,7 @@ def main() -> None:
     facts = json.loads(args.build_json.read_text())
     missing = [f for f in FIELDS if f not in facts]
     if missing:
-        raise SystemExit(f"{args.build_json} lacks {', '.join(missing)}: was it written by vanilla_flash.builds?")
+        raise SystemExit(f"{args.build_json} lacks {', '.join(missing)}: was it written by build.sources?")
     row = {**{f: facts[f] for f in FIELDS}, "machine": args.machine, "log": args.log}
     results = json.loads(args.results.read_text())
     results["builds"] = [

@@ -13,7 +13,7 @@ Writes, for LANG in en and vi:
   report` made from the files in results/h100/ (nothing is re-plotted).
 - docs/LANG/img/from_scratch_h200.png: measured, drawn from results/h200/from_scratch/from_scratch.json
   (every number is read from the file): milliseconds of one attention forward (log scale) per shape for
-  naive PyTorch attention, the from-scratch CUDA kernel of vanilla_flash.from_scratch in each of its
+  naive PyTorch attention, the from-scratch CUDA kernel of vanilla_flash.teach.from_scratch in each of its
   builds (sm_90 machine code, compute_75 PTX) and PyTorch's sdpa_flash and sdpa_cudnn.
 - docs/LANG/img/speed_loss_h200.png: measured, drawn from the speed runs' files (SPEED_RUNS, every
   point read from them): the Lightning loss curve of the best configuration and of transformers'
@@ -44,7 +44,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scr"))
-from vanilla_flash import tables  # noqa: E402  (numbers written as the docs' tables write them)
+from vanilla_flash.results import tables  # noqa: E402  (numbers written as the docs' tables write them)
 
 DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",

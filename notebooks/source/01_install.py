@@ -40,9 +40,10 @@ fa2_source = fa2_archs = fa2_head_dims = None
 # Colab; lệnh `!export` trong một ô, như đã thử ở đó, không có tác dụng với các ô sau.
 
 # %% tags=["nbval-ignore-output"]
-from vanilla_flash import install, machine_report
+from vanilla_flash.builds import install
+from vanilla_flash.results import provenance
 
-report = machine_report.describe()
+report = provenance.describe()
 print(report)
 
 # %%

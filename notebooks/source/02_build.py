@@ -58,7 +58,8 @@ target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = bench
 fa2_source = fa2_archs = fa2_head_dims = None
 
 # %% tags=["nbval-ignore-output"]
-from vanilla_flash import env, install
+from vanilla_flash import env
+from vanilla_flash.builds import install
 
 machine = env.probe()
 print(install.plan(machine, target))
@@ -86,19 +87,19 @@ print(install.plan(machine, target))
 # build đã đo, đọc từ `results/builds.json`:
 
 # %% sets=["flash_attn_1"]
-from vanilla_flash import report
+from vanilla_flash.results import report
 
 print(report.builds_table("results/builds.json", "flash-attn 1.0.9"))
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
-from vanilla_flash import builds
+from vanilla_flash.builds import sources
 
-print("ninja:", "found" if builds.ninja_ok() else "missing")
-print("MAX_JOBS:", builds.max_jobs())
+print("ninja:", "found" if sources.ninja_ok() else "missing")
+print("MAX_JOBS:", sources.max_jobs())
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
 can_build = machine.device == "cuda"
-result = builds.build_fa1(
+result = sources.build_fa1(
     notebook.storage("wheels"), source=fa1_source, archs=fa1_archs, head_dims=fa1_head_dims, dry_run=not can_build
 )
 if result.wheel and machine.flash_attn_major() != 1:
@@ -116,7 +117,7 @@ if result.wheel and machine.flash_attn_major() != 1:
 # what GPT-2 needs**: head dim 64 only (12 files), this GPU's architecture only, and flash-attn's own switches off for
 # what GPT-2 never calls (ALiBi, soft-capping, sliding windows, head dims that are not a multiple of 32). A call the
 # build cannot run stops with a message saying how to rebuild. The wheel is cached like flash-attn 1.x's (Google Drive
-# on Colab), so only the first session builds.
+# on Colab), so only the first session sources.
 
 # %% [markdown] lang="vi"
 # ## Có wheel thì dùng wheel, không thì chỉ biên dịch đúng phần GPT-2 cần
@@ -153,18 +154,18 @@ for who, m in (("this machine", machine), ("Colab's A100 (simulated)", colab_a10
 # phải một card Ampere):
 
 # %% sets=["flash_attn_2"]
-from vanilla_flash import report
+from vanilla_flash.results import report
 
 print(report.builds_table("results/builds.json", "flash-attn 2.8.3"))
 
 # %% sets=["flash_attn_2"] tags=["nbval-ignore-output"]
-from vanilla_flash import builds
+from vanilla_flash.builds import sources
 
 can_build = machine.device == "cuda"
 path = install.fa2_path(machine) if can_build else install.fa2_path(colab_a100)
 if path.kind == "build":
-    archs = fa2_archs or [builds.fa2_arch_for(machine.cc if can_build else colab_a100.cc)]
-    result = builds.build_fa2(
+    archs = fa2_archs or [sources.fa2_arch_for(machine.cc if can_build else colab_a100.cc)]
+    result = sources.build_fa2(
         notebook.storage("wheels"), source=fa2_source, archs=archs, head_dims=fa2_head_dims, dry_run=not can_build
     )
     if result.wheel and machine.flash_attn_major() != 2:
@@ -193,9 +194,9 @@ else:
 # ## Các extension hợp nhất mà một sinh viên từng thử build trên Colab
 
 # %%
-from vanilla_flash import fused_extensions
+from vanilla_flash.builds import fused
 
-print(fused_extensions.extension_note())
+print(fused.extension_note())
 
 # %% [markdown] sets=["flash_attn_1"]
 # ### Optional: build them anyway
@@ -222,15 +223,13 @@ print(fused_extensions.extension_note())
 # thì không. Ô dưới đây in các số đo từ những tệp trong `results/h100/fa_gpt/`.
 
 # %% sets=["flash_attn_1"]
-from vanilla_flash import report
+from vanilla_flash.results import report
 
 print(report.fa_gpt_measurements("results/h100/fa_gpt"))
 
 # %% sets=["flash_attn_1"]
-print(fused_extensions.extension_plan(fa1_extensions))
+print(fused.extension_plan(fa1_extensions))
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
 for extension in fa1_extensions:
-    fused_extensions.build_extension(
-        extension, fa1_source, notebook.storage("wheels"), archs=fa1_archs, dry_run=not can_build
-    )
+    fused.build_extension(extension, fa1_source, notebook.storage("wheels"), archs=fa1_archs, dry_run=not can_build)

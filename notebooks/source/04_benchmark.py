@@ -43,7 +43,9 @@ fa2_source = fa2_archs = fa2_head_dims = None
 import json
 from pathlib import Path
 
-from vanilla_flash import bench_attention, bench_training, report
+from vanilla_flash.bench import attention as bench_attention
+from vanilla_flash.bench import training as bench_training
+from vanilla_flash.results import report
 
 out = Path(train["run_dir"]).parent / "bench"
 out.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from vanilla_flash import from_scratch as fs
+from vanilla_flash.teach import from_scratch as fs
 
 torch.manual_seed(0)
 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -232,7 +232,7 @@ else:
 # thuần, bản build mà T4 nhận, do driver biên dịch khi nạp. Chưa đo: chính một chiếc T4.
 
 # %%
-from vanilla_flash import tables
+from vanilla_flash.results import tables
 
 notebook.show_markdown(tables.from_scratch_markdown("results/h200/from_scratch/from_scratch.json"))
 

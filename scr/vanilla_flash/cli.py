@@ -35,15 +35,15 @@ def _target(args) -> int:
 
 
 def _env(args) -> int:
-    from vanilla_flash import machine_report
+    from vanilla_flash.results import provenance
 
-    report = machine_report.describe()
+    report = provenance.describe()
     print(report.to_json() if args.json else report)
     return 0
 
 
 def _check(args) -> int:
-    from vanilla_flash import check
+    from vanilla_flash.bench import check
 
     backends = args.backends.split(",") if args.backends else None
     result = check.run(backends=backends, quick=args.quick, model_size=args.model_size)
@@ -54,9 +54,9 @@ def _check(args) -> int:
 
 
 def _build(args) -> int:
-    from vanilla_flash import builds
+    from vanilla_flash.builds import sources
 
-    build = builds.build_fa1 if args.version == "fa1" else builds.build_fa2
+    build = sources.build_fa1 if args.version == "fa1" else sources.build_fa2
     result = build(args.cache, source=args.source, archs=args.archs.split(",") if args.archs else None,
                    head_dims=list(_ints(args.head_dims)) if args.head_dims else None, jobs=args.jobs,
                    work_dir=args.work_dir or f"build/flash-attn-{args.version[-1]}", dry_run=args.dry_run)  # fmt: skip
@@ -67,8 +67,10 @@ def _build(args) -> int:
 def _smoke(args) -> int:
     import torch
 
-    from vanilla_flash import attention, env, flops, precision
-    from vanilla_flash import model as gpt2
+    from vanilla_flash import env
+    from vanilla_flash.attention import registry as attention
+    from vanilla_flash.models import flops, gpt2
+    from vanilla_flash.training import precision
 
     machine = env.probe()
     device = "cuda" if machine.device == "cuda" else "cpu"
@@ -113,7 +115,7 @@ def _overrides(pairs: list[str]) -> dict:
 def _train(args) -> int:
     import logging
 
-    from vanilla_flash import train
+    from vanilla_flash.training import run as train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = _config(args)
@@ -128,7 +130,7 @@ def _train(args) -> int:
 
 def _config(args):
     """The TrainConfig of `--config` (a YAML file) with `--set` overrides."""
-    from vanilla_flash.config import TrainConfig
+    from vanilla_flash.training.config import TrainConfig
 
     overrides = _overrides(args.set)
     if not args.config:
@@ -137,7 +139,7 @@ def _config(args):
 
 
 def _tokens(args) -> int:
-    from vanilla_flash import data
+    from vanilla_flash.training import data
 
     result = data.compare_tokenizers(args.lang, args.vocab_size, args.seed)
     print(f"tokens per word on the {args.lang} validation text ({result['val_words']} words):")
@@ -162,7 +164,7 @@ def _write_result(result: dict, out: str | None) -> None:
     """The result as JSON, and its rows as CSV beside it."""
     if not out:
         return
-    from vanilla_flash import report
+    from vanilla_flash.results import report
 
     path = _write_json(result, out)
     report.write_csv(result["rows"], path.with_suffix(".csv"))
@@ -170,7 +172,9 @@ def _write_result(result: dict, out: str | None) -> None:
 
 
 def _bench(args) -> int:
-    from vanilla_flash import bench_attention, bench_training, machine_report, report
+    from vanilla_flash.bench import attention as bench_attention
+    from vanilla_flash.bench import training as bench_training
+    from vanilla_flash.results import provenance, report
 
     if args.what == "attention":
         backends = args.backends.split(",") if args.backends else None
@@ -180,7 +184,7 @@ def _bench(args) -> int:
         print("\n" + bench_attention.summary(result))
         _write_result(result, args.out)
         return 0
-    result = {"kind": args.what, **machine_report.provenance()}
+    result = {"kind": args.what, **provenance.provenance()}
     if args.what == "train":
         backends = tuple(args.backends.split(",")) if args.backends else None
         kwargs = {"backends": backends} if backends else {}
@@ -189,7 +193,7 @@ def _bench(args) -> int:
     elif args.what == "impl":
         import torch
 
-        from vanilla_flash import fa_gpt
+        from vanilla_flash.models import flash_attn_gpt as fa_gpt
 
         result["rows"] = bench_training.impl_grid(args.size, steps=args.steps)
         print("against the fastest Hugging Face GPT-2 row of this run (tokens/s ratio, peak memory ratio):")
@@ -225,7 +229,7 @@ def _bench(args) -> int:
 
 
 def _report(args) -> int:
-    from vanilla_flash import report
+    from vanilla_flash.results import report
 
     for path in report.render(args.results, args.out):
         print(f"wrote {path}")

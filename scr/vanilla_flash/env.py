@@ -4,7 +4,7 @@
 transformers versions, the installed flash-attn versions and whether this is Colab into a
 `Machine`. Everything that decides something from those facts (the target, which backend can run,
 which precision to train in) takes a `Machine`, so tests can hand it a simulated T4 or H100
-instead of the real hardware. `vanilla_flash.machine_report` joins the facts with those decisions.
+instead of the real hardware. `vanilla_flash.results.provenance` joins the facts with those decisions.
 
 On Colab, importing Triton-based code used to fail with ``AssertionError: libcuda.so cannot
 found!``: Colab's driver library lives in ``/usr/lib64-nvidia``, which the linker cache does not
@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from vanilla_flash import targets
+from vanilla_flash import targets, versions
 
 COLAB_DRIVER_DIR = Path("/usr/lib64-nvidia")
 
@@ -72,7 +72,7 @@ class Machine:
     def flash_attn_major(self) -> int | None:
         if not self.flash_attn:
             return None
-        return int(self.flash_attn.split(".")[0])
+        return versions.major(self.flash_attn)
 
 
 def dist_version(name: str) -> str | None:

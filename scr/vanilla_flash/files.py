@@ -5,7 +5,7 @@ transformers model folder).
 `write_atomic(path, write)` lets `write` fill a temporary file beside `path` (same folder, so the
 rename cannot cross file systems) and renames it into place once whole; if anything fails, the
 temporary file is removed and `path` still holds what it held before. The temporary name,
-``.<name>.partial-<pid>``, is what `vanilla_flash.checkpoints.prepare` clears before a run.
+``.<name>.partial-<pid>``, is what `vanilla_flash.training.checkpoints.prepare` clears before a run.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def show_source(obj, language: str = "python") -> None:
 
 def params(target: str) -> dict:
     """The parameters of notebooks/params/<target>.yaml (what papermill injects for that target)."""
-    from vanilla_flash.config import read_yaml
+    from vanilla_flash.training.config import read_yaml
 
     return read_yaml(repo_root() / targets.get(target).params)
 
@@ -135,8 +135,8 @@ class NotebookParams:
 
 @dataclass
 class BenchmarkParams:
-    """The `benchmark` section, read by 04_benchmark: the attention grid (`bench_attention.run`) and
-    the GPT-2 training grid (`bench_training.train_grid`, in the first of `dtypes`)."""
+    """The `benchmark` section, read by 04_benchmark: the attention grid (`bench.attention.run`) and
+    the GPT-2 training grid (`bench.training.train_grid`, in the first of `dtypes`)."""
 
     seq_lens: list[int]
     head_dims: list[int]
@@ -155,7 +155,7 @@ PARAMETERS = tuple(f.name for f in dataclasses.fields(NotebookParams))
 
 def _typed(name: str, value, kind: str):
     """`config.typed_value` (the training config's one rule), and for `list[X]` each item as an X."""
-    from vanilla_flash.config import typed_value
+    from vanilla_flash.training.config import typed_value
 
     item = re.search(r"list\[(\w+)\]", kind)
     value = typed_value(name, value, re.sub(r"list\[\w+\]", "list", kind))
@@ -197,7 +197,7 @@ def checked_params(raw: dict) -> dict:
     `train` must make a valid `TrainConfig`). A partial `train` or `benchmark` section (``-y "train:
     {max_steps: 10}"``) is completed from the target's parameters file, with a printed line saying so.
     Returns the parameters, each value of its declared type."""
-    from vanilla_flash.config import TrainConfig
+    from vanilla_flash.training.config import TrainConfig
 
     top = _checked_fields("notebook", NotebookParams, raw)
     target = top.get("target")
@@ -220,7 +220,7 @@ def verify(backend: str, target: str | None = None) -> list:
     the T4 set, also on a newer GPU): the rows of `check.check_kernels`."""
     import torch
 
-    from vanilla_flash import check
+    from vanilla_flash.bench import check
 
     machine = env.probe()
     if machine.device == "cuda":
@@ -237,7 +237,7 @@ def with_overrides(parameters: dict, overrides: dict, target: str) -> dict:
     (`checked_params`), before any notebook runs: a key the parameters file does not have (or, under
     `train` or `benchmark`, no field of that section) is refused by name, and so is a value of the
     wrong type."""
-    from vanilla_flash.config import TrainConfig
+    from vanilla_flash.training.config import TrainConfig
 
     known = {"train": set(TrainConfig.__dataclass_fields__), "benchmark": set(BenchmarkParams.__dataclass_fields__)}
     for dotted, value in overrides.items():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vanilla_flash import versions
 from vanilla_flash.errors import ConfigError
 
 BF16_MIN_CC = 8.0  # bfloat16 arithmetic exists from Ampere on
@@ -53,7 +54,7 @@ class Target:
 
     @property
     def flash_attn_major(self) -> int | None:
-        return int(self.flash_attn.split(".")[0]) if self.flash_attn else None
+        return versions.major(self.flash_attn.replace(".x", "")) if self.flash_attn else None
 
 
 CPU = Target("cpu", "CPU", 0.0, None, None, "32-true", ("float32",), ("sdpa",), ("sdpa",),

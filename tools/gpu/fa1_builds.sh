@@ -12,7 +12,8 @@ export PYTHONPATH=$PWD/scr PYTHONUNBUFFERED=1
 build() {  # NAME ARCHS HEAD_DIMS(or all)
   python3 - "$@" <<'PY'
 import json, sys
-from vanilla_flash import builds, install
+from vanilla_flash.builds import sources as builds
+from vanilla_flash.builds import install
 name, archs, dims = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
 try:
     r = builds.build_fa1(f"/tmp/vf-fa1/{name}/wheels", source=".gpu/fa1.tar.gz", archs=archs,

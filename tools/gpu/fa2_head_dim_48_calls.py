@@ -9,9 +9,9 @@ import json
 import sys
 
 import torch
-from vanilla_flash import attention
-from vanilla_flash import model as gpt2
+from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import AttentionError
+from vanilla_flash.models import gpt2
 
 
 def gpt2_forward():

@@ -1,4 +1,4 @@
-"""The from-scratch CUDA kernel (vanilla_flash.from_scratch) on a GPU, built two ways, into OUT.json:
+"""The from-scratch CUDA kernel (vanilla_flash.teach.from_scratch) on a GPU, built two ways, into OUT.json:
     python3 tools/gpu/from_scratch_h200.py OUT.json [LIBRARY ...]
 1. machine code for this GPU (sm90 on an H200); 2. compute_75 PTX alone, which the driver compiles
 when the module loads (the Turing build, run here). For each build and shape (GPT-2's B16 x H12 x
@@ -13,8 +13,10 @@ import tempfile
 import time
 
 import torch
-from vanilla_flash import attention, env, machine_report
-from vanilla_flash import from_scratch as fs
+from vanilla_flash import env
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.results import provenance
+from vanilla_flash.teach import from_scratch as fs
 
 libraries = sys.argv[2:] or ["sdpa_flash", "sdpa_cudnn", "flash_attn_2"]
 machine = env.probe()
@@ -31,6 +33,6 @@ for arch in (f"{machine.capability[0]}{machine.capability[1]}", "compute_75"):
         row = fs.compare_on_gpu(module, runnable, batch=batch, heads=heads, seq=seq, head_dim=head_dim)
         rows.append({"built_for": arch, "build_seconds": built_s, **row})
         print(json.dumps(rows[-1]), flush=True)
-result = {"kind": "from_scratch_kernel", **machine_report.provenance(), "rows": rows}
+result = {"kind": "from_scratch_kernel", **provenance.provenance(), "rows": rows}
 with open(sys.argv[1], "w") as out:
     out.write(json.dumps(result, indent=1, default=str) + "\n")

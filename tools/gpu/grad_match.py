@@ -20,12 +20,14 @@ import sys
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from vanilla_flash import attention, machine_report, vanilla_gpt
-from vanilla_flash import model as gpt2
+from vanilla_flash.attention import sdpa
+from vanilla_flash.models import gpt2
+from vanilla_flash.models import vanilla as vanilla_gpt
+from vanilla_flash.results import provenance
 
 gpu = torch.cuda.is_available()
 device = "cuda" if gpu else "cpu"
-result = {"kind": "grad_match", **machine_report.provenance()}
+result = {"kind": "grad_match", **provenance.provenance()}
 
 
 def save() -> None:
@@ -75,7 +77,7 @@ torch.manual_seed(0)
 base = gpt2.build(size, attn="eager", seq_len=seq).to(device)
 ids = torch.randint(0, 50257, (batch, seq), generator=torch.Generator().manual_seed(1)).to(device)
 masks_seen: list[bool] = []
-spied = attention._sdpa_forward
+spied = sdpa.sdpa_forward
 
 
 def spy(module, query, key, value, attention_mask, *args, **kwargs):
@@ -83,7 +85,7 @@ def spy(module, query, key, value, attention_mask, *args, **kwargs):
     return spied(module, query, key, value, attention_mask, *args, **kwargs)
 
 
-attention._sdpa_forward = spy  # every SDPA backend of ours calls it: record whether a mask came
+sdpa.sdpa_forward = spy  # every forced SDPA backend of ours calls it: record whether a mask came
 
 
 def step(impl: str, attn: str, compiled: bool, bf16: bool) -> tuple[float, dict]:

@@ -9,7 +9,7 @@ mkdir -p "$VF/fa1src" && tar xzf "$VF/in/fa1.tar.gz" -C "$VF/fa1src"
 ext() {  # build one extension into $VF/ext-wheels (or reuse it there), install it next to flash-attn
   python3 - "$1" <<'PY'
 import os, sys
-from vanilla_flash import fused_extensions
+from vanilla_flash.builds import fused as fused_extensions
 vf = os.environ["VF"]
 r = fused_extensions.build_extension(sys.argv[1], f"{vf}/fa1src/fa1", f"{vf}/ext-wheels", archs=["90"],
                                 work_dir=f"{vf}/ext-build")

@@ -3,7 +3,7 @@
 `bench speed` found the vanilla model with `residual: bf16` ending its 50 steps 0.06-0.085 below
 transformers' GPT-2 in every run, with a float32 residual within 0.01; one seed, so it could not say
 whether that is this seed's luck, nor how far transformers' GPT-2 strays from itself. This trains, in
-the bare loop (`bench_training.bare_loop`: the same module, optimizer, schedule and data as the
+the bare loop (`bench.training.bare_loop`: the same module, optimizer, schedule and data as the
 Lightning run), GPT-2 124M at batch 128 for STEPS steps (default 50) with the loss read every step,
 the learning rate decaying to its floor at MAX_STEPS (default STEPS, as in `bench speed`), for SEEDS
 seeds from FIRST_SEED (default: the config's seed, 3; a seed sets the initial weights and the data's
@@ -21,15 +21,18 @@ import sys
 import time
 
 import torch
-from vanilla_flash import bench_training, datamodule, machine_report, tables, timing
-from vanilla_flash.config import TrainConfig
+from vanilla_flash.bench import timing
+from vanilla_flash.bench import training as bench_training
+from vanilla_flash.results import provenance, tables
+from vanilla_flash.training import datamodule
+from vanilla_flash.training.config import TrainConfig
 
 out_path = sys.argv[1]
 gpu = torch.cuda.is_available()
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else (50 if gpu else 3)
 max_steps = int(sys.argv[3]) if len(sys.argv) > 3 else steps
 tail = min(10, steps)
-result = {"kind": "loss_curves", **machine_report.provenance(), "steps": steps, "max_steps": max_steps,
+result = {"kind": "loss_curves", **provenance.provenance(), "steps": steps, "max_steps": max_steps,
           "tail_steps": tail, "runs": []}  # fmt: skip
 
 

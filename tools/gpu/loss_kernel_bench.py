@@ -1,6 +1,6 @@
 """The chunked loss's softmax step on one chunk (16384 positions x 50304, bf16), into OUT.json:
     python3 tools/gpu/loss_kernel_bench.py OUT.json
-- `torch_compiled`: `vanilla_gpt.softmax_cross_entropy` under torch.compile (what `loss: chunked` runs);
+- `torch_compiled`: `models.vanilla.softmax_cross_entropy` under torch.compile (what `loss: chunked` runs);
 - `kernel`: `loss_kernel.softmax_cross_entropy_grad` at several columns per step, warps and programs
   per multiprocessor (the module's own setting marked), each checked against PyTorch (at commit
   c60bdd3 the kernel had four forms, and results/h200/speed/loss_kernel.json times each: `form`);
@@ -16,7 +16,9 @@ import statistics
 import sys
 
 import torch
-from vanilla_flash import loss_kernel, machine_report, vanilla_gpt
+from vanilla_flash.models import loss_kernel
+from vanilla_flash.models import vanilla as vanilla_gpt
+from vanilla_flash.results import provenance
 
 gpu = torch.cuda.is_available()
 device = "cuda" if gpu else "cpu"
@@ -25,7 +27,7 @@ gen = torch.Generator(device).manual_seed(0)
 logits = (torch.randn(rows, cols, device=device, generator=gen) * 3).to(torch.bfloat16)
 targets = torch.randint(0, cols, (rows,), device=device, generator=gen)
 targets[::7] = -100
-result = {"kind": "loss_kernel_bench", **machine_report.provenance(), "rows": rows, "cols": cols}
+result = {"kind": "loss_kernel_bench", **provenance.provenance(), "rows": rows, "cols": cols}
 want_losses, want_grads = vanilla_gpt.softmax_cross_entropy(logits, targets)
 
 

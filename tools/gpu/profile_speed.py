@@ -4,7 +4,7 @@
    stored as transformers keeps it, (in, out), which the vanilla model keeps, and as nn.Linear keeps
    it, (out, in): whether the layout costs anything;
 2. `profile`: a profiled bare-loop run of the best `bench speed` configuration
-   (`bench_training.SPEED_VARIANTS`' first): GPU time per group of kernels (matmul, attention, the
+   (`bench.training.SPEED_VARIANTS`' first): GPU time per group of kernels (matmul, attention, the
    Triton kernels, optimizer, other) and the top kernels by time;
 3. `variants`: bare-loop tokens/s of a few changes to the profiled one (torch.compile's softmax
    instead of the loss kernel, which `bench speed` has not measured on its own at the kernel's
@@ -12,7 +12,7 @@
    SECONDS (default 420) have passed.
 On a machine without a GPU it runs a tiny model, to check the script itself. GPT-2 in the plainest
 PyTorch, which this script measured at commit 3992721 (results/h200/speed/plain_pytorch_profile.json),
-is now part of `bench speed` (`bench_training.plain_pytorch_loop`).
+is now part of `bench speed` (`bench.training.plain_pytorch_loop`).
 """
 
 import contextlib
@@ -25,13 +25,16 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
-from vanilla_flash import bench_training, machine_report, timing, vanilla_gpt
-from vanilla_flash.config import TrainConfig
+from vanilla_flash.bench import timing
+from vanilla_flash.bench import training as bench_training
+from vanilla_flash.models import vanilla as vanilla_gpt
+from vanilla_flash.results import provenance
+from vanilla_flash.training.config import TrainConfig
 
 out_path, budget_s = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 420
 started = time.perf_counter()
 gpu = torch.cuda.is_available()
-result = {"kind": "speed_profile", **machine_report.provenance()}
+result = {"kind": "speed_profile", **provenance.provenance()}
 
 
 def save() -> None:

@@ -1,7 +1,7 @@
 """The masks transformers builds for this project's attention backends.
 
 transformers asks each attention implementation's mask builder (`AttentionMaskInterface`) for the
-mask its forward function receives; `vanilla_flash.attention.register` gives the SDPA backends
+mask its forward function receives; `vanilla_flash.attention.registry.register` gives the SDPA backends
 `causal_or_sdpa_mask` and the flash-attn backends transformers' `flash_attention_mask` (a 2-D
 padding mask, or None).
 """

@@ -12,7 +12,7 @@ head_dim). `register()` puts each one into transformers under its name, so
 Backends (`names()`): ``eager`` and ``sdpa`` are transformers' own; ``sdpa_math``,
 ``sdpa_efficient``, ``sdpa_flash`` and ``sdpa_cudnn`` force one PyTorch SDPA kernel;
 ``flash_attn_1``, ``flash_attn_2`` and ``flash_attn_4`` call the flash-attn libraries
-(`vanilla_flash.flash_attn_backends`, imported only when first used); ``auto`` picks, per call, the
+(`vanilla_flash.attention.flash_attn`, imported only when first used); ``auto`` picks, per call, the
 fastest backend that runs on this GPU with this dtype and head dim (`pick()`, in the order of the
 machine's row in `vanilla_flash.targets`, next to the measurements it rests on).
 
@@ -35,19 +35,20 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 
-from vanilla_flash import env, targets
-from vanilla_flash import flash_attn_backends as fab
+from vanilla_flash import env, targets, versions
+from vanilla_flash.attention import flash_attn as fab
+from vanilla_flash.attention.masks import causal_or_sdpa_mask
+from vanilla_flash.attention.sdpa import dtype_name, eager_forward, forced_sdpa, sdpa_forward
+from vanilla_flash.builds import labels
 from vanilla_flash.env import Machine
 from vanilla_flash.errors import AttentionError
-from vanilla_flash.masks import causal_or_sdpa_mask
 
 log = logging.getLogger(__name__)
 HALF = (torch.float16, torch.bfloat16)
 PRECISION_HINT = (
     "Run the model under mixed precision instead (Lightning precision='16-mixed' on a T4, "
-    "'bf16-mixed' on Ampere or newer; `vanilla_flash.precision.policy()` picks it) rather than "
+    "'bf16-mixed' on Ampere or newer; `vanilla_flash.training.precision.policy()` picks it) rather than "
     "casting tensors by hand: casting the batch casts the token ids too and breaks the embedding."
 )
 
@@ -122,16 +123,16 @@ def why_not(
         return "sdpa_cudnn needs cuDNN >= 9 in this torch build; use sdpa_flash or sdpa"
     if b.library is not None:
         version = machine.flash_attn_4 if b.library == 4 else machine.flash_attn
-        if not version or (b.library != 4 and int(version.split(".")[0]) != b.library):
+        if not version or (b.library != 4 and versions.major(version) != b.library):
             return fab.install_hint(b.library)
         if broken := (machine.flash_attn_4_error if b.library == 4 else machine.flash_attn_error):
             return fab.broken_hint(b.library, version, broken)
-        built = fab.build_of(version) if b.library != 4 and on_gpu else None
-        if built and (reason := fab.build_cannot(built, machine.cc, dtype, head_dim)):
+        built = labels.build_of(version) if b.library != 4 and on_gpu else None
+        if built and (reason := labels.build_cannot(built, machine.cc, dtype, head_dim)):
             return reason
     if dtype is not None:
         if on_gpu and b.half_only and dtype not in HALF:
-            return f"{name} takes float16/bfloat16 inputs, not {_dtype_name(dtype)}. {PRECISION_HINT}"
+            return f"{name} takes float16/bfloat16 inputs, not {dtype_name(dtype)}. {PRECISION_HINT}"
         if on_gpu and dtype == torch.bfloat16 and not targets.supports_bfloat16(machine.cc):
             return targets.no_bfloat16(machine.gpu_name, machine.cc)
         if not on_gpu and name == "sdpa_flash" and dtype == torch.float16:
@@ -172,10 +173,6 @@ def _turing_backward_too_wide(b: Backend, cc: float, head_dim: int) -> bool:
 def _turing_backward_message(b: Backend) -> str:
     return (f"{b.name}'s backward with head dim > {b.turing_backward_max_head_dim} needs compute capability "
             f">= {targets.AMPERE.min_cc}; use sdpa_efficient")  # fmt: skip
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,9 +248,9 @@ def _capability(index: int) -> float:
 @functools.lru_cache(maxsize=64)
 def _build_cannot(library: int, cc: float, dtype: torch.dtype, head_dim: int) -> str | None:
     """Why the installed flash-attn build has no kernel for this call (its version's label says
-    what was built: `flash_attn_backends.build_of`), None if it has one or nothing is known."""
-    built = fab.build_of(_this_machine().flash_attn) if library != 4 else None
-    return fab.build_cannot(built, cc, dtype, head_dim) if built and built["major"] == library else None
+    what was built: `labels.build_of`), None if it has one or nothing is known."""
+    built = labels.build_of(_this_machine().flash_attn) if library != 4 else None
+    return labels.build_cannot(built, cc, dtype, head_dim) if built and built["major"] == library else None
 
 
 def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
@@ -268,7 +265,7 @@ def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
             raise AttentionError(why_not(b.name, _this_machine()) or f"{b.name} needs sm{int(b.min_cc * 10)}")
         if b.half_only and q.dtype not in HALF:
             raise AttentionError(
-                f"{b.name} takes float16/bfloat16 tensors, but got {_dtype_name(q.dtype)}. {PRECISION_HINT}"
+                f"{b.name} takes float16/bfloat16 tensors, but got {dtype_name(q.dtype)}. {PRECISION_HINT}"
             )
         if q.dtype == torch.bfloat16 and not targets.supports_bfloat16(cc):
             raise AttentionError(targets.no_bfloat16(None, cc) + ".")
@@ -286,65 +283,6 @@ def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
         )
 
 
-# ---------------------------------------------------------------------------------------------
-# eager and PyTorch SDPA
-
-
-def _eager_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **_):
-    """softmax(Q K^T * scale + mask) V, written out: the reference every other backend must match."""
-    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scale
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask
-    elif fab.causal(module, is_causal) and query.shape[-2] > 1:
-        q_len, k_len = query.shape[-2], key.shape[-2]
-        allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
-        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
-    probs = F.dropout(probs, p=dropout, training=dropout > 0)
-    return torch.matmul(probs, value).transpose(1, 2), None
-
-
-def _sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    return sdpa_attention_forward(
-        module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kw
-    )
-
-
-def _forced_sdpa(kernel_name: str, backend_name: str) -> Callable:
-    def forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        if attention_mask is not None and backend_name in ("sdpa_flash",):
-            raise AttentionError(
-                f"{backend_name} cannot take a padding mask; use flash_attn_2 (variable-length), "
-                "sdpa_efficient or sdpa for padded batches"
-            )
-        if dropout and backend_name == "sdpa_flash" and not query.is_cuda:
-            raise AttentionError("PyTorch's CPU flash kernel has no dropout; use sdpa or set attn_pdrop=0")
-        # a new context manager every call: one instance cannot be re-entered
-        try:
-            with sdpa_kernel(getattr(SDPBackend, kernel_name)):
-                return _sdpa_forward(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kw)
-        except RuntimeError as err:
-            if "No available kernel" not in str(err) and "No viable backend" not in str(err):
-                raise
-            raise AttentionError(
-                f"PyTorch SDPA could not run its {kernel_name} kernel for this call (device "
-                f"{query.device}, dtype {_dtype_name(query.dtype)}, head dim {query.shape[-1]}, dropout "
-                f"{dropout}, mask {'yes' if attention_mask is not None else 'no'}); PyTorch's warnings "
-                "above say which condition failed. Use attention 'sdpa' to let PyTorch choose."
-            ) from err
-
-    forward.__name__ = f"{backend_name}_forward"
-    return forward
-
-
 def _auto_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
     if attention_mask is not None:
         name = "sdpa"  # a padded batch (or a cache): SDPA takes any mask, and gets it
@@ -354,17 +292,17 @@ def _auto_forward(module, query, key, value, attention_mask, dropout=0.0, scalin
     return _run(_REGISTRY[name], module, query, key, value, attention_mask, dropout, scaling, is_causal, **kw)
 
 
-_add(Backend("eager", "transformers' eager attention: matmul, softmax, matmul", _eager_forward, "eager",
+_add(Backend("eager", "transformers' eager attention: matmul, softmax, matmul", eager_forward, "eager",
              builtin=True))  # fmt: skip
-_add(Backend("sdpa", "PyTorch scaled_dot_product_attention, kernel chosen by PyTorch", _sdpa_forward, "sdpa",
+_add(Backend("sdpa", "PyTorch scaled_dot_product_attention, kernel chosen by PyTorch", sdpa_forward, "sdpa",
              builtin=True))  # fmt: skip
-_add(Backend("sdpa_math", "PyTorch SDPA, math kernel (reference, slow)", _forced_sdpa("MATH", "sdpa_math"), "sdpa"))
+_add(Backend("sdpa_math", "PyTorch SDPA, math kernel (reference, slow)", forced_sdpa("MATH", "sdpa_math"), "sdpa"))
 _add(Backend("sdpa_efficient", "PyTorch SDPA, memory-efficient kernel (xFormers)",
-             _forced_sdpa("EFFICIENT_ATTENTION", "sdpa_efficient"), "sdpa", cuda_only=True, min_cc=5.0))  # fmt: skip
+             forced_sdpa("EFFICIENT_ATTENTION", "sdpa_efficient"), "sdpa", cuda_only=True, min_cc=5.0))  # fmt: skip
 _add(Backend("sdpa_flash", "PyTorch SDPA, flash kernel (FlashAttention-2 inside PyTorch)",
-             _forced_sdpa("FLASH_ATTENTION", "sdpa_flash"), "sdpa", min_cc=8.0, half_only=True,
+             forced_sdpa("FLASH_ATTENTION", "sdpa_flash"), "sdpa", min_cc=8.0, half_only=True,
              max_head_dim=256))  # fmt: skip
-_add(Backend("sdpa_cudnn", "PyTorch SDPA, cuDNN kernel", _forced_sdpa("CUDNN_ATTENTION", "sdpa_cudnn"), "sdpa",
+_add(Backend("sdpa_cudnn", "PyTorch SDPA, cuDNN kernel", forced_sdpa("CUDNN_ATTENTION", "sdpa_cudnn"), "sdpa",
              cuda_only=True, min_cc=8.0, half_only=True, max_head_dim=128))  # fmt: skip
 _add(Backend("flash_attn_1", "flash-attn 1.x (Turing and newer), variable-length API", fab.flash_attn_1_forward,
              "flash", cuda_only=True, min_cc=7.5, half_only=True, max_head_dim=128, library=1,

@@ -4,7 +4,7 @@
   dtype (default: the FlashAttention-2 paper's setting, 16k tokens per batch, hidden 2048). Each
   backend is first checked against an fp32 reference on the same fresh inputs; a wrong one is
   recorded and not timed. Forward, backward and forward+backward are timed after warm-up (median
-  of repeats, `vanilla_flash.timing`); TFLOP/s counts a causal call as half the work
+  of repeats, `vanilla_flash.bench.timing`); TFLOP/s counts a causal call as half the work
   (`flops.attention_flops`); peak memory is recorded; out-of-memory is a result ("OOM"). `auto` is
   timed too, and again alternately with the fastest backend at each point.
 - `wrapper_overhead()`: the project's `attend()` against calling the kernel library directly on
@@ -24,8 +24,12 @@ from collections.abc import Callable
 
 import torch
 
-from vanilla_flash import attention, check, env, flops, machine_report, timing
+from vanilla_flash import env
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.bench import check, timing
 from vanilla_flash.errors import AttentionError
+from vanilla_flash.models import flops
+from vanilla_flash.results import provenance
 
 PAPER_TOKENS = 16384
 PAPER_HIDDEN = 2048
@@ -269,7 +273,7 @@ def run(
     # the sweep and the wrapper check in the grid's own dtype and largest head dim: a T4 has no bf16
     memory = memory_sweep(seq_lens=tuple(memory_seq_lens), head_dim=min(head_dims), dtype=dtypes[0])
     wrapper = wrapper_overhead(head_dim=max(head_dims), dtype=dtypes[0])
-    return {"kind": "attention", **machine_report.provenance(), "grid": grid,
+    return {"kind": "attention", **provenance.provenance(), "grid": grid,
             "rows": [dataclasses.asdict(p) for p in points], "auto": auto_ratios(points), "memory": memory,
             "memory_growth_exponent": growth_exponents(memory), "wrapper_vs_direct": wrapper}  # fmt: skip
 

@@ -25,8 +25,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from vanilla_flash import attention, env, machine_report
+from vanilla_flash import env
+from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import AttentionError
+from vanilla_flash.results import provenance
 
 _PRECISION = {torch.bfloat16: "bf16-mixed", torch.float16: "16-mixed", torch.float32: "32-true"}
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 3e-3, torch.float32: 1e-4}
@@ -184,8 +186,8 @@ def check_model(
     """GPT-2 `size` forward+backward with each backend on one batch; loss and gradient norm
     against the eager backend. Tolerances: loss within 0.5% of eager, gradient norm within 3%
     under half precision (0.01% and 0.1% in fp32)."""
-    from vanilla_flash import model as gpt2
-    from vanilla_flash import precision as prec
+    from vanilla_flash.models import gpt2
+    from vanilla_flash.training import precision as prec
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     machine = machine or env.probe()
@@ -283,8 +285,8 @@ def check_padded_model(
     each backend: its logits on the real tokens against eager attention in float32. A backend that
     refuses a padding mask by name (`AttentionError`) is recorded as skipped; one that answers
     wrongly, as FAIL."""
-    from vanilla_flash import model as gpt2
-    from vanilla_flash import precision as prec
+    from vanilla_flash.models import gpt2
+    from vanilla_flash.training import precision as prec
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     machine = machine or env.probe()
@@ -337,7 +339,7 @@ def run(
     model_size: str | None = None,
 ) -> dict:
     """Kernel and model checks for every backend on this machine, with the environment."""
-    report = machine_report.describe()
+    report = provenance.describe()
     machine = report.machine
     backends = backends or [b for b in attention.names() if b != "eager"]
     on_gpu = machine.device == "cuda"
@@ -364,7 +366,7 @@ def run(
             "and sdpa_flash is FlashAttention-2 compiled into PyTorch."
         )
     return {
-        **machine_report.provenance(report),
+        **provenance.provenance(report),
         "tolerance": {str(k).removeprefix("torch."): v for k, v in TOLERANCE.items()},
         "kernels": [asdict(r) for r in kernels],
         "model": [asdict(r) for r in models],

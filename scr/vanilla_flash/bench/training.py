@@ -22,10 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vanilla_flash import attention, datamodule, env, flops, plots, precision, timing, train
-from vanilla_flash import model as gpt2
-from vanilla_flash.callbacks import StepTimer
-from vanilla_flash.config import TrainConfig
+from vanilla_flash import env
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.bench import timing
+from vanilla_flash.models import flops, gpt2
+from vanilla_flash.results import plots
+from vanilla_flash.training import datamodule, precision
+from vanilla_flash.training import run as train
+from vanilla_flash.training.callbacks import StepTimer
+from vanilla_flash.training.config import TrainConfig
 
 
 def _batches(cfg, steps: int, device: str):
@@ -301,7 +306,7 @@ def speed(base: TrainConfig, variants=SPEED_VARIANTS, steps: int = 40, warmup: i
     Lightning row against the fastest plain one (`best_over_plain`), with MFU against a
     bf16 matmul measured in the same run, before and after; a variant that fails is recorded with
     its error and the rest run. Every Lightning run
-    starts from the same weights (same seed; `vanilla_gpt.build` takes transformers' initialisation)
+    starts from the same weights (same seed; `models.vanilla.build` takes transformers' initialisation)
     on the same data, so each row's `loss_curve` is compared with the hf row's of the same batch
     (`max_loss_diff_vs_hf`, `mean_loss_diff_vs_hf`). `after_each` gets the result so far after each variant."""
     before = timing.matmul_tflops()

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vanilla_flash import fused_extensions
-from vanilla_flash import model as gpt2
+from vanilla_flash.builds import fused
 from vanilla_flash.errors import FlashAttnModelError
+from vanilla_flash.models import gpt2
 
 FUSED_OPTIONS = {
     "fused_bias_fc": "fused_dense_lib",
@@ -85,8 +85,8 @@ def missing(options: list[str]) -> dict[str, str]:
             importlib.import_module(module)
         except ImportError as err:
             out[option] = (f"{option} needs the CUDA extension `{module}` ({err}); build it from flash-attn's "
-                           f"{fused_extensions.EXTENSIONS[module][0]} (the build notebook's optional step, "
-                           "`vanilla_flash.fused_extensions.build_extension`), or leave the option off")  # fmt: skip
+                           f"{fused.EXTENSIONS[module][0]} (the build notebook's optional step, "
+                           "`vanilla_flash.builds.fused.build_extension`), or leave the option off")  # fmt: skip
     return out
 
 

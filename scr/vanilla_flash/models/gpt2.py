@@ -1,15 +1,15 @@
 """GPT-2 configurations by name, built as Hugging Face `GPT2LMHeadModel`.
 
 Because the model is transformers' own, `save_pretrained` / `from_pretrained` / `generate` work
-as usual; only the attention function differs, chosen by name from `vanilla_flash.attention`.
-(`vanilla_flash.flops` counts its parameters and FLOPs.)
+as usual; only the attention function differs, chosen by name from `vanilla_flash.attention.registry`.
+(`vanilla_flash.models.flops` counts its parameters and FLOPs.)
 """
 
 from __future__ import annotations
 
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from vanilla_flash import attention
+from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import ConfigError
 
 GPT2_VOCAB = 50257  # GPT-2's BPE vocabulary

@@ -2,7 +2,7 @@
 
 For each row of a chunk's logits (a few thousand positions x the vocabulary, in bf16) the loss needs
 the row's log-sum-exp, its loss (the log-sum-exp minus the target's logit) and the gradient
-softmax - one_hot(target): `vanilla_gpt.softmax_cross_entropy` in PyTorch, which torch.compile
+softmax - one_hot(target): `models.vanilla.softmax_cross_entropy` in PyTorch, which torch.compile
 fuses into one kernel of its own (on the H200 about 1.96 ms per chunk of 16384 positions,
 results/h200/speed/loss_kernel.json). This kernel reads each row three times, with no reduction
 across a program's lanes inside any of its loops:
@@ -15,7 +15,7 @@ is about 30% faster than torch.compile's kernel on one chunk (below). A row whos
 (not a target) gets a zero loss and a zero gradient.
 
 It needs Triton and a CUDA GPU (or Triton's interpreter, TRITON_INTERPRET=1, which is how the tests
-run it on a CPU); Triton also compiles it for sm_90 without a GPU, which a test does. `vanilla_gpt`
+run it on a CPU); Triton also compiles it for sm_90 without a GPU, which a test does. `models.vanilla`
 imports this module where Triton is installed.
 """
 

@@ -5,7 +5,7 @@ The same parameters under the same names and shapes as transformers' `GPT2LMHead
 transformers checkpoint: `save_pretrained` writes one that `GPT2LMHeadModel.from_pretrained` loads,
 `from_hf` takes one, and `as_hf` is a transformers model over the very same tensors (no copy), which
 is how `generate` works. What differs is only the forward pass, written for torch.compile: one
-matmul for q, k and v, attention through `vanilla_flash.attention` (causal, no mask tensors), no
+matmul for q, k and v, attention through `vanilla_flash.attention.registry` (causal, no mask tensors), no
 attention-interface dispatch, the head tied to the embedding, and the loss either as transformers
 computes it (`loss="full"`: the logits of every position, in float32) or `loss="chunked"`: a few
 thousand positions at a time, with each chunk's gradients (for the hidden states and for the tied
@@ -13,7 +13,7 @@ head) worked out in the forward pass while that chunk's logits exist, so the (ba
 float32 logits never exist at once and none are recomputed: the backward pass only scales the
 gradients it was left (the idea behind fused linear + cross-entropy kernels such as Liger's);
 `loss="chunked_triton"` is the same with each chunk's softmax step as one Triton kernel
-(`vanilla_flash.loss_kernel`).
+(`vanilla_flash.models.loss_kernel`).
 Under bf16 autocast, `residual="bf16"` carries the residual stream between the blocks in bfloat16
 instead of float32 (as transformers does), which halves what LayerNorm and the residual adds read
 and write, at the price of slightly different numbers.
@@ -30,12 +30,12 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.modeling_outputs import CausalLMOutput
 
-from vanilla_flash import attention
-from vanilla_flash import model as gpt2
+from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import ConfigError
+from vanilla_flash.models import gpt2
 
 try:  # the Triton kernel of `loss: chunked_triton`; Colab's T4 runtime and a CPU may have no Triton
-    from vanilla_flash import loss_kernel
+    from vanilla_flash.models import loss_kernel
 except ImportError:
     loss_kernel = None
 
@@ -169,7 +169,7 @@ class VanillaGPT(nn.Module):
         """A transformers `GPT2LMHeadModel` over this model's own tensors (no copy): for
         `generate`, `save_pretrained` and anything else of transformers'."""
         config = copy.copy(self.config)
-        config._attn_implementation = gpt2.CONSTRUCT_WITH  # see vanilla_flash.model: switched below
+        config._attn_implementation = gpt2.CONSTRUCT_WITH  # see vanilla_flash.models.gpt2: switched below
         with torch.device("meta"):
             hf = GPT2LMHeadModel(config)
         hf.load_state_dict(self.state_dict(keep_vars=True), assign=True)
@@ -195,7 +195,7 @@ class VanillaGPT(nn.Module):
 def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, gradients: bool = True):
     """One chunk's per-row losses (float32) of `logits` against `targets` (-100: not a target, zero
     loss and gradient) and, with `gradients`, d loss / d logits = softmax - one_hot(target), in the
-    logits' dtype. `vanilla_flash.loss_kernel` computes the same in one Triton kernel."""
+    logits' dtype. `vanilla_flash.models.loss_kernel` computes the same in one Triton kernel."""
     x = logits.float()
     lse = torch.logsumexp(x, dim=-1)
     real = targets != -100
@@ -221,7 +221,7 @@ def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.
     """The summed cross-entropy of the logits `h @ weight.T` against `targets` (-100: not a target),
     CHUNK_TOKENS rows at a time; with `gradients`, also its gradients for `h` and for `weight`,
     from each chunk's softmax while its logits exist (`softmax_cross_entropy`, or with `kernel` the
-    Triton kernel of `vanilla_flash.loss_kernel`)."""
+    Triton kernel of `vanilla_flash.models.loss_kernel`)."""
     softmax = _softmax_kernel(h.device) if kernel and gradients else softmax_cross_entropy
     total = h.new_zeros((), dtype=torch.float32)
     grad_h = torch.zeros_like(h) if gradients else None
@@ -257,7 +257,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
 def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", residual: str = "float32",
           **overrides) -> VanillaGPT:  # fmt: skip
     """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`,
-    loss `loss` and residual stream `residual`: the very weights `vanilla_flash.model.build` would
+    loss `loss` and residual stream `residual`: the very weights `vanilla_flash.models.gpt2.build` would
     give under the same seed (it initialises them, this model takes them over), so a run with
     `model_impl: vanilla` starts where the same run with `model_impl: hf` starts."""
     hf = gpt2.build(size, attn=attn, **overrides)

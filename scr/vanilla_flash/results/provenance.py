@@ -16,7 +16,8 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 
-from vanilla_flash import attention, env
+from vanilla_flash import env
+from vanilla_flash.attention import registry as attention
 
 
 @dataclass

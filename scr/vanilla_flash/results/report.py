@@ -11,8 +11,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from vanilla_flash import plots
-from vanilla_flash.config import TrainConfig
+from vanilla_flash.results import plots
 
 BACKEND_ORDER = ["eager", "sdpa_math", "sdpa", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1",
                  "flash_attn_2", "flash_attn_4", "auto"]  # fmt: skip
@@ -259,7 +258,7 @@ def render(paths: list, out_dir) -> list[Path]:
     if runs:
         first = json.loads((Path(runs[0]) / "summary.json").read_text())
         hardware = _hardware(first)
-        label = TrainConfig.from_dict(first["config"]).model_label
+        label = first.get("model") or f"GPT-2 {first['config']['model_size']}"  # "model": since 2026-12
         made.append(runs_plot(runs, out_dir / "train_loss_curves.png", f"{label} — {hardware}"))
         summary.append(f"## training runs\n\n{hardware}\n\n{runs_table(runs)}\n")
     for path in [p for p in paths if p not in runs]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from vanilla_flash import report
+from vanilla_flash.results import report
 
 _BUILD_COLUMNS = {
     "en": ("package", "architectures", "head dims", "kernel files", "cores", "MAX_JOBS", "time", "machine", "all"),
@@ -338,7 +338,7 @@ def number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> st
 
 
 def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
-    """The own kernel of `vanilla_flash.from_scratch` against naive PyTorch attention and the
+    """The own kernel of `vanilla_flash.teach.from_scratch` against naive PyTorch attention and the
     libraries, as measured in a `from_scratch_kernel` result (a dict, or the path of its JSON, such
     as results/h200/from_scratch/from_scratch.json): a one-line caption (GPU, torch, date), then one
     table row per build x shape, in `lang` (en, vi). `tools/docs_tables.py` writes it into the docs."""

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vanilla_flash import attention, plots, timing
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.bench import timing
+from vanilla_flash.results import plots
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:

@@ -7,7 +7,7 @@
 - `SaveOnInterrupt`: Ctrl-C (Jupyter's and Colab's stop button) ends the run after the step under
   way, with a checkpoint of it, and says how to continue.
 - `StepTimer`: the wall-clock time of the optimizer steps after a warm-up, as one measurement
-  (what `bench_training.lightning_overhead` compares with a bare loop).
+  (what `bench.training.lightning_overhead` compares with a bare loop).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from vanilla_flash import data, precision
-from vanilla_flash import model as gpt2
-from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import TrainingError
+from vanilla_flash.models import gpt2
+from vanilla_flash.training import data, precision
+from vanilla_flash.training.config import TrainConfig
 
-log = logging.getLogger("vanilla_flash.train")
+log = logging.getLogger("vanilla_flash.training.run")
 
 
 class Throughput(L.Callback):

@@ -31,12 +31,12 @@ from pathlib import Path
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from vanilla_flash import model as gpt2
-from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError
 from vanilla_flash.files import PARTIAL, write_atomic
+from vanilla_flash.models import gpt2
+from vanilla_flash.training.config import TrainConfig
 
-log = logging.getLogger("vanilla_flash.train")
+log = logging.getLogger("vanilla_flash.training.run")
 
 RUN_FILES = ("*.ckpt", "tokenizer.json", "tokenizer.meta.json", "summary.json")  # in the checkpoint folder
 RUN_OUTPUTS = ("model", "summary.json", "loss.png", "samples.txt", "logs", "tensorboard")  # in run_dir

@@ -15,9 +15,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vanilla_flash import attention, precision
-from vanilla_flash import model as gpt2
+from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import ConfigError
+from vanilla_flash.models import gpt2
+from vanilla_flash.training import precision
 
 # Wikisource languages set up here, with their configuration of `wikimedia/wikisource` on the Hub
 WIKISOURCE_CONFIGS = {"vi": "20231201.vi", "en": "20231201.en"}

@@ -10,7 +10,7 @@
   byte-level BPE trained on the training split (`train_bpe()`).
 - `pack()` joins documents with EOS and cuts blocks of `seq_len` tokens, cached on disk under a key
   made of the data, the tokenizer and `seq_len`, so a second run skips tokenisation.
-`vanilla_flash.datamodule` does all of that for a training run, as a LightningDataModule.
+`vanilla_flash.training.datamodule` does all of that for a training run, as a LightningDataModule.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vanilla_flash.config import WIKISOURCE_CONFIGS, TrainConfig
 from vanilla_flash.errors import DataError
 from vanilla_flash.files import write_atomic, write_text_atomic
+from vanilla_flash.training.config import WIKISOURCE_CONFIGS, TrainConfig
 
 log = logging.getLogger(__name__)
 
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+REPO_DATA = Path(__file__).resolve().parents[3] / "data"
 SAMPLE_DIR = REPO_DATA / "wikisource-sample"
 GPT2_BPE_DIR = REPO_DATA / "gpt2-bpe"
 HUB_DATASET = "wikimedia/wikisource"

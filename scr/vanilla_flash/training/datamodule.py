@@ -1,6 +1,6 @@
 """The training data as Lightning wants it: `WikisourceData`, a LightningDataModule.
 
-It loads the documents (`vanilla_flash.data`: the Hub within a byte budget, or the shipped sample,
+It loads the documents (`vanilla_flash.training.data`: the Hub within a byte budget, or the shipped sample,
 also as the fallback when the Hub cannot be reached), splits them by size, trains or reuses the run's
 tokenizer and packs the blocks. The training order (`EndlessSampler`) is a seeded, endless sequence
 of permutations, so a resumed run reads the same blocks it would have read had it never stopped;
@@ -18,8 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vanilla_flash.config import TrainConfig
-from vanilla_flash.data import (
+from vanilla_flash.errors import CheckpointError, DataError
+from vanilla_flash.files import write_text_atomic
+from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.training.data import (
     HUB_CONFIGS,
     HUB_DATASET,
     fingerprint,
@@ -31,10 +33,8 @@ from vanilla_flash.data import (
     tokens_per_word,
     train_bpe,
 )
-from vanilla_flash.errors import CheckpointError, DataError
-from vanilla_flash.files import write_text_atomic
 
-log = logging.getLogger("vanilla_flash.data")
+log = logging.getLogger("vanilla_flash.training.data")
 
 
 class Blocks(Dataset):

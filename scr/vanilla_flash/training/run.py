@@ -2,14 +2,14 @@
 
 `train(cfg)` wires the pieces. Before any work it checks that the attention backend runs here, that
 every folder it writes can be written and is used by no other run, and that the checkpoint to
-resume from fits the run (`vanilla_flash.checkpoints`); it stops, changing nothing and showing the
+resume from fits the run (`vanilla_flash.training.checkpoints`); it stops, changing nothing and showing the
 finished run's summary, if that checkpoint has reached `max_steps` already. Then
 `datamodule.WikisourceData` (documents, tokenizer, packed blocks in a resumable order), `GPT2Module` (the
 model with the chosen attention backend and its optimizer), the callbacks of
-`vanilla_flash.callbacks`, checkpoints every `ckpt_every` steps and `last.ckpt` (written atomically,
+`vanilla_flash.training.callbacks`, checkpoints every `ckpt_every` steps and `last.ckpt` (written atomically,
 resumed automatically), and at the end a summary (`run_dir/summary.json`) and the loss curve
 (`run_dir/loss.png`). A loss that is not finite stops the run before a checkpoint of it is written;
-Ctrl-C stops it after the step under way, with a checkpoint (`vanilla_flash.callbacks`).
+Ctrl-C stops it after the step under way, with a checkpoint (`vanilla_flash.training.callbacks`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ import lightning as L
 import numpy as np
 import torch
 
-from vanilla_flash import attention, checkpoints, datamodule, env, flops, machine_report, plots, precision
-from vanilla_flash import model as gpt2
-from vanilla_flash.callbacks import Samples, SaveOnInterrupt, StopOnNonFiniteLoss, Throughput
-from vanilla_flash.config import TrainConfig
+from vanilla_flash import env
+from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import ConfigError
 from vanilla_flash.files import write_folder_atomic, write_text_atomic
+from vanilla_flash.models import flops, gpt2
+from vanilla_flash.results import plots, provenance
+from vanilla_flash.training import checkpoints, datamodule, precision
+from vanilla_flash.training.callbacks import Samples, SaveOnInterrupt, StopOnNonFiniteLoss, Throughput
+from vanilla_flash.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +53,11 @@ class GPT2Module(L.LightningModule):
         self.cfg = TrainConfig.from_dict(cfg)
         common = dict(vocab_size=vocab_size, seq_len=self.cfg.seq_len, dropout=self.cfg.dropout)
         if self.cfg.model_impl == "flash_attn":
-            from vanilla_flash import fa_gpt
+            from vanilla_flash.models import flash_attn_gpt as fa_gpt
 
             self.net = fa_gpt.build(self.cfg.model_size, fused=self.cfg.fused, **common, **self.cfg.model_dims)
         elif self.cfg.model_impl == "vanilla":
-            from vanilla_flash import vanilla_gpt
+            from vanilla_flash.models import vanilla as vanilla_gpt
 
             self.net = vanilla_gpt.build(self.cfg.model_size, attn=self.cfg.attn, loss=self.cfg.loss,
                                          residual=self.cfg.residual, **common, **self.cfg.model_dims)  # fmt: skip
@@ -154,7 +157,7 @@ def make_strategy(cfg: TrainConfig):
     if cfg.model_impl == "flash_attn":
         from flash_attn.modules.block import Block as block
     elif cfg.model_impl == "vanilla":
-        from vanilla_flash.vanilla_gpt import Block as block
+        from vanilla_flash.models.vanilla import Block as block
     else:
         from transformers.models.gpt2.modeling_gpt2 import GPT2Block as block
     return FSDPStrategy(auto_wrap_policy={block}, state_dict_type="full")
@@ -263,6 +266,7 @@ def _nothing_to_do(cfg: TrainConfig, resume: Path, done: int) -> dict:
     finished = ckpt.get("vanilla_flash", {})
     summary = {key: None for key in SUMMARY_KEYS} | {
         "config": dataclasses.asdict(old),
+        "model": old.model_label,
         "attention": finished.get("attention", old.attn),
         "precision": finished.get("precision"),
         "steps": done,
@@ -327,7 +331,8 @@ def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, sec
     steady = perf[len(perf) // 2 :] or perf  # the second half: after warm-up and compilation
     summary = {
         "config": dataclasses.asdict(cfg),
-        "environment": machine_report.describe(machine).to_dict(),
+        "model": cfg.model_label,
+        "environment": provenance.describe(machine).to_dict(),
         "precision": prec,
         "attention": chosen,
         "parameters": flops.parameter_count(module.net),
@@ -351,9 +356,23 @@ def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, sec
 
 
 SUMMARY_KEYS = (
-    "config", "environment", "precision", "attention", "parameters", "steps", "world_size", "resumed_from", "data",
-    "final", "tokens_per_s", "mfu", "peak_mem_gib", "sample", "seconds",
-)  # fmt: skip
+    "config",
+    "model",
+    "environment",
+    "precision",
+    "attention",
+    "parameters",
+    "steps",
+    "world_size",
+    "resumed_from",
+    "data",
+    "final",
+    "tokens_per_s",
+    "mfu",
+    "peak_mem_gib",
+    "sample",
+    "seconds",
+)
 
 
 def _last(rows: list[dict], key: str):

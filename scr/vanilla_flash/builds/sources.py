@@ -9,10 +9,10 @@
   switches for features GPT-2 does not use turned off (`FA2_LEFT_OUT`). A call the build cannot run
   stops with a message that says how to rebuild, never an undefined symbol. The log is streamed and
   kept, the time measured (`build.json` beside the log); what was built is written into the wheel's
-  version (`flash_attn_backends.build_label`); the wheel lands in `install`'s cache, so the next
+  version (`labels.build_label`); the wheel lands in `install`'s cache, so the next
   session installs it in seconds. `dry_run=True` prints the plan.
 - The C++ standard follows torch (`cxx_standard`): torch 2.13 and newer need C++20.
-- flash-attn 1.x's fused extensions are built by `vanilla_flash.fused_extensions`.
+- flash-attn 1.x's fused extensions are built by `vanilla_flash.builds.fused`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vanilla_flash import flash_attn_backends as fab
+from vanilla_flash import versions
+from vanilla_flash.builds import labels
+from vanilla_flash.builds.install import FA1_VERSION, FA2_VERSION, build_tag, cached_wheel, newest_wheel
 from vanilla_flash.errors import BuildError
-from vanilla_flash.install import FA1_VERSION, FA2_VERSION, build_tag, cached_wheel, newest_wheel
 
 GIB_PER_NVCC_JOB = 4  # flash-attn's CUDA files take a few GiB each to compile
 
@@ -87,14 +88,14 @@ def arch_labels(archs: list[str]) -> str:
 
 
 _LEFT_OUT = """\
-// Written by vanilla_flash.builds.restrict_sources: the kernels this build of flash-attn 1.0.9 leaves
+// Written by vanilla_flash.builds.sources.restrict_sources: the kernels this build of flash-attn 1.0.9 leaves
 // out, so that a call needing one stops with a message instead of an undefined symbol or a crash.
 #include <torch/extension.h>
 #include "fmha.h"
 
 #define VF_LEFT_OUT(what) TORCH_CHECK(false, "this flash-attn 1.0.9 build has no ", what, " kernels (it was " \\
     "built with head dims {built} only): rebuild it with fa1_head_dims including the one you need " \\
-    "(vanilla_flash.builds.build_fa1(..., head_dims=[...]))")
+    "(vanilla_flash.builds.sources.build_fa1(..., head_dims=[...]))")
 {functions}
 """
 _FA1_SIGNATURES = {
@@ -111,7 +112,7 @@ _FA1_BLOCK_SPARSE = {
 
 def kernels_for(head_dims: list[int], major: int = 1) -> list[int]:
     """The kernel head dims (1.x: 32, 64, 128; 2.x: 32 to 256) that calls with `head_dims` run on."""
-    return sorted({next(k for k in fab.KERNEL_HEAD_DIMS[major] if d <= k) for d in head_dims})
+    return sorted({next(k for k in labels.KERNEL_HEAD_DIMS[major] if d <= k) for d in head_dims})
 
 
 def restrict_sources(setup_py: str | os.PathLike, head_dims: list[int]) -> list[str]:
@@ -122,7 +123,7 @@ def restrict_sources(setup_py: str | os.PathLike, head_dims: list[int]) -> list[
     text = path.read_text()
     keep = kernels_for(head_dims)
     functions = []
-    for d in fab.KERNEL_HEAD_DIMS[1]:
+    for d in labels.KERNEL_HEAD_DIMS[1]:
         if d not in keep:
             for kind, signature in _FA1_SIGNATURES.items():
                 text = text.replace(f'"csrc/flash_attn/src/fmha_{kind}_hdim{d}.cu",', "")
@@ -151,7 +152,7 @@ def fa2_arch_for(cc: float) -> str:
     """The architecture of `FA2_ARCHS` to build for a GPU of compute capability `cc`: its own, or the
     one of its major version whose machine code it runs (8.6 and 8.9 run sm80's)."""
     arch = round(cc * 10)
-    fits = [a for a in FA2_ARCHS if int(a) // 10 == arch // 10 and int(a) <= arch]
+    fits = [a for a in FA2_ARCHS if labels.machine_code_runs(int(a), arch)]
     if not fits:
         raise BuildError(f"flash-attn {FA2_VERSION} has no kernels for compute capability {cc} "
                          f"(it compiles for {', '.join(FA2_ARCHS)})")  # fmt: skip
@@ -167,9 +168,9 @@ def fa2_headdim_switch(keep: list[int]) -> str:
     built = ", ".join(map(str, keep))
     lines = [f'#define VF_LEFT_OUT(D) TORCH_CHECK(false, "this flash-attn {FA2_VERSION} build has no head dim " #D '
              f'" kernels (it was built with head dims {built} only): rebuild it with fa2_head_dims including " #D '
-             '" (vanilla_flash.builds.build_fa2(..., head_dims=[...]))")',
+             '" (vanilla_flash.builds.sources.build_fa2(..., head_dims=[...]))")',
              "#define HEADDIM_SWITCH(HEADDIM, ...)", "  [&] {", "    if (false) {"]  # fmt: skip
-    for d in fab.KERNEL_HEAD_DIMS[2]:
+    for d in labels.KERNEL_HEAD_DIMS[2]:
         lines.append(f"    }} else if (HEADDIM <= {d}) {{")
         if d in keep:
             lines += [f"      constexpr static int kHeadDim = {d};", "      return __VA_ARGS__();"]
@@ -215,8 +216,7 @@ def cxx_standard(torch_version: str | None = None) -> str:
         import torch
 
         torch_version = torch.__version__
-    major, minor = (int(x) for x in re.findall(r"\d+", torch_version)[:2])
-    return "c++20" if (major, minor) >= (2, 13) else "c++17"
+    return "c++20" if versions.at_least(torch_version, "2.13") else "c++17"
 
 
 def set_cxx_standard(setup_py: str | os.PathLike, standard: str | None = None) -> str:
@@ -251,14 +251,14 @@ def build_fa1(
 
     `archs` ("75", or "compute_75" for PTX) and `head_dims` (e.g. [64] for GPT-2: only those kernels,
     no block-sparse ones) make the build smaller and faster; what was built is written into the
-    wheel's version (`flash_attn_backends.build_label`), so a cached wheel is reused only for the same
+    wheel's version (`labels.build_label`), so a cached wheel is reused only for the same
     build and a call it cannot run is refused with the way to rebuild. `source` is the sdist
     (.tar.gz) or an unpacked source folder; without it pip downloads the archive from PyPI. The
     build log streams through `echo` and is kept in `work_dir/build.log`.
     """
     work = Path(work_dir)
     log_path = work / "build.log"
-    label = fab.build_label(archs or ["75", "80", "90"], head_dims)
+    label = labels.build_label(archs or ["75", "80", "90"], head_dims)
     jobs = jobs or max_jobs()
 
     def plan() -> str:
@@ -305,7 +305,7 @@ def build_fa2(
                          "(an sm86 or sm89 GPU runs the sm80 code: ask for 80)")  # fmt: skip
     work = Path(work_dir)
     log_path = work / "build.log"
-    label = fab.build_label(archs, head_dims)
+    label = labels.build_label(archs, head_dims)
     jobs = jobs or max_jobs()
 
     def plan() -> str:

@@ -6,7 +6,7 @@
   Hopper and Blackwell, nothing on CPU.
 - `ensure(plan)` installs what is missing: a cached wheel of a build made earlier (`cached_wheel`,
   in a folder per torch/CUDA/Python, `build_tag`; on Colab, Google Drive), a release wheel, or
-  flash-attn-4; `vanilla_flash.builds` makes the builds.
+  flash-attn-4; `vanilla_flash.builds.sources` makes the builds.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vanilla_flash import flash_attn_backends as fab
-from vanilla_flash import targets
+from vanilla_flash import targets, versions
+from vanilla_flash.builds import labels
 from vanilla_flash.env import Machine
 from vanilla_flash.errors import BuildError
 
@@ -101,9 +101,9 @@ def fa2_wheel(machine: Machine | None = None, *, torch_version: str | None = Non
     if cxx11_abi is None:
         cxx11_abi = bool(torch._C._GLIBCXX_USE_CXX11_ABI)
     python = python or (machine.python if machine else f"{sys.version_info.major}.{sys.version_info.minor}")
-    torch_mm = ".".join(torch_version.split("+")[0].split(".")[:2])
-    py = "cp" + "".join(python.split(".")[:2])
-    return (f"flash_attn-{version}+cu{cuda.split('.')[0]}torch{torch_mm}cxx11abi{str(cxx11_abi).upper()}"
+    torch_mm = versions.major_minor(torch_version)
+    py = "cp" + versions.major_minor(python).replace(".", "")
+    return (f"flash_attn-{version}+cu{versions.major(cuda) or ''}torch{torch_mm}cxx11abi{str(cxx11_abi).upper()}"
             f"-{py}-{py}-linux_x86_64.whl")  # fmt: skip
 
 
@@ -176,12 +176,11 @@ def fa2_path(machine: Machine) -> Fa2Path:
     """flash-attn 2 for this torch, CUDA, C++ ABI and Python, in this order: the one installed; a
     wheel that a release publishes (`FA2_PUBLISHED`; never a name spelled for a release that has no
     such wheel); a community wheel with its sha256 pinned (`FA2_COMMUNITY`); else a source build of
-    just what GPT-2 needs (`vanilla_flash.builds.build_fa2`)."""
+    just what GPT-2 needs (`vanilla_flash.builds.sources.build_fa2`)."""
     if machine.flash_attn_major() == 2:
         return Fa2Path("installed", f"flash-attn {machine.flash_attn} is installed")
-    torch_mm = ".".join(machine.torch.split("+")[0].split(".")[:2])
-    python_mm = ".".join(machine.python.split(".")[:2])
-    cuda_major = (machine.cuda or "").split(".")[0]
+    torch_mm, python_mm = versions.major_minor(machine.torch), versions.major_minor(machine.python)
+    cuda_major = str(versions.major(machine.cuda) or "")
     for release in FA2_PUBLISHED:
         if release.has(torch_mm, python_mm, cuda_major):
             abi = machine.cxx11_abi if machine.cxx11_abi is not None else True  # torch 2.7+ wheels: True
@@ -246,8 +245,8 @@ def usable_wheel(cache_dir: str | os.PathLike, machine: Machine, major: int = 1)
     """The newest cached flash-attn `major`.x wheel for this torch whose kernels run on this GPU."""
     folder = Path(cache_dir) / build_tag(machine)
     for wheel in sorted(folder.glob(f"flash_attn-{major}.*.whl"), key=lambda p: p.stat().st_mtime, reverse=True):
-        built = fab.build_of(wheel.name.split("-")[1])
-        if built is None or fab.build_cannot(built, machine.cc, None, None) is None:
+        built = labels.build_of(wheel.name.split("-")[1])
+        if built is None or labels.build_cannot(built, machine.cc, None, None) is None:
             return wheel
     return None
 
@@ -265,7 +264,7 @@ def build_tag(machine: Machine | None = None) -> str:
     torch_version = (machine.torch if machine else torch.__version__).replace("+", "-")
     python = machine.python if machine else f"{sys.version_info.major}.{sys.version_info.minor}"
     cuda = (machine.cuda if machine else torch.version.cuda) or "cpu"
-    return f"torch{torch_version}-cuda{cuda}-py{'.'.join(python.split('.')[:2])}"
+    return f"torch{torch_version}-cuda{cuda}-py{versions.major_minor(python)}"
 
 
 def pip_install(*args: str, echo=print) -> None:

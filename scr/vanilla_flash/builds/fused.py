@@ -2,7 +2,7 @@
 flash-attn's own GPT model can use: what each does (`extension_plan`, `extension_note`) and
 `build_extension()`, which builds one from flash-attn 1.0.9's source archive with a build script
 written here (the archive carries their sources but not their scripts), timed and cached like the
-main wheel (`vanilla_flash.builds`).
+main wheel (`vanilla_flash.builds.sources`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vanilla_flash.builds import BuildResult, max_jobs, pip_wheel, unpack_source
+from vanilla_flash.builds.install import cached_wheel
+from vanilla_flash.builds.sources import BuildResult, max_jobs, pip_wheel, unpack_source
 from vanilla_flash.errors import BuildError
-from vanilla_flash.install import cached_wheel
 
 # flash-attn 1.x's optional CUDA extensions: module name -> (folder in the source tree, extra libraries).
 # The PyPI archive carries their sources but not their build scripts; `build_extension` writes one.

@@ -1,0 +1,1 @@
+"""FlashAttention written from scratch, step by step, as the tutorial's fifth notebook teaches it."""
