@@ -1,6 +1,7 @@
 """Training benchmarks on a CPU: the Lightning trainer and the bare loop on the same run."""
 
 import pytest
+from vanilla_flash.bench import speed
 from vanilla_flash.bench import training as bench_training
 from vanilla_flash.training.config import TrainConfig
 
@@ -25,7 +26,7 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
     variants = (("vanilla, chunked loss", {"model_impl": "vanilla", "loss": "chunked"}),
                 ("a broken one", {"model_impl": "vanilla", "attn": "flash_attn_2"}),
                 ("hf", {"model_impl": "hf"}))  # fmt: skip
-    result = bench_training.speed(cfg, variants, steps=3, warmup=2, plain_batches=(2,))
+    result = speed.speed(cfg, variants, steps=3, warmup=2, plain_batches=(2,))
     ok, broken, hf = result["rows"]
     assert (ok["model_impl"], ok["loss"], hf["model_impl"]) == ("vanilla", "chunked", "hf")
     assert ok["status"] == hf["status"] == "ok" and broken["status"].startswith("error")

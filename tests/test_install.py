@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import A100, CPU, H100, T4
-from vanilla_flash.builds import fused, install, sources
+from vanilla_flash.builds import edits, fused, install, sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_fa2_wheel_name_encodes_cuda_torch_abi_python():
 def test_restrict_archs_keeps_only_the_gpus_asked_for(tmp_path, keep, left):
     setup = tmp_path / "setup.py"
     setup.write_text(SETUP_PY)
-    assert sources.restrict_archs(setup, keep) == left
+    assert edits.restrict_archs(setup, keep) == left
     if keep == ["compute_75"]:  # PTX only: the driver compiles it for the GPU it meets
         assert "arch=compute_75,code=compute_75" in setup.read_text() and "code=sm_" not in setup.read_text()
     ast.parse(setup.read_text())  # still valid Python (an emptied `if` gets a `pass`)
@@ -148,7 +148,7 @@ def test_a_build_of_just_what_gpt2_needs_stands_in_for_the_rest(tmp_path):
     if not (source / "setup.py").exists():
         pytest.skip("flash-attn 1.0.9's source is not here (make test fetches it)")
     shutil.copytree(source, tmp_path / "fa1")
-    left = sources.restrict_sources(tmp_path / "fa1/setup.py", [64])
+    left = edits.restrict_sources(tmp_path / "fa1/setup.py", [64])
     assert left == ["fmha_fwd_hdim64.cu", "fmha_bwd_hdim64.cu"]
     setup = (tmp_path / "fa1/setup.py").read_text()
     ast.parse(setup)
@@ -159,7 +159,7 @@ def test_a_build_of_just_what_gpt2_needs_stands_in_for_the_rest(tmp_path):
                  "run_fmha_block_dgrad_fp16_sm80"):  # fmt: skip
         signature = next(line for line in stub.splitlines() if f" {name}(" in line).split(" {")[0]
         assert signature + ";" in header, f"the stub's {name} does not match fmha.h"
-    assert sources.kernels_for([48, 64]) == [64] and sources.kernels_for([16, 128]) == [32, 128]
+    assert edits.kernels_for([48, 64]) == [64] and edits.kernels_for([16, 128]) == [32, 128]
 
 
 def test_what_a_build_holds_decides_what_it_may_run():
@@ -204,11 +204,11 @@ def test_a_flash_attn_2_build_holds_what_its_label_says():
 
 
 def test_flash_attn_2_build_options():
-    assert [sources.fa2_arch_for(cc) for cc in (8.0, 8.6, 8.9, 9.0, 12.0)] == ["80", "80", "80", "90", "120"]
+    assert [edits.fa2_arch_for(cc) for cc in (8.0, 8.6, 8.9, 9.0, 12.0)] == ["80", "80", "80", "90", "120"]
     with pytest.raises(install.BuildError, match="no kernels for compute capability 7.5"):
-        sources.fa2_arch_for(7.5)
-    assert sources.kernels_for([64], major=2) == [64] and sources.kernels_for([40, 100], major=2) == [64, 128]
-    assert [sources.cxx_standard(v) for v in ("2.11.0+cu130", "2.12.1", "2.13.0", "2.14.1+cu130")] == [
+        edits.fa2_arch_for(7.5)
+    assert edits.kernels_for([64], major=2) == [64] and edits.kernels_for([40, 100], major=2) == [64, 128]
+    assert [edits.cxx_standard(v) for v in ("2.11.0+cu130", "2.12.1", "2.13.0", "2.14.1+cu130")] == [
         "c++17", "c++17", "c++20", "c++20"]  # fmt: skip
     assert sources.ninja_progress("  [3/13] /usr/local/cuda/bin/nvcc -MD -c /x/src/flash_bwd_hdim64.cu -o /x/a.o") == (
         "[3/13] flash_bwd_hdim64.cu")  # fmt: skip
@@ -244,18 +244,18 @@ def test_a_flash_attn_2_build_of_just_what_gpt2_needs(tmp_path):
     """12 of the 72 kernel files (head dim 64: forward, split-KV forward, backward; fp16 and bf16;
     causal or not), flash-attn's own switches off for what GPT-2 does not use, dropout kept."""
     src = _fa2_source(tmp_path)
-    every = sources._cuda_files(src / "setup.py")
-    left = sources.restrict_fa2_sources(src, [64])
+    every = edits.cuda_files(src / "setup.py")
+    left = edits.restrict_fa2_sources(src, [64])
     assert len(every) == 72 and len(left) == 12 and all("_hdim64_" in f for f in left)
     assert all((src / "csrc/flash_attn/src" / f).exists() for f in left)
     setup = (src / "setup.py").read_text()
     ast.parse(setup)
     host = next(line for line in setup.splitlines() if line.startswith("    compiler_c17_flag="))
-    for feature in sources.FA2_LEFT_OUT:  # for nvcc (the kernels) and the C++ compiler (flash_api.cpp's checks)
+    for feature in edits.FA2_LEFT_OUT:  # for nvcc (the kernels) and the C++ compiler (flash_api.cpp's checks)
         assert f'\n    "-DFLASHATTENTION_DISABLE_{feature}",' in setup and f"-DFLASHATTENTION_DISABLE_{feature}" in host
     assert '# "-DFLASHATTENTION_DISABLE_DROPOUT",' in setup and '# "-DFLASHATTENTION_DISABLE_BACKWARD",' in setup
     assert (
-        sources.set_cxx_standard(src / "setup.py", "c++20") == "c++20" and "c++17" not in (src / "setup.py").read_text()
+        edits.set_cxx_standard(src / "setup.py", "c++20") == "c++20" and "c++17" not in (src / "setup.py").read_text()
     )
 
 
@@ -270,7 +270,7 @@ def test_the_rewritten_head_dim_switch_runs_what_was_built_and_refuses_the_rest(
     if not compiler:
         pytest.skip("no C++ compiler here")
     src = _fa2_source(tmp_path)
-    sources.restrict_fa2_sources(src, [64])
+    edits.restrict_fa2_sources(src, [64])
     program = tmp_path / "switch.cpp"
     program.write_text("""
 #include <cstdio>

@@ -43,11 +43,22 @@ def test_every_cpu_backend_gives_the_eager_loss_and_gradients(dropout):
         torch.testing.assert_close(grad, ref_grad, atol=1e-6, rtol=1e-4, msg=name)
 
 
-def test_training_with_dropout_runs_on_each_backend_that_has_it():
+def test_attention_dropout_is_applied_in_training_and_not_in_eval_on_each_backend_that_has_it():
+    """Only attention dropout on (the residual and embedding dropout off): in training two passes differ
+    and the gradients are finite; in eval the backend is called without dropout and two passes agree."""
+    ids = torch.randint(0, 50257, (2, 32))
     for name in ("eager", "sdpa", "sdpa_math"):
-        net = gpt2.build("tiny", attn=name, dropout=0.1).train()
-        ids = torch.randint(0, 50257, (2, 32))
-        net(input_ids=ids, labels=ids).loss.backward()
+        net = gpt2.build("tiny", attn=name, dropout=0.0)
+        for block in net.transformer.h:
+            block.attn.attn_dropout.p = 0.3
+        net.train()
+        first, second = (net(input_ids=ids, labels=ids).loss for _ in range(2))
+        assert first.item() != second.item(), f"{name}: attention dropout was not applied in training"
+        first.backward()
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+        net.eval()
+        with torch.no_grad():
+            assert net(input_ids=ids).logits.equal(net(input_ids=ids).logits), f"{name}: dropout in eval"
 
 
 def test_save_load_generate_round_trip(tmp_path):

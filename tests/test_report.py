@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from vanilla_flash.results import report, tables
+from vanilla_flash.results import report, speed_tables, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,7 +139,7 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
     assert valid and plain
     best = max(valid, key=lambda r: r["lightning_tokens_per_s"])
     for lang, point in (("en", "."), ("vi", ",")):
-        table = tables.speed_markdown(path, lang)
+        table = speed_tables.speed_markdown(path, lang)
         lines = table.splitlines()
         first = next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1
         rows = lines[first : first + len(valid) + len(plain)]
@@ -161,7 +161,7 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
     failed = {**valid[0], "name": "ran out of memory", "status": "OOM"}
     changed = dict(result, rows=[dict(valid[0], lightning_tokens_per_s=123456.0), annotated, failed])
     (tmp_path / "speed.json").write_text(json.dumps(changed))
-    table = tables.speed_markdown(tmp_path / "speed.json")
+    table = speed_tables.speed_markdown(tmp_path / "speed.json")
     assert "123.5k" in table and "ran uncompiled" not in table and "ran out of memory" not in table
     assert report.speed_plot(changed, tmp_path / "speed.png").stat().st_size > 1000
 
@@ -174,7 +174,7 @@ def test_the_plain_pytorch_table_is_read_from_the_committed_h200_profile(tmp_pat
     measured = [r for r in result["plain_pytorch"] if r["status"] == "ok"]
     assert measured
     for lang, yes in (("en", "yes"), ("vi", "có")):
-        lines = tables.plain_pytorch_markdown(path, lang).splitlines()
+        lines = speed_tables.plain_pytorch_markdown(path, lang).splitlines()
         rows = lines[next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1 :]
         assert len(rows) == len(measured)
         for line, r in zip(rows, measured, strict=True):
@@ -183,7 +183,7 @@ def test_the_plain_pytorch_table_is_read_from_the_committed_h200_profile(tmp_pat
             assert cells[3] == f"{r['tokens_per_s'] / 1e3:.1f}k" and (cells[1] == yes) == r["grad_clip"]
     changed = dict(result, plain_pytorch=[dict(measured[0], tokens_per_s=654321.0), {"status": "error: OOM"}])
     (tmp_path / "profile.json").write_text(json.dumps(changed))
-    assert "654.3k" in tables.plain_pytorch_markdown(tmp_path / "profile.json")
+    assert "654.3k" in speed_tables.plain_pytorch_markdown(tmp_path / "profile.json")
 
 
 def test_the_loss_kernel_table_gives_each_forms_fastest_setting_from_the_committed_file(tmp_path):
@@ -194,7 +194,7 @@ def test_the_loss_kernel_table_gives_each_forms_fastest_setting_from_the_committ
     timed = [r for r in result["kernel"] if "ms" in r]
     forms = {r["form"] for r in timed}
     for lang, point in (("en", "."), ("vi", ",")):
-        lines = tables.loss_kernel_markdown(path, lang).splitlines()
+        lines = speed_tables.loss_kernel_markdown(path, lang).splitlines()
         rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[lines.index(next(
             line for line in lines if line.startswith("|---"))) + 1 :]]  # fmt: skip
         assert len(rows) == 1 + len(forms) + 1  # torch.compile's, each form's fastest, the module's setting then
@@ -208,7 +208,7 @@ def test_the_loss_kernel_table_gives_each_forms_fastest_setting_from_the_committ
         assert f"{len(timed)} " in lines[0] and result["commit"][:7] in lines[0] and point in rows[0][4]
     faster = dict(result, kernel=[dict(timed[0], ms=0.123)])
     (tmp_path / "loss_kernel.json").write_text(json.dumps(faster))
-    assert "| 0.123 |" in tables.loss_kernel_markdown(tmp_path / "loss_kernel.json")
+    assert "| 0.123 |" in speed_tables.loss_kernel_markdown(tmp_path / "loss_kernel.json")
 
 
 def test_the_step_profile_table_gives_the_gpu_time_and_each_variant_against_the_step_profiled(tmp_path):
@@ -217,7 +217,7 @@ def test_the_step_profile_table_gives_the_gpu_time_and_each_variant_against_the_
     path = ROOT / "results" / "h200" / "speed" / "best_profile.json"
     result = json.loads(path.read_text())
     measured = [v for v in result["variants"] if v["status"] == "ok"]
-    lines = tables.step_profile_markdown(path).splitlines()
+    lines = speed_tables.step_profile_markdown(path).splitlines()
     assert f"{tables.number(result['profile']['gpu_ms_per_step'], 'en', 4)} ms of GPU time" in lines[0]
     for group, ms in result["profile"]["groups_ms_per_step"].items():
         assert tables.number(ms, "en") + " ms" in lines[0], group
@@ -226,10 +226,10 @@ def test_the_step_profile_table_gives_the_gpu_time_and_each_variant_against_the_
     for cells, v in zip(rows, measured, strict=True):
         assert cells[2] == f"{v['tokens_per_s'] / 1e3:.1f}k"
         assert cells[3] == f"{v['tokens_per_s'] / measured[0]['tokens_per_s']:.3f}"
-    assert "trong đó nhân ma trận" in tables.step_profile_markdown(path, "vi")
+    assert "trong đó nhân ma trận" in speed_tables.step_profile_markdown(path, "vi")
     failed = dict(result, variants=[*result["variants"], {"name": "batch 256", "status": "OOM"}])
     (tmp_path / "profile.json").write_text(json.dumps(failed))
-    assert "batch 256" not in tables.step_profile_markdown(tmp_path / "profile.json")
+    assert "batch 256" not in speed_tables.step_profile_markdown(tmp_path / "profile.json")
 
 
 def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt2(tmp_path):
@@ -240,7 +240,7 @@ def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt
     import statistics
 
     folder = ROOT / "results" / "h200" / "speed" / "loss-curves"
-    results = tables.loss_curve_results(folder)
+    results = speed_tables.loss_curve_results(folder)
     assert len(results) >= 2 and all(r["kind"] == "loss_curves" for r in results)
     runs = [run for result in results for run in result["runs"] if run["status"] == "ok"]
     tail = results[0]["tail_steps"]
@@ -253,7 +253,7 @@ def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt
         if run["config"] == "hf":
             first.setdefault(run["seed"], run)
     for lang, point in (("en", "."), ("vi", ",")):
-        lines = tables.loss_curves_markdown(folder, lang).splitlines()
+        lines = speed_tables.loss_curves_markdown(folder, lang).splitlines()
         header = [c.strip() for c in lines[2].strip("|").split("|")]
         table = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
         rows, mean_row, sd_row = {cells[0]: cells for cells in table[:-2]}, table[-2], table[-1]
@@ -277,6 +277,6 @@ def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt
     bf16 = next(run for run in changed["runs"] if run["config"] == "vanilla, bf16 residual")
     bf16["loss_curve"] = [[step, loss + 0.5] for step, loss in bf16["loss_curve"]]
     (copy / "loss_curves.json").write_text(json.dumps(changed))
-    before = tables.loss_curves_markdown(folder).splitlines()
-    after = tables.loss_curves_markdown(copy).splitlines()
+    before = speed_tables.loss_curves_markdown(folder).splitlines()
+    after = speed_tables.loss_curves_markdown(copy).splitlines()
     assert [a != b for a, b in zip(before, after, strict=True)].count(True) == 3  # that seed, the mean, the deviation

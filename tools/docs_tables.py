@@ -28,18 +28,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scr"))
 
-from vanilla_flash.results import tables  # noqa: E402
+from vanilla_flash.results import speed_tables, tables  # noqa: E402
 
 TABLES = {
     "results/builds.json": tables.builds_markdown,
     "results/h200/from_scratch/from_scratch.json": tables.from_scratch_markdown,
-    "results/h200/speed.json": tables.speed_markdown,
-    "results/h200/speed/fourth-run/speed.json": tables.speed_markdown,
-    "results/h200/speed/fused-mlp-run/speed.json": tables.speed_markdown,
-    "results/h200/speed/loss_kernel.json": tables.loss_kernel_markdown,
-    "results/h200/speed/best_profile.json": tables.step_profile_markdown,
-    "results/h200/speed/plain_pytorch_profile.json": tables.plain_pytorch_markdown,
-    "results/h200/speed/loss-curves": tables.loss_curves_markdown,
+    "results/h200/speed.json": speed_tables.speed_markdown,
+    "results/h200/speed/fourth-run/speed.json": speed_tables.speed_markdown,
+    "results/h200/speed/fused-mlp-run/speed.json": speed_tables.speed_markdown,
+    "results/h200/speed/loss_kernel.json": speed_tables.loss_kernel_markdown,
+    "results/h200/speed/best_profile.json": speed_tables.step_profile_markdown,
+    "results/h200/speed/plain_pytorch_profile.json": speed_tables.plain_pytorch_markdown,
+    "results/h200/speed/loss-curves": speed_tables.loss_curves_markdown,
 }
 MARKED = re.compile(
     r"(<!-- table: (\S+) \(tools/docs_tables.py writes it; do not edit\) -->\n)(.*?)(<!-- end of table -->)", re.S

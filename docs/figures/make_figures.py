@@ -44,7 +44,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scr"))
-from vanilla_flash.results import tables  # noqa: E402  (numbers written as the docs' tables write them)
+from vanilla_flash.results import speed_tables, tables  # noqa: E402  (numbers written as the docs' tables write them)
 
 DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
@@ -402,8 +402,8 @@ def loss_seeds_h200(lang: str, folder: Path = LOSS_CURVES) -> plt.Figure:
     first run of the same seed, step by step (thin lines), and their mean over the seeds (thick):
     whether a configuration sits above or below transformers' GPT-2, and how far runs stray anyway."""
     t = LABELS[lang]
-    results = tables.loss_curve_results(folder)
-    differences = tables.loss_against_hf(results)
+    results = speed_tables.loss_curve_results(folder)
+    differences = speed_tables.loss_against_hf(results)
     fig, axes = plt.subplots(1, len(differences), figsize=(9.6, 4.2), sharey=True, squeeze=False)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.8, bottom=0.24, wspace=0.06)
     for ax, (config, by_seed) in zip(axes[0], differences.items(), strict=True):

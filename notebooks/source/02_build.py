@@ -159,12 +159,12 @@ from vanilla_flash.results import report
 print(report.builds_table("results/builds.json", "flash-attn 2.8.3"))
 
 # %% sets=["flash_attn_2"] tags=["nbval-ignore-output"]
-from vanilla_flash.builds import sources
+from vanilla_flash.builds import edits, sources
 
 can_build = machine.device == "cuda"
 path = install.fa2_path(machine) if can_build else install.fa2_path(colab_a100)
 if path.kind == "build":
-    archs = fa2_archs or [sources.fa2_arch_for(machine.cc if can_build else colab_a100.cc)]
+    archs = fa2_archs or [edits.fa2_arch_for(machine.cc if can_build else colab_a100.cc)]
     result = sources.build_fa2(
         notebook.storage("wheels"), source=fa2_source, archs=archs, head_dims=fa2_head_dims, dry_run=not can_build
     )

@@ -9,16 +9,18 @@ and inside a subpackage its modules import each other without a circle):
 - `targets`: the table of targets (cpu, t4, ampere, hopper) and the compute-capability rule.
 - `env`: what this machine is (GPU, versions, Colab), read into a `Machine`.
 - `builds/`: flash-attn onto this machine: the label a build carries and which GPU runs which code
-  (`labels`), what to install (`install`), builds from source (`sources`), the fused extensions (`fused`).
-- `attention/`: the backend registry, `why_not`, the `auto` rule, `attend` (`registry`); the flash-attn
-  calls (`flash_attn`); the masks transformers builds for them (`masks`).
+  (`labels`), what to install (`install`), builds from source (`sources`) and the edits they make to
+  flash-attn's build files (`edits`), the fused extensions (`fused`).
+- `attention/`: the backend registry, `why_not`, the `auto` rule, `attend` (`registry`); eager and the SDPA
+  family (`sdpa`); the flash-attn calls (`flash_attn`); the masks transformers builds for them (`masks`).
 - `results/`: where a result comes from (`provenance`), figures (`plots`), plots and tables from
-  results files (`report`, `tables`).
+  results files (`report`, `tables`, the speed experiment's `speed_tables`).
 - `models/`: GPT-2 by name (`gpt2`), the compact one (`vanilla`) and its loss kernel (`loss_kernel`),
   flash-attn's GPT (`flash_attn_gpt`), parameters and FLOPs (`flops`).
 - `training/`: a run's parameters (`config`), data (`data`, `datamodule`), precision, callbacks,
   checkpoints, and the run (`run`).
-- `bench/`: every backend against an fp32 reference (`check`), timing, the attention and training benchmarks.
+- `bench/`: every backend against an fp32 reference (`check`), timing, the attention benchmarks and their
+  memory sweep (`attention`, `memory`), the training benchmarks (`training`) and the speed experiment (`speed`).
 - `teach/`: FlashAttention written from scratch (`from_scratch`).
 - `notebook`: helpers the notebook cells call, and the papermill runner.
 - `cli`: ``python -m vanilla_flash COMMAND``.

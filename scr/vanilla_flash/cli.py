@@ -57,9 +57,15 @@ def _build(args) -> int:
     from vanilla_flash.builds import sources
 
     build = sources.build_fa1 if args.version == "fa1" else sources.build_fa2
-    result = build(args.cache, source=args.source, archs=args.archs.split(",") if args.archs else None,
-                   head_dims=list(_ints(args.head_dims)) if args.head_dims else None, jobs=args.jobs,
-                   work_dir=args.work_dir or f"build/flash-attn-{args.version[-1]}", dry_run=args.dry_run)  # fmt: skip
+    result = build(
+        args.cache,
+        source=args.source,
+        archs=args.archs.split(",") if args.archs else None,
+        head_dims=list(_ints(args.head_dims)) if args.head_dims else None,
+        jobs=args.jobs,
+        work_dir=args.work_dir or f"build/flash-attn-{args.version[-1]}",
+        dry_run=args.dry_run,
+    )
     print(result.wheel or "nothing built")
     return 0
 
@@ -173,14 +179,22 @@ def _write_result(result: dict, out: str | None) -> None:
 
 def _bench(args) -> int:
     from vanilla_flash.bench import attention as bench_attention
+    from vanilla_flash.bench import speed
     from vanilla_flash.bench import training as bench_training
     from vanilla_flash.results import provenance, report
 
     if args.what == "attention":
         backends = args.backends.split(",") if args.backends else None
-        result = bench_attention.run(backends, seq_lens=_ints(args.seq), head_dims=_ints(args.head_dims),
-                                     dtypes=tuple(args.dtypes.split(",")), tokens=args.tokens, hidden=args.hidden,
-                                     repeats=args.repeats, memory_seq_lens=_ints(args.memory_seq))  # fmt: skip
+        result = bench_attention.run(
+            backends,
+            seq_lens=_ints(args.seq),
+            head_dims=_ints(args.head_dims),
+            dtypes=tuple(args.dtypes.split(",")),
+            tokens=args.tokens,
+            hidden=args.hidden,
+            repeats=args.repeats,
+            memory_seq_lens=_ints(args.memory_seq),
+        )
         print("\n" + bench_attention.summary(result))
         _write_result(result, args.out)
         return 0
@@ -188,8 +202,14 @@ def _bench(args) -> int:
     if args.what == "train":
         backends = tuple(args.backends.split(",")) if args.backends else None
         kwargs = {"backends": backends} if backends else {}
-        result["rows"] = bench_training.train_grid(args.size, seq_lens=_ints(args.seq), tokens_per_step=args.tokens,
-                                                   steps=args.steps, compile=args.compile, **kwargs)  # fmt: skip
+        result["rows"] = bench_training.train_grid(
+            args.size,
+            seq_lens=_ints(args.seq),
+            tokens_per_step=args.tokens,
+            steps=args.steps,
+            compile=args.compile,
+            **kwargs,
+        )
     elif args.what == "impl":
         import torch
 
@@ -207,23 +227,27 @@ def _bench(args) -> int:
         if torch.cuda.is_available() and fa_gpt.available() is None:
             result["logits"] = [fa_gpt.compare_logits(args.size, dtype=d) for d in (torch.float16, torch.bfloat16)]
             for r in result["logits"]:
-                print(f"same weights, {r['dtype']}: max |logit difference| {r['max_abs_diff']:.3g} "
-                      f"(mean {r['mean_abs_diff']:.3g}, same argmax {r['same_argmax']:.1%})")  # fmt: skip
+                print(
+                    f"same weights, {r['dtype']}: max |logit difference| {r['max_abs_diff']:.3g} "
+                    f"(mean {r['mean_abs_diff']:.3g}, same argmax {r['same_argmax']:.1%})"
+                )
     elif args.what == "speed":
 
         def write_so_far(part: dict) -> None:  # after each variant: a run cut short keeps what it measured
             if args.out:
                 _write_json({**result, **part}, args.out)
 
-        result.update(bench_training.speed(_config(args), steps=args.steps, after_each=write_so_far))
+        result.update(speed.speed(_config(args), steps=args.steps, after_each=write_so_far))
         if args.out:
             print(f"wrote {report.speed_plot(result, Path(args.out).with_suffix('.png'))}")
     else:  # overhead
         row = bench_training.lightning_overhead(_config(args), steps=args.steps)
         result["rows"] = [row]
         lightning, bare = row["lightning_tokens_per_s"] / 1e3, row["bare_tokens_per_s"] / 1e3
-        print(f"Lightning {lightning:.1f}k tok/s, bare loop {bare:.1f}k tok/s: "
-              f"Lightning / bare = {row['lightning_over_bare']:.3f}")  # fmt: skip
+        print(
+            f"Lightning {lightning:.1f}k tok/s, bare loop {bare:.1f}k tok/s: "
+            f"Lightning / bare = {row['lightning_over_bare']:.3f}"
+        )
     _write_result(result, args.out)
     return 0
 

@@ -177,8 +177,12 @@ def capability() -> float | None:
         import torch
     except ImportError:
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20)  # fmt: skip
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             return float(out.stdout.split()[0]) if out.returncode == 0 and out.stdout.strip() else None
         except (OSError, subprocess.SubprocessError, ValueError):
             return None

@@ -109,8 +109,10 @@ def colab_params(target: str) -> dict:
     """The parameters a notebook opened in Colab runs with (papermill does not run there): its set's
     GPU file (`target`) on a GPU runtime; on a CPU runtime the CPU file, with a note saying so."""
     if env.capability() is None:
-        print(f"No GPU in this Colab runtime: running with the CPU parameters, not {target}'s. For the GPU "
-              "run choose Runtime > Change runtime type > T4 GPU, then run all cells again.")  # fmt: skip
+        print(
+            f"No GPU in this Colab runtime: running with the CPU parameters, not {target}'s. For the GPU "
+            "run choose Runtime > Change runtime type > T4 GPU, then run all cells again."
+        )
         return checked_params(params("cpu"))
     return checked_params(params(target))
 
@@ -245,8 +247,9 @@ def with_overrides(parameters: dict, overrides: dict, target: str) -> dict:
         section = parameters
         for name in parents:
             if not isinstance(section.get(name), dict):
-                raise ConfigError(f"--set {dotted}: {target}.yaml has no section {name!r}; its keys: "
-                                  f"{', '.join(parameters)}")  # fmt: skip
+                raise ConfigError(
+                    f"--set {dotted}: {target}.yaml has no section {name!r}; its keys: {', '.join(parameters)}"
+                )
             section = section[name]
         allowed = known.get(".".join(parents), set(section))
         if key not in allowed:
@@ -263,9 +266,13 @@ def _local_kernel():
     return Config({"KernelManager": {"transport": "ipc"}})
 
 
-def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: list[str] | None = None,
-        notebooks: list[str | os.PathLike] | None = None, overrides: dict | None = None,
-        ) -> list[tuple[Path, str | None]]:  # fmt: skip
+def run(
+    target: str = "auto",
+    out_dir: str | os.PathLike | None = None,
+    sets: list[str] | None = None,
+    notebooks: list[str | os.PathLike] | None = None,
+    overrides: dict | None = None,
+) -> list[tuple[Path, str | None]]:
     """Execute notebooks headlessly with papermill and notebooks/params/<target>.yaml.
 
     `overrides` maps dotted keys to values (``{"train.data_source": "sample"}``: a T4 file on a
@@ -289,9 +296,16 @@ def run(target: str = "auto", out_dir: str | os.PathLike | None = None, sets: li
         dst.parent.mkdir(parents=True, exist_ok=True)
         print(f"--- {src} -> {dst} ({target})", flush=True)
         try:
-            papermill.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name="python3",
-                                       log_output=True, cwd=str(root), progress_bar=False,
-                                       config=_local_kernel())  # fmt: skip
+            papermill.execute_notebook(
+                str(src),
+                str(dst),
+                parameters=parameters,
+                kernel_name="python3",
+                log_output=True,
+                cwd=str(root),
+                progress_bar=False,
+                config=_local_kernel(),
+            )
             results.append((dst, None))
         except papermill.PapermillExecutionError as err:
             results.append((dst, f"{err.ename}: {err.evalue}"))

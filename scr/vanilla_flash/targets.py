@@ -57,31 +57,62 @@ class Target:
         return versions.major(self.flash_attn.replace(".x", "")) if self.flash_attn else None
 
 
-CPU = Target("cpu", "CPU", 0.0, None, None, "32-true", ("float32",), ("sdpa",), ("sdpa",),
-             "requirements-dev.txt", "any computer, no GPU", "máy bất kỳ, không cần GPU")  # fmt: skip
+CPU = Target(
+    "cpu",
+    "CPU",
+    0.0,
+    None,
+    None,
+    "32-true",
+    ("float32",),
+    ("sdpa",),
+    ("sdpa",),
+    "requirements-dev.txt",
+    "any computer, no GPU",
+    "máy bất kỳ, không cần GPU",
+)
 T4 = Target(
-    "t4", "Turing", 7.5, "flash_attn_1", "1.x", "16-mixed", ("float16",),
-    ("flash_attn_1", "sdpa_efficient", "sdpa"), ("flash_attn_1", "sdpa_efficient", "sdpa"),
+    "t4",
+    "Turing",
+    7.5,
+    "flash_attn_1",
+    "1.x",
+    "16-mixed",
+    ("float16",),
+    ("flash_attn_1", "sdpa_efficient", "sdpa"),
+    ("flash_attn_1", "sdpa_efficient", "sdpa"),
     "requirements-t4.txt",
     "a Turing GPU: Colab's free **T4** (compute capability 7.5), float16",
     "GPU thế hệ Turing: **T4** miễn phí của Colab (compute capability 7.5), float16",
-)  # fmt: skip
+)
 AMPERE = Target(
-    "ampere", "Ampere/Ada", 8.0, "flash_attn_2", "2.x", "bf16-mixed", ("bfloat16", "float16"),
+    "ampere",
+    "Ampere/Ada",
+    8.0,
+    "flash_attn_2",
+    "2.x",
+    "bf16-mixed",
+    ("bfloat16", "float16"),
     ("flash_attn_2", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "sdpa"),
     ("flash_attn_2", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "sdpa"),
     "requirements-ampere.txt",
     "an Ampere or Ada GPU: **A100, L4, RTX 30/40** (compute capability 8.0-8.9), bfloat16",
     "GPU Ampere hoặc Ada: **A100, L4, RTX 30/40** (compute capability 8.0-8.9), bfloat16",
-)  # fmt: skip
+)
 HOPPER = Target(
-    "hopper", "Hopper/Blackwell", 9.0, "flash_attn_4", "4", "bf16-mixed", ("bfloat16", "float16"),
+    "hopper",
+    "Hopper/Blackwell",
+    9.0,
+    "flash_attn_4",
+    "4",
+    "bf16-mixed",
+    ("bfloat16", "float16"),
     ("flash_attn_4", "sdpa_cudnn", "sdpa_flash", "flash_attn_2", "sdpa"),
     ("sdpa_cudnn", "sdpa_flash", "flash_attn_4", "flash_attn_2", "sdpa"),
     "requirements-hopper.txt",
     "a Hopper or Blackwell GPU: **H100, H200, B200** (compute capability 9.0-10.3), bfloat16",
     "GPU Hopper hoặc Blackwell: **H100, H200, B200** (compute capability 9.0-10.3), bfloat16",
-)  # fmt: skip
+)
 
 TARGETS: dict[str, Target] = {t.name: t for t in (CPU, T4, AMPERE, HOPPER)}
 GPU_TARGETS = (T4, AMPERE, HOPPER)

@@ -25,7 +25,7 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
-from vanilla_flash.bench import timing
+from vanilla_flash.bench import speed, timing
 from vanilla_flash.bench import training as bench_training
 from vanilla_flash.models import vanilla as vanilla_gpt
 from vanilla_flash.results import provenance
@@ -77,7 +77,7 @@ if gpu:
 # 2. the profile of the best variant
 if gpu:
     base = TrainConfig.from_yaml("configs/h200-speed.yaml")
-    best = dataclasses.replace(base, **bench_training.SPEED_VARIANTS[0][1], run_dir="runs/profile")
+    best = dataclasses.replace(base, **speed.SPEED_VARIANTS[0][1], run_dir="runs/profile")
 else:
     best = TrainConfig(model_impl="vanilla", loss="chunked", model_size="tiny", seq_len=64, batch_size=4,
                        tokenizer="gpt2", run_dir="runs/profile")  # fmt: skip

@@ -146,8 +146,9 @@ def flash_attn_1_forward(module, query, key, value, attention_mask, dropout=0.0,
     q, k, v = (t.transpose(1, 2) for t in (query, key, value))
 
     def call(q, k, v, cu_q, cu_k, max_q, max_k):
-        return fa.flash_attn_unpadded_func(q, k, v, cu_q, cu_k, max_q, max_k, dropout, softmax_scale=scaling,
-                                           causal=is_causal)  # fmt: skip
+        return fa.flash_attn_unpadded_func(
+            q, k, v, cu_q, cu_k, max_q, max_k, dropout, softmax_scale=scaling, causal=is_causal
+        )
 
     return varlen_call(call, q, k, v, attention_mask), None
 
@@ -160,8 +161,9 @@ def flash_attn_2_forward(module, query, key, value, attention_mask, dropout=0.0,
         return fa.flash_attn_func(q, k, v, dropout, softmax_scale=scaling, causal=is_causal), None
 
     def call(q, k, v, cu_q, cu_k, max_q, max_k):
-        return fa.flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, dropout, softmax_scale=scaling,
-                                         causal=is_causal)  # fmt: skip
+        return fa.flash_attn_varlen_func(
+            q, k, v, cu_q, cu_k, max_q, max_k, dropout, softmax_scale=scaling, causal=is_causal
+        )
 
     return varlen_call(call, q, k, v, attention_mask), None
 
@@ -178,8 +180,18 @@ def flash_attn_4_forward(module, query, key, value, attention_mask, dropout=0.0,
         return _first(fa.flash_attn_func(q, k, v, softmax_scale=scaling, causal=is_causal)), None
 
     def call(q, k, v, cu_q, cu_k, max_q, max_k):
-        return _first(fa.flash_attn_varlen_func(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k,
-                                                max_seqlen_q=max_q, max_seqlen_k=max_k,
-                                                softmax_scale=scaling, causal=is_causal))  # fmt: skip
+        return _first(
+            fa.flash_attn_varlen_func(
+                q,
+                k,
+                v,
+                cu_seqlens_q=cu_q,
+                cu_seqlens_k=cu_k,
+                max_seqlen_q=max_q,
+                max_seqlen_k=max_k,
+                softmax_scale=scaling,
+                causal=is_causal,
+            )
+        )
 
     return varlen_call(call, q, k, v, attention_mask), None

@@ -9,9 +9,18 @@ padding mask, or None).
 from __future__ import annotations
 
 
-def causal_or_sdpa_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
-                        mask_function=None, attention_mask=None, local_size=None, allow_is_causal_skip=True,
-                        **kwargs):  # fmt: skip
+def causal_or_sdpa_mask(
+    batch_size: int,
+    q_length: int,
+    kv_length: int,
+    q_offset: int = 0,
+    kv_offset: int = 0,
+    mask_function=None,
+    attention_mask=None,
+    local_size=None,
+    allow_is_causal_skip=True,
+    **kwargs,
+):
     """The mask builder of our SDPA backends: no mask at all where plain causal attention is meant
     (no padding, no window, every query against every earlier key, or one new query against all the
     keys), so that SDPA runs `is_causal`; otherwise transformers' own `sdpa_mask`. transformers 5.17
@@ -31,5 +40,14 @@ def causal_or_sdpa_mask(batch_size: int, q_length: int, kv_length: int, q_offset
         return None
     if mask_function is not None:
         kwargs["mask_function"] = mask_function
-    return sdpa_mask(batch_size, q_length, kv_length, q_offset, kv_offset, attention_mask=attention_mask,
-                     local_size=local_size, allow_is_causal_skip=allow_is_causal_skip, **kwargs)  # fmt: skip
+    return sdpa_mask(
+        batch_size,
+        q_length,
+        kv_length,
+        q_offset,
+        kv_offset,
+        attention_mask=attention_mask,
+        local_size=local_size,
+        allow_is_causal_skip=allow_is_causal_skip,
+        **kwargs,
+    )

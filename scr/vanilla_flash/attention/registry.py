@@ -17,10 +17,9 @@ fastest backend that runs on this GPU with this dtype and head dim (`pick()`, in
 machine's row in `vanilla_flash.targets`, next to the measurements it rests on).
 
 Every call is checked against its backend's limits first (`_check_call`: device, compute capability,
-dtype, head dim, dropout), so a user gets a sentence that says what to do, not a kernel's assertion.
-
-Every backend honours causal masking, the softmax scale and attention dropout, or refuses the call
-with an `AttentionError` that says what to do. Causal masks are aligned bottom-right (query ``i``
+dtype, head dim, dropout, the installed build), so a user gets a sentence that says what to do, not a
+kernel's assertion. Every backend honours causal masking, the softmax scale, attention dropout and
+padding masks, or refuses the call with an `AttentionError`. Causal masks are aligned bottom-right (query ``i``
 of ``q`` sees keys up to ``i + k - q``), which is what decoding with a KV cache needs. Padding masks
 reach flash-attn as variable-length batches (``cu_seqlens``).
 """
@@ -75,7 +74,9 @@ class Backend:
 _REGISTRY: dict[str, Backend] = {}
 
 
-def _add(backend: Backend) -> None:
+def _add(*args, **kwargs) -> None:
+    """Register `Backend(*args, **kwargs)`."""
+    backend = Backend(*args, **kwargs)
     _REGISTRY[backend.name] = backend
 
 
@@ -171,8 +172,10 @@ def _turing_backward_too_wide(b: Backend, cc: float, head_dim: int) -> bool:
 
 
 def _turing_backward_message(b: Backend) -> str:
-    return (f"{b.name}'s backward with head dim > {b.turing_backward_max_head_dim} needs compute capability "
-            f">= {targets.AMPERE.min_cc}; use sdpa_efficient")  # fmt: skip
+    return (
+        f"{b.name}'s backward with head dim > {b.turing_backward_max_head_dim} needs compute capability "
+        f">= {targets.AMPERE.min_cc}; use sdpa_efficient"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,35 +295,82 @@ def _auto_forward(module, query, key, value, attention_mask, dropout=0.0, scalin
     return _run(_REGISTRY[name], module, query, key, value, attention_mask, dropout, scaling, is_causal, **kw)
 
 
-_add(Backend("eager", "transformers' eager attention: matmul, softmax, matmul", eager_forward, "eager",
-             builtin=True))  # fmt: skip
-_add(Backend("sdpa", "PyTorch scaled_dot_product_attention, kernel chosen by PyTorch", sdpa_forward, "sdpa",
-             builtin=True))  # fmt: skip
-_add(Backend("sdpa_math", "PyTorch SDPA, math kernel (reference, slow)", forced_sdpa("MATH", "sdpa_math"), "sdpa"))
-_add(Backend("sdpa_efficient", "PyTorch SDPA, memory-efficient kernel (xFormers)",
-             forced_sdpa("EFFICIENT_ATTENTION", "sdpa_efficient"), "sdpa", cuda_only=True, min_cc=5.0))  # fmt: skip
-_add(Backend("sdpa_flash", "PyTorch SDPA, flash kernel (FlashAttention-2 inside PyTorch)",
-             forced_sdpa("FLASH_ATTENTION", "sdpa_flash"), "sdpa", min_cc=8.0, half_only=True,
-             max_head_dim=256))  # fmt: skip
-_add(Backend("sdpa_cudnn", "PyTorch SDPA, cuDNN kernel", forced_sdpa("CUDNN_ATTENTION", "sdpa_cudnn"), "sdpa",
-             cuda_only=True, min_cc=8.0, half_only=True, max_head_dim=128))  # fmt: skip
-_add(Backend("flash_attn_1", "flash-attn 1.x (Turing and newer), variable-length API", fab.flash_attn_1_forward,
-             "flash", cuda_only=True, min_cc=7.5, half_only=True, max_head_dim=128, library=1,
-             turing_backward_max_head_dim=64))  # fmt: skip
-_add(Backend("flash_attn_2", "flash-attn 2.x (Ampere and newer)", fab.flash_attn_2_forward, "flash",
-             cuda_only=True, min_cc=8.0, half_only=True, max_head_dim=256, library=2))  # fmt: skip
-_add(Backend("flash_attn_4", "flash-attn 4, CuTe DSL (Hopper and Blackwell)", fab.flash_attn_4_forward, "flash",
-             cuda_only=True, min_cc=9.0, max_cc=10.3, half_only=True, max_head_dim=128, dropout=False,
-             library=4))  # fmt: skip
-_add(Backend("auto", "the fastest backend that runs here, chosen per call", _auto_forward, "sdpa"))
+_add("eager", "transformers' eager attention: matmul, softmax, matmul", eager_forward, "eager", builtin=True)
+_add("sdpa", "PyTorch scaled_dot_product_attention, kernel chosen by PyTorch", sdpa_forward, "sdpa", builtin=True)
+_add("sdpa_math", "PyTorch SDPA, math kernel (reference, slow)", forced_sdpa("MATH", "sdpa_math"), "sdpa")
+_add(
+    "sdpa_efficient",
+    "PyTorch SDPA, memory-efficient kernel (xFormers)",
+    forced_sdpa("EFFICIENT_ATTENTION", "sdpa_efficient"),
+    "sdpa",
+    cuda_only=True,
+    min_cc=5.0,
+)
+_add(
+    "sdpa_flash",
+    "PyTorch SDPA, flash kernel (FlashAttention-2 inside PyTorch)",
+    forced_sdpa("FLASH_ATTENTION", "sdpa_flash"),
+    "sdpa",
+    min_cc=8.0,
+    half_only=True,
+    max_head_dim=256,
+)
+_add(
+    "sdpa_cudnn",
+    "PyTorch SDPA, cuDNN kernel",
+    forced_sdpa("CUDNN_ATTENTION", "sdpa_cudnn"),
+    "sdpa",
+    cuda_only=True,
+    min_cc=8.0,
+    half_only=True,
+    max_head_dim=128,
+)
+_add(
+    "flash_attn_1",
+    "flash-attn 1.x (Turing and newer), variable-length API",
+    fab.flash_attn_1_forward,
+    "flash",
+    cuda_only=True,
+    min_cc=7.5,
+    half_only=True,
+    max_head_dim=128,
+    library=1,
+    turing_backward_max_head_dim=64,
+)
+_add(
+    "flash_attn_2",
+    "flash-attn 2.x (Ampere and newer)",
+    fab.flash_attn_2_forward,
+    "flash",
+    cuda_only=True,
+    min_cc=8.0,
+    half_only=True,
+    max_head_dim=256,
+    library=2,
+)
+_add(
+    "flash_attn_4",
+    "flash-attn 4, CuTe DSL (Hopper and Blackwell)",
+    fab.flash_attn_4_forward,
+    "flash",
+    cuda_only=True,
+    min_cc=9.0,
+    max_cc=10.3,
+    half_only=True,
+    max_head_dim=128,
+    dropout=False,
+    library=4,
+)
+_add("auto", "the fastest backend that runs here, chosen per call", _auto_forward, "sdpa")
 
 
 def _run(b: Backend, module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
     """Check the call against `b`'s limits, then run it."""
     if not b.builtin:
         _check_call(b, query, dropout)
-    return b.forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                     is_causal=is_causal, **kw)  # fmt: skip
+    return b.forward(
+        module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kw
+    )
 
 
 def _checked(name: str) -> Callable:
@@ -381,8 +431,7 @@ def attend(
         if causal:
             mask = mask & torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
     elif padding_mask is not None and name == "auto":
-        return attend("sdpa", query, key, value, causal=causal, scale=scale, dropout=dropout,
-                      padding_mask=padding_mask)  # fmt: skip
+        return attend("sdpa", query, key, value, causal=causal, scale=scale, dropout=dropout, padding_mask=padding_mask)
     with torch.autocast("cpu", enabled=False) if query.device.type == "cpu" else nullcontext():
         out, _ = _run(b, module, query, key, value, mask, dropout=dropout, scaling=scale, is_causal=causal)
     return out

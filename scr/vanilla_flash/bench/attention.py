@@ -9,7 +9,8 @@
   timed too, and again alternately with the fastest backend at each point.
 - `wrapper_overhead()`: the project's `attend()` against calling the kernel library directly on
   the same tensors in the same layout.
-- `memory_sweep()`: peak memory of forward+backward at batch 1 as the sequence grows.
+- `run()` adds the memory sweep of `vanilla_flash.bench.memory`: peak memory of forward+backward at batch 1
+  as the sequence grows.
 - `run()`: all of these as one result (what ``python -m vanilla_flash bench attention`` and the
   benchmark notebooks write); `summary()` the lines a person reads.
 
@@ -27,6 +28,7 @@ import torch
 from vanilla_flash import env
 from vanilla_flash.attention import registry as attention
 from vanilla_flash.bench import check, timing
+from vanilla_flash.bench import memory as bench_memory
 from vanilla_flash.errors import AttentionError
 from vanilla_flash.models import flops
 from vanilla_flash.results import provenance
@@ -58,17 +60,6 @@ class Point:
     paired_ratio: float | None = None  # that backend's fwd+bwd time over auto's, from the alternating timing
 
 
-def _fwd_bwd(name: str, qkv, grad, causal: bool) -> Callable[[], None]:
-    """A call that runs forward and backward of backend `name` on leaf copies of `qkv`."""
-    q, k, v = (t.detach().requires_grad_() for t in qkv)
-
-    def call():
-        attention.attend(name, q, k, v, causal=causal).backward(grad)
-        q.grad = k.grad = v.grad = None
-
-    return call
-
-
 def measure_backend(name, q, k, v, grad, causal, repeats=10, warmup=3) -> dict:
     """Time forward, backward and forward+backward of one backend; peak memory of one fwd+bwd."""
     q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
@@ -77,7 +68,7 @@ def measure_backend(name, q, k, v, grad, causal, repeats=10, warmup=3) -> dict:
         with torch.no_grad():
             return attention.attend(name, q, k, v, causal=causal)
 
-    fwd_bwd = _fwd_bwd(name, (q, k, v), grad, causal)
+    fwd_bwd = timing.fwd_bwd(name, (q, k, v), grad, causal)
     graph = [attention.attend(name, q, k, v, causal=causal)]  # one forward, its backward timed alone
 
     def bwd():
@@ -151,8 +142,11 @@ def _pair_auto(here: list[Point], qkv, grad, repeats: int) -> None:
         return
     fastest = min(others, key=lambda p: p.fwd_bwd_ms)
     try:
-        ms_fastest, ms_auto = timing.paired_timeit(_fwd_bwd(fastest.backend, qkv, grad, auto.causal),
-                                            _fwd_bwd("auto", qkv, grad, auto.causal), repeats=repeats)  # fmt: skip
+        ms_fastest, ms_auto = timing.paired_timeit(
+            timing.fwd_bwd(fastest.backend, qkv, grad, auto.causal),
+            timing.fwd_bwd("auto", qkv, grad, auto.causal),
+            repeats=repeats,
+        )
     except Exception as err:
         timing.free_memory()
         if not timing.is_oom(err):
@@ -224,8 +218,10 @@ def _point_line(p: Point) -> str:
         return f"{where}  {p.backend:<15} {p.status}  {p.note[:80]}"
     if p.peak_mem_mib is None:  # a CPU: the time and the check, not kernel speed
         return f"{where}  {p.backend:<15} fwd+bwd {p.fwd_bwd_ms:9.3f} ms  rel err {p.rel_err:.1e}"
-    return (f"{where}  {p.backend:<15} fwd+bwd {p.fwd_bwd_tflops:7.1f} TFLOP/s  fwd {p.fwd_tflops:7.1f}  "
-            f"bwd {p.bwd_tflops:7.1f}  mem {p.peak_mem_mib:8.0f} MiB")  # fmt: skip
+    return (
+        f"{where}  {p.backend:<15} fwd+bwd {p.fwd_bwd_tflops:7.1f} TFLOP/s  fwd {p.fwd_tflops:7.1f}  "
+        f"bwd {p.bwd_tflops:7.1f}  mem {p.peak_mem_mib:8.0f} MiB"
+    )
 
 
 def auto_ratios(points: list[Point]) -> list[dict]:
@@ -246,10 +242,19 @@ def auto_ratios(points: list[Point]) -> list[dict]:
         auto = named["auto"]
         separate = round(best.fwd_bwd_ms / auto.fwd_bwd_ms, 3)
         paired = auto.paired_ratio if auto.paired_with == best.backend else None
-        rows.append({"dtype": dtype, "head_dim": head_dim, "causal": causal, "seq": seq,
-                     "fastest": best.backend, "auto_picked": attention.pick(env.probe(), dtype, head_dim, seq),
-                     "ratio": paired if paired is not None else separate, "ratio_separate": separate,
-                     "ratio_alternating": paired})  # fmt: skip
+        rows.append(
+            {
+                "dtype": dtype,
+                "head_dim": head_dim,
+                "causal": causal,
+                "seq": seq,
+                "fastest": best.backend,
+                "auto_picked": attention.pick(env.probe(), dtype, head_dim, seq),
+                "ratio": paired if paired is not None else separate,
+                "ratio_separate": separate,
+                "ratio_alternating": paired,
+            }
+        )
     return rows
 
 
@@ -267,15 +272,28 @@ def run(
     """The whole attention benchmark, as a JSON-ready result for `report`: the grid (each point
     checked, then timed), auto against the fastest backend, the memory sweep and its growth
     exponents, the wrapper against direct calls, and the provenance of the run."""
-    grid = dict(seq_lens=tuple(seq_lens), head_dims=tuple(head_dims), dtypes=tuple(dtypes), tokens=tokens,
-                hidden=hidden, repeats=repeats)  # fmt: skip
+    grid = dict(
+        seq_lens=tuple(seq_lens),
+        head_dims=tuple(head_dims),
+        dtypes=tuple(dtypes),
+        tokens=tokens,
+        hidden=hidden,
+        repeats=repeats,
+    )
     points = attention_grid(backends, log=log, **grid)
     # the sweep and the wrapper check in the grid's own dtype and largest head dim: a T4 has no bf16
-    memory = memory_sweep(seq_lens=tuple(memory_seq_lens), head_dim=min(head_dims), dtype=dtypes[0])
+    memory = bench_memory.memory_sweep(seq_lens=tuple(memory_seq_lens), head_dim=min(head_dims), dtype=dtypes[0])
     wrapper = wrapper_overhead(head_dim=max(head_dims), dtype=dtypes[0])
-    return {"kind": "attention", **provenance.provenance(), "grid": grid,
-            "rows": [dataclasses.asdict(p) for p in points], "auto": auto_ratios(points), "memory": memory,
-            "memory_growth_exponent": growth_exponents(memory), "wrapper_vs_direct": wrapper}  # fmt: skip
+    return {
+        "kind": "attention",
+        **provenance.provenance(),
+        "grid": grid,
+        "rows": [dataclasses.asdict(p) for p in points],
+        "auto": auto_ratios(points),
+        "memory": memory,
+        "memory_growth_exponent": bench_memory.growth_exponents(memory),
+        "wrapper_vs_direct": wrapper,
+    }
 
 
 CPU_NOTE = (
@@ -296,8 +314,10 @@ def points_table(result: dict) -> str:
     for r in result["rows"]:
         error = f"{r['rel_err']:.1e}" if r.get("rel_err") is not None else "-"
         ms = f"{r['fwd_bwd_ms']:.3f}" if r.get("fwd_bwd_ms") is not None else "-"
-        line = (f"{r['backend']:<15} {r['dtype']:<9} {r['head_dim']:>4} {'causal' if r['causal'] else 'full':<6} "
-                f"{r['seq']:>6}  {r['status']:<6} {error:>8} {ms:>11}")  # fmt: skip
+        line = (
+            f"{r['backend']:<15} {r['dtype']:<9} {r['head_dim']:>4} {'causal' if r['causal'] else 'full':<6} "
+            f"{r['seq']:>6}  {r['status']:<6} {error:>8} {ms:>11}"
+        )
         if gpu and r["status"] == "ok":
             line += f"  {r['fwd_bwd_tflops']:7.1f}  {r.get('peak_mem_mib') or 0:8.0f}"
         elif r["status"] != "ok":
@@ -313,18 +333,24 @@ def summary(result: dict) -> str:
     lines = [points_table(result), ""]
     if result["environment"]["machine"]["device"] != "cuda":
         return "\n".join([*lines, CPU_NOTE])
-    lines.append("auto / fastest backend (fwd+bwd time ratio; 1 = auto is the fastest; timed alternately with it,"
-                 " and in the grid's separate timings):")  # fmt: skip
+    lines.append(
+        "auto / fastest backend (fwd+bwd time ratio; 1 = auto is the fastest; timed alternately with it,"
+        " and in the grid's separate timings):"
+    )
     for r in result["auto"]:
-        lines.append(f"  {r['dtype']} d{r['head_dim']} {'causal' if r['causal'] else 'full  '} seq {r['seq']:>5}: "
-                     f"{r['ratio']:.3f}  (separate {r['ratio_separate']:.3f}; fastest {r['fastest']}, "
-                     f"auto -> {r['auto_picked']})")  # fmt: skip
+        lines.append(
+            f"  {r['dtype']} d{r['head_dim']} {'causal' if r['causal'] else 'full  '} seq {r['seq']:>5}: "
+            f"{r['ratio']:.3f}  (separate {r['ratio_separate']:.3f}; fastest {r['fastest']}, "
+            f"auto -> {r['auto_picked']})"
+        )
     if result["auto"]:
         lines.append(f"  worst: {min(r['ratio'] for r in result['auto']):.3f}")
     lines.append(f"memory growth exponent with seq len (1 linear, 2 quadratic): {result['memory_growth_exponent']}")
     for r in result["wrapper_vs_direct"]:
-        lines.append(f"wrapper vs direct call, {r['backend']}: {r['ratio']:.3f} (direct {r['direct_ms']:.3f} ms, "
-                     f"wrapper {r['wrapper_ms']:.3f} ms)")  # fmt: skip
+        lines.append(
+            f"wrapper vs direct call, {r['backend']}: {r['ratio']:.3f} (direct {r['direct_ms']:.3f} ms, "
+            f"wrapper {r['wrapper_ms']:.3f} ms)"
+        )
     return "\n".join(lines)
 
 
@@ -384,50 +410,15 @@ def wrapper_overhead(
             attention.attend(name, q, k, v, causal=causal).backward(grad)
 
         ms_direct, ms_wrapped = timing.paired_timeit(call, wrapped, 5, repeats)
-        rows.append({"backend": name, "seq": seq, "head_dim": head_dim, "causal": causal,
-                     "direct_ms": round(ms_direct, 4), "wrapper_ms": round(ms_wrapped, 4),
-                     "ratio": round(ms_direct / ms_wrapped, 3)})  # fmt: skip
+        rows.append(
+            {
+                "backend": name,
+                "seq": seq,
+                "head_dim": head_dim,
+                "causal": causal,
+                "direct_ms": round(ms_direct, 4),
+                "wrapper_ms": round(ms_wrapped, 4),
+                "ratio": round(ms_direct / ms_wrapped, 3),
+            }
+        )
     return rows
-
-
-def memory_sweep(
-    backends: list[str] | None = None, seq_lens=(1024, 2048, 4096, 8192, 16384), heads=16, head_dim=64,
-    dtype="bfloat16",
-) -> list[dict]:  # fmt: skip
-    """Peak memory of one forward+backward at batch 1 (MiB above the inputs) as seq grows."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    machine = env.probe()
-    backends = backends or ["eager", "sdpa_math", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1",
-                            "flash_attn_4"]  # fmt: skip
-    rows = []
-    for seq in seq_lens:
-        shape = check.Shape(1, heads, seq, head_dim, True)
-        qkv, grad, _ = check.random_inputs(shape, getattr(torch, dtype), device, torch.Generator(device).manual_seed(2))
-        for name in backends:
-            if attention.why_not(name, machine, dtype=dtype, head_dim=head_dim):
-                continue
-            row = {"backend": name, "seq": seq, "peak_mem_mib": None, "status": "ok"}
-            rows.append(row)
-            try:
-                peak = timing.peak_mib(_fwd_bwd(name, qkv, grad, causal=True))
-                if peak is not None:
-                    row["peak_mem_mib"] = round(peak, 1)
-            except AttentionError as err:
-                row["status"] = f"skip: {err}"[:200]
-            except Exception as err:
-                if not timing.is_oom(err):
-                    raise
-                row["status"] = "OOM"
-            timing.free_memory()
-    return rows
-
-
-def growth_exponents(rows: list[dict]) -> dict[str, float]:
-    """Per backend, the log-log slope of peak memory against seq len (1: linear, 2: quadratic)."""
-    out = {}
-    for name in sorted({r["backend"] for r in rows}):
-        pts = [(r["seq"], r["peak_mem_mib"]) for r in rows if r["backend"] == name and r.get("peak_mem_mib")]
-        if len(pts) >= 2:
-            (s0, m0), (s1, m1) = pts[0], pts[-1]
-            out[name] = round(math.log(m1 / m0) / math.log(s1 / s0), 2)
-    return out

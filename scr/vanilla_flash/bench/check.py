@@ -351,12 +351,23 @@ def run(
     size = model_size or ("124M" if on_gpu else "tiny")
     models = []
     for dtype in dtypes:
-        models += check_model(["eager", *backends], size=size, seq_len=1024 if on_gpu else 64,
-                              batch=4 if on_gpu else 2, precision=_PRECISION[dtype], machine=machine)  # fmt: skip
+        models += check_model(
+            ["eager", *backends],
+            size=size,
+            seq_len=1024 if on_gpu else 64,
+            batch=4 if on_gpu else 2,
+            precision=_PRECISION[dtype],
+            machine=machine,
+        )
     padded = []
     for sizes in (PADDED_MODEL_GPU, PADDED_MODEL_GPU_64) if on_gpu else (PADDED_MODEL_CPU,):
-        padded += check_padded_model(backends, precision=_PRECISION[dtypes[0]], machine=machine, sizes=sizes,
-                                     compiled=(False,) if quick else (False, True))  # fmt: skip
+        padded += check_padded_model(
+            backends,
+            precision=_PRECISION[dtypes[0]],
+            machine=machine,
+            sizes=sizes,
+            compiled=(False,) if quick else (False, True),
+        )
     failed = [r for r in [*kernels, *models, *padded] if r.status in ("FAIL", "error")]
     notes = list(report.notes)
     if on_gpu and machine.flash_attn_major() != 2:
@@ -388,8 +399,10 @@ def format_table(result: dict) -> str:
             f"{num(r['out_rel_err']):>9} {num(r['grad_rel_err']):>9}  {note[:90]}".rstrip()
         )
     lines.append("")
-    lines.append(f"{'model backend':<15} {'size':<6} {'precision':<11} {'status':<6} {'loss':>8} {'|dloss|':>9} "
-                 f"{'dgrad':>9}  note")  # fmt: skip
+    lines.append(
+        f"{'model backend':<15} {'size':<6} {'precision':<11} {'status':<6} {'loss':>8} {'|dloss|':>9} "
+        f"{'dgrad':>9}  note"
+    )
     for r in result["model"]:
         loss = "" if r["loss"] is None else f"{r['loss']:.4f}"
         note = r["note"] if r["status"] != "pass" else ""
@@ -398,8 +411,10 @@ def format_table(result: dict) -> str:
             f"{num(r['loss_diff']):>9} {num(r['grad_norm_rel_diff']):>9}  {note[:90]}".rstrip()
         )
     lines.append("")
-    lines.append(f"{'padded batch':<15} {'padding':<8} {'head dim':<9} {'compiled':<9} {'precision':<11} "
-                 f"{'status':<6} {'logit err':>9}  note")  # fmt: skip
+    lines.append(
+        f"{'padded batch':<15} {'padding':<8} {'head dim':<9} {'compiled':<9} {'precision':<11} "
+        f"{'status':<6} {'logit err':>9}  note"
+    )
     for r in result.get("padded_model", []):
         note = r["note"] if r["status"] != "pass" else ""
         lines.append(

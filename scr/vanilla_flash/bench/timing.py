@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import torch
 
+from vanilla_flash.attention import registry as attention
+
 SLOW_CALL_S = 0.1  # a call slower than this is timed fewer times: its median is stable, and time is short
 BLOCK_S = 0.01  # faster calls are timed in blocks of about this long, back to back
 
@@ -65,8 +67,9 @@ def timeit(fn: Callable[[], object], warmup: int = 3, repeats: int = 10) -> floa
     return statistics.median(_block_ms(fn, calls) for _ in range(3 if slow else repeats))
 
 
-def paired_timeit(fn_a: Callable[[], object], fn_b: Callable[[], object], warmup: int = 3,
-                  repeats: int = 10) -> tuple[float, float]:  # fmt: skip
+def paired_timeit(
+    fn_a: Callable[[], object], fn_b: Callable[[], object], warmup: int = 3, repeats: int = 10
+) -> tuple[float, float]:
     """Median milliseconds per call of `fn_a` and `fn_b`, timed in alternating blocks (a, b, a, b,
     ...): a drift of the GPU's clock during the measurement reaches both alike, so their ratio is
     steadier than that of two measurements taken one after the other."""
@@ -121,3 +124,14 @@ def matmul_tflops(n: int = 8192, dtype: torch.dtype = torch.bfloat16, repeats: i
         a @ b
     torch.cuda.synchronize()
     return round(2 * n**3 * repeats / (time.perf_counter() - start) / 1e12, 1)
+
+
+def fwd_bwd(name: str, qkv, grad, causal: bool) -> Callable[[], None]:
+    """A call that runs forward and backward of backend `name` on leaf copies of `qkv`."""
+    q, k, v = (t.detach().requires_grad_() for t in qkv)
+
+    def call():
+        attention.attend(name, q, k, v, causal=causal).backward(grad)
+        q.grad = k.grad = v.grad = None
+
+    return call

@@ -22,10 +22,19 @@ EXTENSIONS = {
     "rotary_emb": ("csrc/rotary", []),
     "dropout_layer_norm": ("csrc/layer_norm", []),
 }
-_NVCC_FLAGS = ["-O3", "--use_fast_math", "--expt-relaxed-constexpr", "--expt-extended-lambda",
-               "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__", "-U__CUDA_NO_HALF2_OPERATORS__",
-               "-U__CUDA_NO_BFLOAT16_OPERATORS__", "-U__CUDA_NO_BFLOAT16_CONVERSIONS__",
-               "-U__CUDA_NO_BFLOAT162_OPERATORS__", "-U__CUDA_NO_BFLOAT162_CONVERSIONS__"]  # fmt: skip
+_NVCC_FLAGS = [
+    "-O3",
+    "--use_fast_math",
+    "--expt-relaxed-constexpr",
+    "--expt-extended-lambda",
+    "-U__CUDA_NO_HALF_OPERATORS__",
+    "-U__CUDA_NO_HALF_CONVERSIONS__",
+    "-U__CUDA_NO_HALF2_OPERATORS__",
+    "-U__CUDA_NO_BFLOAT16_OPERATORS__",
+    "-U__CUDA_NO_BFLOAT16_CONVERSIONS__",
+    "-U__CUDA_NO_BFLOAT162_OPERATORS__",
+    "-U__CUDA_NO_BFLOAT162_CONVERSIONS__",
+]
 _SETUP_TEMPLATE = """\
 from setuptools import setup
 from torch.utils.cpp_extension import BuildExtension, CUDAExtension
@@ -42,12 +51,12 @@ setup(
 
 EXTENSION_NOTES = {
     "fused_dense_lib": "linear layers with bias and GELU through cuBLASLt (fused_bias_fc, fused_mlp); still a CUDA "
-                       "extension in flash-attn 2.x, and still optional",
+    "extension in flash-attn 2.x, and still optional",
     "xentropy_cuda_lib": "the cross-entropy loss; flash-attn 2.x has it in Triton (ops/triton/cross_entropy.py)",
     "rotary_emb": "rotary position embeddings (GPT-2 does not use them); Triton in 2.x (ops/triton/rotary.py)",
     "dropout_layer_norm": "dropout + residual add + LayerNorm, about sixty CUDA files; Triton in 2.x "
-                          "(ops/triton/layer_norm.py)",
-}  # fmt: skip
+    "(ops/triton/layer_norm.py)",
+}
 
 
 def extension_plan(names: list[str] | None = None) -> str:
@@ -97,8 +106,9 @@ def build_extension(
     archs = archs or ["75", "80", "90"]
     nvcc = _NVCC_FLAGS + [f for a in archs for f in ("-gencode", f"arch=compute_{a},code=sm_{a}")]
     work.mkdir(parents=True, exist_ok=True)
-    (work / "setup.py").write_text(_SETUP_TEMPLATE.format(name=name, sources=sources, folder=str(src),
-                                                          libraries=libraries, nvcc=nvcc))  # fmt: skip
+    (work / "setup.py").write_text(
+        _SETUP_TEMPLATE.format(name=name, sources=sources, folder=str(src), libraries=libraries, nvcc=nvcc)
+    )
     jobs = jobs or max_jobs()
     echo(f"building {name}: {len(sources)} files from {folder}, sm_{', sm_'.join(archs)}, MAX_JOBS={jobs}")
     return pip_wheel(work, cache_dir, name, name, jobs, log_path, echo)

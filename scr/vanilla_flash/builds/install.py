@@ -56,8 +56,13 @@ def plan(machine: Machine, target: str | None = None) -> Plan:
     that set's flash-attn even on a newer GPU, as when the T4 notebooks are run on an H100;
     without it, this GPU's own target decides."""
     if machine.device != "cuda":
-        return Plan("cpu", None, "sdpa", steps=["nothing to install: on CPU the model uses PyTorch SDPA"],
-                    notes=["flash-attn needs an NVIDIA GPU; the notebooks run here as dry runs"])  # fmt: skip
+        return Plan(
+            "cpu",
+            None,
+            "sdpa",
+            steps=["nothing to install: on CPU the model uses PyTorch SDPA"],
+            notes=["flash-attn needs an NVIDIA GPU; the notebooks run here as dry runs"],
+        )
     cc = machine.cc
     arch = f"{machine.capability[0]}{machine.capability[1]}"
     wanted = targets.get(target) if target and target != "cpu" else machine.target
@@ -66,32 +71,55 @@ def plan(machine: Machine, target: str | None = None) -> Plan:
         return Plan("unsupported", None, "sdpa", notes=[why])
     if wanted is targets.T4:
         return Plan(
-            wanted.name, f"flash-attn {FA1_VERSION} (built from source)", wanted.backend, [arch],
-            steps=[f"look for a cached flash_attn-{FA1_VERSION} wheel built for this torch",
-                   f"else build it from the PyPI source archive for sm_{arch} only (minutes: results/builds.json)",
-                   "install the wheel and check a real kernel call against an fp32 reference"],
+            wanted.name,
+            f"flash-attn {FA1_VERSION} (built from source)",
+            wanted.backend,
+            [arch],
+            steps=[
+                f"look for a cached flash_attn-{FA1_VERSION} wheel built for this torch",
+                f"else build it from the PyPI source archive for sm_{arch} only (minutes: results/builds.json)",
+                "install the wheel and check a real kernel call against an fp32 reference",
+            ],
             notes=["no flash-attn 2 or 4 on Turing: they need compute capability 8.0 / 9.0"],
-        )  # fmt: skip
+        )
     if wanted is targets.AMPERE:
         path = fa2_path(machine)
-        first = {"installed": "nothing to install", "wheel": f"install the wheel {path.wheel}",
-                 "build": "build just what GPT-2 needs from source (02_build: head dim 64, this GPU's architecture), "
-                          "or reuse the wheel cached by an earlier build"}[path.kind]  # fmt: skip
+        first = {
+            "installed": "nothing to install",
+            "wheel": f"install the wheel {path.wheel}",
+            "build": "build just what GPT-2 needs from source (02_build: head dim 64, this GPU's architecture), "
+            "or reuse the wheel cached by an earlier build",
+        }[path.kind]
         return Plan(
-            wanted.name, f"flash-attn 2 ({path.kind})", wanted.backend, [arch],
+            wanted.name,
+            f"flash-attn 2 ({path.kind})",
+            wanted.backend,
+            [arch],
             steps=[first, "check a real kernel call against an fp32 reference"],
             notes=[path.why, "without it, sdpa_flash (FlashAttention-2 inside PyTorch) runs at close to its speed"],
-        )  # fmt: skip
+        )
     return Plan(
-        wanted.name, f"{FA4_REQUIREMENT} (wheels, nothing to compile)", wanted.backend, [arch],
+        wanted.name,
+        f"{FA4_REQUIREMENT} (wheels, nothing to compile)",
+        wanted.backend,
+        [arch],
         steps=[f"pip install {FA4_REQUIREMENT}", "check a real kernel call against an fp32 reference"],
-        notes=["without it, cuDNN (sdpa_cudnn) is the next fastest (results/h100/attention.json); "
-               "under torch.compile `auto` uses cuDNN"],
-    )  # fmt: skip
+        notes=[
+            "without it, cuDNN (sdpa_cudnn) is the next fastest (results/h100/attention.json); "
+            "under torch.compile `auto` uses cuDNN"
+        ],
+    )
 
 
-def fa2_wheel(machine: Machine | None = None, *, torch_version: str | None = None, cuda: str | None = None,
-              cxx11_abi: bool | None = None, python: str | None = None, version: str = FA2_VERSION) -> str:  # fmt: skip
+def fa2_wheel(
+    machine: Machine | None = None,
+    *,
+    torch_version: str | None = None,
+    cuda: str | None = None,
+    cxx11_abi: bool | None = None,
+    python: str | None = None,
+    version: str = FA2_VERSION,
+) -> str:
     """The file name of flash-attn 2's prebuilt release wheel for this torch:
     flash_attn-{ver}+cu{CUDA major}torch{major.minor}cxx11abi{TRUE|FALSE}-cp{py}-cp{py}-linux_x86_64.whl"""
     import torch
@@ -103,8 +131,10 @@ def fa2_wheel(machine: Machine | None = None, *, torch_version: str | None = Non
     python = python or (machine.python if machine else f"{sys.version_info.major}.{sys.version_info.minor}")
     torch_mm = versions.major_minor(torch_version)
     py = "cp" + versions.major_minor(python).replace(".", "")
-    return (f"flash_attn-{version}+cu{versions.major(cuda) or ''}torch{torch_mm}cxx11abi{str(cxx11_abi).upper()}"
-            f"-{py}-{py}-linux_x86_64.whl")  # fmt: skip
+    return (
+        f"flash_attn-{version}+cu{versions.major(cuda) or ''}torch{torch_mm}cxx11abi{str(cxx11_abi).upper()}"
+        f"-{py}-{py}-linux_x86_64.whl"
+    )
 
 
 def fa2_wheel_url(wheel: str, version: str = FA2_VERSION) -> str:
@@ -123,8 +153,12 @@ class Fa2Release:
     exclude: tuple[tuple[str, str], ...] = ()  # (torch, python) left out of the matrix
 
     def has(self, torch_mm: str, python_mm: str, cuda_major: str) -> bool:
-        return (torch_mm in self.torch and python_mm in self.python and cuda_major in self.cuda
-                and (torch_mm, python_mm) not in self.exclude)  # fmt: skip
+        return (
+            torch_mm in self.torch
+            and python_mm in self.python
+            and cuda_major in self.cuda
+            and (torch_mm, python_mm) not in self.exclude
+        )
 
 
 # flash-attn 2's release wheels: the matrix of `.github/workflows/publish.yml` at each release tag of
@@ -132,8 +166,12 @@ class Fa2Release:
 # (2026-06-10), build for torch 2.4-2.8 with CUDA 12 only: there is no upstream wheel for torch 2.9 or
 # newer (Colab's 2.11 among them). The main branch's workflow (2026-03-10) lists torch 2.6-2.10 with
 # CUDA 12.9 and 13.0, but no release has been tagged from it.
-_FA2_MATRIX = dict(torch=("2.4", "2.5", "2.6", "2.7", "2.8"), python=("3.9", "3.10", "3.11", "3.12", "3.13"),
-                   cuda=("12",), exclude=(("2.4", "3.13"),))  # fmt: skip
+_FA2_MATRIX = dict(
+    torch=("2.4", "2.5", "2.6", "2.7", "2.8"),
+    python=("3.9", "3.10", "3.11", "3.12", "3.13"),
+    cuda=("12",),
+    exclude=(("2.4", "3.13"),),
+)
 FA2_PUBLISHED = (
     Fa2Release("2.8.3.post1", "v2.8.3.post1:.github/workflows/publish.yml", **_FA2_MATRIX),
     Fa2Release("2.8.3", "v2.8.3:.github/workflows/publish.yml", **_FA2_MATRIX),
@@ -195,12 +233,14 @@ def fa2_path(machine: Machine) -> Fa2Path:
             why = f"no release wheel for torch {torch_mm}; a community build ({w.source}), checked by its sha256"
             return Fa2Path("wheel", why, _file_name(w.url), w.url, w.sha256)
     newest = FA2_PUBLISHED[0]
-    why = (f"no flash-attn 2 release publishes a wheel for torch {torch_mm} with CUDA {cuda_major} and Python "
-           f"{python_mm} (the newest, {newest.version}, covers torch {newest.torch[0]}-{newest.torch[-1]}, CUDA "
-           f"{'/'.join(newest.cuda)}), and no community wheel with a pinned checksum matches: build it from source. "
-           "All of flash-attn 2 is 72 kernel files, over an hour even on 16 cores; just what GPT-2 needs (head dim "
-           "64, this GPU's architecture) is 12 (02_build; the measured times are in results/builds.json). Until "
-           "then, sdpa_flash is FlashAttention-2 inside PyTorch")  # fmt: skip
+    why = (
+        f"no flash-attn 2 release publishes a wheel for torch {torch_mm} with CUDA {cuda_major} and Python "
+        f"{python_mm} (the newest, {newest.version}, covers torch {newest.torch[0]}-{newest.torch[-1]}, CUDA "
+        f"{'/'.join(newest.cuda)}), and no community wheel with a pinned checksum matches: build it from source. "
+        "All of flash-attn 2 is 72 kernel files, over an hour even on 16 cores; just what GPT-2 needs (head dim "
+        "64, this GPU's architecture) is 12 (02_build; the measured times are in results/builds.json). Until "
+        "then, sdpa_flash is FlashAttention-2 inside PyTorch"
+    )
     return Fa2Path("build", why)
 
 
@@ -226,13 +266,16 @@ def download_verified(url: str, sha256: str, folder: str | os.PathLike) -> Path:
             out.write(chunk)
     if digest.hexdigest() != sha256:
         partial.unlink()
-        raise BuildError(f"{url} has sha256 {digest.hexdigest()}, not the pinned {sha256}: refused (the file was "
-                         "replaced or damaged); nothing was installed")  # fmt: skip
+        raise BuildError(
+            f"{url} has sha256 {digest.hexdigest()}, not the pinned {sha256}: refused (the file was "
+            "replaced or damaged); nothing was installed"
+        )
     return partial.replace(dest)
 
 
-def cached_wheel(cache_dir: str | os.PathLike, package: str = "flash_attn", version: str = FA1_VERSION,
-                 tag: str | None = None) -> Path | None:  # fmt: skip
+def cached_wheel(
+    cache_dir: str | os.PathLike, package: str = "flash_attn", version: str = FA1_VERSION, tag: str | None = None
+) -> Path | None:
     """A wheel of `package` `version` in `cache_dir` built for `tag` (see `build_tag()`), if any; a
     `version` with a local label (1.0.9+hd64.sm75) matches only that build."""
     package = package.replace("-", "_")

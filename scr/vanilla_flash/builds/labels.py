@@ -3,7 +3,7 @@
 A build made by `vanilla_flash.builds.sources` carries a PEP 440 local label: 1.0.9+hd64.sm75 has the
 head-dim-64 kernels as sm75 machine code; 1.0.9+hd64x128.ptx75 the head dim 64 and 128 kernels as
 compute_75 PTX; 2.8.3+hd64.sm90 flash-attn 2's head-dim-64 kernels for sm90, without the features GPT-2
-does not use (`sources.FA2_LEFT_OUT`). No "hd" part: every head dim, as flash-attn ships it.
+does not use (`edits.FA2_LEFT_OUT`). No "hd" part: every head dim, as flash-attn ships it.
 
 `machine_code_runs(code, gpu)` is the one rule of which architecture's code a GPU runs: machine code
 of the same major version and no newer minor one (sm80 runs on sm86, not on sm90), PTX of an older

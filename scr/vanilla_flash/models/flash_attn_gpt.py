@@ -69,8 +69,10 @@ def available() -> str | None:
     try:
         _gpt_module()
     except (ImportError, ValueError) as err:
-        return (f"flash-attn's GPT model cannot be imported ({err}): it ships with flash-attn 1.x and 2.x "
-                "(notebooks/flash_attn_1 builds 1.0.9) and needs einops and torchvision")  # fmt: skip
+        return (
+            f"flash-attn's GPT model cannot be imported ({err}): it ships with flash-attn 1.x and 2.x "
+            "(notebooks/flash_attn_1 builds 1.0.9) and needs einops and torchvision"
+        )
     return None
 
 
@@ -84,15 +86,24 @@ def missing(options: list[str]) -> dict[str, str]:
         try:
             importlib.import_module(module)
         except ImportError as err:
-            out[option] = (f"{option} needs the CUDA extension `{module}` ({err}); build it from flash-attn's "
-                           f"{fused.EXTENSIONS[module][0]} (the build notebook's optional step, "
-                           "`vanilla_flash.builds.fused.build_extension`), or leave the option off")  # fmt: skip
+            out[option] = (
+                f"{option} needs the CUDA extension `{module}` ({err}); build it from flash-attn's "
+                f"{fused.EXTENSIONS[module][0]} (the build notebook's optional step, "
+                "`vanilla_flash.builds.fused.build_extension`), or leave the option off"
+            )
     return out
 
 
-def config(size: str = "124M", *, vocab_size: int = gpt2.GPT2_VOCAB, seq_len: int | None = None,
-           dropout: float = 0.0, fused: list[str] | None = None, use_flash_attn: bool = True,
-           **dims):  # fmt: skip
+def config(
+    size: str = "124M",
+    *,
+    vocab_size: int = gpt2.GPT2_VOCAB,
+    seq_len: int | None = None,
+    dropout: float = 0.0,
+    fused: list[str] | None = None,
+    use_flash_attn: bool = True,
+    **dims,
+):
     """A GPT2Config that flash-attn's GPTLMHeadModel reads, for one of our sizes (`dims`: n_layer,
     n_head, n_embd set by hand)."""
     cfg = gpt2.config(size, vocab_size=vocab_size, seq_len=seq_len, dropout=dropout, attn="eager", **dims)
@@ -138,8 +149,9 @@ class FlashAttnGPT(nn.Module):
         return Output(logits=logits, loss=loss)
 
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 20, do_sample: bool = True, top_k: int = 50,
-                 **_) -> torch.Tensor:  # fmt: skip
+    def generate(
+        self, input_ids: torch.Tensor, max_new_tokens: int = 20, do_sample: bool = True, top_k: int = 50, **_
+    ) -> torch.Tensor:
         """Sampling without a cache (enough for a sample line in the logs)."""
         ids = input_ids
         for _ in range(max_new_tokens):
@@ -203,7 +215,12 @@ def compare_logits(
         a = hf(input_ids=ids).logits.float()
         b = fa(ids).logits.float()
     diff = (a - b).abs()
-    return {"size": size, "dtype": str(dtype).removeprefix("torch."), "fused": fused or [],
-            "max_abs_diff": diff.max().item(), "mean_abs_diff": diff.mean().item(),
-            "logit_scale": a.abs().mean().item(),
-            "same_argmax": (a.argmax(-1) == b.argmax(-1)).float().mean().item()}  # fmt: skip
+    return {
+        "size": size,
+        "dtype": str(dtype).removeprefix("torch."),
+        "fused": fused or [],
+        "max_abs_diff": diff.max().item(),
+        "mean_abs_diff": diff.mean().item(),
+        "logit_scale": a.abs().mean().item(),
+        "same_argmax": (a.argmax(-1) == b.argmax(-1)).float().mean().item(),
+    }

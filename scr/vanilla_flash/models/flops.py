@@ -20,8 +20,11 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 
 def parameter_count(model, *, embeddings: bool = False) -> int:
     """Parameters, without the position embeddings unless `embeddings` (the count used for FLOPs).
     Works for transformers' GPT-2 (`wpe`) and flash-attn's (`position_embeddings`)."""
-    return sum(p.numel() for name, p in model.named_parameters()
-               if embeddings or not ("wpe" in name or "position_embeddings" in name))  # fmt: skip
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if embeddings or not ("wpe" in name or "position_embeddings" in name)
+    )
 
 
 def attention_forward_flops(seq: int, head_dim: int) -> float:

@@ -27,8 +27,9 @@ def padded_vocab(vocab_size: int, multiple: int = 64) -> int:
     return -(-vocab_size // multiple) * multiple
 
 
-def dims(size: str, n_layer: int | None = None, n_head: int | None = None,
-         n_embd: int | None = None) -> tuple[int, int, int, int]:  # fmt: skip
+def dims(
+    size: str, n_layer: int | None = None, n_head: int | None = None, n_embd: int | None = None
+) -> tuple[int, int, int, int]:
     """(layers, heads, width, context) of preset `size`, with any of the first three set by hand."""
     if size not in SIZES:
         raise ConfigError(f"unknown GPT-2 size {size!r}; choose one of: {', '.join(SIZES)}")

@@ -43,8 +43,17 @@ NO_TARGET = tl.constexpr(-100)  # a target to ignore, as in F.cross_entropy
 
 
 @triton.jit
-def _softmax_cross_entropy_grad(logits, targets, losses, grads, n_rows, n_programs, n_cols: tl.constexpr,
-                                rows_per_program: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+def _softmax_cross_entropy_grad(
+    logits,
+    targets,
+    losses,
+    grads,
+    n_rows,
+    n_programs,
+    n_cols: tl.constexpr,
+    rows_per_program: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     program = tl.program_id(0)
     lanes = tl.arange(0, BLOCK)
     for i in range(rows_per_program):  # rows program, program + n_programs, ...

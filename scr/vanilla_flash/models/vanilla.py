@@ -216,8 +216,9 @@ def _softmax_kernel(device: torch.device):
     return loss_kernel.softmax_cross_entropy_grad
 
 
-def chunked_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, gradients: bool = True,
-                          kernel: bool = False):  # fmt: skip
+def chunked_cross_entropy(
+    h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, gradients: bool = True, kernel: bool = False
+):
     """The summed cross-entropy of the logits `h @ weight.T` against `targets` (-100: not a target),
     CHUNK_TOKENS rows at a time; with `gradients`, also its gradients for `h` and for `weight`,
     from each chunk's softmax while its logits exist (`softmax_cross_entropy`, or with `kernel` the
@@ -254,8 +255,9 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         return grad_h * grad_total, grad_weight * grad_total, None, None
 
 
-def build(size: str = "tiny", *, attn: str = "auto", loss: str = "full", residual: str = "float32",
-          **overrides) -> VanillaGPT:  # fmt: skip
+def build(
+    size: str = "tiny", *, attn: str = "auto", loss: str = "full", residual: str = "float32", **overrides
+) -> VanillaGPT:
     """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`,
     loss `loss` and residual stream `residual`: the very weights `vanilla_flash.models.gpt2.build` would
     give under the same seed (it initialises them, this model takes them over), so a run with

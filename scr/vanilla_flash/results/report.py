@@ -13,8 +13,18 @@ from pathlib import Path
 
 from vanilla_flash.results import plots
 
-BACKEND_ORDER = ["eager", "sdpa_math", "sdpa", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1",
-                 "flash_attn_2", "flash_attn_4", "auto"]  # fmt: skip
+BACKEND_ORDER = [
+    "eager",
+    "sdpa_math",
+    "sdpa",
+    "sdpa_efficient",
+    "sdpa_flash",
+    "sdpa_cudnn",
+    "flash_attn_1",
+    "flash_attn_2",
+    "flash_attn_4",
+    "auto",
+]
 
 
 def load(path) -> dict:
@@ -84,14 +94,16 @@ def speedup_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path
     def draw(ax, sel):
         eager = {r["seq"]: r["fwd_bwd_ms"] for r in sel if r["backend"] == "eager"}
         for name in [b for b in _backends_in(sel) if b != "eager"]:
-            pts = sorted((r["seq"], eager[r["seq"]] / r["fwd_bwd_ms"]) for r in sel
-                         if r["backend"] == name and r["seq"] in eager)  # fmt: skip
+            pts = sorted(
+                (r["seq"], eager[r["seq"]] / r["fwd_bwd_ms"]) for r in sel if r["backend"] == name and r["seq"] in eager
+            )
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
         ax.axhline(1.0, color="grey", lw=0.8)
 
-    return _panel_figures(result, out_dir, f"{prefix}_speedup", "Speed-up over eager attention",
-                          "speed-up over eager (fwd+bwd)", draw)  # fmt: skip
+    return _panel_figures(
+        result, out_dir, f"{prefix}_speedup", "Speed-up over eager attention", "speed-up over eager (fwd+bwd)", draw
+    )
 
 
 def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Path | None:
@@ -123,8 +135,9 @@ def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> P
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=100)
     width = 0.8 / len(backends)
     for i, backend in enumerate(backends):
-        values = [next((r["tokens_per_s"] / 1e3 for r in rows if r["backend"] == backend and r["seq"] == s), 0)
-                  for s in seqs]  # fmt: skip
+        values = [
+            next((r["tokens_per_s"] / 1e3 for r in rows if r["backend"] == backend and r["seq"] == s), 0) for s in seqs
+        ]
         ax.bar([j + i * width for j in range(len(seqs))], values, width, label=backend)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(seqs))], [str(s) for s in seqs])
     ax.set_xlabel("sequence length (same tokens per step)")
@@ -139,8 +152,12 @@ def attention_table(result: dict, dtype: str = "bfloat16", head_dim: int = 64, c
     rows = [r for r in result["rows"] if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal]
     seqs = sorted({r["seq"] for r in rows})
     backends = _backends_in(rows)
-    lines = [f"fwd+bwd TFLOP/s, {dtype}, head dim {head_dim}, {'causal' if causal else 'not causal'}", "",
-             "| backend | " + " | ".join(str(s) for s in seqs) + " |", "|---|" + "---|" * len(seqs)]  # fmt: skip
+    lines = [
+        f"fwd+bwd TFLOP/s, {dtype}, head dim {head_dim}, {'causal' if causal else 'not causal'}",
+        "",
+        "| backend | " + " | ".join(str(s) for s in seqs) + " |",
+        "|---|" + "---|" * len(seqs),
+    ]
     for b in backends:
         cells = []
         for s in seqs:
@@ -161,8 +178,10 @@ def train_table(result: dict) -> str:
         if r["status"] == "ok":
             mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
             peak = f"{r['peak_mem_gib']:.1f}" if r.get("peak_mem_gib") else "-"  # not measured on a CPU
-            lines.append(f"| {r['seq']} | {r['backend']} | {r['tokens_per_s'] / 1e3:.1f}k | {r['step_ms']:.1f} | {mfu} "
-                         f"| {peak} |")  # fmt: skip
+            lines.append(
+                f"| {r['seq']} | {r['backend']} | {r['tokens_per_s'] / 1e3:.1f}k | {r['step_ms']:.1f} | {mfu} "
+                f"| {peak} |"
+            )
         else:
             lines.append(f"| {r['seq']} | {r['backend']} | {r['status'].split(':')[0]} | | | |")
     return "\n".join(lines)
@@ -186,33 +205,43 @@ def against_hf(rows: list[dict]) -> list[tuple[float, float] | None]:
 def impl_table(result: dict) -> str:
     """Hugging Face GPT-2 against flash-attn's GPT (`bench impl`), with each row's speed and memory
     over the fastest Hugging Face row, then the logits on the same weights."""
-    lines = ["| model | attention | fused parts | tokens/s | x HF speed | MFU | peak GiB | x HF memory |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | attention | fused parts | tokens/s | x HF speed | MFU | peak GiB | x HF memory |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r, ratio in zip(result["rows"], against_hf(result["rows"]), strict=True):
         fused = ", ".join(r["fused"]) or "-"
         if r["status"] == "ok":
             speed, memory = (f"{x:.2f}" if x is not None else "-" for x in ratio)
             mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
             peak = f"{r['peak_mem_gib']:.1f}" if r.get("peak_mem_gib") else "-"
-            lines.append(f"| {r['model_impl']} | {r['attn']} | {fused} | {r['tokens_per_s'] / 1e3:.1f}k | {speed} | "
-                         f"{mfu} | {peak} | {memory} |")  # fmt: skip
+            lines.append(
+                f"| {r['model_impl']} | {r['attn']} | {fused} | {r['tokens_per_s'] / 1e3:.1f}k | {speed} | "
+                f"{mfu} | {peak} | {memory} |"
+            )
         else:
             lines.append(f"| {r['model_impl']} | {r['attn']} | {fused} | {r['status'][:60]} | | | | |")
     for c in result.get("logits", []):
-        lines.append(f"\nsame weights, {c['dtype']}: max |logit difference| {c['max_abs_diff']:.3g}, same argmax "
-                     f"{c['same_argmax']:.1%}")  # fmt: skip
+        lines.append(
+            f"\nsame weights, {c['dtype']}: max |logit difference| {c['max_abs_diff']:.3g}, same argmax "
+            f"{c['same_argmax']:.1%}"
+        )
     return "\n".join(lines)
 
 
 def overhead_table(result: dict) -> str:
     """The Lightning trainer against a bare PyTorch loop (`bench overhead`)."""
-    lines = ["| attention | compile | batch x seq | Lightning tokens/s | bare loop tokens/s | ratio | peak GiB |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| attention | compile | batch x seq | Lightning tokens/s | bare loop tokens/s | ratio | peak GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
         mode = r.get("compile_mode") or ("default" if r["compile"] else "off")
-        lines.append(f"| {r['attention']} | {mode} | {r['batch']} x {r['seq_len']} | "
-                     f"{r['lightning_tokens_per_s'] / 1e3:.1f}k | {r['bare_tokens_per_s'] / 1e3:.1f}k | "
-                     f"{r['lightning_over_bare']:.3f} | {r['peak_mem_gib']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {r['attention']} | {mode} | {r['batch']} x {r['seq_len']} | "
+            f"{r['lightning_tokens_per_s'] / 1e3:.1f}k | {r['bare_tokens_per_s'] / 1e3:.1f}k | "
+            f"{r['lightning_over_bare']:.3f} | {r['peak_mem_gib']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -237,14 +266,18 @@ def runs_plot(run_dirs: list, path, title: str = "") -> Path:
 
 
 def runs_table(run_dirs: list) -> str:
-    lines = ["| attention | steps | final train loss | final val loss | tokens/s | MFU | peak GiB |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| attention | steps | final train loss | final val loss | tokens/s | MFU | peak GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for run in run_dirs:
         s = json.loads((Path(run) / "summary.json").read_text())
         f = s["final"]
         mfu = f"{s['mfu']:.1%}" if s.get("mfu") else "-"
-        lines.append(f"| {s['attention']} | {s['steps']} | {f['train/loss']:.3f} | {f['val/loss']:.3f} | "
-                     f"{(s['tokens_per_s'] or 0) / 1e3:.1f}k | {mfu} | {s.get('peak_mem_gib') or 0:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {s['attention']} | {s['steps']} | {f['train/loss']:.3f} | {f['val/loss']:.3f} | "
+            f"{(s['tokens_per_s'] or 0) / 1e3:.1f}k | {mfu} | {s.get('peak_mem_gib') or 0:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -300,12 +333,16 @@ def builds_table(path, package: str | None = None) -> str:
     """The measured builds of `results/builds.json` (those of `package`, e.g. "flash-attn 1.0.9"), as
     plain text for a notebook cell: what was built, on how many cores, in how long."""
     rows = [r for r in load(path)["builds"] if package is None or r["package"] == package]
-    lines = [f"{'package':<17} {'archs':<14} {'head dims':<10} {'files':>5} {'cores':>5} {'MAX_JOBS':>8} "
-             f"{'seconds':>8}  machine"]  # fmt: skip
+    lines = [
+        f"{'package':<17} {'archs':<14} {'head dims':<10} {'files':>5} {'cores':>5} {'MAX_JOBS':>8} "
+        f"{'seconds':>8}  machine"
+    ]
     for r in rows:
-        lines.append(f"{r['package']:<17} {','.join(r['archs']):<14} {','.join(map(str, r['head_dims'])) or 'all':<10} "
-                     f"{r.get('cuda_files', '?'):>5} {r['cores']:>5} {r['max_jobs']:>8} "
-                     f"{r['seconds'] if r['ok'] else 'failed':>8}  {r['machine']}")  # fmt: skip
+        lines.append(
+            f"{r['package']:<17} {','.join(r['archs']):<14} {','.join(map(str, r['head_dims'])) or 'all':<10} "
+            f"{r.get('cuda_files', '?'):>5} {r['cores']:>5} {r['max_jobs']:>8} "
+            f"{r['seconds'] if r['ok'] else 'failed':>8}  {r['machine']}"
+        )
     return "\n".join(lines)
 
 
@@ -332,8 +369,10 @@ def fa_gpt_measurements(folder) -> str:
     result = load(folder / "impl.json")
     lines = [f"{_hardware(result)} ({folder})", "", "extension builds:"]
     for b in extension_builds(folder / "build_times.txt"):
-        lines.append(f"  {b['extension']:<20} {b.get('seconds', '?'):>4} s  ({b.get('files', '?')} files, "
-                     f"{b.get('archs', '?')}, MAX_JOBS={b.get('max_jobs', '?')})")  # fmt: skip
+        lines.append(
+            f"  {b['extension']:<20} {b.get('seconds', '?'):>4} s  ({b.get('files', '?')} files, "
+            f"{b.get('archs', '?')}, MAX_JOBS={b.get('max_jobs', '?')})"
+        )
     first = result["rows"][0]
     lines += ["", f"training GPT-2 {first['size']}, batch {first['batch']} x {first['seq']}:"]
     names = [f"{r['model_impl']:<10} {r['attn']:<13} fused: {', '.join(r['fused']) or '-'}" for r in result["rows"]]
@@ -374,14 +413,20 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | No
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.62 * n))
     y = range(len(rows))
     ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label="bare loop", color="#bbb")
-    ax.barh([i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning",
-            color="#e4572e")  # fmt: skip
+    ax.barh(
+        [i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning", color="#e4572e"
+    )
     for i, r in zip(y, rows, strict=True):
         share = f" {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
         ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
     below = range(len(rows), n)
-    ax.barh(list(below), [r["tokens_per_s"] / 1e3 for r in plain], 0.4, color="#4a7fb5",
-            label="plain PyTorch GPT-2 (its own loop)")  # fmt: skip
+    ax.barh(
+        list(below),
+        [r["tokens_per_s"] / 1e3 for r in plain],
+        0.4,
+        color="#4a7fb5",
+        label="plain PyTorch GPT-2 (its own loop)",
+    )
     if goal:
         ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=f"goal {goal / 1e3:.0f}k")
     labels = [speed_label(r) for r in rows] + [f"plain PyTorch, batch {r['batch']}" for r in plain]

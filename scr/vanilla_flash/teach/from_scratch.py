@@ -149,8 +149,9 @@ def naive_bytes(n: int, d: int, element_bytes: int = 2, batch_heads: int = 1) ->
     return batch_heads * element_bytes * (4 * n * d + 4 * n * n)
 
 
-def tiled_bytes(n: int, d: int, block_q: int, element_bytes: int = 2, batch_heads: int = 1,
-                causal: bool = False) -> int:  # fmt: skip
+def tiled_bytes(
+    n: int, d: int, block_q: int, element_bytes: int = 2, batch_heads: int = 1, causal: bool = False
+) -> int:
     """Main-memory traffic of the tiled forward pass: Q read once, K and V read once per query
     block (N / block_q times; about half as often when causal), O written once, the float32
     log-sum-exp written once. With block_q = Θ(M / d) for on-chip memory M: Θ(N²d²/M)."""
@@ -273,9 +274,15 @@ def build_kernel(arch: str | None = None, build_dir: str | None = None, verbose:
         major, minor = torch.cuda.get_device_capability()
         arch = f"{major}{minor}"
     defines = [f"-DBLOCK_Q={BLOCK_Q}", f"-DBLOCK_K={BLOCK_K}"]
-    return load_inline(name=f"vf_flash_forward_{arch}", cpp_sources=CPP_SOURCE, cuda_sources=KERNEL_SOURCE,
-                       functions=["forward"], extra_cuda_cflags=["-O3", "--use_fast_math", gencode(arch), *defines],
-                       build_directory=build_dir, verbose=verbose)  # fmt: skip
+    return load_inline(
+        name=f"vf_flash_forward_{arch}",
+        cpp_sources=CPP_SOURCE,
+        cuda_sources=KERNEL_SOURCE,
+        functions=["forward"],
+        extra_cuda_cflags=["-O3", "--use_fast_math", gencode(arch), *defines],
+        build_directory=build_dir,
+        verbose=verbose,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,8 +331,12 @@ def traffic_plot(seq_lens, head_dim: int, block_qs, path, counted: dict | None =
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.loglog(seq_lens, [naive_bytes(n, head_dim) / 2**20 for n in seq_lens], "o-", label="naive: 4Nd + 4N²")
     for bq in block_qs:
-        ax.loglog(seq_lens, [tiled_bytes(n, head_dim, bq) / 2**20 for n in seq_lens], ".-",
-                  label=f"tiled, {bq} queries per tile")  # fmt: skip
+        ax.loglog(
+            seq_lens,
+            [tiled_bytes(n, head_dim, bq) / 2**20 for n in seq_lens],
+            ".-",
+            label=f"tiled, {bq} queries per tile",
+        )
     if counted:
         ax.loglog(list(counted), [b / 2**20 for b in counted.values()], "kx", label="counted by tiled_forward")
     ax.set_xlabel("sequence length N")
@@ -334,13 +345,15 @@ def traffic_plot(seq_lens, head_dim: int, block_qs, path, counted: dict | None =
     return plots.save(fig, path)
 
 
-def compare_on_gpu(module, libraries=(), batch: int = 16, heads: int = 12, seq: int = 1024,
-                   head_dim: int = 64, causal: bool = True) -> dict:  # fmt: skip
+def compare_on_gpu(
+    module, libraries=(), batch: int = 16, heads: int = 12, seq: int = 1024, head_dim: int = 64, causal: bool = True
+) -> dict:
     """The kernel of `build_kernel` and each of `libraries` (attention backends such as flash_attn_2)
     against an fp32 reference, and their times against naive PyTorch attention."""
     g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v = (torch.randn(batch, heads, seq, head_dim, device="cuda", dtype=torch.float16, generator=g)
-               for _ in range(3))  # fmt: skip
+    q, k, v = (
+        torch.randn(batch, heads, seq, head_dim, device="cuda", dtype=torch.float16, generator=g) for _ in range(3)
+    )
     reference = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
     out, _ = module.forward(q, k, v, causal)
 
@@ -351,8 +364,10 @@ def compare_on_gpu(module, libraries=(), batch: int = 16, heads: int = 12, seq: 
     row["own_kernel_ms"] = timing.timeit(lambda: module.forward(q, k, v, causal))
     row["naive_ms"] = timing.timeit(lambda: naive_attention(q, k, v, causal))
     row["libraries"] = {
-        name: {"rel_err": rel(attention.attend(name, q, k, v, causal=causal).transpose(1, 2)),
-               "ms": timing.timeit(lambda: attention.attend(name, q, k, v, causal=causal))}  # noqa: B023
+        name: {
+            "rel_err": rel(attention.attend(name, q, k, v, causal=causal).transpose(1, 2)),
+            "ms": timing.timeit(lambda name=name: attention.attend(name, q, k, v, causal=causal)),
+        }
         for name in libraries
-    }  # fmt: skip
+    }
     return row

@@ -83,8 +83,14 @@ class Samples(L.Callback):
         gpt2.set_attention(net, "auto")
         dtype = precision.autocast_dtype(trainer.precision)
         with torch.no_grad(), torch.autocast(module.device.type, dtype=dtype, enabled=dtype is not None):
-            out = net.generate(ids, max_new_tokens=new_tokens, do_sample=True, top_k=50,
-                               generator=None, attention_mask=torch.ones_like(ids))  # fmt: skip
+            out = net.generate(
+                ids,
+                max_new_tokens=new_tokens,
+                do_sample=True,
+                top_k=50,
+                generator=None,
+                attention_mask=torch.ones_like(ids),
+            )
         net.train(was_training)
         gpt2.set_attention(net, backend)
         text = data.decode(self.tokenizer, out[0])

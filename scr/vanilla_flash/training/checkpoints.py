@@ -192,8 +192,13 @@ def _set_aside(folder: Path, patterns: tuple[str, ...]) -> None:
     aside.mkdir(exist_ok=True)
     for path in earlier:
         path.rename(aside / path.name)
-    log.warning("resume: never, so this run starts from step 0; the earlier run's %d files in %s were moved to "
-                "%s/ (nothing deleted)", len(earlier), folder, aside.name)  # fmt: skip
+    log.warning(
+        "resume: never, so this run starts from step 0; the earlier run's %d files in %s were moved to "
+        "%s/ (nothing deleted)",
+        len(earlier),
+        folder,
+        aside.name,
+    )
 
 
 def read(path: Path) -> dict:
@@ -235,8 +240,12 @@ def check_fits(path: Path, cfg: TrainConfig) -> TrainConfig:
     fields = [*MODEL_FIELDS, *DATA_FIELDS, *(["bpe_vocab_size"] if cfg.tokenizer == "bpe" else [])]
     for key in fields:
         if getattr(old, key) != getattr(cfg, key):
-            why = (" (it decides which text is held out for validation: another value would train on text the run "
-                   "validated on)" if key in DATA_FIELDS else "")  # fmt: skip
+            why = (
+                " (it decides which text is held out for validation: another value would train on text the run "
+                "validated on)"
+                if key in DATA_FIELDS
+                else ""
+            )
             raise CheckpointError(
                 f"checkpoint {path} is for {key}={getattr(old, key)!r} but this run asks for {getattr(cfg, key)!r}"
                 f"{why}; use the same value to resume, or another ckpt_dir (or resume: never) to start a new run"
@@ -245,12 +254,23 @@ def check_fits(path: Path, cfg: TrainConfig) -> TrainConfig:
     if dims != was:
         raise CheckpointError(f"checkpoint {path} has (n_layer, n_head, n_embd) = {was[:3]}, this run {dims[:3]}")
     if old.attn != cfg.attn:
-        log.warning("checkpoint %s was trained with attention %r; continuing with %r. The weights do not depend "
-                    "on the attention backend, so nothing is converted.", path, old.attn, cfg.attn)  # fmt: skip
+        log.warning(
+            "checkpoint %s was trained with attention %r; continuing with %r. The weights do not depend "
+            "on the attention backend, so nothing is converted.",
+            path,
+            old.attn,
+            cfg.attn,
+        )
     if (old.batch_size, old.accumulate) != (cfg.batch_size, cfg.accumulate):
-        log.warning("checkpoint %s was trained with batch_size %d x accumulate %d, this run takes %d x %d: it reads "
-                    "on from where that run stopped in the same order of blocks (none skipped, none read twice)",
-                    path, old.batch_size, old.accumulate, cfg.batch_size, cfg.accumulate)  # fmt: skip
+        log.warning(
+            "checkpoint %s was trained with batch_size %d x accumulate %d, this run takes %d x %d: it reads "
+            "on from where that run stopped in the same order of blocks (none skipped, none read twice)",
+            path,
+            old.batch_size,
+            old.accumulate,
+            cfg.batch_size,
+            cfg.accumulate,
+        )
     return old
 
 

@@ -208,8 +208,15 @@ def typed_value(name: str, value, kind: str):
             return list(value)
         if option == "dict" and isinstance(value, dict):
             return value
-    wanted = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text",
-              "None": "null", "list": "a list", "dict": "a mapping"}  # fmt: skip
+    wanted = {
+        "int": "a whole number",
+        "float": "a number",
+        "bool": "true or false",
+        "str": "text",
+        "None": "null",
+        "list": "a list",
+        "dict": "a mapping",
+    }
     allowed = " or ".join(wanted.get(o, "a pair of numbers, e.g. [0.9, 0.95]") for o in options)
     raise ConfigError(f"{name}: {value!r} is not {allowed}")
 
@@ -231,12 +238,15 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     one_of("model_impl", ("hf", "vanilla", "flash_attn"))
     one_of("loss", ("full", "chunked", "chunked_triton"))
     if cfg.loss != "full" and cfg.model_impl != "vanilla":
-        problems.append(f"loss: {cfg.loss!r} needs model_impl: vanilla (the {cfg.model_impl} model computes its own "
-                        "loss)")  # fmt: skip
+        problems.append(
+            f"loss: {cfg.loss!r} needs model_impl: vanilla (the {cfg.model_impl} model computes its own loss)"
+        )
     one_of("residual", ("float32", "bf16"))
     if cfg.residual == "bf16" and (cfg.model_impl != "vanilla" or cfg.precision != "bf16-mixed"):
-        problems.append("residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "
-                        "keep their residual stream in float32; float16 would overflow)")  # fmt: skip
+        problems.append(
+            "residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "
+            "keep their residual stream in float32; float16 would overflow)"
+        )
     one_of("model_size", tuple(gpt2.SIZES))
     one_of("attn", tuple(attention.names()))
     one_of("compile_mode", COMPILE_MODES)
@@ -248,13 +258,24 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     need(260 <= cfg.bpe_vocab_size <= 65536, "bpe_vocab_size", "from 260 to 65536")
     need(cfg.seq_len >= 2, "seq_len", "at least 2 (each block predicts its next token)")
     need(0 <= cfg.dropout < 1, "dropout", "from 0 up to, not including, 1")
-    for name in ("batch_size", "accumulate", "max_steps", "log_every", "val_every", "val_batches", "ckpt_every",
-                 "sample_tokens"):  # fmt: skip
+    for name in (
+        "batch_size",
+        "accumulate",
+        "max_steps",
+        "log_every",
+        "val_every",
+        "val_batches",
+        "ckpt_every",
+        "sample_tokens",
+    ):
         need(getattr(cfg, name) >= 1, name, "a whole number, at least 1")
     for name in ("warmup_steps", "sample_every", "weight_decay", "grad_clip"):
         need(getattr(cfg, name) >= 0, name, "0 or more")
-    need(cfg.sample_prompt is None or bool(cfg.sample_prompt.strip()), "sample_prompt",
-         "some words to start the generated text from, or null for a line in the run's language")  # fmt: skip
+    need(
+        cfg.sample_prompt is None or bool(cfg.sample_prompt.strip()),
+        "sample_prompt",
+        "some words to start the generated text from, or null for a line in the run's language",
+    )
     need(cfg.lr > 0, "lr", "a learning rate above 0, e.g. 6e-4")
     need(0 <= cfg.min_lr <= cfg.lr, "min_lr", f"from 0 to lr ({cfg.lr})")
     need(all(0 <= b < 1 for b in cfg.betas), "betas", "two numbers from 0 up to, not including, 1")

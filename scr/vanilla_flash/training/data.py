@@ -75,8 +75,10 @@ def load_documents(
     if source == "sample":
         path = _data_dir(sample_dir, SAMPLE_DIR, "the Wikisource sample") / f"{lang}.jsonl"
         if not path.is_file() or path.stat().st_size == 0:
-            raise DataError(f"{path} is missing or empty: it should hold one JSON document per line with the "
-                            "columns id, url, title, text (restore it with `git checkout data/`)")  # fmt: skip
+            raise DataError(
+                f"{path} is missing or empty: it should hold one JSON document per line with the "
+                "columns id, url, title, text (restore it with `git checkout data/`)"
+            )
         check_json_lines(path)
         try:
             rows = datasets.load_dataset("json", data_files=str(path), split="train")
@@ -193,14 +195,18 @@ def split(docs: list[dict], val_fraction: float = 0.1, seed: int = 0) -> tuple[l
             continue
         head, tail = _cut(doc["text"], int(budget - taken))
         if head and tail:
-            cut[doc["id"]] = ({**doc, "id": f"{doc['id']}#val", "text": head},
-                              {**doc, "id": f"{doc['id']}#train", "text": tail})  # fmt: skip
+            cut[doc["id"]] = (
+                {**doc, "id": f"{doc['id']}#val", "text": head},
+                {**doc, "id": f"{doc['id']}#train", "text": tail},
+            )
         break
     val = [cut[d["id"]][0] if d["id"] in cut else d for d in docs if d["id"] in whole or d["id"] in cut]
     train = [cut[d["id"]][1] if d["id"] in cut else d for d in docs if d["id"] not in whole]
     if not val or not train:
-        raise DataError(f"{len(docs)} document(s) cannot be split into training and validation text; add data "
-                        "(max_docs, max_bytes) or change val_fraction")  # fmt: skip
+        raise DataError(
+            f"{len(docs)} document(s) cannot be split into training and validation text; add data "
+            "(max_docs, max_bytes) or change val_fraction"
+        )
     return train, val
 
 
@@ -252,8 +258,9 @@ def train_bpe(texts: Iterable[str], vocab_size: int, path: str | os.PathLike):
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(list(texts), vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS],
-                            show_progress=False)  # fmt: skip
+    bpe.train_from_iterator(
+        list(texts), vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS], show_progress=False
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda partial: bpe.save(str(partial)))
@@ -290,9 +297,16 @@ def decode(tok, ids) -> str:
 
 def tokenizer_fields(cfg: TrainConfig) -> dict:
     """What a trained tokenizer depends on: the same values give the same token ids."""
-    return {"tokenizer": cfg.tokenizer, "bpe_vocab_size": cfg.bpe_vocab_size, "lang": cfg.lang,
-            "data_source": cfg.data_source, "max_docs": cfg.max_docs, "max_bytes": cfg.max_bytes,
-            "val_fraction": cfg.val_fraction, "seed": cfg.seed}  # fmt: skip
+    return {
+        "tokenizer": cfg.tokenizer,
+        "bpe_vocab_size": cfg.bpe_vocab_size,
+        "lang": cfg.lang,
+        "data_source": cfg.data_source,
+        "max_docs": cfg.max_docs,
+        "max_bytes": cfg.max_bytes,
+        "val_fraction": cfg.val_fraction,
+        "seed": cfg.seed,
+    }
 
 
 def tokens_per_word(tok, texts: Iterable[str]) -> float:

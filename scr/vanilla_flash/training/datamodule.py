@@ -29,7 +29,7 @@ from vanilla_flash.training.data import (
     pack,
     split,
     tokenizer,
-    tokenizer_fields,  # fmt: skip
+    tokenizer_fields,
     tokens_per_word,
     train_bpe,
 )
@@ -167,8 +167,13 @@ class WikisourceData(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         sampler = EndlessSampler(len(self.train_blocks), self.cfg.seed, self.samples_seen, rank, world)
-        return DataLoader(Blocks(self.train_blocks), batch_size=self.cfg.batch_size, sampler=sampler,
-                          drop_last=True, pin_memory=torch.cuda.is_available())  # fmt: skip
+        return DataLoader(
+            Blocks(self.train_blocks),
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(Blocks(self.val_blocks), batch_size=self.cfg.batch_size, shuffle=False)

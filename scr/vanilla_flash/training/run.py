@@ -59,8 +59,14 @@ class GPT2Module(L.LightningModule):
         elif self.cfg.model_impl == "vanilla":
             from vanilla_flash.models import vanilla as vanilla_gpt
 
-            self.net = vanilla_gpt.build(self.cfg.model_size, attn=self.cfg.attn, loss=self.cfg.loss,
-                                         residual=self.cfg.residual, **common, **self.cfg.model_dims)  # fmt: skip
+            self.net = vanilla_gpt.build(
+                self.cfg.model_size,
+                attn=self.cfg.attn,
+                loss=self.cfg.loss,
+                residual=self.cfg.residual,
+                **common,
+                **self.cfg.model_dims,
+            )
         elif self.cfg.model_impl == "hf":
             self.net = gpt2.build(self.cfg.model_size, attn=self.cfg.attn, **common, **self.cfg.model_dims)
         else:
@@ -74,8 +80,9 @@ class GPT2Module(L.LightningModule):
         cfg, dims = self.cfg, self.net.config
         if cfg.attn == "auto":
             dtype = precision.autocast_dtype(prec) or torch.float32
-            self.attention = attention.pick(machine, dtype, dims.n_embd // dims.n_head, cfg.seq_len,
-                                            dropout=cfg.dropout > 0, compiled=cfg.compile)  # fmt: skip
+            self.attention = attention.pick(
+                machine, dtype, dims.n_embd // dims.n_head, cfg.seq_len, dropout=cfg.dropout > 0, compiled=cfg.compile
+            )
         return self.attention
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -207,8 +214,11 @@ def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec:
     dm = datamodule.WikisourceData(cfg, resuming=resume is not None)
     dm.setup("fit")
     resumed_from = checkpoints.inspect(resume, cfg, dm.stats["vocab_size"]) if resume else None
-    module = GPT2Module(dataclasses.asdict(cfg), vocab_size=dm.stats["vocab_size"],
-                        tokenizer_fingerprint=dm.stats["tokenizer_fingerprint"])  # fmt: skip
+    module = GPT2Module(
+        dataclasses.asdict(cfg),
+        vocab_size=dm.stats["vocab_size"],
+        tokenizer_fingerprint=dm.stats["tokenizer_fingerprint"],
+    )
     module.resolve_attention(machine, prec)
     run_dir = Path(cfg.run_dir)
     session = len(list((run_dir / "logs").glob("session-*"))) if (run_dir / "logs").exists() else 0
@@ -217,12 +227,24 @@ def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec:
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=f"session-{session}"))
-    saver = ModelCheckpoint(dirpath=cfg.checkpoints, filename="step-{step:06d}", every_n_train_steps=cfg.ckpt_every,
-                            save_last=True, save_top_k=-1, auto_insert_metric_name=False,
-                            enable_version_counter=False)  # one run per folder: no last-v1.ckpt  # fmt: skip
+    saver = ModelCheckpoint(
+        dirpath=cfg.checkpoints,
+        filename="step-{step:06d}",
+        every_n_train_steps=cfg.ckpt_every,
+        save_last=True,
+        save_top_k=-1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )  # one run per folder: no last-v1.ckpt
     samples, interrupt = Samples(cfg, dm.tokenizer), SaveOnInterrupt()
-    callbacks = [StopOnNonFiniteLoss(cfg), interrupt, saver, Throughput(cfg, flops.peak_flops(machine.gpu_name)),
-                 samples, *(callbacks or [])]  # fmt: skip
+    callbacks = [
+        StopOnNonFiniteLoss(cfg),
+        interrupt,
+        saver,
+        Throughput(cfg, flops.peak_flops(machine.gpu_name)),
+        samples,
+        *(callbacks or []),
+    ]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every)))
     with _lightning_quieted():
@@ -230,15 +252,19 @@ def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec:
         trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
     summary = {}
     if trainer.is_global_zero:
-        summary = summarize(cfg, trainer, dm, module, machine, prec, resumed_from, samples.last_text,
-                            time.time() - started)  # fmt: skip
+        summary = summarize(
+            cfg, trainer, dm, module, machine, prec, resumed_from, samples.last_text, time.time() - started
+        )
         if cfg.model_impl in ("hf", "vanilla"):  # a transformers checkpoint: GPT2LMHeadModel.from_pretrained
             write_folder_atomic(Path(cfg.run_dir) / "model", module.net.save_pretrained)
     if interrupt.saved:
         step, path = interrupt.saved
         summary["interrupted_at"] = step
-        print(f"Interrupted: step {step} is saved in {path}. To continue, run the same command (or notebook cell) "
-              "again with resume: auto.", flush=True)  # fmt: skip
+        print(
+            f"Interrupted: step {step} is saved in {path}. To continue, run the same command (or notebook cell) "
+            "again with resume: auto.",
+            flush=True,
+        )
     return summary
 
 
@@ -255,8 +281,10 @@ def _nothing_to_do(cfg: TrainConfig, resume: Path, done: int) -> dict:
     """A resumed run that has reached max_steps already: say so, change nothing, return the finished
     run's summary: run_dir's, else the copy beside the checkpoints (a Colab session's run_dir is gone
     with the session, its checkpoints on Drive are not), else what the checkpoint itself holds."""
-    note = (f"nothing to train: {resume} is at step {done} and max_steps is {cfg.max_steps}; set max_steps above "
-            f"{done} to train on. Nothing was changed; this is the finished run's summary.")  # fmt: skip
+    note = (
+        f"nothing to train: {resume} is at step {done} and max_steps is {cfg.max_steps}; set max_steps above "
+        f"{done} to train on. Nothing was changed; this is the finished run's summary."
+    )
     print(note, flush=True)
     for path in (Path(cfg.run_dir) / "summary.json", cfg.checkpoints / "summary.json"):
         if path.exists() and (summary := json.loads(path.read_text())).get("steps") == done:
