@@ -21,7 +21,7 @@ def test_without_flash_attn_the_model_is_refused_with_the_way_to_get_it(monkeypa
         fa_gpt.build("tiny")
     cfg = TrainConfig(model_impl="flash_attn")
     with pytest.raises(fa_gpt.FlashAttnModelError):
-        GPT2Module(cfg.__dict__, vocab_size=512)
+        GPT2Module(cfg, vocab_size=512)
 
 
 def test_each_fused_option_names_its_missing_extension(monkeypatch):
@@ -46,7 +46,7 @@ def test_config_carries_the_switches():
 
 def test_unknown_model_impl_is_refused():
     with pytest.raises(ValueError, match="hf, vanilla, flash_attn"):
-        GPT2Module(TrainConfig(model_impl="jax").__dict__, vocab_size=512)
+        GPT2Module(TrainConfig(model_impl="jax"), vocab_size=512)
 
 
 FA1_SOURCE = Path(os.environ.get("FA1_SOURCE", ROOT / ".venv/src/flash-attn-1.0.9"))

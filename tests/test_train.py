@@ -144,7 +144,7 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr(tmp_path):
     from vanilla_flash.training.run import GPT2Module
 
     cfg = tiny(tmp_path, warmup_steps=4, max_steps=20, lr=1e-3, min_lr=1e-4)
-    module = GPT2Module(cfg.__dict__, vocab_size=512)
+    module = GPT2Module(cfg, vocab_size=512)
     factors = [module.lr_factor(s) for s in range(21)]
     assert factors[0] == 0.25 and factors[3] == 1.0
     assert factors[4] == pytest.approx(1.0) and factors[20] == pytest.approx(0.1)

@@ -211,7 +211,7 @@ def speed(
 def _plain_baseline(base: TrainConfig, batches, steps: int, warmup: int, log: Callable[[str], None]) -> list[dict]:
     """`plain_pytorch_loop` at each of `batches`, with `base`'s model sizes, sequence length and
     gradient clipping, and the project's padded vocabulary; a batch that fails is recorded."""
-    layers, heads, width, _ = gpt2.dims(base.model_size, **base.model_dims)
+    layers, heads, width, _ = base.dims
     rows = []
     for batch in batches:
         torch._dynamo.reset()

@@ -51,7 +51,7 @@ def bare_loop(
     machine = env.probe()
     prec = run_precision or train.resolve_precision(cfg, machine)
     torch.manual_seed(cfg.seed)
-    module = train.GPT2Module(dataclasses.asdict(cfg), vocab_size=50257).to(device)
+    module = train.GPT2Module(cfg, vocab_size=50257).to(device)
     module.configure_model()
     opt_cfg = module.make_optimizer(prec)
     optimizer, schedule = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]

@@ -33,7 +33,6 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vanilla_flash.errors import CheckpointError
 from vanilla_flash.files import PARTIAL, write_atomic
-from vanilla_flash.models import gpt2
 from vanilla_flash.training.config import TrainConfig
 
 log = logging.getLogger("vanilla_flash.training.run")
@@ -152,7 +151,7 @@ def _still_running(lock: dict, path: Path) -> bool:
 
 def checkpoint_bytes(cfg: TrainConfig, vocab_size: int = 65536) -> int:
     """About how large one checkpoint of this run is: fp32 weights and AdamW's two moments."""
-    n_layer, _, n_embd, _ = gpt2.dims(cfg.model_size, **cfg.model_dims)
+    n_layer, _, n_embd, _ = cfg.dims
     params = 12 * n_layer * n_embd**2 + (vocab_size + cfg.seq_len) * n_embd
     return 12 * params + 2**20
 
@@ -250,7 +249,7 @@ def check_fits(path: Path, cfg: TrainConfig) -> TrainConfig:
                 f"checkpoint {path} is for {key}={getattr(old, key)!r} but this run asks for {getattr(cfg, key)!r}"
                 f"{why}; use the same value to resume, or another ckpt_dir (or resume: never) to start a new run"
             )
-    dims, was = gpt2.dims(cfg.model_size, **cfg.model_dims), gpt2.dims(old.model_size, **old.model_dims)
+    dims, was = cfg.dims, old.dims
     if dims != was:
         raise CheckpointError(f"checkpoint {path} has (n_layer, n_head, n_embd) = {was[:3]}, this run {dims[:3]}")
     if old.attn != cfg.attn:

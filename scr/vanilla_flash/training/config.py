@@ -135,11 +135,21 @@ class TrainConfig:
         return {k: v for k in ("n_layer", "n_head", "n_embd") if (v := getattr(self, k)) is not None}
 
     @property
+    def dims(self) -> tuple[int, int, int, int]:
+        """(n_layer, n_head, n_embd, context) of the model: the preset `model_size` with the sizes set
+        by hand. Every size of the run is read from here."""
+        return gpt2.dims(self.model_size, **self.model_dims)
+
+    @property
+    def head_dim(self) -> int:
+        return self.dims[2] // self.dims[1]
+
+    @property
     def model_label(self) -> str:
         """The model in words, for titles: "GPT-2 124M", or its sizes where they differ from the preset."""
         if not self.model_dims:
             return f"GPT-2 {self.model_size}"
-        n_layer, n_head, n_embd, _ = gpt2.dims(self.model_size, **self.model_dims)
+        n_layer, n_head, n_embd, _ = self.dims
         return f"GPT-2 ({n_layer} layers, {n_head} heads, width {n_embd})"
 
     @property
@@ -281,7 +291,7 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     need(all(0 <= b < 1 for b in cfg.betas), "betas", "two numbers from 0 up to, not including, 1")
     if cfg.resume not in ("auto", "never") and not cfg.resume.endswith(".ckpt"):
         problems.append(f"resume: {cfg.resume!r} is not allowed; auto, never, or the path of a .ckpt file")
-    dims = gpt2.dims(cfg.model_size, **cfg.model_dims) if cfg.model_size in gpt2.SIZES else None
+    dims = cfg.dims if cfg.model_size in gpt2.SIZES else None
     if dims and dims[2] % dims[1]:
         problems.append(f"n_embd: {dims[2]} does not divide by n_head ({dims[1]}); choose a multiple of it")
     return problems

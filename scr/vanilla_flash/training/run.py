@@ -47,10 +47,13 @@ class GPT2Module(L.LightningModule):
     attention backend; AdamW
     with weight-decay groups, linear warm-up then cosine learning rate, gradient clipping."""
 
-    def __init__(self, cfg: dict, vocab_size: int, tokenizer_fingerprint: str | None = None):
+    def __init__(self, cfg: TrainConfig, vocab_size: int, tokenizer_fingerprint: str | None = None):
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg = TrainConfig.from_dict(cfg)
+        # kept in every checkpoint as plain values (`checkpoints.saved_config` reads them back)
+        self.save_hyperparameters(
+            {"cfg": dataclasses.asdict(cfg), "vocab_size": vocab_size, "tokenizer_fingerprint": tokenizer_fingerprint}
+        )
+        self.cfg = cfg
         common = dict(vocab_size=vocab_size, seq_len=self.cfg.seq_len, dropout=self.cfg.dropout)
         if self.cfg.model_impl == "flash_attn":
             from vanilla_flash.models import flash_attn_gpt as fa_gpt
@@ -72,18 +75,7 @@ class GPT2Module(L.LightningModule):
         else:
             raise ValueError(f"model_impl {self.cfg.model_impl!r} is not one of: hf, vanilla, flash_attn")
         self.flops_per_token = flops.model_flops_per_token(self.net, self.cfg.seq_len)
-        self.attention = self.cfg.attn  # the backend that runs: `train` resolves `auto` for the run's machine
-
-    def resolve_attention(self, machine: env.Machine, prec: str) -> str:
-        """The backend the run's attention calls go to: `attn`, or the one `auto` picks for this machine,
-        precision and head dim (recorded in the summary and the checkpoints)."""
-        cfg, dims = self.cfg, self.net.config
-        if cfg.attn == "auto":
-            dtype = precision.autocast_dtype(prec) or torch.float32
-            self.attention = attention.pick(
-                machine, dtype, dims.n_embd // dims.n_head, cfg.seq_len, dropout=cfg.dropout > 0, compiled=cfg.compile
-            )
-        return self.attention
+        self.attention = self.cfg.attn  # the backend that runs (`train` records what `auto` resolves to)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """What a finished run's summary needs, kept in its checkpoints (`_nothing_to_do` reads it)."""
@@ -186,15 +178,15 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     if fixed:
         log.info(fixed)
     prec = resolve_precision(cfg, machine)
-    _check_attention(cfg, machine, prec)
+    backend = resolve_attention(cfg, machine, prec)
     for note in cfg.notes():
         log.warning(note)
         print(f"NOTE: {note}", flush=True)
     checkpoints.check_folders(cfg)
     if not _launched_rank():  # Lightning's DDP launcher runs this again in each further process
         with checkpoints.one_run_at_a_time(cfg.checkpoints, Path(cfg.run_dir)):
-            return _train(cfg, callbacks, machine, prec, started)
-    return _train(cfg, callbacks, machine, prec, started)
+            return _train(cfg, callbacks, machine, prec, backend, started)
+    return _train(cfg, callbacks, machine, prec, backend, started)
 
 
 def _launched_rank() -> bool:
@@ -202,7 +194,7 @@ def _launched_rank() -> bool:
     return any(int(os.environ.get(name, "0") or 0) for name in ("LOCAL_RANK", "NODE_RANK"))
 
 
-def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec: str, started: float) -> dict:
+def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec: str, backend: str, started: float):
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
@@ -215,11 +207,11 @@ def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec:
     dm.setup("fit")
     resumed_from = checkpoints.inspect(resume, cfg, dm.stats["vocab_size"]) if resume else None
     module = GPT2Module(
-        dataclasses.asdict(cfg),
+        cfg,
         vocab_size=dm.stats["vocab_size"],
         tokenizer_fingerprint=dm.stats["tokenizer_fingerprint"],
     )
-    module.resolve_attention(machine, prec)
+    module.attention = backend
     run_dir = Path(cfg.run_dir)
     session = len(list((run_dir / "logs").glob("session-*"))) if (run_dir / "logs").exists() else 0
     loggers = [CSVLogger(run_dir, name="logs", version=f"session-{session}")]
@@ -268,13 +260,17 @@ def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec:
     return summary
 
 
-def _check_attention(cfg: TrainConfig, machine: env.Machine, prec: str) -> None:
-    """Refuse, before any work, an attention backend that cannot run here in this precision."""
-    head_dim = (dims := gpt2.dims(cfg.model_size, **cfg.model_dims))[2] // dims[1]
+def resolve_attention(cfg: TrainConfig, machine: env.Machine, prec: str) -> str:
+    """The backend the run's attention calls go to: `attn`, or the one `auto` picks for this machine,
+    precision and head dim (recorded in the summary and the checkpoints); a backend that cannot run here
+    in this precision is refused before any work."""
     dtype = precision.autocast_dtype(prec) or torch.float32
-    reason = attention.why_not(cfg.attn, machine, dtype=dtype, head_dim=head_dim, dropout=cfg.dropout > 0)
+    reason = attention.why_not(cfg.attn, machine, dtype=dtype, head_dim=cfg.head_dim, dropout=cfg.dropout > 0)
     if reason:
         raise ConfigError(f"attn: {cfg.attn!r} cannot run here: {reason}")
+    if cfg.attn != "auto":
+        return cfg.attn
+    return attention.pick(machine, dtype, cfg.head_dim, cfg.seq_len, dropout=cfg.dropout > 0, compiled=cfg.compile)
 
 
 def _nothing_to_do(cfg: TrainConfig, resume: Path, done: int) -> dict:
