@@ -46,3 +46,25 @@ def tiny_run(tmp_path, **kw):
 def checkpoint_step(path) -> int:
     """The optimizer steps a checkpoint file holds."""
     return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+
+
+def learning_run(tmp_path, **kw):
+    """A `TrainConfig` that learns within seconds on CPU: 24 steps at a higher learning rate, logged
+    every step (the loss-curve tests)."""
+    from vanilla_flash.training.config import TrainConfig
+
+    values = dict(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                  bpe_vocab_size=512, model_size="tiny", seq_len=32, batch_size=4, max_steps=24, warmup_steps=4,
+                  lr=3e-3, min_lr=3e-4, log_every=1, val_every=8, val_batches=2, ckpt_every=6, sample_tokens=8,
+                  progress_bar=False)  # fmt: skip
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def losses(run_dir) -> dict[int, float]:
+    """The training loss of a run's logs, by step."""
+    from pathlib import Path
+
+    from vanilla_flash.results import plots
+
+    return {r["step"]: r["train/loss"] for r in plots.read_metrics(Path(run_dir) / "logs") if "train/loss" in r}

@@ -90,3 +90,10 @@ def test_the_command_line_docstring_lists_every_command():
     commands = set(cli.parser()._subparsers._group_actions[0].choices)
     documented = set(re.findall(r"^(\w+)\b", cli.__doc__.split("\n\n")[1], re.M))
     assert documented == commands
+
+
+def test_the_tests_follow_the_layout():
+    """Each subpackage's behaviour is tested in a folder of its own name under tests/."""
+    tests = Path(__file__).parent
+    for face in PACKAGE.glob("*/__init__.py"):
+        assert list((tests / face.parent.name).glob("test_*.py")), f"no tests/{face.parent.name}/test_*.py"

@@ -372,9 +372,9 @@ def run(
     notes = list(report.notes)
     if on_gpu and machine.flash_attn_major() != 2:
         notes.append(
-            "flash-attn 2.x is not installed here, so flash_attn_2 is not checked on this GPU; its call code "
-            "is tested on CPU with the library faked at the import boundary (tests/test_flash_attn_calls.py), "
-            "and sdpa_flash is FlashAttention-2 compiled into PyTorch."
+            "flash-attn 2.x is not installed here, so flash_attn_2 is not checked on this GPU; its call code is "
+            "tested on CPU with the library faked at the import boundary (tests/attention/test_flash_attn_calls.py),"
+            " and sdpa_flash is FlashAttention-2 compiled into PyTorch."
         )
     return {
         **provenance.provenance(report),

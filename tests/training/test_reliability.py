@@ -26,7 +26,7 @@ from vanilla_flash.training import checkpoints, data
 from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.run import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- 1-4: silent loss or mix-up

@@ -11,7 +11,7 @@ from vanilla_flash.models import flash_attn_gpt as fa_gpt
 from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.run import GPT2Module
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_without_flash_attn_the_model_is_refused_with_the_way_to_get_it(monkeypatch):

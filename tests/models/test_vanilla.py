@@ -6,7 +6,8 @@ import copy
 
 import pytest
 import torch
-from test_train import losses, tiny
+from conftest import learning_run as tiny
+from conftest import losses
 from transformers import GPT2LMHeadModel
 from vanilla_flash.errors import ConfigError
 from vanilla_flash.models import gpt2

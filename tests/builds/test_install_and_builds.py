@@ -9,7 +9,7 @@ import pytest
 from conftest import A100, CPU, H100, T4
 from vanilla_flash.builds import edits, fused, install, sources
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SETUP_PY = """
 cc_flag = []

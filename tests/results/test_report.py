@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from vanilla_flash.results import report, speed_tables, tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_report_renders_the_committed_h100_results(tmp_path):

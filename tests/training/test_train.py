@@ -9,25 +9,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import learning_run as tiny
+from conftest import losses
 from vanilla_flash.errors import CheckpointError
-from vanilla_flash.results import plots
 from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.run import train
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny(tmp_path, **kw) -> TrainConfig:
-    values = dict(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
-                  bpe_vocab_size=512, model_size="tiny", seq_len=32, batch_size=4, max_steps=24, warmup_steps=4,
-                  lr=3e-3, min_lr=3e-4, log_every=1, val_every=8, val_batches=2, ckpt_every=6, sample_tokens=8,
-                  progress_bar=False)  # fmt: skip
-    values.update(kw)
-    return TrainConfig(**values)
-
-
-def losses(run_dir) -> dict[int, float]:
-    return {r["step"]: r["train/loss"] for r in plots.read_metrics(Path(run_dir) / "logs") if "train/loss" in r}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_loss_goes_down_and_everything_is_written(tmp_path):
