@@ -33,7 +33,7 @@ def _seed():
 
 def tiny_run(tmp_path, **kw):
     """A `TrainConfig` of a few seconds on CPU (tiny GPT-2, trained BPE of 300, the shipped sample)."""
-    from vanilla_flash.training.config import TrainConfig
+    from vanilla_flash.config import TrainConfig
 
     values = dict(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
                   bpe_vocab_size=300, model_size="tiny", seq_len=32, batch_size=4, max_steps=10, warmup_steps=2,
@@ -51,7 +51,7 @@ def checkpoint_step(path) -> int:
 def learning_run(tmp_path, **kw):
     """A `TrainConfig` that learns within seconds on CPU: 24 steps at a higher learning rate, logged
     every step (the loss-curve tests)."""
-    from vanilla_flash.training.config import TrainConfig
+    from vanilla_flash.config import TrainConfig
 
     values = dict(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
                   bpe_vocab_size=512, model_size="tiny", seq_len=32, batch_size=4, max_steps=24, warmup_steps=4,

@@ -97,3 +97,9 @@ def test_the_tests_follow_the_layout():
     tests = Path(__file__).parent
     for face in PACKAGE.glob("*/__init__.py"):
         assert list((tests / face.parent.name).glob("test_*.py")), f"no tests/{face.parent.name}/test_*.py"
+
+
+def test_the_training_config_is_a_leaf():
+    """`TrainConfig` reads and checks a run's parameters without the rest of the package (the backend
+    name is checked by the registry), so reading a config loads no model, backend or trainer."""
+    assert imports_of("config") <= {"errors"}

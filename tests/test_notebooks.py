@@ -15,8 +15,8 @@ import nbformat
 import pytest
 import yaml
 from vanilla_flash import notebook
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import ConfigError
-from vanilla_flash.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/flash_attn_*/*.ipynb"))

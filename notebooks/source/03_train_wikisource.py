@@ -45,8 +45,8 @@ fa2_source = fa2_archs = fa2_head_dims = None
 # bộ từ vựng nhỏ tự huấn luyện.
 
 # %% tags=["nbval-ignore-output"]
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.training import data
-from vanilla_flash.training.config import TrainConfig
 
 cfg = TrainConfig.from_dict(train)  # this run's language, vocabulary and seed, with the training config's defaults
 comparison = data.compare_tokenizers(cfg.lang, vocab_size=cfg.bpe_vocab_size, seed=cfg.seed)
@@ -76,7 +76,7 @@ print(f"GPT-2 needs {comparison['ratio']:.1f}x the tokens of the trained BPE")
 # %%
 from pathlib import Path
 
-from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.training.run import train as run_training
 
 cfg = TrainConfig.from_dict(train)

@@ -6,6 +6,8 @@ and inside a subpackage its modules import each other without a circle):
 - `errors`: one base class, `VanillaFlashError`, and one subclass per domain.
 - `files`: files written whole or not at all (`write_atomic`).
 - `versions`: version strings read one way (`packaging.version`).
+- `config`: `TrainConfig`, the parameters of a run, with GPT-2's sizes and the precisions (a leaf: it
+  imports only `errors`).
 - `targets`: the table of targets (cpu, t4, ampere, hopper) and the compute-capability rule.
 - `env`: what this machine is (GPU, versions, Colab), read into a `Machine`.
 - `builds/`: flash-attn onto this machine: the label a build carries and which GPU runs which code
@@ -17,8 +19,8 @@ and inside a subpackage its modules import each other without a circle):
   results files (`report`, `tables`, the speed experiment's `speed_tables`).
 - `models/`: GPT-2 by name (`gpt2`), the compact one (`vanilla`) and its loss kernel (`loss_kernel`),
   flash-attn's GPT (`flash_attn_gpt`), parameters and FLOPs (`flops`).
-- `training/`: a run's parameters (`config`), data (`data`, `datamodule`), precision, callbacks,
-  checkpoints, and the run (`run`).
+- `training/`: a run's data (`data`, `datamodule`), precision, callbacks, checkpoints, and the run
+  (`run`).
 - `bench/`: every backend against an fp32 reference (`check`), timing, the attention benchmarks and their
   memory sweep (`attention`, `memory`), the training benchmarks (`training`) and the speed experiment (`speed`).
 - `teach/`: FlashAttention written from scratch (`from_scratch`).

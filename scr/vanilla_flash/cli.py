@@ -136,12 +136,13 @@ def _train(args) -> int:
 
 def _config(args):
     """The TrainConfig of `--config` (a YAML file) with `--set` overrides."""
-    from vanilla_flash.training.config import TrainConfig
+    from vanilla_flash.attention import registry
+    from vanilla_flash.config import TrainConfig
 
     overrides = _overrides(args.set)
-    if not args.config:
-        return TrainConfig.from_dict(overrides)
-    return TrainConfig.from_yaml(args.config, **overrides)
+    cfg = TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig.from_dict(overrides)
+    registry.check_name(cfg.attn)
+    return cfg
 
 
 def _tokens(args) -> int:

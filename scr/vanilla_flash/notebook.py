@@ -85,7 +85,7 @@ def show_source(obj, language: str = "python") -> None:
 
 def params(target: str) -> dict:
     """The parameters of notebooks/params/<target>.yaml (what papermill injects for that target)."""
-    from vanilla_flash.training.config import read_yaml
+    from vanilla_flash.config import read_yaml
 
     return read_yaml(repo_root() / targets.get(target).params)
 
@@ -157,7 +157,7 @@ PARAMETERS = tuple(f.name for f in dataclasses.fields(NotebookParams))
 
 def _typed(name: str, value, kind: str):
     """`config.typed_value` (the training config's one rule), and for `list[X]` each item as an X."""
-    from vanilla_flash.training.config import typed_value
+    from vanilla_flash.config import typed_value
 
     item = re.search(r"list\[(\w+)\]", kind)
     value = typed_value(name, value, re.sub(r"list\[\w+\]", "list", kind))
@@ -199,7 +199,8 @@ def checked_params(raw: dict) -> dict:
     `train` must make a valid `TrainConfig`). A partial `train` or `benchmark` section (``-y "train:
     {max_steps: 10}"``) is completed from the target's parameters file, with a printed line saying so.
     Returns the parameters, each value of its declared type."""
-    from vanilla_flash.training.config import TrainConfig
+    from vanilla_flash.attention import registry
+    from vanilla_flash.config import TrainConfig
 
     top = _checked_fields("notebook", NotebookParams, raw)
     target = top.get("target")
@@ -210,6 +211,7 @@ def checked_params(raw: dict) -> dict:
     top = {**{k: v for k, v in defaults.items() if k not in top}, **top}  # what `raw` leaves out
     train = _completed("train", top["train"], defaults["train"], target)
     cfg = TrainConfig.from_dict(train)  # refuses an unknown field or a bad value by name
+    registry.check_name(cfg.attn)
     top["train"] = {k: list(v) if isinstance(v := getattr(cfg, k), tuple) else v for k in train}
     benchmark = _completed("benchmark", top["benchmark"], defaults["benchmark"], target)
     top["benchmark"] = _checked_fields("benchmark", BenchmarkParams, benchmark)
@@ -239,7 +241,7 @@ def with_overrides(parameters: dict, overrides: dict, target: str) -> dict:
     (`checked_params`), before any notebook runs: a key the parameters file does not have (or, under
     `train` or `benchmark`, no field of that section) is refused by name, and so is a value of the
     wrong type."""
-    from vanilla_flash.training.config import TrainConfig
+    from vanilla_flash.config import TrainConfig
 
     known = {"train": set(TrainConfig.__dataclass_fields__), "benchmark": set(BenchmarkParams.__dataclass_fields__)}
     for dotted, value in overrides.items():

@@ -3,7 +3,7 @@
 import pytest
 from vanilla_flash.bench import speed
 from vanilla_flash.bench import training as bench_training
-from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.config import TrainConfig
 
 
 def test_lightning_overhead_runs_both_loops(tmp_path):

@@ -7,8 +7,8 @@ import types
 from pathlib import Path
 
 import pytest
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.models import flash_attn_gpt as fa_gpt
-from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.run import GPT2Module
 
 ROOT = Path(__file__).resolve().parents[2]

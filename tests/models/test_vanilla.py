@@ -9,10 +9,10 @@ import torch
 from conftest import learning_run as tiny
 from conftest import losses
 from transformers import GPT2LMHeadModel
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import ConfigError
 from vanilla_flash.models import gpt2
 from vanilla_flash.models import vanilla as vanilla_gpt
-from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.run import train
 
 

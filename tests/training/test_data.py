@@ -132,7 +132,7 @@ def test_decode_keeps_whole_characters_only():
 
 
 def test_an_unreachable_hub_falls_back_to_the_sample_and_says_so(tmp_path, monkeypatch, capsys):
-    from vanilla_flash.training.config import TrainConfig
+    from vanilla_flash.config import TrainConfig
 
     def unreachable(*args, **kwargs):
         raise ConnectionError("no route to huggingface.co")
@@ -230,7 +230,7 @@ def test_a_damaged_tokenizer_file_is_named(tmp_path, damage):
 
 
 def _bpe_run(tmp_path, **kw):
-    from vanilla_flash.training.config import TrainConfig
+    from vanilla_flash.config import TrainConfig
 
     values = {"run_dir": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache"), "tokenizer": "bpe"}
     return TrainConfig(**{**values, "bpe_vocab_size": 300, "seq_len": 32, **kw})

@@ -21,9 +21,10 @@ import torch
 from conftest import checkpoint_step as step
 from conftest import tiny_run as tiny
 from vanilla_flash import cli, notebook
+from vanilla_flash.attention import registry as attention
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError, ConfigError, DataError
 from vanilla_flash.training import checkpoints, data
-from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +112,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_nothing_partial
 
 KILLED_WHILE_SAVING = """
 import os, sys, time, torch
-from vanilla_flash.training.config import TrainConfig
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.training.run import train
 
 real_save = torch.save
@@ -167,7 +168,6 @@ def test_numbers_yaml_reads_as_text_are_numbers(tmp_path):
         ({"seq_len": 1}, "seq_len: 1 is not allowed; at least 2"),
         ({"lr": "fast"}, "lr: 'fast' is not a number"),
         ({"val_fraction": 1.5}, "val_fraction: 1.5 is not allowed"),
-        ({"attn": "flash"}, "attn: 'flash' is not allowed; choose one of: eager"),
         ({"lang": "fr"}, "lang: 'fr' is not allowed; choose one of: vi, en"),
         ({"resume": "yes"}, "resume: 'yes' is not allowed"),
         ({"n_embd": 100, "n_head": 12}, "n_embd: 100 does not divide by n_head"),
@@ -176,6 +176,21 @@ def test_numbers_yaml_reads_as_text_are_numbers(tmp_path):
 def test_bad_values_are_refused_by_name_before_anything_runs(values, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         TrainConfig.from_dict(values)
+
+
+def test_an_unknown_attention_backend_is_refused_by_name_wherever_a_config_enters(tmp_path, capsys):
+    """The config knows no backends (it imports nothing of the package): the registry checks the name,
+    before any work, for the command line, the notebooks and the run itself."""
+    message = "attn: 'flash' is not allowed; choose one of: eager"
+    with pytest.raises(ConfigError, match=message):
+        attention.check_name("flash")
+    with pytest.raises(ConfigError, match=message):
+        train(tiny(tmp_path, attn="flash"))
+    assert not (tmp_path / "run").exists()
+    assert cli.main(["train", "--set", "attn=flash", f"run_dir={tmp_path / 'cli'}"]) == 2
+    assert message in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=message):
+        notebook.checked_params({**notebook.params("cpu"), "train": {"attn": "flash"}})
 
 
 def test_an_empty_data_file_is_named(tmp_path):

@@ -21,9 +21,9 @@ import torch
 from conftest import checkpoint_step as step
 from conftest import tiny_run as tiny
 from vanilla_flash import cli
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError, ConfigError, TrainingError
 from vanilla_flash.training import checkpoints
-from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.run import SUMMARY_KEYS, train
 
 

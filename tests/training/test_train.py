@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import learning_run as tiny
 from conftest import losses
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError
-from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.run import train
 
 ROOT = Path(__file__).resolve().parents[2]

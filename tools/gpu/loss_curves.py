@@ -23,9 +23,9 @@ import time
 import torch
 from vanilla_flash.bench import timing
 from vanilla_flash.bench import training as bench_training
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.results import provenance, speed_tables
 from vanilla_flash.training import datamodule
-from vanilla_flash.training.config import TrainConfig
 
 out_path = sys.argv[1]
 gpu = torch.cuda.is_available()

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from vanilla_flash.bench import speed, timing
 from vanilla_flash.bench import training as bench_training
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.models import vanilla as vanilla_gpt
 from vanilla_flash.results import provenance
-from vanilla_flash.training.config import TrainConfig
 
 out_path, budget_s = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 420
 started = time.perf_counter()

@@ -41,7 +41,7 @@ from vanilla_flash.attention.masks import causal_or_sdpa_mask
 from vanilla_flash.attention.sdpa import dtype_name, eager_forward, forced_sdpa, sdpa_forward
 from vanilla_flash.builds import labels
 from vanilla_flash.env import Machine
-from vanilla_flash.errors import AttentionError
+from vanilla_flash.errors import AttentionError, ConfigError
 
 log = logging.getLogger(__name__)
 HALF = (torch.float16, torch.bfloat16)
@@ -82,6 +82,14 @@ def _add(*args, **kwargs) -> None:
 
 def names() -> list[str]:
     return list(_REGISTRY)
+
+
+def check_name(name: str) -> None:
+    """Refuse, in the words of the training parameters' check, a name that is no backend (the training
+    config knows no backends: the command line, the notebooks and the run call this before any work)."""
+    if name not in _REGISTRY:
+        allowed = f"choose one of: {', '.join(names())}"
+        raise ConfigError(f"training parameters that cannot be used:\n- attn: {name!r} is not allowed; {allowed}")
 
 
 def get(name: str) -> Backend:

@@ -18,9 +18,9 @@ from torch import nn
 
 from vanilla_flash.bench import timing
 from vanilla_flash.bench.training import lightning_overhead
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.models import flops, gpt2
 from vanilla_flash.results import plots
-from vanilla_flash.training.config import TrainConfig
 
 
 class PlainBlock(nn.Module):

@@ -20,11 +20,11 @@ import torch
 from vanilla_flash import env
 from vanilla_flash.attention import registry as attention
 from vanilla_flash.bench import timing
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.models import flops
 from vanilla_flash.training import datamodule, precision
 from vanilla_flash.training import run as train
 from vanilla_flash.training.callbacks import StepTimer
-from vanilla_flash.training.config import TrainConfig
 
 
 def _batches(cfg, steps: int, device: str):

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from vanilla_flash.builds import fused
+from vanilla_flash.config import SIZES
 from vanilla_flash.errors import FlashAttnModelError
 from vanilla_flash.models import gpt2
 
@@ -182,7 +183,7 @@ def from_hf(hf_model, *, fused: list[str] | None = None) -> FlashAttnGPT:
     """flash-attn's GPT with the weights of a transformers GPT2LMHeadModel (flash-attn's own
     `remap_state_dict_hf_gpt2` renames and transposes them)."""
     c = hf_model.config
-    size = next(name for name, dims in gpt2.SIZES.items() if dims[:3] == (c.n_layer, c.n_head, c.n_embd))
+    size = next(name for name, dims in SIZES.items() if dims[:3] == (c.n_layer, c.n_head, c.n_embd))
     net = build(size, fused=fused, vocab_size=getattr(c, "real_vocab_size", c.vocab_size), seq_len=c.n_positions)
     # flash-attn's remapping reads the base model's keys (no "transformer." prefix) and expects the
     # causal-mask buffers older transformers stored as h.N.attn.bias

@@ -10,31 +10,15 @@ from __future__ import annotations
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from vanilla_flash.attention import registry as attention
+from vanilla_flash.config import dims
 from vanilla_flash.errors import ConfigError
 
 GPT2_VOCAB = 50257  # GPT-2's BPE vocabulary
-
-# name: (layers, heads, width, context). "tiny" runs a training step on a laptop CPU in a second.
-SIZES: dict[str, tuple[int, int, int, int]] = {
-    "tiny": (2, 2, 64, 256),
-    "124M": (12, 12, 768, 1024),
-    "355M": (24, 16, 1024, 1024),
-}
 
 
 def padded_vocab(vocab_size: int, multiple: int = 64) -> int:
     """Round the vocabulary up (50257 -> 50304): tensor cores like matrix sizes in multiples of 64."""
     return -(-vocab_size // multiple) * multiple
-
-
-def dims(
-    size: str, n_layer: int | None = None, n_head: int | None = None, n_embd: int | None = None
-) -> tuple[int, int, int, int]:
-    """(layers, heads, width, context) of preset `size`, with any of the first three set by hand."""
-    if size not in SIZES:
-        raise ConfigError(f"unknown GPT-2 size {size!r}; choose one of: {', '.join(SIZES)}")
-    preset = SIZES[size]
-    return (n_layer or preset[0], n_head or preset[1], n_embd or preset[2], preset[3])
 
 
 def config(

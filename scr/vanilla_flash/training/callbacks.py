@@ -21,10 +21,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import TrainingError
 from vanilla_flash.models import gpt2
 from vanilla_flash.training import data, precision
-from vanilla_flash.training.config import TrainConfig
 
 log = logging.getLogger("vanilla_flash.training.run")
 

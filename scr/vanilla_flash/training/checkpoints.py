@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError
 from vanilla_flash.files import PARTIAL, write_atomic
-from vanilla_flash.training.config import TrainConfig
 
 log = logging.getLogger("vanilla_flash.training.run")
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vanilla_flash.config import WIKISOURCE_CONFIGS, TrainConfig
 from vanilla_flash.errors import DataError
 from vanilla_flash.files import write_atomic, write_text_atomic
-from vanilla_flash.training.config import WIKISOURCE_CONFIGS, TrainConfig
 
 log = logging.getLogger(__name__)
 

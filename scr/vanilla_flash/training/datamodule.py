@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import CheckpointError, DataError
 from vanilla_flash.files import write_text_atomic
-from vanilla_flash.training.config import TrainConfig
 from vanilla_flash.training.data import (
     HUB_CONFIGS,
     HUB_DATASET,

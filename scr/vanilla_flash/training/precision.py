@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 
 from vanilla_flash import targets
+from vanilla_flash.config import PRECISIONS
 from vanilla_flash.env import Machine
 from vanilla_flash.errors import ConfigError
 
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 PRECISION_OF = {"float32": "32-true", "float16": "16-mixed", "bfloat16": "bf16-mixed"}  # by compute dtype
 
 

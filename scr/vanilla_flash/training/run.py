@@ -31,13 +31,13 @@ import torch
 
 from vanilla_flash import env
 from vanilla_flash.attention import registry as attention
+from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import ConfigError
 from vanilla_flash.files import write_folder_atomic, write_text_atomic
 from vanilla_flash.models import flops, gpt2
 from vanilla_flash.results import plots, provenance
 from vanilla_flash.training import checkpoints, datamodule, precision
 from vanilla_flash.training.callbacks import Samples, SaveOnInterrupt, StopOnNonFiniteLoss, Throughput
-from vanilla_flash.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     """Train, checkpoint, plot; returns a summary (also written to run_dir/summary.json and beside
     the checkpoints). `callbacks` are added to the Trainer's own."""
     started = time.time()
+    attention.check_name(cfg.attn)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     machine = env.probe()
     torch.set_float32_matmul_precision("high")  # TF32 for whatever stays in float32 (Ampere and newer)

@@ -6,6 +6,11 @@ parameters file); ``--set KEY=VALUE`` overrides a field. Every field is checked 
 made, before any data is read: an unknown field, a value of the wrong type or outside what is
 allowed is refused with a `ConfigError` naming the field, the value and what is allowed. Numbers
 that YAML 1.1 reads as text (``1e-3`` without a dot) are read as the numbers they are.
+
+The module is a leaf: it imports only `errors`. It holds the vocabulary of a run's parameters (GPT-2's
+preset sizes, `SIZES` and `dims`; the precisions), and `TrainConfig.dims` is where every size of a run
+is read. The attention backend's name is the registry's to check (`attention.check_name`), which the
+command line, the notebooks and the run do before any work.
 """
 
 from __future__ import annotations
@@ -15,16 +20,30 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import ConfigError
-from vanilla_flash.models import gpt2
-from vanilla_flash.training import precision
 
 # Wikisource languages set up here, with their configuration of `wikimedia/wikisource` on the Hub
 WIKISOURCE_CONFIGS = {"vi": "20231201.vi", "en": "20231201.en"}
 SAMPLE_PROMPTS = {"vi": "Trăm năm trong cõi người ta,", "en": "We hold these truths to be self-evident,"}
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")  # Lightning's names of the precisions a run trains in
+# name: (layers, heads, width, context). "tiny" runs a training step on a laptop CPU in a second.
+SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 2, 64, 256),
+    "124M": (12, 12, 768, 1024),
+    "355M": (24, 16, 1024, 1024),
+}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def dims(
+    size: str, n_layer: int | None = None, n_head: int | None = None, n_embd: int | None = None
+) -> tuple[int, int, int, int]:
+    """(layers, heads, width, context) of preset `size`, with any of the first three set by hand."""
+    if size not in SIZES:
+        raise ConfigError(f"unknown GPT-2 size {size!r}; choose one of: {', '.join(SIZES)}")
+    preset = SIZES[size]
+    return (n_layer or preset[0], n_head or preset[1], n_embd or preset[2], preset[3])
 
 
 @dataclass
@@ -138,7 +157,7 @@ class TrainConfig:
     def dims(self) -> tuple[int, int, int, int]:
         """(n_layer, n_head, n_embd, context) of the model: the preset `model_size` with the sizes set
         by hand. Every size of the run is read from here."""
-        return gpt2.dims(self.model_size, **self.model_dims)
+        return dims(self.model_size, **self.model_dims)
 
     @property
     def head_dim(self) -> int:
@@ -257,10 +276,9 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
             "residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "
             "keep their residual stream in float32; float16 would overflow)"
         )
-    one_of("model_size", tuple(gpt2.SIZES))
-    one_of("attn", tuple(attention.names()))
+    one_of("model_size", tuple(SIZES))
     one_of("compile_mode", COMPILE_MODES)
-    one_of("precision", ("auto", *precision.PRECISIONS))
+    one_of("precision", ("auto", *PRECISIONS))
     one_of("strategy", ("auto", "ddp", "fsdp"))
     for name in ("max_docs", "max_bytes", "n_layer", "n_head", "n_embd"):
         need(getattr(cfg, name) is None or getattr(cfg, name) >= 1, name, "at least 1, or null")
@@ -291,7 +309,7 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
     need(all(0 <= b < 1 for b in cfg.betas), "betas", "two numbers from 0 up to, not including, 1")
     if cfg.resume not in ("auto", "never") and not cfg.resume.endswith(".ckpt"):
         problems.append(f"resume: {cfg.resume!r} is not allowed; auto, never, or the path of a .ckpt file")
-    dims = cfg.dims if cfg.model_size in gpt2.SIZES else None
+    dims = cfg.dims if cfg.model_size in SIZES else None
     if dims and dims[2] % dims[1]:
         problems.append(f"n_embd: {dims[2]} does not divide by n_head ({dims[1]}); choose a multiple of it")
     return problems
