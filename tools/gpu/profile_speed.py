@@ -4,7 +4,7 @@
    stored as transformers keeps it, (in, out), which the vanilla model keeps, and as nn.Linear keeps
    it, (out, in): whether the layout costs anything;
 2. `profile`: a profiled bare-loop run of the best `bench speed` configuration
-   (`bench.training.SPEED_VARIANTS`' first): GPU time per group of kernels (matmul, attention, the
+   (`bench.speed.SPEED_VARIANTS`' first): GPU time per group of kernels (matmul, attention, the
    Triton kernels, optimizer, other) and the top kernels by time;
 3. `variants`: bare-loop tokens/s of a few changes to the profiled one (torch.compile's softmax
    instead of the loss kernel, which `bench speed` has not measured on its own at the kernel's
@@ -12,7 +12,7 @@
    SECONDS (default 420) have passed.
 On a machine without a GPU it runs a tiny model, to check the script itself. GPT-2 in the plainest
 PyTorch, which this script measured at commit 3992721 (results/h200/speed/plain_pytorch_profile.json),
-is now part of `bench speed` (`bench.training.plain_pytorch_loop`).
+is now part of `bench speed` (`bench.speed.plain_pytorch_loop`).
 """
 
 import contextlib
