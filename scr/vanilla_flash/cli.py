@@ -161,10 +161,9 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _write_json(result: dict, out: str) -> Path:
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    return path
+    from vanilla_flash.results import provenance
+
+    return provenance.write_json(out, result)
 
 
 def _write_result(result: dict, out: str | None) -> None:

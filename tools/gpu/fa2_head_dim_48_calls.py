@@ -12,6 +12,7 @@ import torch
 from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import AttentionError
 from vanilla_flash.models import gpt2
+from vanilla_flash.results import provenance
 
 
 def gpt2_forward():
@@ -37,5 +38,4 @@ out["head_dim_64_rel_err"] = float((got - ref).norm() / ref.norm())
 out["flash_attn"] = attention._this_machine().flash_attn
 out["gpu"] = torch.cuda.get_device_name()
 print(json.dumps(out, indent=1))
-with open(sys.argv[1], "w") as f:
-    json.dump(out, f, indent=1)
+provenance.write_json(sys.argv[1], out)

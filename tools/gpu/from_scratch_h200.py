@@ -34,5 +34,4 @@ for arch in (f"{machine.capability[0]}{machine.capability[1]}", "compute_75"):
         rows.append({"built_for": arch, "build_seconds": built_s, **row})
         print(json.dumps(rows[-1]), flush=True)
 result = {"kind": "from_scratch_kernel", **provenance.provenance(), "rows": rows}
-with open(sys.argv[1], "w") as out:
-    out.write(json.dumps(result, indent=1, default=str) + "\n")
+provenance.write_json(sys.argv[1], result)

@@ -31,8 +31,7 @@ result = {"kind": "grad_match", **provenance.provenance()}
 
 
 def save() -> None:
-    with open(sys.argv[1], "w") as out:
-        out.write(json.dumps(result, indent=1, default=str) + "\n")
+    provenance.write_json(sys.argv[1], result)
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:

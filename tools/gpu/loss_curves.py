@@ -37,8 +37,7 @@ result = {"kind": "loss_curves", **provenance.provenance(), "steps": steps, "max
 
 
 def save() -> None:
-    with open(out_path, "w") as out:
-        out.write(json.dumps(result, indent=1, default=str) + "\n")
+    provenance.write_json(out_path, result)
 
 
 if gpu:

@@ -32,8 +32,7 @@ want_losses, want_grads = vanilla_gpt.softmax_cross_entropy(logits, targets)
 
 
 def save() -> None:
-    with open(sys.argv[1], "w") as out:
-        out.write(json.dumps(result, indent=1, default=str) + "\n")
+    provenance.write_json(sys.argv[1], result)
 
 
 def timed(fn) -> dict:

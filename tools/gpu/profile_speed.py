@@ -38,8 +38,7 @@ result = {"kind": "speed_profile", **provenance.provenance()}
 
 
 def save() -> None:
-    with open(out_path, "w") as out:
-        out.write(json.dumps(result, indent=1, default=str) + "\n")
+    provenance.write_json(out_path, result)
 
 
 def gpu_ms(fn, repeats: int = 20) -> float:

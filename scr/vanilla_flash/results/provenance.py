@@ -1,4 +1,5 @@
-"""What runs on this machine and why the rest does not: the machine's facts joined with the rules.
+"""What runs on this machine and why the rest does not: the machine's facts joined with the rules;
+the provenance every results file starts with, and the one way a result is written (`write_json`).
 
 `describe()` gives a `Report`: the `env.Machine`, its target, for every attention backend `None`
 (runs here) or one sentence saying why not and what to use instead, and what `auto` picks. It sits
@@ -15,9 +16,11 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vanilla_flash import env
 from vanilla_flash.attention import registry as attention
+from vanilla_flash.files import write_text_atomic
 
 
 @dataclass
@@ -115,3 +118,13 @@ def provenance(report: Report | None = None) -> dict:
         "commit": git_commit(),
         "environment": (report or describe()).to_dict(),
     }
+
+
+def write_json(path: str | os.PathLike, result: dict) -> Path:
+    """The one way a result is written: JSON, whole or not at all (`files.write_text_atomic`), its
+    folder made, text kept as written (Vietnamese too), anything that is not JSON (a path, a dtype) as
+    its text. The command line, the training summary and the GPU jobs under tools/ write through it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    return path

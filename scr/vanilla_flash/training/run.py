@@ -33,7 +33,7 @@ from vanilla_flash import env
 from vanilla_flash.attention import registry as attention
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import ConfigError
-from vanilla_flash.files import write_folder_atomic, write_text_atomic
+from vanilla_flash.files import write_folder_atomic
 from vanilla_flash.models import flops, gpt2
 from vanilla_flash.results import plots, provenance
 from vanilla_flash.training import checkpoints, datamodule, precision
@@ -374,9 +374,8 @@ def summarize(cfg, trainer, dm, module, machine, prec, resumed_from, sample, sec
     }
     assert set(summary) == set(SUMMARY_KEYS)
     plots.loss_curve(history, run_dir / "loss.png", title=f"{cfg.model_label}, {chosen}, {prec}")
-    text = json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
     for path in (run_dir / "summary.json", cfg.checkpoints / "summary.json"):  # the second outlives a Colab session
-        write_text_atomic(path, text)
+        provenance.write_json(path, summary)
     return summary
 
 
