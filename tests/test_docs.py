@@ -381,7 +381,7 @@ def test_the_loss_seeds_figure_draws_each_seeds_difference_and_their_mean(tmp_pa
         panels = {ax.get_title().split(" (")[0]: ax for ax in fig.axes}
         figures.plt.close(fig)
         lines = panels["vanilla, bf16 residual"].get_lines()
-        seeds = {run["seed"] for each in figures.speed_tables.loss_curve_results(folder) for run in each["runs"]}
+        seeds = {run["seed"] for each in figures.loss_curves.loss_curve_results(folder) for run in each["runs"]}
         assert len(lines) == len(seeds) + 2, lang  # a line per seed, the mean, the zero line
         assert any(list(line.get_ydata()) == pytest.approx([1.0] * len(hf[0]["loss_curve"])) for line in lines[:-2])
         others = [line.get_ydata() for line in lines[:-2]]

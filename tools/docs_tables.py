@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scr"))
 
-from vanilla_flash.results import speed_tables, tables  # noqa: E402
+from vanilla_flash.results import loss_curves, speed_tables, tables  # noqa: E402
 
 TABLES = {
     "results/builds.json": tables.builds_markdown,
@@ -39,7 +39,7 @@ TABLES = {
     "results/h200/speed/loss_kernel.json": speed_tables.loss_kernel_markdown,
     "results/h200/speed/best_profile.json": speed_tables.step_profile_markdown,
     "results/h200/speed/plain_pytorch_profile.json": speed_tables.plain_pytorch_markdown,
-    "results/h200/speed/loss-curves": speed_tables.loss_curves_markdown,
+    "results/h200/speed/loss-curves": loss_curves.loss_curves_markdown,
 }
 MARKED = re.compile(
     r"(<!-- table: (\S+) \(tools/docs_tables.py writes it; do not edit\) -->\n)(.*?)(<!-- end of table -->)", re.S

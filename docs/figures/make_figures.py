@@ -22,7 +22,7 @@ Writes, for LANG in en and vi:
   results/h200/speed/loss-curves/ (every point read from them): per configuration, each seed's loss
   minus transformers' GPT-2's of the same seed, step by step, and the mean over the seeds.
 - docs/LANG/img/speed_h200.png: a byte-for-byte copy of results/h200/speed.png, GPT-2 training speed
-  per configuration (`report.speed_plot` of results/h200/speed.json).
+  per configuration (`speed_tables.speed_plot` of results/h200/speed.json).
 
 The drawings are deterministic: no random numbers, fixed size and DPI, and no software version in
 the PNG metadata, so running this twice gives the same files.
@@ -44,7 +44,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scr"))
-from vanilla_flash.results import speed_tables, tables  # noqa: E402  (numbers written as the docs' tables write them)
+from vanilla_flash.results import loss_curves, tables  # noqa: E402  (numbers written as the docs' tables write them)
 
 DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
@@ -57,7 +57,7 @@ SPEED_RUNS = {"last run": ROOT / "results/h200/speed.json",
               "fifth-run": ROOT / "results/h200/speed/fifth-run/speed.json",
               "fourth-run": ROOT / "results/h200/speed/fourth-run/speed.json"}  # fmt: skip
 BEST = "vanilla, chunked loss with Triton kernel, batch 128, bf16 residual"  # its row's name in every one of them
-# plots made by the run itself (or by `report.speed_plot` from its file), copied under another name
+# plots made by the run itself (or by `speed_tables.speed_plot` from its file), copied under another name
 RENAMED = {ROOT / "results" / "h200" / "speed.png": "speed_h200.png"}
 DPI = 110
 
@@ -402,8 +402,8 @@ def loss_seeds_h200(lang: str, folder: Path = LOSS_CURVES) -> plt.Figure:
     first run of the same seed, step by step (thin lines), and their mean over the seeds (thick):
     whether a configuration sits above or below transformers' GPT-2, and how far runs stray anyway."""
     t = LABELS[lang]
-    results = speed_tables.loss_curve_results(folder)
-    differences = speed_tables.loss_against_hf(results)
+    results = loss_curves.loss_curve_results(folder)
+    differences = loss_curves.loss_against_hf(results)
     fig, axes = plt.subplots(1, len(differences), figsize=(9.6, 4.2), sharey=True, squeeze=False)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.8, bottom=0.24, wspace=0.06)
     for ax, (config, by_seed) in zip(axes[0], differences.items(), strict=True):

@@ -16,7 +16,8 @@ and inside a subpackage its modules import each other without a circle):
 - `attention/`: the backend registry, `why_not`, the `auto` rule, `attend` (`registry`); eager and the SDPA
   family (`sdpa`); the flash-attn calls (`flash_attn`); the masks transformers builds for them (`masks`).
 - `results/`: where a result comes from (`provenance`), figures (`plots`), plots and tables from
-  results files (`report`, `tables`, the speed experiment's `speed_tables`).
+  results files (`report`, `tables`; the speed experiment's `speed_tables` and `loss_curves`); the one
+  way a result is written (`provenance.write_json`).
 - `models/`: GPT-2 by name (`gpt2`), the compact one (`vanilla`) and its loss kernel (`loss_kernel`),
   flash-attn's GPT (`flash_attn_gpt`), parameters and FLOPs (`flops`).
 - `training/`: a run's data (`data`, `datamodule`), precision, callbacks, checkpoints, and the run

@@ -181,7 +181,7 @@ def _bench(args) -> int:
     from vanilla_flash.bench import attention as bench_attention
     from vanilla_flash.bench import speed
     from vanilla_flash.bench import training as bench_training
-    from vanilla_flash.results import provenance, report
+    from vanilla_flash.results import provenance, report, speed_tables
 
     if args.what == "attention":
         backends = args.backends.split(",") if args.backends else None
@@ -239,7 +239,7 @@ def _bench(args) -> int:
 
         result.update(speed.speed(_config(args), steps=args.steps, after_each=write_so_far))
         if args.out:
-            print(f"wrote {report.speed_plot(result, Path(args.out).with_suffix('.png'))}")
+            print(f"wrote {speed_tables.speed_plot(result, Path(args.out).with_suffix('.png'))}")
     else:  # overhead
         row = bench_training.lightning_overhead(_config(args), steps=args.steps)
         result["rows"] = [row]

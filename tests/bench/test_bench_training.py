@@ -19,7 +19,7 @@ def test_lightning_overhead_runs_both_loops(tmp_path):
 def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_path):
     """The structure of `bench speed` (its figures are the H200's): a row per variant, both loops,
     their ratio, model TFLOP/s; a variant that cannot run is recorded and the others run; a plot."""
-    from vanilla_flash.results import report
+    from vanilla_flash.results import speed_tables
 
     cfg = TrainConfig(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
                       bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False)  # fmt: skip
@@ -33,7 +33,7 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
     for row in (ok, hf):
         assert row["lightning_tokens_per_s"] > 0 and row["bare_tokens_per_s"] > 0 and row["model_tflops"] > 0
     assert result["matmul_tflops"] == {"before": None, "after": None} and "mfu_vs_matmul" not in ok  # no GPU here
-    assert report.speed_plot(result, tmp_path / "speed.png").stat().st_size > 1000
+    assert speed_tables.speed_plot(result, tmp_path / "speed.png").stat().st_size > 1000
     # the plain-PyTorch baseline, with the run's sizes, and the best Lightning row against it
     (plain,) = result["plain_pytorch"]
     assert plain["status"] == "ok" and plain["tokens_per_s"] > 0 and (plain["batch"], plain["seq"]) == (2, 32)

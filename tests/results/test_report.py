@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from vanilla_flash.results import report, speed_tables, tables
+from vanilla_flash.results import loss_curves, report, speed_tables, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,7 +163,7 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
     (tmp_path / "speed.json").write_text(json.dumps(changed))
     table = speed_tables.speed_markdown(tmp_path / "speed.json")
     assert "123.5k" in table and "ran uncompiled" not in table and "ran out of memory" not in table
-    assert report.speed_plot(changed, tmp_path / "speed.png").stat().st_size > 1000
+    assert speed_tables.speed_plot(changed, tmp_path / "speed.png").stat().st_size > 1000
 
 
 def test_the_plain_pytorch_table_is_read_from_the_committed_h200_profile(tmp_path):
@@ -240,7 +240,7 @@ def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt
     import statistics
 
     folder = ROOT / "results" / "h200" / "speed" / "loss-curves"
-    results = speed_tables.loss_curve_results(folder)
+    results = loss_curves.loss_curve_results(folder)
     assert len(results) >= 2 and all(r["kind"] == "loss_curves" for r in results)
     runs = [run for result in results for run in result["runs"] if run["status"] == "ok"]
     tail = results[0]["tail_steps"]
@@ -253,7 +253,7 @@ def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt
         if run["config"] == "hf":
             first.setdefault(run["seed"], run)
     for lang, point in (("en", "."), ("vi", ",")):
-        lines = speed_tables.loss_curves_markdown(folder, lang).splitlines()
+        lines = loss_curves.loss_curves_markdown(folder, lang).splitlines()
         header = [c.strip() for c in lines[2].strip("|").split("|")]
         table = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
         rows, mean_row, sd_row = {cells[0]: cells for cells in table[:-2]}, table[-2], table[-1]
@@ -277,6 +277,6 @@ def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt
     bf16 = next(run for run in changed["runs"] if run["config"] == "vanilla, bf16 residual")
     bf16["loss_curve"] = [[step, loss + 0.5] for step, loss in bf16["loss_curve"]]
     (copy / "loss_curves.json").write_text(json.dumps(changed))
-    before = speed_tables.loss_curves_markdown(folder).splitlines()
-    after = speed_tables.loss_curves_markdown(copy).splitlines()
+    before = loss_curves.loss_curves_markdown(folder).splitlines()
+    after = loss_curves.loss_curves_markdown(copy).splitlines()
     assert [a != b for a, b in zip(before, after, strict=True)].count(True) == 3  # that seed, the mean, the deviation

@@ -10,7 +10,7 @@ seeds from FIRST_SEED (default: the config's seed, 3; a seed sets the initial we
 split and order): transformers' GPT-2 HF_RUNS times per seed (1 or 2, default 2: the run-to-run noise
 of one GPU), the vanilla model with a bf16 residual stream (`bench speed`'s best) and with a
 float32 one. `summary` gives, per configuration, each run's loss minus that of transformers' first run of the
-same seed (`speed_tables.loss_against_hf`), averaged over the last 10 steps and, in absolute value, over all.
+same seed (`loss_curves.loss_against_hf`), averaged over the last 10 steps and, in absolute value, over all.
 Each run is written as soon as it ends. On a machine without a GPU it runs a tiny model a few steps,
 to check the script itself.
 """
@@ -24,7 +24,7 @@ import torch
 from vanilla_flash.bench import timing
 from vanilla_flash.bench import training as bench_training
 from vanilla_flash.config import TrainConfig
-from vanilla_flash.results import provenance, speed_tables
+from vanilla_flash.results import loss_curves, provenance
 from vanilla_flash.training import datamodule
 
 out_path = sys.argv[1]
@@ -63,9 +63,9 @@ CONFIGS = (  # name, overrides, seeds
 
 def summarise() -> None:
     result["summary"] = {
-        config: {"tail_minus_hf": [round(speed_tables.tail_mean(c, tail), 4) for c in by_seed.values()],
+        config: {"tail_minus_hf": [round(loss_curves.tail_mean(c, tail), 4) for c in by_seed.values()],
                  "mean_abs_diff_vs_hf": [round(sum(abs(d) for _, d in c) / len(c), 4) for c in by_seed.values()]}
-        for config, by_seed in speed_tables.loss_against_hf([result]).items()
+        for config, by_seed in loss_curves.loss_against_hf([result]).items()
     }  # fmt: skip
 
 
@@ -81,7 +81,7 @@ for name, overrides, run_seeds in CONFIGS:
             row = bench_training.bare_loop(cfg, steps=steps, warmup=0,
                                            data_loader=bench_training._cycle(data.train_dataloader()))  # fmt: skip
             curve = row["loss_curve"]
-            run.update(loss_curve=curve, tail_mean=round(speed_tables.tail_mean(curve, tail), 4))
+            run.update(loss_curve=curve, tail_mean=round(loss_curves.tail_mean(curve, tail), 4))
         except Exception as err:
             run["status"] = timing.failure_status(err)
         run["seconds"] = round(time.perf_counter() - begin, 1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import textwrap
 from pathlib import Path
 
 from vanilla_flash.results import plots
@@ -25,6 +24,16 @@ BACKEND_ORDER = [
     "flash_attn_4",
     "auto",
 ]
+
+
+def markdown_row(cells) -> str:
+    """One row of a Markdown table."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def markdown_header(header) -> list[str]:
+    """A Markdown table's header row and the rule under it."""
+    return [markdown_row(header), "|" + "---|" * len(header)]
 
 
 def load(path) -> dict:
@@ -155,8 +164,7 @@ def attention_table(result: dict, dtype: str = "bfloat16", head_dim: int = 64, c
     lines = [
         f"fwd+bwd TFLOP/s, {dtype}, head dim {head_dim}, {'causal' if causal else 'not causal'}",
         "",
-        "| backend | " + " | ".join(str(s) for s in seqs) + " |",
-        "|---|" + "---|" * len(seqs),
+        *markdown_header(["backend", *seqs]),
     ]
     for b in backends:
         cells = []
@@ -168,12 +176,12 @@ def attention_table(result: dict, dtype: str = "bfloat16", head_dim: int = 64, c
                 cells.append(f"{r['fwd_bwd_tflops']:.0f}")
             else:
                 cells.append(r["status"])
-        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+        lines.append(markdown_row([b, *cells]))
     return "\n".join(lines)
 
 
 def train_table(result: dict) -> str:
-    lines = ["| seq | backend | tokens/s | step ms | MFU | peak GiB |", "|---|---|---|---|---|---|"]
+    lines = markdown_header(["seq", "backend", "tokens/s", "step ms", "MFU", "peak GiB"])
     for r in result["rows"]:
         if r["status"] == "ok":
             mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
@@ -206,8 +214,9 @@ def impl_table(result: dict) -> str:
     """Hugging Face GPT-2 against flash-attn's GPT (`bench impl`), with each row's speed and memory
     over the fastest Hugging Face row, then the logits on the same weights."""
     lines = [
-        "| model | attention | fused parts | tokens/s | x HF speed | MFU | peak GiB | x HF memory |",
-        "|---|---|---|---|---|---|---|---|",
+        *markdown_header(
+            ["model", "attention", "fused parts", "tokens/s", "x HF speed", "MFU", "peak GiB", "x HF memory"]
+        ),
     ]
     for r, ratio in zip(result["rows"], against_hf(result["rows"]), strict=True):
         fused = ", ".join(r["fused"]) or "-"
@@ -232,8 +241,9 @@ def impl_table(result: dict) -> str:
 def overhead_table(result: dict) -> str:
     """The Lightning trainer against a bare PyTorch loop (`bench overhead`)."""
     lines = [
-        "| attention | compile | batch x seq | Lightning tokens/s | bare loop tokens/s | ratio | peak GiB |",
-        "|---|---|---|---|---|---|---|",
+        *markdown_header(
+            ["attention", "compile", "batch x seq", "Lightning tokens/s", "bare loop tokens/s", "ratio", "peak GiB"]
+        ),
     ]
     for r in result["rows"]:
         mode = r.get("compile_mode") or ("default" if r["compile"] else "off")
@@ -267,8 +277,7 @@ def runs_plot(run_dirs: list, path, title: str = "") -> Path:
 
 def runs_table(run_dirs: list) -> str:
     lines = [
-        "| attention | steps | final train loss | final val loss | tokens/s | MFU | peak GiB |",
-        "|---|---|---|---|---|---|---|",
+        *markdown_header(["attention", "steps", "final train loss", "final val loss", "tokens/s", "MFU", "peak GiB"]),
     ]
     for run in run_dirs:
         s = json.loads((Path(run) / "summary.json").read_text())
@@ -384,58 +393,3 @@ def fa_gpt_measurements(folder) -> str:
             memory = f"memory x{ratio[1]:.2f}" if ratio[1] is not None else ""
             lines.append(f"  {name:<{width}}  {r['tokens_per_s'] / 1e3:6.1f}k tokens/s  x{ratio[0]:.2f} HF  {memory}")
     return "\n".join(lines)
-
-
-SPEED_GOAL = 590_000  # tokens/s through Lightning for GPT-2 124M at seq 1024 on one H200 (the speed issue's goal)
-
-
-def valid_speed_rows(result: dict) -> list[dict]:
-    """The rows of a `bench speed` result that measured what they name (not failed, not annotated as
-    invalid afterwards)."""
-    return [r for r in result["rows"] if r["status"] == "ok" and not r.get("note", "").startswith("not a measurement")]
-
-
-def speed_label(row: dict) -> str:
-    """A `bench speed` row's name, with its batch where the name does not say it."""
-    return row["name"] if "batch" in row["name"] else f"{row['name']}, batch {row['batch']}"
-
-
-def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | None:
-    """Tokens/s per configuration of a `bench speed` result, through Lightning and in the bare loop,
-    with the share of the same run's matmul each reaches through Lightning, the plain-PyTorch GPT-2
-    of the same run (a loop of its own: one bar) and the goal."""
-    rows = valid_speed_rows(result)
-    plain = [r for r in result.get("plain_pytorch", []) if r["status"] == "ok"]
-    if not rows:
-        return None
-    plt = plots.pyplot()
-    n = len(rows) + len(plain)
-    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.62 * n))
-    y = range(len(rows))
-    ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label="bare loop", color="#bbb")
-    ax.barh(
-        [i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning", color="#e4572e"
-    )
-    for i, r in zip(y, rows, strict=True):
-        share = f" {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
-        ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
-    below = range(len(rows), n)
-    ax.barh(
-        list(below),
-        [r["tokens_per_s"] / 1e3 for r in plain],
-        0.4,
-        color="#4a7fb5",
-        label="plain PyTorch GPT-2 (its own loop)",
-    )
-    if goal:
-        ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=f"goal {goal / 1e3:.0f}k")
-    labels = [speed_label(r) for r in rows] + [f"plain PyTorch, batch {r['batch']}" for r in plain]
-    ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.25)
-    ax.set_xlabel("thousand tokens per second (GPT-2 124M training, seq 1024)")
-    if "environment" in result:
-        m = result["environment"]["machine"]
-        ax.set_title(f"{m.get('gpu_name') or 'CPU'}, torch {m.get('torch')}, {result.get('when', '')[:10]}", fontsize=9)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # beside the bars
-    return plots.save(fig, path)

@@ -1,18 +1,19 @@
-"""The speed experiment's Markdown tables, in English or Vietnamese, read from its results files
-(written between markers by `tools/docs_tables.py`, checked by tests/test_docs.py):
+"""The speed experiment's Markdown tables and its plot (`speed_plot`, against `SPEED_GOAL`), in English
+or Vietnamese, read from its results files (tables written between markers by `tools/docs_tables.py`,
+checked by tests/test_docs.py):
 `speed_markdown` (results/h200/speed.json), `plain_pytorch_markdown` (the plain-PyTorch GPT-2 that the
 speed goal is measured against, results/h200/speed/plain_pytorch_profile.json), `loss_kernel_markdown`
 (the loss kernel's settings, results/h200/speed/loss_kernel.json), `step_profile_markdown` (where a
-step's GPU time goes, and its variants, results/h200/speed/best_profile.json), `loss_curves_markdown`
-(transformers' and the vanilla model's loss over seeds, results/h200/speed/loss-curves/).
+step's GPU time goes, and its variants, results/h200/speed/best_profile.json). The loss curves over
+seeds are `vanilla_flash.results.loss_curves`.
 """
 
 from __future__ import annotations
 
-import statistics
+import textwrap
 from pathlib import Path
 
-from vanilla_flash.results import report
+from vanilla_flash.results import plots, report
 from vanilla_flash.results.tables import number, ratio
 
 _SPEED_COLUMNS = {
@@ -47,18 +48,18 @@ def speed_markdown(path, lang: str = "en") -> str:
     env = result["environment"]["machine"]
     caption = {
         "en": f"{env['gpu_name']}, torch {env['torch']}, {result['when'][:10]} (commit {result['commit'][:7]}); "
-        f"GPT-2 124M, seq 1024, bf16, torch.compile, cuDNN attention; goal {report.SPEED_GOAL / 1e3:.0f}k tokens/s "
+        f"GPT-2 124M, seq 1024, bf16, torch.compile, cuDNN attention; goal {SPEED_GOAL / 1e3:.0f}k tokens/s "
         "through Lightning.",
         "vi": f"{env['gpu_name']}, torch {env['torch']}, {result['when'][:10]} (commit {result['commit'][:7]}); "
-        f"GPT-2 124M, seq 1024, bf16, torch.compile, attention cuDNN; mục tiêu {report.SPEED_GOAL / 1e3:.0f}k token/s "
+        f"GPT-2 124M, seq 1024, bf16, torch.compile, attention cuDNN; mục tiêu {SPEED_GOAL / 1e3:.0f}k token/s "
         "qua Lightning.",
     }[lang]
-    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rows = report.valid_speed_rows(result)
+    lines = [caption, "", *report.markdown_header(header)]
+    rows = valid_speed_rows(result)
     for r in rows:
         diff = r.get("mean_loss_diff_vs_hf")
         cells = [
-            report.speed_label(r),
+            speed_label(r),
             f"{r['lightning_tokens_per_s'] / 1e3:.1f}k",
             f"{r['bare_tokens_per_s'] / 1e3:.1f}k",
             f"{r['lightning_over_bare']:.3f}",
@@ -67,7 +68,7 @@ def speed_markdown(path, lang: str = "en") -> str:
             f"{r['peak_mem_gib']:.1f}",
             "-" if diff is None else f"{diff:.3f}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(report.markdown_row(cells))
     plain = _PLAIN_ROW[lang]
     for r in result.get("plain_pytorch", []):
         if r["status"] == "ok":
@@ -81,16 +82,16 @@ def speed_markdown(path, lang: str = "en") -> str:
                 f"{r['peak_mem_gib']:.1f}",
                 "-",
             ]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(report.markdown_row(cells))
     if result.get("best_over_plain") and rows:
         best = max(rows, key=lambda r: r["lightning_tokens_per_s"])
         lines += [
             "",
             plain["verdict"].format(
-                best=report.speed_label(best),
+                best=speed_label(best),
                 ratio=number(result["best_over_plain"]["ratio"], lang, 4),
-                goal=number(best["lightning_tokens_per_s"] / report.SPEED_GOAL, lang),
-                goal_k=f"{report.SPEED_GOAL / 1e3:.0f}k",
+                goal=number(best["lightning_tokens_per_s"] / SPEED_GOAL, lang),
+                goal_k=f"{SPEED_GOAL / 1e3:.0f}k",
             ),
         ]
     return "\n".join(lines)
@@ -149,8 +150,7 @@ def plain_pytorch_markdown(path, lang: str = "en") -> str:
     lines = [
         caption.format(gpu=m["gpu_name"], torch=m["torch"], date=result["when"][:10], commit=result["commit"][:7]),
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        *report.markdown_header(header),
     ]
     for r in result["plain_pytorch"]:
         if r["status"] != "ok":
@@ -162,7 +162,7 @@ def plain_pytorch_markdown(path, lang: str = "en") -> str:
             f"{r['tokens_per_s'] / 1e3:.1f}k",
             f"{r['peak_mem_gib']:.1f}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(report.markdown_row(cells))
     return "\n".join(lines)
 
 
@@ -223,8 +223,7 @@ def loss_kernel_markdown(path, lang: str = "en") -> str:
             settings=len(timed),
         ),
         "",
-        "| " + " | ".join(words["header"]) + " |",
-        "|" + "---|" * len(words["header"]),
+        *report.markdown_header(words["header"]),
     ]
 
     def line(label: str, r: dict) -> str:
@@ -236,7 +235,7 @@ def loss_kernel_markdown(path, lang: str = "en") -> str:
             number(r["ms"] / baseline, lang),
             number(r["max_grad_err"], lang, 2, scientific=True),
         ]
-        return "| " + " | ".join(cells) + " |"
+        return report.markdown_row(cells)
 
     lines.append(line(words["compiled"], result["torch_compiled"]))  # no setting: "-" in those columns
     forms = dict.fromkeys(r.get("form", "-") for r in timed)
@@ -301,7 +300,7 @@ def step_profile_markdown(path, lang: str = "en") -> str:
         gpu_ms=number(profile["gpu_ms_per_step"], lang, 4),
         groups=groups,
     )
-    lines = [caption, "", "| " + " | ".join(words["header"]) + " |", "|" + "---|" * len(words["header"])]
+    lines = [caption, "", *report.markdown_header(words["header"])]
     measured = [v for v in result["variants"] if v["status"] == "ok"]
     base = measured[0]["tokens_per_s"]
     for v in measured:
@@ -312,115 +311,60 @@ def step_profile_markdown(path, lang: str = "en") -> str:
             ratio(v["tokens_per_s"] / base, lang),
             f"{v['peak_mem_gib']:.1f}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(report.markdown_row(cells))
     return "\n".join(lines)
 
 
-_LOSS_CURVES = {
-    "en": {
-        "seed": "seed",
-        "hf": "transformers' GPT-2: loss",
-        "again": "transformers' GPT-2 again",
-        "mean": "mean",
-        "sd": "standard deviation",
-        "caption": "GPT-2 124M at batch 128 for {steps} steps in the bare loop, the learning rate at its floor at "
-        "step {max_steps} (as in `bench speed`), on {gpu}, torch {torch}, {dates} (commits {commits}): "
-        "the training loss averaged over the last {tail} steps, for transformers' GPT-2, then each "
-        "other run minus transformers' first run of the same seed (a seed sets the initial weights "
-        "and the data's split and order).",
-    },
-    "vi": {
-        "seed": "seed",
-        "hf": "GPT-2 của transformers: loss",
-        "again": "GPT-2 của transformers, chạy lại",
-        "mean": "trung bình",
-        "sd": "độ lệch chuẩn",
-        "caption": "GPT-2 124M, batch 128, {steps} bước trong vòng lặp trần, learning rate về mức sàn ở bước "
-        "{max_steps} (như trong `bench speed`), trên {gpu}, torch {torch}, ngày {dates} (commit "
-        "{commits}): loss huấn luyện trung bình trên {tail} bước cuối của GPT-2 của transformers, rồi "
-        "mỗi lần chạy khác trừ đi lần chạy đầu của transformers cùng seed (seed quyết định trọng số "
-        "ban đầu, cách chia và thứ tự dữ liệu).",
-    },
-}
+SPEED_GOAL = 590_000  # tokens/s through Lightning for GPT-2 124M at seq 1024 on one H200 (the speed issue's goal)
 
 
-def tail_mean(curve: list, steps: int) -> float:
-    """The mean of a [[step, value], ...] curve's last `steps` values."""
-    last = curve[-steps:]
-    return sum(value for _, value in last) / len(last)
+def valid_speed_rows(result: dict) -> list[dict]:
+    """The rows of a `bench speed` result that measured what they name (not failed, not annotated as
+    invalid afterwards)."""
+    return [r for r in result["rows"] if r["status"] == "ok" and not r.get("note", "").startswith("not a measurement")]
 
 
-def loss_curve_results(folder) -> list[dict]:
-    """The results of `tools/gpu/loss_curves.py` in `folder` (each `loss_curves*.json`), by name."""
-    return [report.load(path) for path in sorted(Path(folder).glob("loss_curves*.json"))]
+def speed_label(row: dict) -> str:
+    """A `bench speed` row's name, with its batch where the name does not say it."""
+    return row["name"] if "batch" in row["name"] else f"{row['name']}, batch {row['batch']}"
 
 
-def first_hf_runs(results: list[dict]) -> dict[int, dict]:
-    """Transformers' first run of each seed in `tools/gpu/loss_curves.py`'s `results`: {seed: run}."""
-    first: dict[int, dict] = {}
-    for run in (run for result in results for run in result["runs"] if run.get("loss_curve")):
-        if run["config"] == "hf":
-            first.setdefault(run["seed"], run)
-    return first
-
-
-def loss_against_hf(results: list[dict]) -> dict[str, dict[int, list[list[float]]]]:
-    """Each run's loss curve minus that of transformers' first run of the same seed, step by step:
-    {configuration: {seed: [[step, difference], ...]}}; under "hf", transformers' second run of a seed."""
-    runs = [run for result in results for run in result["runs"] if run.get("loss_curve")]
-    first = first_hf_runs(results)
-    differences: dict[str, dict[int, list]] = {}
-    for run in runs:
-        reference = first.get(run["seed"])
-        if reference is None or run is reference:
-            continue
-        theirs = dict(reference["loss_curve"])
-        curve = [[step, loss - theirs[step]] for step, loss in run["loss_curve"] if step in theirs]
-        differences.setdefault(run["config"], {})[run["seed"]] = curve
-    return differences
-
-
-def loss_curves_markdown(folder, lang: str = "en") -> str:
-    """`tools/gpu/loss_curves.py`'s results in `folder` as a Markdown table in `lang` (en, vi): per
-    seed, transformers' GPT-2's loss over the last steps and each other configuration's difference
-    from it; then the mean and standard deviation of each difference over the seeds."""
-    results = loss_curve_results(folder)
-    words, first = _LOSS_CURVES[lang], results[0]
-    tail = first["tail_steps"]
-    m = first["environment"]["machine"]
-    dates = sorted({r["when"][:10] for r in results})
-    caption = words["caption"].format(
-        steps=first["steps"],
-        max_steps=first["max_steps"],
-        gpu=m["gpu_name"],
-        torch=m["torch"],
-        dates=", ".join(dates),
-        tail=tail,
-        commits=", ".join(r["commit"][:7] for r in results),
+def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | None:
+    """Tokens/s per configuration of a `bench speed` result, through Lightning and in the bare loop,
+    with the share of the same run's matmul each reaches through Lightning, the plain-PyTorch GPT-2
+    of the same run (a loop of its own: one bar) and the goal."""
+    rows = valid_speed_rows(result)
+    plain = [r for r in result.get("plain_pytorch", []) if r["status"] == "ok"]
+    if not rows:
+        return None
+    plt = plots.pyplot()
+    n = len(rows) + len(plain)
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.62 * n))
+    y = range(len(rows))
+    ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label="bare loop", color="#bbb")
+    ax.barh(
+        [i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning", color="#e4572e"
     )
-    differences = loss_against_hf(results)
-    hf_tail = {seed: tail_mean(run["loss_curve"], tail) for seed, run in first_hf_runs(results).items()}
-    configs = list(differences)
-    header = [words["seed"], words["hf"], *(words["again"] if c == "hf" else c for c in configs)]
-    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-
-    def decimals(x: float, sign: bool = True) -> str:
-        x = round(x, 3) + 0.0  # no "-0.000"
-        text = f"{x:+.3f}" if sign and x else f"{x:.3f}"
-        return text.replace(".", ",") if lang == "vi" else text
-
-    tails = {c: {seed: tail_mean(curve, tail) for seed, curve in by_seed.items()} for c, by_seed in differences.items()}
-    rows = [
-        [
-            str(seed),
-            decimals(hf_tail[seed], sign=False),
-            *(decimals(tails[c][seed]) if seed in tails[c] else "-" for c in configs),
-        ]
-        for seed in sorted(hf_tail)
-    ]
-    for name, summary, sign in ((words["mean"], statistics.mean, True), (words["sd"], statistics.stdev, False)):
-        rows.append(
-            [name, "", *(decimals(summary(tails[c].values()), sign) if len(tails[c]) > 1 else "-" for c in configs)]
-        )
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines)
+    for i, r in zip(y, rows, strict=True):
+        share = f" {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
+        ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
+    below = range(len(rows), n)
+    ax.barh(
+        list(below),
+        [r["tokens_per_s"] / 1e3 for r in plain],
+        0.4,
+        color="#4a7fb5",
+        label="plain PyTorch GPT-2 (its own loop)",
+    )
+    if goal:
+        ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=f"goal {goal / 1e3:.0f}k")
+    labels = [speed_label(r) for r in rows] + [f"plain PyTorch, batch {r['batch']}" for r in plain]
+    ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.25)
+    ax.set_xlabel("thousand tokens per second (GPT-2 124M training, seq 1024)")
+    if "environment" in result:
+        m = result["environment"]["machine"]
+        ax.set_title(f"{m.get('gpu_name') or 'CPU'}, torch {m.get('torch')}, {result.get('when', '')[:10]}", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # beside the bars
+    return plots.save(fig, path)

@@ -25,7 +25,7 @@ def builds_markdown(path, lang: str = "en") -> str:
     """`results/builds.json` as a Markdown table in `lang` (en, vi), for the docs and the README:
     `tools/docs_tables.py` writes it between markers there, and a test checks that it still matches."""
     *header, every = _BUILD_COLUMNS[lang]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [*report.markdown_header(header)]
     for r in report.load(path)["builds"]:
         time_ = f"{r['seconds'] / 60:.1f} min ({r['seconds']:.0f} s)" if r["ok"] else "failed"
         archs = ", ".join(f"{a} (PTX)" if a.startswith("compute_") else f"sm_{a}" for a in r["archs"])
@@ -99,7 +99,7 @@ def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
     caption = t["caption"].format(
         gpu=m.get("gpu_name") or "CPU", torch=m.get("torch"), cuda=m.get("cuda"), date=date, commit=commit
     )
-    lines = [caption, "", "| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
+    lines = [caption, "", *report.markdown_header(t["header"])]
     for r in result["rows"]:
         arch = r["built_for"]
         build = t["ptx"].format(arch.removeprefix("compute_")) if arch.startswith("compute_") else f"sm_{arch}"
@@ -115,5 +115,5 @@ def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
             number(r["own_kernel_rel_err"], lang, 2, scientific=True),
             f"{number(r['own_kernel_ms'] / cudnn, lang)}×" if cudnn else "-",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(report.markdown_row(cells))
     return "\n".join(lines)
