@@ -68,3 +68,37 @@ def losses(run_dir) -> dict[int, float]:
     from vanilla_flash.results import plots
 
     return {r["step"]: r["train/loss"] for r in plots.read_metrics(Path(run_dir) / "logs") if "train/loss" in r}
+
+
+def break_flash_attn_import(monkeypatch, error: BaseException, version: str) -> None:
+    """Make `import flash_attn...` raise `error`, with flash-attn `version` installed as far as pip knows."""
+    import builtins
+    import sys
+
+    from vanilla_flash.attention import flash_attn
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name.startswith("flash_attn"):
+            raise error
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    monkeypatch.setattr(flash_attn, "dist_version", lambda name: version)
+
+
+def refuse_writes_in(monkeypatch, folder) -> None:
+    """Writing a file in `folder` fails as a read-only folder does (root writes anywhere, so chmod cannot)."""
+    import errno
+    from pathlib import Path
+
+    real = Path.write_bytes
+
+    def refused(self, content):
+        if self.parent == folder:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(self, content)
+
+    monkeypatch.setattr(Path, "write_bytes", refused)

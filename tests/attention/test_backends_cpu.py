@@ -208,21 +208,12 @@ def test_the_probe_records_why_an_installed_library_does_not_import(tmp_path, mo
 
 
 def test_a_library_that_raises_something_other_than_import_error_is_explained(monkeypatch):
-    import builtins
-    import sys
-
+    from conftest import break_flash_attn_import
     from vanilla_flash.attention import flash_attn
 
-    real_import = builtins.__import__
-
-    def broken(name, *args, **kwargs):
-        if name.startswith("flash_attn"):
-            raise AttributeError("module 'cutlass.cute.core' has no attribute 'ThrMma'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
-    monkeypatch.setattr(builtins, "__import__", broken)
-    monkeypatch.setattr(flash_attn, "dist_version", lambda name: "4.0.0b4")
+    break_flash_attn_import(
+        monkeypatch, AttributeError("module 'cutlass.cute.core' has no attribute 'ThrMma'"), "4.0.0b4"
+    )
     with pytest.raises(AttentionError, match="flash-attn-4 4.0.0b4 is installed but cannot be imported.*ThrMma"):
         flash_attn.import_flash_attn(4)
 

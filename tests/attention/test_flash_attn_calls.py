@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from conftest import break_flash_attn_import
 from fake_flash_attn import make_modules
 from vanilla_flash.attention import flash_attn
 from vanilla_flash.attention import registry as attention
@@ -138,17 +139,7 @@ def test_not_installed_says_how_to_install(monkeypatch):
 
 
 def test_a_wheel_built_for_another_torch_is_explained(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def broken(name, *args, **kwargs):
-        if name.startswith("flash_attn"):
-            raise ImportError("flash_attn_2_cuda.so: undefined symbol: _ZN3c104cuda9SetDeviceEi")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
-    monkeypatch.setattr(builtins, "__import__", broken)
-    monkeypatch.setattr(flash_attn, "dist_version", lambda name: "2.8.3")
+    undefined = ImportError("flash_attn_2_cuda.so: undefined symbol: _ZN3c104cuda9SetDeviceEi")
+    break_flash_attn_import(monkeypatch, undefined, "2.8.3")
     with pytest.raises(AttentionError, match="built for another torch"):
         flash_attn.import_flash_attn(2)

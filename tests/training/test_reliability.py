@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import checkpoint_step as step
+from conftest import refuse_writes_in
 from conftest import tiny_run as tiny
 from vanilla_flash import cli, notebook
 from vanilla_flash.attention import registry as attention
@@ -72,14 +73,7 @@ def test_a_folder_that_cannot_take_a_checkpoint_is_refused_before_training(tmp_p
     readonly.mkdir()
     readonly.chmod(0o500)
     if os.access(readonly, os.W_OK):  # root writes anywhere: make the write itself fail instead
-        real = Path.write_bytes
-
-        def refused(self, content):
-            if self.parent == readonly:
-                raise PermissionError(errno.EACCES, "Permission denied")
-            return real(self, content)
-
-        monkeypatch.setattr(Path, "write_bytes", refused)
+        refuse_writes_in(monkeypatch, readonly)
     with pytest.raises(CheckpointError, match="cannot write checkpoints to .*nothing was trained"):
         train(tiny(tmp_path, ckpt_dir=str(readonly)))
     assert not (tmp_path / "run/logs").exists()

@@ -19,6 +19,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import checkpoint_step as step
+from conftest import refuse_writes_in
 from conftest import tiny_run as tiny
 from vanilla_flash import cli
 from vanilla_flash.config import TrainConfig
@@ -245,14 +246,7 @@ def test_ctrl_c_saves_the_step_and_says_how_to_continue(tmp_path, capsys):
 def test_a_run_dir_that_cannot_be_written_is_named_before_any_work(tmp_path, monkeypatch):
     readonly = tmp_path / "readonly"
     readonly.mkdir()
-    real = Path.write_bytes
-
-    def refused(self, content):
-        if self.parent == readonly:
-            raise PermissionError(errno.EACCES, "Permission denied")
-        return real(self, content)
-
-    monkeypatch.setattr(Path, "write_bytes", refused)
+    refuse_writes_in(monkeypatch, readonly)
     cfg = tiny(tmp_path, run_dir=str(readonly), ckpt_dir=str(tmp_path / "ckpt"), cache_dir=None)
     with pytest.raises(CheckpointError, match="cannot write the run's logs.*Set run_dir to a folder"):
         train(cfg)

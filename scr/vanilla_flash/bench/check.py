@@ -115,6 +115,18 @@ def _reference(qkv, grad_out, mask, causal: bool, scale: float):
         torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
+def _attempt(row, call, *args):
+    """`call(*args)`, or None with the row saying why: skipped with the backend's own refusal (an
+    `AttentionError`), or an error (a crash is a result here, not the end of the check)."""
+    try:
+        return call(*args)
+    except AttentionError as err:
+        row.status, row.note = "skip", str(err)
+    except Exception as err:
+        row.status, row.note = "error", f"{type(err).__name__}: {err}"[:500]
+    return None
+
+
 def check_kernels(
     backends: list[str],
     dtypes: list[torch.dtype],
@@ -142,18 +154,13 @@ def check_kernels(
                 if reason:
                     row.note = reason
                     continue
-                try:
-                    start = time.perf_counter()
-                    out, grads = _run(name, qkv, grad_out, mask, shape.causal, scale)
-                    if device == "cuda":
-                        torch.cuda.synchronize()
-                    row.seconds = round(time.perf_counter() - start, 4)
-                except AttentionError as err:
-                    row.status, row.note = "skip", str(err)
+                start = time.perf_counter()
+                if (ran := _attempt(row, _run, name, qkv, grad_out, mask, shape.causal, scale)) is None:
                     continue
-                except Exception as err:  # a crash is a result here, not the end of the check
-                    row.status, row.note = "error", f"{type(err).__name__}: {err}"[:500]
-                    continue
+                out, grads = ran
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                row.seconds = round(time.perf_counter() - start, 4)
                 row.out_rel_err = rel_err(out, ref_out)
                 row.grad_rel_err = max(rel_err(g, r) for g, r in zip(grads, ref_grads, strict=True))
                 ok = all(math.isfinite(e) and e < row.tolerance for e in (row.out_rel_err, row.grad_rel_err))
@@ -219,14 +226,9 @@ def check_model(
         if reason:
             row.note = reason
             continue
-        try:
-            loss, norm = loss_and_grad_norm(name)
-        except AttentionError as err:
-            row.note = str(err)
+        if (ran := _attempt(row, loss_and_grad_norm, name)) is None:
             continue
-        except Exception as err:
-            row.status, row.note = "error", f"{type(err).__name__}: {err}"[:500]
-            continue
+        loss, norm = ran
         row.loss = loss
         row.loss_diff = abs(loss - ref_loss)
         row.grad_norm_rel_diff = abs(norm - ref_norm) / ref_norm
@@ -318,14 +320,9 @@ def check_padded_model(
                 if reason := attention.why_not(name, machine, dtype=dtype, head_dim=head_dim, training=False):
                     row.note = reason
                     continue
-                try:
-                    out = logits(name, compile_it, ids, mask)[real]
-                except AttentionError as err:
-                    row.note = str(err)
+                if (out := _attempt(row, logits, name, compile_it, ids, mask)) is None:
                     continue
-                except Exception as err:
-                    row.status, row.note = "error", f"{type(err).__name__}: {err}"[:500]
-                    continue
+                out = out[real]
                 row.rel_err = rel_err(out, ref)
                 row.status = "pass" if math.isfinite(row.rel_err) and row.rel_err < row.tolerance else "FAIL"
     gpt2.set_attention(net, "eager")
