@@ -136,13 +136,10 @@ def _train(args) -> int:
 
 def _config(args):
     """The TrainConfig of `--config` (a YAML file) with `--set` overrides."""
-    from vanilla_flash.attention import registry
     from vanilla_flash.config import TrainConfig
 
     overrides = _overrides(args.set)
-    cfg = TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig.from_dict(overrides)
-    registry.check_name(cfg.attn)
-    return cfg
+    return TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig.from_dict(overrides)
 
 
 def _tokens(args) -> int:

@@ -136,17 +136,11 @@ class TrainConfig:
         if self.sample_prompt is None:
             self.sample_prompt = SAMPLE_PROMPTS[self.lang]
 
-    def notes(self) -> list[str]:
-        """What a run with these values does that its author may not expect, in words (said when
-        the run starts; nothing here is refused)."""
-        notes = []
-        if self.warmup_steps > self.max_steps:
-            notes.append(
-                f"warmup_steps ({self.warmup_steps}) is more than max_steps ({self.max_steps}): the learning rate "
-                f"climbs only to {self.max_steps / self.warmup_steps:.0%} of lr ({self.lr:g}) and never decays; "
-                f"set warmup_steps to at most max_steps (e.g. {max(1, self.max_steps // 10)})"
-            )
-        return notes
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What a run with these values does that its author may not expect, in words (said when the run
+        starts; nothing here is refused)."""
+        return _surprises(self)
 
     @property
     def model_dims(self) -> dict:
@@ -178,6 +172,18 @@ class TrainConfig:
     @property
     def token_cache(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.run_dir).parent / "cache"
+
+
+def _surprises(cfg: TrainConfig) -> tuple[str, ...]:
+    """`TrainConfig.notes`: each value that a run takes without complaint but may not do what was meant."""
+    notes = []
+    if cfg.warmup_steps > cfg.max_steps:
+        notes.append(
+            f"warmup_steps ({cfg.warmup_steps}) is more than max_steps ({cfg.max_steps}): the learning rate "
+            f"climbs only to {cfg.max_steps / cfg.warmup_steps:.0%} of lr ({cfg.lr:g}) and never decays; "
+            f"set warmup_steps to at most max_steps (e.g. {max(1, cfg.max_steps // 10)})"
+        )
+    return tuple(notes)
 
 
 def read_yaml(path) -> dict:

@@ -194,10 +194,10 @@ def test_an_empty_sample_prompt_is_refused_before_training():
 
 def test_a_warmup_longer_than_the_run_is_said(tmp_path, capsys):
     cfg = tiny(tmp_path, warmup_steps=50, max_steps=4, ckpt_every=4, val_every=4)
-    assert "climbs only to 8% of lr" in cfg.notes()[0]
+    assert "climbs only to 8% of lr" in cfg.notes[0]
     train(cfg)
     assert "NOTE: warmup_steps (50) is more than max_steps (4)" in capsys.readouterr().out
-    assert tiny(tmp_path, warmup_steps=10, max_steps=10).notes() == []
+    assert tiny(tmp_path, warmup_steps=10, max_steps=10).notes == ()
 
 
 # --- 9. resuming with another batch size or seed

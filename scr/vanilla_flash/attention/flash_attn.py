@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from vanilla_flash import targets
-from vanilla_flash.env import dist_version
+from vanilla_flash.builds import labels
+from vanilla_flash.env import Machine, dist_version
 from vanilla_flash.errors import AttentionError
 
 
@@ -47,6 +48,25 @@ def broken_hint(major: int, version: str, error: str) -> str:
         f"{package} {version} is installed but cannot be imported ({error}): reinstall the build that matches "
         f"torch {torch.__version__}, or uninstall it and use sdpa (see {notebooks_for(major)})"
     )
+
+
+def why_not_here(major: int, machine: Machine, dtype, head_dim: int | None) -> str | None:
+    """Why flash-attn `major` cannot run a call of `dtype` and `head_dim` on `machine` (None: it can):
+    not installed, installed but failing to import, or built without a kernel for it (the build's
+    label, `vanilla_flash.builds.labels`)."""
+    version = machine.flash_attn_4 if major == 4 else machine.flash_attn
+    if not version or (major != 4 and machine.flash_attn_major() != major):
+        return install_hint(major)
+    if broken := (machine.flash_attn_4_error if major == 4 else machine.flash_attn_error):
+        return broken_hint(major, version, broken)
+    return build_cannot(major, version, machine.cc, dtype, head_dim) if machine.device == "cuda" else None
+
+
+def build_cannot(major: int, version: str | None, cc: float, dtype, head_dim: int | None) -> str | None:
+    """Why the installed flash-attn `version` has no kernel for a call on a GPU of capability `cc`
+    (its label says what was built: `labels.build_of`), None if it has one or nothing is known."""
+    built = labels.build_of(version) if major != 4 else None
+    return labels.build_cannot(built, cc, dtype, head_dim) if built and built["major"] == major else None
 
 
 def import_flash_attn(major: int):

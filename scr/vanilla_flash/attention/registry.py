@@ -35,11 +35,10 @@ from types import SimpleNamespace
 
 import torch
 
-from vanilla_flash import env, targets, versions
+from vanilla_flash import env, targets
 from vanilla_flash.attention import flash_attn as fab
 from vanilla_flash.attention.masks import causal_or_sdpa_mask
 from vanilla_flash.attention.sdpa import dtype_name, eager_forward, forced_sdpa, sdpa_forward
-from vanilla_flash.builds import labels
 from vanilla_flash.env import Machine
 from vanilla_flash.errors import AttentionError, ConfigError
 
@@ -130,15 +129,6 @@ def why_not(
         return f"{name} supports compute capability up to {b.max_cc}; this {machine.gpu_name} is {machine.cc}"
     if name == "sdpa_cudnn" and on_gpu and (machine.cudnn or 0) < 90000:
         return "sdpa_cudnn needs cuDNN >= 9 in this torch build; use sdpa_flash or sdpa"
-    if b.library is not None:
-        version = machine.flash_attn_4 if b.library == 4 else machine.flash_attn
-        if not version or (b.library != 4 and versions.major(version) != b.library):
-            return fab.install_hint(b.library)
-        if broken := (machine.flash_attn_4_error if b.library == 4 else machine.flash_attn_error):
-            return fab.broken_hint(b.library, version, broken)
-        built = labels.build_of(version) if b.library != 4 and on_gpu else None
-        if built and (reason := labels.build_cannot(built, machine.cc, dtype, head_dim)):
-            return reason
     if dtype is not None:
         if on_gpu and b.half_only and dtype not in HALF:
             return f"{name} takes float16/bfloat16 inputs, not {dtype_name(dtype)}. {PRECISION_HINT}"
@@ -157,6 +147,8 @@ def why_not(
         return f"{name} has no attention dropout; set the model's attn_pdrop=0 or use sdpa_cudnn/sdpa_flash"
     if dropout and name == "sdpa_flash" and not on_gpu:
         return "PyTorch's CPU flash kernel has no dropout; use sdpa or set attn_pdrop=0"
+    if b.library is not None:  # installed, importable, and built with a kernel for this call
+        return fab.why_not_here(b.library, machine, dtype, head_dim)
     return None
 
 
@@ -214,6 +206,19 @@ def pick(
     return _pick_and_passed_over(machine, dtype, head_dim, dropout, compiled)[0]
 
 
+def resolve(name: str, machine: Machine, *, dtype, head_dim: int, dropout=False, compiled=False) -> str:
+    """The backend a run's attention calls go to: `name`, or the one `auto` picks for this machine,
+    dtype and head dim. A name that is no backend, or one that cannot run here with these inputs, is
+    refused with a `ConfigError` before any work."""
+    check_name(name)
+    reason = why_not(name, machine, dtype=dtype, head_dim=head_dim, dropout=dropout)
+    if reason:
+        raise ConfigError(f"attn: {name!r} cannot run here: {reason}")
+    if name != "auto":
+        return name
+    return pick(machine, dtype, head_dim, dropout=dropout, compiled=compiled)
+
+
 def _pick_and_passed_over(machine, dtype, head_dim, dropout, compiled) -> tuple[str, dict[str, str]]:
     """`pick`'s answer, and each faster backend it passed over with the reason."""
     passed_over = {}
@@ -258,10 +263,8 @@ def _capability(index: int) -> float:
 
 @functools.lru_cache(maxsize=64)
 def _build_cannot(library: int, cc: float, dtype: torch.dtype, head_dim: int) -> str | None:
-    """Why the installed flash-attn build has no kernel for this call (its version's label says
-    what was built: `labels.build_of`), None if it has one or nothing is known."""
-    built = labels.build_of(_this_machine().flash_attn) if library != 4 else None
-    return labels.build_cannot(built, cc, dtype, head_dim) if built and built["major"] == library else None
+    """`fab.build_cannot` for this machine's flash-attn, once per kind of call."""
+    return fab.build_cannot(library, _this_machine().flash_attn, cc, dtype, head_dim)
 
 
 def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:

@@ -44,12 +44,12 @@ def bare_loop(
 ) -> dict:
     """A plain PyTorch training loop on the same model, optimizer, schedule and precision as
     `train.GPT2Module`: what Lightning is compared against. `run_precision` is the Lightning precision
-    to run in (default: the run's, as `train.resolve_precision` gives it); `after_step` is called
+    to run in (default: the run's, as `precision.policy` gives it); `after_step` is called
     after every step (a profiler's `step`). `loss_curve`: [step, loss] every `cfg.log_every` steps,
     warm-up steps included, numbered from 0 as Lightning logs them."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     machine = env.probe()
-    prec = run_precision or train.resolve_precision(cfg, machine)
+    prec = run_precision or precision.policy(machine, cfg.precision)
     torch.manual_seed(cfg.seed)
     module = train.GPT2Module(cfg, vocab_size=50257).to(device)
     module.configure_model()

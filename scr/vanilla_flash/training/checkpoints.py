@@ -1,5 +1,7 @@
 """Checkpoints that never lose or mix up a run.
 
+`claim(cfg)` is what a run calls before any work: the steps below, in order, yielding the checkpoint
+to resume from.
 - `writable()` checks each folder a run writes (run_dir, the checkpoints, the token cache) before
   any work, naming the parameter to change.
 - `one_run_at_a_time()` holds a lock file in the run's folders: a second run into them is refused,
@@ -67,6 +69,21 @@ def check_folders(cfg: TrainConfig) -> None:
     writable(cfg.checkpoints, "ckpt_dir", "checkpoints")
     writable(Path(cfg.run_dir), "run_dir", "the run's logs, summary, loss curve and model")
     writable(cfg.token_cache, "cache_dir", "the token cache (by default next to run_dir)")
+
+
+@contextlib.contextmanager
+def claim(cfg: TrainConfig, *, lock: bool = True):
+    """Every folder of the run made ready before any work, for the duration of the block: each can be
+    written (`check_folders`); a lock in the checkpoint folder and in run_dir (`one_run_at_a_time`;
+    `lock=False` in a process Lightning's launcher started, whose first process holds it); the
+    checkpoint folder cleared of cut-short writes, with room for a checkpoint (`prepare`). Yields the
+    checkpoint to resume from, checked to fit the run (`check_fits`), or None."""
+    check_folders(cfg)
+    with one_run_at_a_time(cfg.checkpoints, Path(cfg.run_dir)) if lock else contextlib.nullcontext():
+        resume = None if not lock and cfg.resume == "never" else prepare(cfg)
+        if resume:
+            check_fits(resume, cfg)
+        yield resume
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ PRECISION_OF = {"float32": "32-true", "float16": "16-mixed", "bfloat16": "bf16-m
 
 def policy(machine: Machine, override: str | None = None) -> str:
     """Lightning precision for `machine`: its target's (16-mixed on Turing, bf16-mixed on Ampere and
-    newer, 32-true on CPU). `override` forces one, after checking it can run here."""
-    if override is not None:
+    newer, 32-true on CPU). `override` forces one, after checking it can run here ("auto" or None:
+    the target's)."""
+    if override not in (None, "auto"):
         if override not in PRECISIONS:
             raise ConfigError(f"precision {override!r} is not one of {', '.join(PRECISIONS)}")
         if override == "bf16-mixed" and machine.device == "cuda" and not targets.supports_bfloat16(machine.cc):

@@ -1,8 +1,8 @@
 """Train GPT-2 on Wikisource with PyTorch Lightning: the module and the run.
 
-`train(cfg)` wires the pieces. Before any work it checks that the attention backend runs here, that
-every folder it writes can be written and is used by no other run, and that the checkpoint to
-resume from fits the run (`vanilla_flash.training.checkpoints`); it stops, changing nothing and showing the
+`train(cfg)` wires the pieces. Before any work it resolves the precision and the attention backend
+that will run (`attention.resolve`: `auto` resolved once, and recorded), and claims the run's folders
+(`checkpoints.claim`: writable, used by no other run, the checkpoint to resume from fits); it stops, changing nothing and showing the
 finished run's summary, if that checkpoint has reached `max_steps` already. Then
 `datamodule.WikisourceData` (documents, tokenizer, packed blocks in a resumable order), `GPT2Module` (the
 model with the chosen attention backend and its optimizer), the callbacks of
@@ -32,7 +32,6 @@ import torch
 from vanilla_flash import env
 from vanilla_flash.attention import registry as attention
 from vanilla_flash.config import TrainConfig
-from vanilla_flash.errors import ConfigError
 from vanilla_flash.files import write_folder_atomic
 from vanilla_flash.models import flops, gpt2
 from vanilla_flash.results import plots, provenance
@@ -162,32 +161,31 @@ def make_strategy(cfg: TrainConfig):
     return FSDPStrategy(auto_wrap_policy={block}, state_dict_type="full")
 
 
-def resolve_precision(cfg: TrainConfig, machine: env.Machine) -> str:
-    """The run's Lightning precision: `cfg.precision`, checked, or the machine's (auto)."""
-    return precision.policy(machine, None if cfg.precision == "auto" else cfg.precision)
-
-
 def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     """Train, checkpoint, plot; returns a summary (also written to run_dir/summary.json and beside
     the checkpoints). `callbacks` are added to the Trainer's own."""
     started = time.time()
-    attention.check_name(cfg.attn)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     machine = env.probe()
     torch.set_float32_matmul_precision("high")  # TF32 for whatever stays in float32 (Ampere and newer)
     fixed = env.fix_colab_libcuda(machine)
     if fixed:
         log.info(fixed)
-    prec = resolve_precision(cfg, machine)
-    backend = resolve_attention(cfg, machine, prec)
-    for note in cfg.notes():
+    prec = precision.policy(machine, cfg.precision)
+    backend = attention.resolve(  # the backend that runs, `auto` resolved: the summary records it
+        cfg.attn,
+        machine,
+        dtype=precision.autocast_dtype(prec) or torch.float32,
+        head_dim=cfg.head_dim,
+        dropout=cfg.dropout > 0,
+        compiled=cfg.compile,
+    )
+    for note in cfg.notes:
         log.warning(note)
         print(f"NOTE: {note}", flush=True)
-    checkpoints.check_folders(cfg)
-    if not _launched_rank():  # Lightning's DDP launcher runs this again in each further process
-        with checkpoints.one_run_at_a_time(cfg.checkpoints, Path(cfg.run_dir)):
-            return _train(cfg, callbacks, machine, prec, backend, started)
-    return _train(cfg, callbacks, machine, prec, backend, started)
+    # Lightning's DDP launcher runs this again in each further process: the first one holds the lock
+    with checkpoints.claim(cfg, lock=not _launched_rank()) as resume:
+        return _train(cfg, callbacks, machine, prec, backend, resume, started)
 
 
 def _launched_rank() -> bool:
@@ -195,13 +193,10 @@ def _launched_rank() -> bool:
     return any(int(os.environ.get(name, "0") or 0) for name in ("LOCAL_RANK", "NODE_RANK"))
 
 
-def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec: str, backend: str, started: float):
+def _train(cfg: TrainConfig, callbacks, machine: env.Machine, prec: str, backend: str, resume, started: float):
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
-    resume = None if _launched_rank() and cfg.resume == "never" else checkpoints.prepare(cfg)
-    if resume:
-        checkpoints.check_fits(resume, cfg)
     if resume and (done := checkpoints.step_of(resume)) >= cfg.max_steps:
         return _nothing_to_do(cfg, resume, done)
     dm = datamodule.WikisourceData(cfg, resuming=resume is not None)
@@ -259,19 +254,6 @@ def _train(cfg: TrainConfig, callbacks: list | None, machine: env.Machine, prec:
             flush=True,
         )
     return summary
-
-
-def resolve_attention(cfg: TrainConfig, machine: env.Machine, prec: str) -> str:
-    """The backend the run's attention calls go to: `attn`, or the one `auto` picks for this machine,
-    precision and head dim (recorded in the summary and the checkpoints); a backend that cannot run here
-    in this precision is refused before any work."""
-    dtype = precision.autocast_dtype(prec) or torch.float32
-    reason = attention.why_not(cfg.attn, machine, dtype=dtype, head_dim=cfg.head_dim, dropout=cfg.dropout > 0)
-    if reason:
-        raise ConfigError(f"attn: {cfg.attn!r} cannot run here: {reason}")
-    if cfg.attn != "auto":
-        return cfg.attn
-    return attention.pick(machine, dtype, cfg.head_dim, cfg.seq_len, dropout=cfg.dropout > 0, compiled=cfg.compile)
 
 
 def _nothing_to_do(cfg: TrainConfig, resume: Path, done: int) -> dict:
