@@ -103,12 +103,12 @@ docs-figures: install ## redraw the docs' figures and copy the committed result 
 	$(PY) docs/figures/make_figures.py
 
 lint: install ## ruff lint and format check
-	$(VENV)/bin/ruff check scr tests notebooks docs tools
-	$(VENV)/bin/ruff format --check scr tests notebooks docs tools
+	$(VENV)/bin/ruff check scr tests notebooks docs tools experiments
+	$(VENV)/bin/ruff format --check scr tests notebooks docs tools experiments
 
 format: install ## ruff: fix what can be fixed, format
-	$(VENV)/bin/ruff check --fix scr tests notebooks docs tools
-	$(VENV)/bin/ruff format scr tests notebooks docs tools
+	$(VENV)/bin/ruff check --fix scr tests notebooks docs tools experiments
+	$(VENV)/bin/ruff format scr tests notebooks docs tools experiments
 
 # flash-attn 1.0.9's and 2.8.3's sources, for the CPU tests that load the same weights into 1.x's GPT
 # and into transformers' (tests/test_fa_gpt.py) and that edit the real build files the way

@@ -103,3 +103,36 @@ def test_the_training_config_is_a_leaf():
     """`TrainConfig` reads and checks a run's parameters without the rest of the package (the backend
     name is checked by the registry), so reading a config loads no model, backend or trainer."""
     assert imports_of("config") <= {"errors"}
+
+
+EXPERIMENTS = PACKAGE.parents[1] / "experiments"
+
+
+def test_each_experiment_has_a_readme_and_is_listed_in_the_index():
+    index = (EXPERIMENTS / "README.md").read_text()
+    folders = sorted(p.name for p in EXPERIMENTS.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert folders, "no experiments found"
+    for name in folders:
+        readme = EXPERIMENTS / name / "README.md"
+        assert readme.exists(), f"experiments/{name} has no README.md"
+        assert f"]({name}/README.md)" in index, f"experiments/README.md does not list {name}"
+
+
+def test_experiments_call_only_the_packages_public_names():
+    """An experiment is a use of the package: it imports no private name of it (`_name`) and reads no
+    private attribute of a module it imported from it."""
+    for path in sorted(EXPERIMENTS.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        modules = set()  # the names bound to the package's modules in this file
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vanilla_flash"):
+                for alias in node.names:
+                    assert not alias.name.startswith("_"), f"{path.name} imports {node.module}.{alias.name}"
+                    modules.add(alias.asname or alias.name)
+            elif isinstance(node, ast.Import):
+                modules |= {a.asname or a.name for a in node.names if a.name.startswith("vanilla_flash")}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+                assert not node.attr.startswith("_"), (
+                    f"{path.relative_to(EXPERIMENTS)} reads {node.value.id}.{node.attr}"
+                )

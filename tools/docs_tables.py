@@ -26,9 +26,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scr"))
+sys.path[:0] = [str(ROOT / "scr"), str(ROOT)]  # the package, and the experiments whose tables the docs quote
 
-from vanilla_flash.results import loss_curves, speed_tables, tables  # noqa: E402
+from vanilla_flash.results import tables  # noqa: E402
+
+from experiments.loss_curves import tables as loss_curves  # noqa: E402
+from experiments.speed import tables as speed_tables  # noqa: E402
 
 TABLES = {
     "results/builds.json": tables.builds_markdown,

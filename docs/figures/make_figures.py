@@ -18,11 +18,11 @@ Writes, for LANG in en and vi:
 - docs/LANG/img/speed_loss_h200.png: measured, drawn from the speed runs' files (SPEED_RUNS, every
   point read from them): the Lightning loss curve of the best configuration and of transformers'
   GPT-2 at batch 128, run by run.
-- docs/LANG/img/loss_seeds_h200.png: measured, drawn from tools/gpu/loss_curves.py's results in
+- docs/LANG/img/loss_seeds_h200.png: measured, drawn from experiments/loss_curves/run.py's results in
   results/h200/speed/loss-curves/ (every point read from them): per configuration, each seed's loss
   minus transformers' GPT-2's of the same seed, step by step, and the mean over the seeds.
 - docs/LANG/img/speed_h200.png: a byte-for-byte copy of results/h200/speed.png, GPT-2 training speed
-  per configuration (`speed_tables.speed_plot` of results/h200/speed.json).
+  per configuration (`experiments.speed.tables.speed_plot` of results/h200/speed.json).
 
 The drawings are deterministic: no random numbers, fixed size and DPI, and no software version in
 the PNG metadata, so running this twice gives the same files.
@@ -43,21 +43,23 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noq
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scr"))
-from vanilla_flash.results import loss_curves, tables  # noqa: E402  (numbers written as the docs' tables write them)
+sys.path[:0] = [str(ROOT / "scr"), str(ROOT)]  # the package, and the experiments whose results it draws
+from vanilla_flash.results import tables  # noqa: E402  (numbers written as the docs' tables write them)
+
+from experiments.loss_curves import tables as loss_curves  # noqa: E402
 
 DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
              "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
 FROM_SCRATCH = ROOT / "results" / "h200" / "from_scratch" / "from_scratch.json"
-LOSS_CURVES = ROOT / "results" / "h200" / "speed" / "loss-curves"  # tools/gpu/loss_curves.py's results
+LOSS_CURVES = ROOT / "results" / "h200" / "speed" / "loss-curves"  # experiments/loss_curves/run.py's results
 # the speed runs whose loss curves speed_loss_h200.png draws (name in the legend: file)
 SPEED_RUNS = {"last run": ROOT / "results/h200/speed.json",
               "fused-mlp-run": ROOT / "results/h200/speed/fused-mlp-run/speed.json",
               "fifth-run": ROOT / "results/h200/speed/fifth-run/speed.json",
               "fourth-run": ROOT / "results/h200/speed/fourth-run/speed.json"}  # fmt: skip
 BEST = "vanilla, chunked loss with Triton kernel, batch 128, bf16 residual"  # its row's name in every one of them
-# plots made by the run itself (or by `speed_tables.speed_plot` from its file), copied under another name
+# plots made by the run itself (or by `experiments.speed.tables.speed_plot` from its file), copied under another name
 RENAMED = {ROOT / "results" / "h200" / "speed.png": "speed_h200.png"}
 DPI = 110
 
@@ -120,7 +122,7 @@ LABELS = {
         "sl_loss": "training loss (nats/token)",
         "ls_title": "GPT-2 124M, batch 128: the loss minus transformers' GPT-2's of the same seed, step by step",
         "ls_subtitle": "{gpu}; a seed sets the initial weights and the data's split and order; bare loop, "
-        "tools/gpu/loss_curves.py",
+        "experiments/loss_curves/run.py",
         "ls_panel": "{name} ({n} seeds)",
         "ls_again": "transformers' GPT-2, run again",
         "ls_seed": "one seed",
@@ -176,7 +178,7 @@ LABELS = {
         "sl_loss": "loss huấn luyện (nats/token)",
         "ls_title": "GPT-2 124M, batch 128: loss trừ đi loss của GPT-2 của transformers cùng seed, từng bước",
         "ls_subtitle": "{gpu}; seed quyết định trọng số ban đầu, cách chia và thứ tự dữ liệu; vòng lặp trần, "
-        "tools/gpu/loss_curves.py",
+        "experiments/loss_curves/run.py",
         "ls_panel": "{name} ({n} seed)",
         "ls_again": "GPT-2 của transformers, chạy lại",
         "ls_seed": "một seed",
@@ -398,7 +400,7 @@ def speed_loss_h200(lang: str, runs: dict[str, Path] = SPEED_RUNS) -> plt.Figure
 
 
 def loss_seeds_h200(lang: str, folder: Path = LOSS_CURVES) -> plt.Figure:
-    """Per configuration of tools/gpu/loss_curves.py, each seed's loss minus that of transformers'
+    """Per configuration of experiments/loss_curves/run.py, each seed's loss minus that of transformers'
     first run of the same seed, step by step (thin lines), and their mean over the seeds (thick):
     whether a configuration sits above or below transformers' GPT-2, and how far runs stray anyway."""
     t = LABELS[lang]

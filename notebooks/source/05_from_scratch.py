@@ -222,12 +222,12 @@ else:
         print(line)
 
 # %% [markdown]
-# **Measured on an H200**, by the same code (`tools/gpu/from_scratch_h200.py`), read from
+# **Measured on an H200**, by the same code (`experiments/from_scratch/run.py`), read from
 # `results/h200/from_scratch/from_scratch.json`: the kernel built as sm_90 machine code and as `compute_75` PTX alone,
 # the build a T4 gets, which the driver compiled when it loaded. Not measured: a T4 itself.
 
 # %% [markdown] lang="vi"
-# **Số đo trên một H200**, bằng chính đoạn mã này (`tools/gpu/from_scratch_h200.py`), đọc từ
+# **Số đo trên một H200**, bằng chính đoạn mã này (`experiments/from_scratch/run.py`), đọc từ
 # `results/h200/from_scratch/from_scratch.json`: kernel được biên dịch thành mã máy sm_90 và thành PTX `compute_75`
 # thuần, bản build mà T4 nhận, do driver biên dịch khi nạp. Chưa đo: chính một chiếc T4.
 

@@ -16,17 +16,20 @@ and inside a subpackage its modules import each other without a circle):
 - `attention/`: the backend registry, `why_not`, the `auto` rule, `attend` (`registry`); eager and the SDPA
   family (`sdpa`); the flash-attn calls (`flash_attn`); the masks transformers builds for them (`masks`).
 - `results/`: where a result comes from (`provenance`), figures (`plots`), plots and tables from
-  results files (`report`, `tables`; the speed experiment's `speed_tables` and `loss_curves`); the one
-  way a result is written (`provenance.write_json`).
+  results files (`report`, `tables`); the one way a result is written (`provenance.write_json`).
 - `models/`: GPT-2 by name (`gpt2`), the compact one (`vanilla`) and its loss kernel (`loss_kernel`),
   flash-attn's GPT (`flash_attn_gpt`), parameters and FLOPs (`flops`).
 - `training/`: a run's data (`data`, `datamodule`), precision, callbacks, checkpoints, and the run
   (`run`).
 - `bench/`: every backend against an fp32 reference (`check`), timing, the attention benchmarks and their
-  memory sweep (`attention`, `memory`), the training benchmarks (`training`) and the speed experiment (`speed`).
+  memory sweep (`attention`, `memory`), the training benchmarks (`training`).
 - `teach/`: FlashAttention written from scratch (`from_scratch`).
 - `notebook`: helpers the notebook cells call, and the papermill runner.
 - `cli`: ``python -m vanilla_flash COMMAND``.
+
+The experiments that produced the committed results (the speed race, the loss curves over seeds, the
+builds, the T4 stand-in, ...) are not part of the package: each is a folder of `experiments/` at the
+repository's root, whose entry points call the package's public functions.
 """
 
 __version__ = "0.1.0"

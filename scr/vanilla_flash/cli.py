@@ -7,7 +7,7 @@ smoke                       a few tiny GPT-2 training steps with the `auto` back
 build fa1|fa2 [--archs]     build flash-attn 1.0.9 or 2.x from source into a cached wheel
 train --config F [--set]    train GPT-2 on Wikisource with Lightning
 tokens                      tokens per word: GPT-2's BPE against a BPE trained on the text
-bench WHAT                  benchmarks: attention kernels, training, Lightning overhead, model code, speed
+bench WHAT                  benchmarks: attention kernels, training, Lightning overhead, model code
 report FILES                plots and Markdown tables from benchmark result files
 notebooks [--target]        execute the notebooks with papermill and a target's parameters
 
@@ -176,9 +176,8 @@ def _write_result(result: dict, out: str | None) -> None:
 
 def _bench(args) -> int:
     from vanilla_flash.bench import attention as bench_attention
-    from vanilla_flash.bench import speed
     from vanilla_flash.bench import training as bench_training
-    from vanilla_flash.results import provenance, report, speed_tables
+    from vanilla_flash.results import provenance, report
 
     if args.what == "attention":
         backends = args.backends.split(",") if args.backends else None
@@ -228,15 +227,6 @@ def _bench(args) -> int:
                     f"same weights, {r['dtype']}: max |logit difference| {r['max_abs_diff']:.3g} "
                     f"(mean {r['mean_abs_diff']:.3g}, same argmax {r['same_argmax']:.1%})"
                 )
-    elif args.what == "speed":
-
-        def write_so_far(part: dict) -> None:  # after each variant: a run cut short keeps what it measured
-            if args.out:
-                _write_json({**result, **part}, args.out)
-
-        result.update(speed.speed(_config(args), steps=args.steps, after_each=write_so_far))
-        if args.out:
-            print(f"wrote {speed_tables.speed_plot(result, Path(args.out).with_suffix('.png'))}")
     else:  # overhead
         row = bench_training.lightning_overhead(_config(args), steps=args.steps)
         result["rows"] = [row]
@@ -318,7 +308,7 @@ def parser() -> argparse.ArgumentParser:
     k.set_defaults(func=_tokens)
 
     b = sub.add_parser("bench", help="benchmarks: attention kernels, GPT-2 training, Lightning overhead")
-    b.add_argument("what", choices=["attention", "train", "overhead", "impl", "speed"])
+    b.add_argument("what", choices=["attention", "train", "overhead", "impl"])
     b.add_argument("--out", help="write JSON (and CSV beside it) with the environment")
     b.add_argument("--backends", help="comma-separated backends (default: every one that runs here)")
     b.add_argument("--seq", default="512,1024,2048,4096,8192,16384", help="sequence lengths")
@@ -331,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--size", default="124M", help="train: GPT-2 size")
     b.add_argument("--steps", type=int, default=15, help="train/overhead: timed steps")
     b.add_argument("--compile", action="store_true", help="train: torch.compile the model")
-    b.add_argument("--config", help="overhead, speed: training parameters (YAML)")
+    b.add_argument("--config", help="overhead: training parameters (YAML)")
     b.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="overhead: override parameters")
     b.set_defaults(func=_bench)
 

@@ -1,5 +1,5 @@
 """`loss: chunked_triton`: the chunked loss's softmax step as one Triton kernel, run here in Triton's
-interpreter on a CPU (the GPU runs the compiled kernel; its speed is for `bench speed` on the H200).
+interpreter on a CPU (the GPU runs the compiled kernel; its speed is for the speed experiment on the H200).
 It gives the per-row losses and d loss / d logits that `models.vanilla.softmax_cross_entropy` gives,
 and the vanilla model with it the loss and gradients of the full loss."""
 

@@ -6,7 +6,7 @@
 - `impl_grid()`: Hugging Face GPT-2 against flash-attn's own GPT (its fused parts off and on).
 - `lightning_overhead()`: the Lightning trainer against the bare loop on the same model, data,
   backend and precision, in one run.
-The speed experiment (the fastest GPT-2 training against a plain-PyTorch one) is `vanilla_flash.bench.speed`.
+The speed experiment (the fastest GPT-2 training against a plain-PyTorch one) is `experiments.speed.run`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def bare_loop(
     opt_cfg = module.make_optimizer(prec)
     optimizer, schedule = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
     scaler = torch.amp.GradScaler(device, enabled=prec == "16-mixed")
-    batches = iter(data_loader) if data_loader is not None else _batches(cfg, steps + warmup, device)
+    batches = _endless(data_loader) if data_loader is not None else _batches(cfg, steps + warmup, device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     curve = []
@@ -227,7 +227,7 @@ def lightning_overhead(cfg: TrainConfig, steps: int = 40, warmup: int = 10) -> d
     tokens = cfg.batch_size * cfg.seq_len * cfg.accumulate
     dm = datamodule.WikisourceData(run_cfg)
     dm.setup("fit")
-    bare = bare_loop(run_cfg, steps=steps, warmup=warmup, data_loader=_cycle(dm.train_dataloader()))
+    bare = bare_loop(run_cfg, steps=steps, warmup=warmup, data_loader=dm.train_dataloader())
     lightning_tps = tokens / lightning_step
     return {
         "attention": summary.get("attention"),
@@ -244,6 +244,7 @@ def lightning_overhead(cfg: TrainConfig, steps: int = 40, warmup: int = 10) -> d
     }
 
 
-def _cycle(loader):
+def _endless(loader):
+    """`loader`'s batches, read again from its start whenever it ends."""
     while True:
         yield from loader

@@ -218,7 +218,7 @@ def pip_wheel(
 ) -> BuildResult:
     """`pip wheel` of `project` into `cache_dir/<build tag>/` with MAX_JOBS=`jobs`, timed, logged;
     `build.json` beside the log says what was built (`what`: archs, head dims, files), on what, in
-    how long, and whether it worked (a `results/builds.json` row: `tools/record_build.py`)."""
+    how long, and whether it worked (a `results/builds.json` row: `experiments/gpu_machine/record_build.py`)."""
     out = Path(cache_dir) / build_tag()
     out.mkdir(parents=True, exist_ok=True)
     cmd = [

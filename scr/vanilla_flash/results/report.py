@@ -50,6 +50,19 @@ def write_csv(rows: list[dict], path) -> Path:
     return path
 
 
+def stamp(result: dict) -> dict:
+    """What every caption of a result says of where it comes from, read from its provenance: `gpu`,
+    `torch`, `cuda`, `date` (YYYY-MM-DD) and `commit` (7 characters), each a string (\"?\" if unknown)."""
+    m = result.get("environment", {}).get("machine", {})
+    return {
+        "gpu": m.get("gpu_name") or "CPU",
+        "torch": m.get("torch") or "?",
+        "cuda": m.get("cuda") or "?",
+        "date": (result.get("when") or "?")[:10],
+        "commit": (result.get("commit") or "?")[:7],
+    }
+
+
 def _hardware(result: dict) -> str:
     m = result["environment"]["machine"]
     gpu = m.get("gpu_name") or "CPU"

@@ -94,11 +94,7 @@ def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
     if not isinstance(result, dict):
         result = report.load(result)
     t = _FROM_SCRATCH_COLUMNS[lang]
-    m = result["environment"]["machine"]
-    date, commit = result.get("when", "")[:10], (result.get("commit") or "?")[:7]
-    caption = t["caption"].format(
-        gpu=m.get("gpu_name") or "CPU", torch=m.get("torch"), cuda=m.get("cuda"), date=date, commit=commit
-    )
+    caption = t["caption"].format(**report.stamp(result))
     lines = [caption, "", *report.markdown_header(t["header"])]
     for r in result["rows"]:
         arch = r["built_for"]

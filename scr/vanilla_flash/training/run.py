@@ -2,8 +2,9 @@
 
 `train(cfg)` wires the pieces. Before any work it resolves the precision and the attention backend
 that will run (`attention.resolve`: `auto` resolved once, and recorded), and claims the run's folders
-(`checkpoints.claim`: writable, used by no other run, the checkpoint to resume from fits); it stops, changing nothing and showing the
-finished run's summary, if that checkpoint has reached `max_steps` already. Then
+(`checkpoints.claim`: writable, used by no other run, the checkpoint to resume from fits); it stops,
+changing nothing and showing the finished run's summary, if that checkpoint has reached `max_steps`
+already. Then
 `datamodule.WikisourceData` (documents, tokenizer, packed blocks in a resumable order), `GPT2Module` (the
 model with the chosen attention backend and its optimizer), the callbacks of
 `vanilla_flash.training.callbacks`, checkpoints every `ckpt_every` steps and `last.ckpt` (written atomically,

@@ -1,0 +1,6 @@
+# The speed experiment's jobs (experiments/gpu_machine/driver.sh start experiments/speed/jobs.sh [NAME...]);
+# staged: ds. Each writes its JSON under $OUT_DIR.
+job loss_kernel python3 experiments/speed/loss_kernel.py "$OUT_DIR/loss_kernel.json"
+job grad_match python3 experiments/speed/grad_match.py "$OUT_DIR/grad_match.json"
+job speed python3 -m experiments.speed.run --config configs/h200-speed.yaml --steps 40 --out "$OUT_DIR/speed.json"
+job profile python3 experiments/speed/profile.py "$OUT_DIR/speed_profile.json" 400

@@ -1,0 +1,181 @@
+"""The speed experiment: the fastest GPT-2 training on one GPU, against GPT-2 in the plainest PyTorch.
+
+    python -m experiments.speed.run --config configs/h200-speed.yaml [--set KEY=VALUE ...] --steps 40 --out OUT.json
+
+`speed()`: the plain-PyTorch baseline (`experiments.speed.plain_gpt`), then each configuration of
+`SPEED_VARIANTS` through Lightning and in the bare loop (`vanilla_flash.bench.training`), in one run. The
+result file is written after each variant (a run cut short keeps what it measured), with its plot
+beside it (`experiments.speed.tables.speed_plot`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import yaml
+from vanilla_flash.bench import timing
+from vanilla_flash.bench.training import lightning_overhead
+from vanilla_flash.config import TrainConfig
+from vanilla_flash.models import flops, gpt2
+from vanilla_flash.results import plots, provenance
+
+from experiments.speed import tables
+from experiments.speed.plain_gpt import plain_pytorch_loop
+
+# The configurations `speed` compares (the fastest GPT-2 training on one GPU): the project's compact
+# model with everything that helped on the H200 (the residual stream in bf16, the loss's softmax step
+# as a Triton kernel) at batch 128 and at 192 (the memory the chunked loss frees allows both), then
+# transformers' GPT-2 at batch 128, whose loss curve the batch-128 row is compared with; each through
+# Lightning and in the bare loop, back to back. What did not help, or did not need measuring again, is
+# in the earlier runs' files (results/h200/README.md): CUDA graphs, max-autotune, the MLP's bias + GELU
+# as Triton kernels (run 5, commit dd9fe42) or in cuBLASLt's epilogues (speed/fused-mlp-run/, commit
+# a3338a2), the full float32 loss, batches 32 and 64, transformers' GPT-2 run twice.
+_BEST = {"model_impl": "vanilla", "loss": "chunked_triton", "residual": "bf16", "batch_size": 128}
+
+
+SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
+    ("vanilla, chunked loss with Triton kernel, batch 128, bf16 residual", _BEST),
+    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual", {**_BEST, "batch_size": 192}),
+    ("hf, batch 128", {"model_impl": "hf", "loss": "full", "batch_size": 128}),
+)
+
+
+def speed(
+    base: TrainConfig,
+    variants=SPEED_VARIANTS,
+    steps: int = 40,
+    warmup: int = 10,
+    log: Callable[[str], None] = print,
+    after_each: Callable[[dict], None] | None = None,
+    plain_batches: tuple[int, ...] = (128,),
+) -> dict:
+    """`plain_pytorch_loop` at each of `plain_batches` (`plain_pytorch`), then each of `variants`
+    (overrides of `base`) through Lightning and in the bare loop (`lightning_overhead`), and the best
+    Lightning row against the fastest plain one (`best_over_plain`), with MFU against a
+    bf16 matmul measured in the same run, before and after; a variant that fails is recorded with
+    its error and the rest run. Every Lightning run
+    starts from the same weights (same seed; `models.vanilla.build` takes transformers' initialisation)
+    on the same data, so each row's `loss_curve` is compared with the hf row's of the same batch
+    (`max_loss_diff_vs_hf`, `mean_loss_diff_vs_hf`). `after_each` gets the result so far after each variant."""
+    before = timing.matmul_tflops()
+    result = {"matmul_tflops": {"before": before, "after": None}, "rows": []}
+    rows = result["rows"]
+    # the baseline first: the variants' last one compiles for minutes, and a run cut short keeps it
+    result["plain_pytorch"] = plain_rows = _plain_baseline(base, plain_batches, steps, warmup, log)
+    for i, (name, overrides) in enumerate(variants):
+        # each variant compiled afresh: else torch.compile carries one variant's state into the next
+        # (a batch size seen to change turns dynamic; after 8 models' recompiles it runs uncompiled)
+        torch._dynamo.reset()
+        # a run folder per variant, started afresh: one variant's last checkpoint is not another's
+        cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}", resume="never")
+        row = {
+            "name": name,
+            "model_impl": cfg.model_impl,
+            "loss": cfg.loss,
+            "residual": cfg.residual,
+            "attn": cfg.attn,
+            "batch": cfg.batch_size,
+            "seq_len": cfg.seq_len,
+            "compile_mode": cfg.compile_mode if cfg.compile else None,
+            "status": "ok",
+        }
+        rows.append(row)
+        try:
+            row.update(lightning_overhead(cfg, steps=steps, warmup=warmup))
+        except Exception as err:
+            row["status"] = timing.failure_status(err)
+            log(f"{name}: {row['status']}")
+        else:
+            history = plots.read_metrics(f"{cfg.run_dir}/logs")
+            row["loss_curve"] = [[r["step"], round(r["train/loss"], 5)] for r in history if r.get("train/loss")]
+            with torch.device("meta"):  # the FLOPs per token of this model, without allocating it
+                shape = gpt2.build(cfg.model_size, seq_len=cfg.seq_len, **cfg.model_dims)
+            per_token = flops.model_flops_per_token(shape, cfg.seq_len)
+            row["model_tflops"] = round(row["lightning_tokens_per_s"] * per_token / 1e12, 4)
+            log(
+                f"{name}: Lightning {row['lightning_tokens_per_s'] / 1e3:.1f}k tok/s, "
+                f"bare {row['bare_tokens_per_s'] / 1e3:.1f}k (Lightning / bare {row['lightning_over_bare']:.3f}), "
+                f"{row['model_tflops']} model TFLOP/s, peak {row['peak_mem_gib']} GiB"
+            )
+        timing.free_memory()
+        if after_each:
+            after_each(result)
+    measured = [r for r in rows if r.get("lightning_tokens_per_s")]
+    best = max(measured, key=lambda r: r["lightning_tokens_per_s"], default=None)
+    plain = max((r for r in plain_rows if r["status"] == "ok"), key=lambda r: r["tokens_per_s"], default=None)
+    if best and plain:
+        ratio = best["lightning_tokens_per_s"] / plain["tokens_per_s"]
+        result["best_over_plain"] = {"best": best["name"], "plain_batch": plain["batch"], "ratio": round(ratio, 4)}
+        log(f"best through Lightning ({best['name']}) / fastest plain PyTorch (batch {plain['batch']}): {ratio:.3f}")
+        if after_each:
+            after_each(result)
+    result["matmul_tflops"]["after"] = after = timing.matmul_tflops()
+    for row in rows:
+        if before and row.get("model_tflops"):
+            row["mfu_vs_matmul"] = round(row["model_tflops"] / max(before, after), 4)
+        hf = next(
+            (r for r in rows if r["model_impl"] == "hf" and r.get("loss_curve") and r["batch"] == row["batch"]), None
+        )
+        if hf and row is not hf and row.get("loss_curve"):
+            theirs = dict(hf["loss_curve"])
+            diffs = [abs(loss - theirs[step]) for step, loss in row["loss_curve"] if step in theirs]
+            row["max_loss_diff_vs_hf"] = round(max(diffs), 5) if diffs else None
+            row["mean_loss_diff_vs_hf"] = round(sum(diffs) / len(diffs), 5) if diffs else None
+    return result
+
+
+def _plain_baseline(base: TrainConfig, batches, steps: int, warmup: int, log: Callable[[str], None]) -> list[dict]:
+    """`plain_pytorch_loop` at each of `batches`, with `base`'s model sizes, sequence length and
+    gradient clipping, and the project's padded vocabulary; a batch that fails is recorded."""
+    layers, heads, width, _ = base.dims
+    rows = []
+    for batch in batches:
+        torch._dynamo.reset()
+        row = {
+            "batch": batch,
+            "seq": base.seq_len,
+            "grad_clip": bool(base.grad_clip),
+            "vocab": gpt2.padded_vocab(gpt2.GPT2_VOCAB),
+            "status": "ok",
+        }
+        try:
+            row.update(
+                plain_pytorch_loop(
+                    batch, base.seq_len, bool(base.grad_clip), row["vocab"], steps, warmup, layers, heads, width
+                )
+            )
+            log(f"plain PyTorch GPT-2, batch {batch}: {row['tokens_per_s'] / 1e3:.1f}k tok/s (bare)")
+        except Exception as err:
+            row["status"] = timing.failure_status(err)
+            log(f"plain PyTorch GPT-2, batch {batch}: {row['status']}")
+        timing.free_memory()
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="training parameters (YAML), e.g. configs/h200-speed.yaml")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override parameters")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per variant")
+    parser.add_argument("--out", required=True, help="the result file (JSON); its plot goes beside it (.png)")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for pair in args.set:
+        key, _, value = pair.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    cfg = TrainConfig.from_yaml(args.config, **overrides)
+    result = {"kind": "speed", **provenance.provenance()}
+    result.update(
+        speed(cfg, steps=args.steps, after_each=lambda part: provenance.write_json(args.out, {**result, **part}))
+    )
+    provenance.write_json(args.out, result)
+    print(f"wrote {args.out} and {tables.speed_plot(result, Path(args.out).with_suffix('.png'))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""The speed experiment's Markdown tables and its plot (`speed_plot`, against `SPEED_GOAL`), in English
+or Vietnamese, read from its results files (tables written between markers by `tools/docs_tables.py`,
+checked by tests/test_docs.py):
+`speed_markdown` (results/h200/speed.json), `plain_pytorch_markdown` (the plain-PyTorch GPT-2 that the
+speed goal is measured against, results/h200/speed/plain_pytorch_profile.json), `loss_kernel_markdown`
+(the loss kernel's settings, results/h200/speed/loss_kernel.json), `step_profile_markdown` (where a
+step's GPU time goes, and its variants, results/h200/speed/best_profile.json). The loss curves over
+seeds are `experiments.loss_curves.tables`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from vanilla_flash.results import plots, report
+from vanilla_flash.results.tables import number, ratio
+
+_SPEED_COLUMNS = {
+    "en": (
+        "configuration",
+        "Lightning tokens/s",
+        "bare loop tokens/s",
+        "Lightning / bare",
+        "model TFLOP/s",
+        "of the matmul",
+        "peak GiB",
+        "loss vs hf (mean abs. difference)",
+    ),
+    "vi": (
+        "cấu hình",
+        "token/s qua Lightning",
+        "token/s vòng lặp trần",
+        "Lightning / trần",
+        "TFLOP/s của mô hình",
+        "so với phép nhân ma trận",
+        "đỉnh GiB",
+        "loss so với hf (chênh lệch tuyệt đối trung bình)",
+    ),
+}
+
+
+def speed_markdown(path, lang: str = "en") -> str:
+    """`results/h200/speed.json` (`experiments.speed.run`) as a Markdown table in `lang` (en, vi), with the
+    machine and the goal in a caption: `tools/docs_tables.py` writes it into the README and the docs."""
+    result = report.load(path)
+    header = _SPEED_COLUMNS[lang]
+    caption = {
+        "en": "{gpu}, torch {torch}, {date} (commit {commit}); GPT-2 124M, seq 1024, bf16, torch.compile, cuDNN "
+        "attention; goal {goal:.0f}k tokens/s through Lightning.",
+        "vi": "{gpu}, torch {torch}, {date} (commit {commit}); GPT-2 124M, seq 1024, bf16, torch.compile, "
+        "attention cuDNN; mục tiêu {goal:.0f}k token/s qua Lightning.",
+    }[lang].format(**report.stamp(result), goal=SPEED_GOAL / 1e3)
+    lines = [caption, "", *report.markdown_header(header)]
+    rows = valid_speed_rows(result)
+    for r in rows:
+        diff = r.get("mean_loss_diff_vs_hf")
+        cells = [
+            speed_label(r),
+            f"{r['lightning_tokens_per_s'] / 1e3:.1f}k",
+            f"{r['bare_tokens_per_s'] / 1e3:.1f}k",
+            f"{r['lightning_over_bare']:.3f}",
+            f"{r['model_tflops']:.0f}",
+            f"{r.get('mfu_vs_matmul', 0):.0%}",
+            f"{r['peak_mem_gib']:.1f}",
+            "-" if diff is None else f"{diff:.3f}",
+        ]
+        lines.append(report.markdown_row(cells))
+    plain = _PLAIN_ROW[lang]
+    for r in result.get("plain_pytorch", []):
+        if r["status"] == "ok":
+            cells = [
+                plain["label"].format(batch=r["batch"]),
+                "-",
+                f"{r['tokens_per_s'] / 1e3:.1f}k",
+                "-",
+                "-",
+                "-",
+                f"{r['peak_mem_gib']:.1f}",
+                "-",
+            ]
+            lines.append(report.markdown_row(cells))
+    if result.get("best_over_plain") and rows:
+        best = max(rows, key=lambda r: r["lightning_tokens_per_s"])
+        lines += [
+            "",
+            plain["verdict"].format(
+                best=speed_label(best),
+                ratio=number(result["best_over_plain"]["ratio"], lang, 4),
+                goal=number(best["lightning_tokens_per_s"] / SPEED_GOAL, lang),
+                goal_k=f"{SPEED_GOAL / 1e3:.0f}k",
+            ),
+        ]
+    return "\n".join(lines)
+
+
+_PLAIN_ROW = {
+    "en": {
+        "label": "plain PyTorch GPT-2, batch {batch} (its own loop: no Lightning, no transformers)",
+        "verdict": "Best through Lightning ({best}) against the plain-PyTorch GPT-2 of the same run: {ratio}× "
+        "(goal 1.05×); against the goal of {goal_k} tokens/s: {goal}.",
+    },
+    "vi": {
+        "label": "GPT-2 PyTorch thuần, batch {batch} (vòng lặp riêng: không Lightning, không transformers)",
+        "verdict": "Cấu hình nhanh nhất qua Lightning ({best}) so với GPT-2 PyTorch thuần trong cùng lần chạy: "
+        "{ratio}× (mục tiêu 1,05×); so với mục tiêu {goal_k} token/s: {goal}.",
+    },
+}
+
+
+_PLAIN_COLUMNS = {
+    "en": (
+        "batch",
+        "gradient clipping",
+        "vocabulary",
+        "tokens/s",
+        "peak GiB",
+        "yes",
+        "no",
+        "GPT-2 124M in the plainest PyTorch, in a loop of its own, measured on {gpu}, torch {torch}, {date} "
+        "(commit {commit}), after the third speed run, on its machine: nn.Linear, SDPA is_causal, tied "
+        "head, F.cross_entropy, fused AdamW, bf16 autocast, torch.compile; no Lightning, no transformers.",
+    ),
+    "vi": (
+        "batch",
+        "cắt gradient",
+        "từ vựng",
+        "token/s",
+        "đỉnh GiB",
+        "có",
+        "không",
+        "GPT-2 124M viết bằng PyTorch thuần, trong vòng lặp riêng, đo trên {gpu}, torch {torch}, ngày {date} "
+        "(commit {commit}), sau lần chạy tốc độ thứ ba, trên cùng máy: nn.Linear, SDPA is_causal, đầu ra "
+        "gắn với embedding, F.cross_entropy, AdamW fused, autocast bf16, torch.compile; không Lightning, không "
+        "transformers.",
+    ),
+}
+
+
+def plain_pytorch_markdown(path, lang: str = "en") -> str:
+    """The `plain_pytorch` rows of a `experiments/speed/profile.py` result (GPT-2 124M in the plainest
+    PyTorch, in a loop of its own: what the speed goal is measured against) as a Markdown table in
+    `lang` (en, vi), with the machine in a caption."""
+    result = report.load(path)
+    *header, yes, no, caption = _PLAIN_COLUMNS[lang]
+    lines = [
+        caption.format(**report.stamp(result)),
+        "",
+        *report.markdown_header(header),
+    ]
+    for r in result["plain_pytorch"]:
+        if r["status"] != "ok":
+            continue
+        cells = [
+            str(r["batch"]),
+            yes if r["grad_clip"] else no,
+            str(r["vocab"]),
+            f"{r['tokens_per_s'] / 1e3:.1f}k",
+            f"{r['peak_mem_gib']:.1f}",
+        ]
+        lines.append(report.markdown_row(cells))
+    return "\n".join(lines)
+
+
+_LOSS_KERNEL = {
+    "en": {
+        "header": (
+            "kernel",
+            "columns per step",
+            "warps",
+            "programs per SM",
+            "ms per chunk",
+            "vs torch.compile",
+            "max. gradient error",
+        ),
+        "compiled": "torch.compile's kernel (`loss: chunked`)",
+        "form": "the kernel, form `{form}`, its fastest setting",
+        "own": "the kernel, form `{form}`, the module's setting when measured",
+        "caption": "The chunked loss's softmax step on one chunk ({rows} positions x {cols}, bf16), measured on "
+        "{gpu}, torch {torch}, {date} (commit {commit}): {settings} settings of the Triton kernel, "
+        "each checked against PyTorch; median of 20 runs.",
+    },
+    "vi": {
+        "header": (
+            "kernel",
+            "số cột mỗi bước",
+            "warp",
+            "chương trình mỗi SM",
+            "ms mỗi khối",
+            "so với torch.compile",
+            "sai số gradient lớn nhất",
+        ),
+        "compiled": "kernel của torch.compile (`loss: chunked`)",
+        "form": "kernel, dạng `{form}`, thiết lập nhanh nhất",
+        "own": "kernel, dạng `{form}`, thiết lập của module khi đo",
+        "caption": "Bước softmax của loss chia khối trên một khối ({rows} vị trí x {cols}, bf16), đo trên {gpu}, "
+        "torch {torch}, ngày {date} (commit {commit}): {settings} thiết lập của kernel Triton, mỗi "
+        "thiết lập đều được so với PyTorch; trung vị của 20 lần chạy.",
+    },
+}
+
+
+def loss_kernel_markdown(path, lang: str = "en") -> str:
+    """`experiments/speed/loss_kernel.py`'s result as a Markdown table in `lang` (en, vi): torch.compile's
+    kernel, the fastest setting of each form of the Triton kernel, and the module's setting when it
+    was measured, each against torch.compile's time."""
+    result = report.load(path)
+    words = _LOSS_KERNEL[lang]
+    timed = [r for r in result["kernel"] if "ms" in r]
+    baseline = result["torch_compiled"]["ms"]
+    lines = [
+        words["caption"].format(
+            rows=result["rows"],
+            cols=result["cols"],
+            settings=len(timed),
+            **report.stamp(result),
+        ),
+        "",
+        *report.markdown_header(words["header"]),
+    ]
+
+    def line(label: str, r: dict) -> str:
+        setting = [str(r[k]) if r.get(k) is not None else "-" for k in ("block", "warps", "programs_per_sm")]
+        cells = [
+            label,
+            *setting,
+            number(r["ms"], lang),
+            number(r["ms"] / baseline, lang),
+            number(r["max_grad_err"], lang, 2, scientific=True),
+        ]
+        return report.markdown_row(cells)
+
+    lines.append(line(words["compiled"], result["torch_compiled"]))  # no setting: "-" in those columns
+    forms = dict.fromkeys(r.get("form", "-") for r in timed)
+    for form in forms:
+        fastest = min((r for r in timed if r.get("form", "-") == form), key=lambda r: r["ms"])
+        lines.append(line(words["form"].format(form=form), fastest))
+    for r in timed:
+        if r.get("own_setting"):
+            lines.append(line(words["own"].format(form=r.get("form", "-")), r))
+    return "\n".join(lines)
+
+
+_STEP_PROFILE = {
+    "en": {
+        "header": ("bare-loop variant", "batch", "tokens/s", "vs as profiled", "peak GiB"),
+        "caption": "One training step of {variant} (batch {batch}) on {gpu}, torch {torch}, {date} "
+        "(commit {commit}), in the bare loop: {gpu_ms} ms of GPU time per step under torch.profiler, "
+        "of which {groups}. Then the same step with one thing changed, each timed on its own.",
+        "groups": {
+            "matmul": "matmuls",
+            "inductor (Triton)": "inductor's Triton kernels",
+            "attention": "attention",
+            "other": "other kernels",
+            "optimizer": "the optimizer",
+        },
+    },
+    "vi": {
+        "header": ("biến thể vòng lặp trần", "batch", "token/s", "so với bản được đo", "đỉnh GiB"),
+        "caption": "Một bước huấn luyện của {variant} (batch {batch}) trên {gpu}, torch {torch}, ngày {date} "
+        "(commit {commit}), trong vòng lặp trần: {gpu_ms} ms thời gian GPU mỗi bước dưới torch.profiler, "
+        "trong đó {groups}. Sau đó là cùng bước ấy với đúng một thay đổi, mỗi biến thể đo riêng.",
+        "groups": {
+            "matmul": "nhân ma trận",
+            "inductor (Triton)": "kernel Triton của inductor",
+            "attention": "attention",
+            "other": "kernel khác",
+            "optimizer": "bộ tối ưu",
+        },
+    },
+}
+
+
+def step_profile_markdown(path, lang: str = "en") -> str:
+    """`experiments/speed/profile.py`'s result as a Markdown table in `lang` (en, vi): where one step's GPU
+    time goes (in the caption, per group of kernels) and the bare-loop variants against the step as
+    profiled."""
+    result = report.load(path)
+    words, profile = _STEP_PROFILE[lang], result["profile"]
+    variant = profile["variant"]
+    name = ", ".join(f"{k} {v}" for k, v in variant.items() if k != "batch")
+    groups = ", ".join(
+        f"{words['groups'].get(g, g)} {number(ms, lang)} ms"
+        for g, ms in sorted(profile["groups_ms_per_step"].items(), key=lambda kv: -kv[1])
+    )
+    caption = words["caption"].format(
+        variant=name,
+        batch=variant["batch"],
+        **report.stamp(result),
+        gpu_ms=number(profile["gpu_ms_per_step"], lang, 4),
+        groups=groups,
+    )
+    lines = [caption, "", *report.markdown_header(words["header"])]
+    measured = [v for v in result["variants"] if v["status"] == "ok"]
+    base = measured[0]["tokens_per_s"]
+    for v in measured:
+        cells = [
+            v["name"],
+            str(v["batch"]),
+            f"{v['tokens_per_s'] / 1e3:.1f}k",
+            ratio(v["tokens_per_s"] / base, lang),
+            f"{v['peak_mem_gib']:.1f}",
+        ]
+        lines.append(report.markdown_row(cells))
+    return "\n".join(lines)
+
+
+SPEED_GOAL = 590_000  # tokens/s through Lightning for GPT-2 124M at seq 1024 on one H200 (the speed issue's goal)
+
+
+def valid_speed_rows(result: dict) -> list[dict]:
+    """The rows of a speed run's result that measured what they name (not failed, not annotated as
+    invalid afterwards)."""
+    return [r for r in result["rows"] if r["status"] == "ok" and not r.get("note", "").startswith("not a measurement")]
+
+
+def speed_label(row: dict) -> str:
+    """A the speed experiment (`experiments.speed.run`) row's name, with its batch where the name does not say it."""
+    return row["name"] if "batch" in row["name"] else f"{row['name']}, batch {row['batch']}"
+
+
+def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | None:
+    """Tokens/s per configuration of a speed run's result, through Lightning and in the bare loop,
+    with the share of the same run's matmul each reaches through Lightning, the plain-PyTorch GPT-2
+    of the same run (a loop of its own: one bar) and the goal."""
+    rows = valid_speed_rows(result)
+    plain = [r for r in result.get("plain_pytorch", []) if r["status"] == "ok"]
+    if not rows:
+        return None
+    plt = plots.pyplot()
+    n = len(rows) + len(plain)
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.62 * n))
+    y = range(len(rows))
+    ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label="bare loop", color="#bbb")
+    ax.barh(
+        [i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning", color="#e4572e"
+    )
+    for i, r in zip(y, rows, strict=True):
+        share = f" {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
+        ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
+    below = range(len(rows), n)
+    ax.barh(
+        list(below),
+        [r["tokens_per_s"] / 1e3 for r in plain],
+        0.4,
+        color="#4a7fb5",
+        label="plain PyTorch GPT-2 (its own loop)",
+    )
+    if goal:
+        ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=f"goal {goal / 1e3:.0f}k")
+    labels = [speed_label(r) for r in rows] + [f"plain PyTorch, batch {r['batch']}" for r in plain]
+    ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.25)
+    ax.set_xlabel("thousand tokens per second (GPT-2 124M training, seq 1024)")
+    if "environment" in result:
+        ax.set_title("{gpu}, torch {torch}, {date}".format(**report.stamp(result)), fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # beside the bars
+    return plots.save(fig, path)

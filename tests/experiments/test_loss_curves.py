@@ -1,0 +1,59 @@
+"""The loss-curve experiment's table (experiments/loss_curves), read from the committed H200 files."""
+
+from pathlib import Path
+
+import pytest
+
+from experiments.loss_curves import tables as loss_curves
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt2(tmp_path):
+    """Per seed: transformers' GPT-2's loss over the last steps and each configuration's difference
+    from it, read from every loss_curves*.json of the folder; then the mean and standard deviation."""
+    import json
+    import shutil
+    import statistics
+
+    folder = ROOT / "results" / "h200" / "speed" / "loss-curves"
+    results = loss_curves.loss_curve_results(folder)
+    assert len(results) >= 2 and all(r["kind"] == "loss_curves" for r in results)
+    runs = [run for result in results for run in result["runs"] if run["status"] == "ok"]
+    tail = results[0]["tail_steps"]
+
+    def tail_mean(run):
+        return sum(loss for _, loss in run["loss_curve"][-tail:]) / tail
+
+    first = {}
+    for run in runs:
+        if run["config"] == "hf":
+            first.setdefault(run["seed"], run)
+    for lang, point in (("en", "."), ("vi", ",")):
+        lines = loss_curves.loss_curves_markdown(folder, lang).splitlines()
+        header = [c.strip() for c in lines[2].strip("|").split("|")]
+        table = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+        rows, mean_row, sd_row = {cells[0]: cells for cells in table[:-2]}, table[-2], table[-1]
+        assert list(rows) == [str(seed) for seed in sorted(first)]
+
+        def value(cell: str) -> float:
+            return float(cell.replace(",", "."))
+
+        for config in ("vanilla, bf16 residual", "vanilla, float32 residual"):
+            column = header.index(config)
+            differences = []
+            for run in (r for r in runs if r["config"] == config):
+                differences.append(tail_mean(run) - tail_mean(first[run["seed"]]))
+                assert value(rows[str(run["seed"])][column]) == pytest.approx(differences[-1], abs=6e-4)
+            assert value(mean_row[column]) == pytest.approx(statistics.mean(differences), abs=6e-4)
+            assert value(sd_row[column]) == pytest.approx(statistics.stdev(differences), abs=6e-4)
+        assert point in rows[str(runs[0]["seed"])][1]
+    copy = tmp_path / "curves"
+    shutil.copytree(folder, copy)
+    changed = json.loads((copy / "loss_curves.json").read_text())
+    bf16 = next(run for run in changed["runs"] if run["config"] == "vanilla, bf16 residual")
+    bf16["loss_curve"] = [[step, loss + 0.5] for step, loss in bf16["loss_curve"]]
+    (copy / "loss_curves.json").write_text(json.dumps(changed))
+    before = loss_curves.loss_curves_markdown(folder).splitlines()
+    after = loss_curves.loss_curves_markdown(copy).splitlines()
+    assert [a != b for a, b in zip(before, after, strict=True)].count(True) == 3  # that seed, the mean, the deviation

@@ -1,0 +1,142 @@
+"""The speed experiment (experiments/speed) on a CPU: its run's structure, and its tables and plot read
+from the committed H200 files."""
+
+from pathlib import Path
+
+import pytest
+from vanilla_flash.config import TrainConfig
+from vanilla_flash.results import tables
+
+from experiments.speed import run
+from experiments.speed import tables as speed_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_path):
+    """The structure of the speed run (its figures are the H200's): a row per variant, both loops,
+    their ratio, model TFLOP/s; a variant that cannot run is recorded and the others run; a plot."""
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                      bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False)  # fmt: skip
+    variants = (("vanilla, chunked loss", {"model_impl": "vanilla", "loss": "chunked"}),
+                ("a broken one", {"model_impl": "vanilla", "attn": "flash_attn_2"}),
+                ("hf", {"model_impl": "hf"}))  # fmt: skip
+    result = run.speed(cfg, variants, steps=3, warmup=2, plain_batches=(2,))
+    ok, broken, hf = result["rows"]
+    assert (ok["model_impl"], ok["loss"], hf["model_impl"]) == ("vanilla", "chunked", "hf")
+    assert ok["status"] == hf["status"] == "ok" and broken["status"].startswith("error")
+    for row in (ok, hf):
+        assert row["lightning_tokens_per_s"] > 0 and row["bare_tokens_per_s"] > 0 and row["model_tflops"] > 0
+    assert result["matmul_tflops"] == {"before": None, "after": None} and "mfu_vs_matmul" not in ok  # no GPU here
+    assert speed_tables.speed_plot(result, tmp_path / "speed.png").stat().st_size > 1000
+    # the plain-PyTorch baseline, with the run's sizes, and the best Lightning row against it
+    (plain,) = result["plain_pytorch"]
+    assert plain["status"] == "ok" and plain["tokens_per_s"] > 0 and (plain["batch"], plain["seq"]) == (2, 32)
+    best = max((ok, hf), key=lambda r: r["lightning_tokens_per_s"])
+    assert result["best_over_plain"]["best"] == best["name"]
+    assert result["best_over_plain"]["ratio"] == pytest.approx(best["lightning_tokens_per_s"] / plain["tokens_per_s"],
+                                                               rel=1e-3)  # fmt: skip
+
+
+def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what_measured_nothing(tmp_path):
+    import json
+
+    path = ROOT / "results" / "h200" / "speed.json"
+    result = json.loads(path.read_text())
+    valid = [r for r in result["rows"] if r["status"] == "ok" and "note" not in r]
+    plain = [r for r in result["plain_pytorch"] if r["status"] == "ok"]
+    assert valid and plain
+    best = max(valid, key=lambda r: r["lightning_tokens_per_s"])
+    for lang, point in (("en", "."), ("vi", ",")):
+        table = speed_tables.speed_markdown(path, lang)
+        lines = table.splitlines()
+        first = next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1
+        rows = lines[first : first + len(valid) + len(plain)]
+        for line, r in zip(rows[: len(valid)], valid, strict=True):
+            assert r["name"] in line and f"{r['lightning_tokens_per_s'] / 1e3:.1f}k" in line
+            assert f"{r['bare_tokens_per_s'] / 1e3:.1f}k" in line and f"{r['lightning_over_bare']:.3f}" in line
+        for line, r in zip(rows[len(valid) :], plain, strict=True):  # the plain-PyTorch GPT-2: its own loop only
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert f"batch {r['batch']}" in cells[0] and cells[1] == "-"
+            assert cells[2] == f"{r['tokens_per_s'] / 1e3:.1f}k"
+        # then the verdict: the best row against the plain model (the file's ratio) and against the goal
+        verdict = lines[first + len(valid) + len(plain) + 1]
+        assert best["name"] in verdict
+        assert f"{result['best_over_plain']['ratio']:.3f}×".replace(".", point) in verdict
+        assert f"{best['lightning_tokens_per_s'] / speed_tables.SPEED_GOAL:.3f}".replace(".", point) in verdict
+        goal = f"{speed_tables.SPEED_GOAL / 1e3:.0f}k"
+        assert result["environment"]["machine"]["gpu_name"] in table and goal in table
+    # a row annotated afterwards as not a measurement (a run that fell back to eager), and one that failed
+    annotated = dict(valid[0], name="ran uncompiled", note="not a measurement: dynamo gave up compiling")
+    failed = {**valid[0], "name": "ran out of memory", "status": "OOM"}
+    changed = dict(result, rows=[dict(valid[0], lightning_tokens_per_s=123456.0), annotated, failed])
+    (tmp_path / "speed.json").write_text(json.dumps(changed))
+    table = speed_tables.speed_markdown(tmp_path / "speed.json")
+    assert "123.5k" in table and "ran uncompiled" not in table and "ran out of memory" not in table
+    assert speed_tables.speed_plot(changed, tmp_path / "speed.png").stat().st_size > 1000
+
+
+def test_the_plain_pytorch_table_is_read_from_the_committed_h200_profile(tmp_path):
+    import json
+
+    path = ROOT / "results" / "h200" / "speed" / "plain_pytorch_profile.json"
+    result = json.loads(path.read_text())
+    measured = [r for r in result["plain_pytorch"] if r["status"] == "ok"]
+    assert measured
+    for lang, yes in (("en", "yes"), ("vi", "có")):
+        lines = speed_tables.plain_pytorch_markdown(path, lang).splitlines()
+        rows = lines[next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1 :]
+        assert len(rows) == len(measured)
+        for line, r in zip(rows, measured, strict=True):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert cells[0] == str(r["batch"]) and cells[2] == str(r["vocab"])
+            assert cells[3] == f"{r['tokens_per_s'] / 1e3:.1f}k" and (cells[1] == yes) == r["grad_clip"]
+    changed = dict(result, plain_pytorch=[dict(measured[0], tokens_per_s=654321.0), {"status": "error: OOM"}])
+    (tmp_path / "profile.json").write_text(json.dumps(changed))
+    assert "654.3k" in speed_tables.plain_pytorch_markdown(tmp_path / "profile.json")
+
+
+def test_the_loss_kernel_table_gives_each_forms_fastest_setting_from_the_committed_file(tmp_path):
+    import json
+
+    path = ROOT / "results" / "h200" / "speed" / "loss_kernel.json"
+    result = json.loads(path.read_text())
+    timed = [r for r in result["kernel"] if "ms" in r]
+    forms = {r["form"] for r in timed}
+    for lang, point in (("en", "."), ("vi", ",")):
+        lines = speed_tables.loss_kernel_markdown(path, lang).splitlines()
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[lines.index(next(
+            line for line in lines if line.startswith("|---"))) + 1 :]]  # fmt: skip
+        assert len(rows) == 1 + len(forms) + 1  # torch.compile's, each form's fastest, the module's setting then
+        assert rows[0][4] == tables.number(result["torch_compiled"]["ms"], lang)
+        for form in forms:
+            fastest = min((r for r in timed if r["form"] == form), key=lambda r: r["ms"])
+            row = next(cells for cells in rows if f"`{form}`" in cells[0])
+            assert row[1:5] == [str(fastest["block"]) if fastest["block"] else "-", str(fastest["warps"]),
+                                str(fastest["programs_per_sm"]), tables.number(fastest["ms"], lang)]  # fmt: skip
+            assert row[5] == tables.number(fastest["ms"] / result["torch_compiled"]["ms"], lang)
+        assert f"{len(timed)} " in lines[0] and result["commit"][:7] in lines[0] and point in rows[0][4]
+    faster = dict(result, kernel=[dict(timed[0], ms=0.123)])
+    (tmp_path / "loss_kernel.json").write_text(json.dumps(faster))
+    assert "| 0.123 |" in speed_tables.loss_kernel_markdown(tmp_path / "loss_kernel.json")
+
+
+def test_the_step_profile_table_gives_the_gpu_time_and_each_variant_against_the_step_profiled(tmp_path):
+    import json
+
+    path = ROOT / "results" / "h200" / "speed" / "best_profile.json"
+    result = json.loads(path.read_text())
+    measured = [v for v in result["variants"] if v["status"] == "ok"]
+    lines = speed_tables.step_profile_markdown(path).splitlines()
+    assert f"{tables.number(result['profile']['gpu_ms_per_step'], 'en', 4)} ms of GPU time" in lines[0]
+    for group, ms in result["profile"]["groups_ms_per_step"].items():
+        assert tables.number(ms, "en") + " ms" in lines[0], group
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+    assert [r[0] for r in rows] == [v["name"] for v in measured]
+    for cells, v in zip(rows, measured, strict=True):
+        assert cells[2] == f"{v['tokens_per_s'] / 1e3:.1f}k"
+        assert cells[3] == f"{v['tokens_per_s'] / measured[0]['tokens_per_s']:.3f}"
+    assert "trong đó nhân ma trận" in speed_tables.step_profile_markdown(path, "vi")
+    failed = dict(result, variants=[*result["variants"], {"name": "batch 256", "status": "OOM"}])
+    (tmp_path / "profile.json").write_text(json.dumps(failed))
+    assert "batch 256" not in speed_tables.step_profile_markdown(tmp_path / "profile.json")
