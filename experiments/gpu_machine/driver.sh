@@ -9,7 +9,8 @@
 #                                  commit the results are stamped with (the copy has no git metadata).
 #   driver.sh start JOBS [NAME...] in the background: install what is staged (datasets and papermill,
 #                                  flash-attn 4; flash-attn 1.0.9 from a staged wheel, or built from
-#                                  fa1.tar.gz for $FA1_ARCHS when that is set), then run the experiment's
+#                                  fa1.tar.gz for $FA1_ARCHS (and $FA1_HEAD_DIMS) when set, in the background:
+#                                  a job that needs it calls `needs_fa1` first), and run the experiment's
 #                                  job file JOBS (e.g. experiments/speed/jobs.sh): all its jobs, or those named
 #   driver.sh wait SECONDS         wait for the jobs (at most SECONDS), print their status lines
 #   driver.sh collect OUT          copy each job's files and log (machine paths scrubbed), the status and
@@ -47,6 +48,10 @@ job() {  # NAME COMMAND...: skipped unless named in $ONLY (when set)
   echo "$name $status $(($(date +%s) - start))s matmul $before/$(matmul_tflops)" >> "$OUT_DIR/status"
 }
 
+needs_fa1() {  # in a job file: wait until flash-attn 1.0.9 is installed (it builds while the first jobs run)
+  while [ ! -e "$VF/fa1/done" ]; do sleep 3; done
+}
+
 setup() {  # install what is staged; prints the PYTHONPATH of it
   local path=$repo/scr
   for part in ds nb; do
@@ -75,7 +80,7 @@ fa1() {  # flash-attn 1.0.9 into $VF/fa1/site: a staged wheel, or a build for $F
     echo 0 > $VF/fa1/build_seconds
   else
     PYTHONPATH=$repo/scr python3 -m vanilla_flash build fa1 --archs "$FA1_ARCHS" --source $in/fa1.tar.gz \
-      --cache $VF/fa1/wheels --work-dir $VF/fa1 > $VF/fa1/build.out 2>&1 &&
+      ${FA1_HEAD_DIMS:+--head-dims "$FA1_HEAD_DIMS"} --cache $VF/fa1/wheels --work-dir $VF/fa1 > $VF/fa1/build.out 2>&1 &&
       python3 -m pip install -q --no-index --no-deps --target $VF/fa1/site $VF/fa1/wheels/*/flash_attn-*.whl
     status=$?
     echo $(($(date +%s) - start)) > $VF/fa1/build_seconds
@@ -99,12 +104,16 @@ export PYTHONPATH=$repo:$path VANILLA_FLASH_COMMIT=$(cat $in/commit 2> /dev/null
 ENV
   # shellcheck disable=SC2016
   (setsid nohup bash -c "source $VF/env.sh; source $0 functions
-     if [ -e $in/fa1wheels ] || [ -n '${FA1_ARCHS:-}' ]; then FA1_ARCHS='${FA1_ARCHS:-}' fa1; fi
+     if [ -e $in/fa1wheels ] || [ -n '${FA1_ARCHS:-}' ]; then
+       FA1_ARCHS='${FA1_ARCHS:-}' FA1_HEAD_DIMS='${FA1_HEAD_DIMS:-}' fa1 &
+     else
+       mkdir -p $VF/fa1 && echo none > $VF/fa1/done
+     fi
      nvidia-smi > $out/nvidia-smi.txt
      source $jobs
      echo done >> $out/status" > $VF/launch.out 2>&1 < /dev/null &)
   echo "started $jobs ${*:-(every job)}" ;;
-functions) ;;  # sourced by the background session for job(), fa1()
+functions) ;;  # sourced by the background session for job(), fa1(), needs_fa1()
 wait)
   end=$(($(date +%s) + $2))
   while [ "$(date +%s)" -lt $end ] && ! grep -q '^done' $out/status 2> /dev/null; do sleep 5; done

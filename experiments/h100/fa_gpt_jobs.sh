@@ -4,6 +4,7 @@
 # transformers' GPT-2 and flash-attn's GPT are compared: logits with the same weights, and tokens/s and memory
 # with the fused parts off and on, all variants in one run. dropout_layer_norm (about sixty CUDA files) is
 # built last: if it fails, the comparison refuses that variant and runs the rest.
+needs_fa1
 mkdir -p "$VF/fa1src" && tar xzf "$IN/fa1.tar.gz" -C "$VF/fa1src"
 ext() {  # build one extension (or reuse its wheel), install it next to flash-attn
   python3 experiments/h100/build_extension.py "$1" "$VF/fa1src/fa1" "$VF/ext-wheels" "$VF/ext-build"

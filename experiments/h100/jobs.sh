@@ -1,5 +1,6 @@
 # The H100 benchmarks (experiments/gpu_machine/driver.sh start experiments/h100/jobs.sh); staged: ds, fa4a,
 # fa4b, and FA1_ARCHS=90 with fa1.tar.gz (or fa1wheels). Most wanted first: a session may end early.
+needs_fa1
 vf() { python3 -m vanilla_flash "$@"; }
 cfg=configs/h100-124m.yaml
 best=(attn=sdpa_cudnn compile=true)

@@ -4,6 +4,7 @@
 # network there), and the flash-attn 1.0.9 wheel the driver built (sm90) put in the notebooks' wheel cache,
 # where 02_build finds it as it would on Drive in a second Colab session (an sm75 wheel would build but not
 # run on an H100).
+needs_fa1
 mkdir -p runs/wheels && cp -r "$VF"/fa1/wheels/* runs/wheels/
 job nb_hopper python3 -m vanilla_flash notebooks --target hopper --out "$OUT_DIR/nb_hopper"
 job nb_t4 python3 -m vanilla_flash notebooks --target t4 --out "$OUT_DIR/nb_t4" --set train.data_source=sample \

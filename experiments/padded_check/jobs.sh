@@ -11,7 +11,7 @@
 # 3. head_dim_48_calls: `attend` and a GPT-2 forward at head dim 48 must stop with our message.
 (python3 -m vanilla_flash build fa2 --archs 90 --head-dims 64 --source "$IN/fa2.tar.gz" --cache "$VF/fa2wheels" \
   --work-dir "$VF/fa2build" --jobs 8 > "$VF/fa2.out" 2>&1) &
-while [ ! -e "$VF/fa1/done" ]; do sleep 3; done
+needs_fa1
 job fa1 python3 -m vanilla_flash check --out "$OUT_DIR/backends.json"
 wait
 python3 -m pip install -q --no-index --no-deps --target "$VF/fa2site" "$VF"/fa2wheels/*/flash_attn-2.8.3*.whl

@@ -1,0 +1,173 @@
+"""The ladder of CUDA kernels that notebook 05 climbs: FlashAttention's forward pass, from one thread per
+query row to tensor cores, one idea a rung.
+
+Each rung is a file of `kernels/` (`RUNGS`, in order); what they share (the call from PyTorch, the tile
+loads, the tensor-core instructions as PTX) is `kernels/common.cuh`. Every rung uses only instructions a
+T4 (sm_75) has, `mma.sync.m16n8k8` and `ldmatrix` among them, so a rung built as `compute_75` PTX is the
+build a T4 gets, and runs on every later GPU through the driver's compiler.
+
+- `RUNGS`, `source(name)`, `changes(name)`: each rung, its file, and what it changed (a unified diff
+  against the rung before);
+- `build(names, arch)`: the rungs compiled with `load_inline` into one module (`forward(module, name, q,
+  k, v, causal)` calls one);
+- `check(module, name, ...)`: a rung against float32 attention, row by row;
+- `measure(module, names, ...)`: each rung's time beside naive PyTorch and the library backends, in one
+  process.
+
+Tensors are (batch, heads, seq, head_dim), float16, head dims 64 and 128.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+KERNELS = Path(__file__).parent / "kernels"
+HEAD_DIMS = (64, 128)
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    file: str
+    idea: str  # one sentence: what this rung changes and why it helps
+
+
+RUNGS = (
+    Rung("scalar", "rung0_scalar.cu", "one thread per query row, scalar fp32 arithmetic: where part 1 left off"),
+    Rung(
+        "warp_tiles",
+        "rung1_warp_tiles.cu",
+        "a warp per 16 query rows: every value read from shared memory serves 16 rows, not one",
+    ),
+    Rung("mma", "rung2_mma.cu", "Q Kᵀ and P V on the tensor cores (mma.sync.m16n8k8), fragments loaded one by one"),
+    Rung("ldmatrix", "rung3_ldmatrix.cu", "the fragments loaded with ldmatrix: 16 bytes a lane, four tiles at once"),
+    Rung(
+        "softmax_in_registers",
+        "rung4_softmax_in_registers.cu",
+        "the online softmax kept in registers, the scores' accumulators reused as P: no trip through shared memory",
+    ),
+    Rung("swizzle", "rung5_swizzle.cu", "shared memory laid out without bank conflicts (an XOR swizzle)"),
+    Rung("prefetch", "rung6_prefetch.cu", "the next key tile loaded while this one is computed"),
+)
+NAMES = tuple(r.name for r in RUNGS)
+
+
+def rung(name: str) -> Rung:
+    for r in RUNGS:
+        if r.name == name:
+            return r
+    raise ValueError(f"no rung {name!r}; the ladder: {', '.join(NAMES)}")
+
+
+def source(name: str) -> str:
+    """The CUDA source of rung `name`."""
+    return (KERNELS / rung(name).file).read_text()
+
+
+def changes(name: str) -> str:
+    """What rung `name` changed, as a unified diff against the rung before (the whole file for the first)."""
+    index = NAMES.index(rung(name).name)
+    if index == 0:
+        return source(name)
+    before = RUNGS[index - 1]
+    lines = difflib.unified_diff(
+        source(before.name).splitlines(keepends=True),
+        source(name).splitlines(keepends=True),
+        fromfile=before.file,
+        tofile=rung(name).file,
+    )
+    return "".join(lines)
+
+
+def gencode(arch: str) -> str:
+    """nvcc's flag for `arch`: "90" is machine code for sm_90; "compute_75" is PTX alone, which the
+    driver compiles when the module loads, for whatever GPU is there (a T4's build run on an H100)."""
+    number = arch.removeprefix("compute_")
+    return f"-gencode=arch=compute_{number},code={'compute' if arch.startswith('compute_') else 'sm'}_{number}"
+
+
+def module_source(names) -> tuple[str, str]:
+    """The CUDA and C++ sources of one module holding rungs `names`: each rung in a namespace of its name,
+    called through `<name>_forward`."""
+    cuda = ['#include "common.cuh"']
+    cpp = []
+    for name in names:
+        signature = (
+            f"std::vector<torch::Tensor> {name}_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, bool causal)"
+        )
+        cuda += [
+            f"namespace {name} {{",
+            f'#include "{rung(name).file}"',
+            "}",
+            f"{signature} {{ return {name}::forward(q, k, v, causal); }}",
+        ]
+        cpp.append(signature + ";")
+    return "\n".join(cuda) + "\n", "\n".join(cpp) + "\n"
+
+
+def build(names=NAMES, arch: str | None = None, build_dir: str | None = None, verbose: bool = False):
+    """Compile rungs `names` for `arch` (default: this GPU's machine code; "compute_75": a T4's
+    instructions as PTX) with `load_inline`, into one module. Needs a CUDA toolkit."""
+    from torch.utils.cpp_extension import load_inline
+
+    if arch is None:
+        major, minor = torch.cuda.get_device_capability()
+        arch = f"{major}{minor}"
+    cuda, cpp = module_source(names)
+    files = "".join((KERNELS / f).read_text() for f in ["common.cuh", *(rung(n).file for n in names)])
+    digest = hashlib.sha1((cuda + files + arch).encode()).hexdigest()[:10]  # a changed rung is rebuilt
+    return load_inline(
+        name=f"vf_ladder_{arch}_{digest}",
+        cpp_sources=cpp,
+        cuda_sources=cuda,
+        functions=[f"{n}_forward" for n in names],
+        extra_cuda_cflags=["-O3", "--use_fast_math", "-std=c++17", gencode(arch)],
+        extra_include_paths=[str(KERNELS)],
+        build_directory=build_dir,
+        verbose=verbose,
+    )
+
+
+def forward(module, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False):
+    """Rung `name` of a built module: (output, log-sum-exp of each row)."""
+    return getattr(module, f"{rung(name).name}_forward")(q, k, v, causal)
+
+
+def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention and each row's log-sum-exp in float32, the scores written out."""
+    scores = q.float() @ k.float().transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        n = q.shape[-2]
+        scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v.float(), torch.logsumexp(scores, dim=-1)
+
+
+def check(module, name: str, batch=2, heads=3, seq=777, head_dim=64, causal=True, seed=0) -> dict:
+    """Rung `name` against float32 attention on random fp16 inputs: the relative error of the output
+    and the largest error of the log-sum-exp, and the rows that differ most."""
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    q, k, v = (
+        torch.randn(batch, heads, seq, head_dim, device="cuda", dtype=torch.float16, generator=g) for _ in range(3)
+    )
+    out, lse = forward(module, name, q, k, v, causal)
+    ref, ref_lse = reference(q, k, v, causal)
+    row_err = (out.float() - ref).norm(dim=-1) / ref.norm(dim=-1).clamp_min(1e-6)
+    worst = row_err.flatten().topk(min(3, row_err.numel()))
+    return {
+        "rung": name,
+        "shape": f"B{batch} H{heads} S{seq} D{head_dim}",
+        "causal": causal,
+        "rel_err": ((out.float() - ref).norm() / ref.norm()).item(),
+        "lse_max_abs_err": (lse - ref_lse).abs().max().item(),
+        "worst_rows": [
+            {"row": int(i) % seq, "head": int(i) // seq, "rel_err": float(e)}
+            for e, i in zip(worst.values, worst.indices, strict=True)
+        ],
+        "finite": bool(torch.isfinite(out).all()),
+    }
