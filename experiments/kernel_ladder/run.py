@@ -21,6 +21,7 @@ import torch
 from vanilla_flash import env
 from vanilla_flash.attention import registry as attention
 from vanilla_flash.bench import timing
+from vanilla_flash.builds import inline
 from vanilla_flash.results import provenance
 from vanilla_flash.teach import from_scratch, ladder
 
@@ -41,7 +42,7 @@ def build_turing_kernel(folder: str):
         sources=[f"{src}/flash_api.cpp", *(f"{src}/src/flash_{k}" for k in kinds)],
         extra_include_paths=[src, f"{src}/src", f"{folder}/csrc/cutlass/include"],
         extra_cuda_cflags=["-O3", "--use_fast_math", "-std=c++17", "--expt-relaxed-constexpr",
-                           ladder.gencode("compute_75")],
+                           inline.gencode("compute_75")],
         verbose=False,
     )  # fmt: skip
 

@@ -12,9 +12,11 @@ and inside a subpackage its modules import each other without a circle):
 - `env`: what this machine is (GPU, versions, Colab), read into a `Machine`.
 - `builds/`: flash-attn onto this machine: the label a build carries and which GPU runs which code
   (`labels`), what to install (`install`), builds from source (`sources`) and the edits they make to
-  flash-attn's build files (`edits`), the fused extensions (`fused`).
-- `attention/`: the backend registry, `why_not`, the `auto` rule, `attend` (`registry`); eager and the SDPA
-  family (`sdpa`); the flash-attn calls (`flash_attn`); the masks transformers builds for them (`masks`).
+  flash-attn's build files (`edits`), the fused extensions (`fused`), this package's own CUDA sources
+  (`kernels/`) compiled here (`inline`).
+- `attention/`: the backend registry, `why_not`, the `auto` rule, `attend` (`registry`); the backends it holds
+  (`backends`): eager and the SDPA family (`sdpa`), the flash-attn calls (`flash_attn`), notebook 05's kernel
+  (`from_scratch`); the masks transformers builds for them (`masks`).
 - `results/`: where a result comes from (`provenance`), figures (`plots`), plots and tables from
   results files (`report`, `tables`); the one way a result is written (`provenance.write_json`).
 - `models/`: GPT-2 by name (`gpt2`), the compact one (`vanilla`) and its loss kernel (`loss_kernel`),
@@ -23,7 +25,7 @@ and inside a subpackage its modules import each other without a circle):
   (`run`).
 - `bench/`: every backend against an fp32 reference (`check`), timing, the attention benchmarks and their
   memory sweep (`attention`, `memory`), the training benchmarks (`training`).
-- `teach/`: FlashAttention written from scratch (`from_scratch`).
+- `teach/`: FlashAttention written from scratch (`from_scratch`) and its ladder of CUDA kernels (`ladder`).
 - `notebook`: helpers the notebook cells call, and the papermill runner.
 - `cli`: ``python -m vanilla_flash COMMAND``.
 

@@ -1,8 +1,9 @@
-"""Attention: one registry of backends and one calling convention (`registry`), the SDPA and
-flash-attn families behind it (`flash_attn` for the flash-attn libraries), and the masks transformers
-builds for them (`masks`). The names below are the registry's public face: ``from vanilla_flash
-import attention; attention.attend("sdpa", q, k, v)``."""
+"""Attention: one registry of backends and one calling convention (`registry`), the backends it holds
+(`backends`: the SDPA family, the flash-attn libraries of `flash_attn`, and `from_scratch`, notebook 05's
+own kernel), and the masks transformers builds for them (`masks`). The names below are the registry's
+public face: ``from vanilla_flash import attention; attention.attend("sdpa", q, k, v)``."""
 
+from vanilla_flash.attention import backends  # noqa: F401  (registers every backend)
 from vanilla_flash.attention.registry import (
     Backend,
     attend,

@@ -38,7 +38,7 @@ import torch
 from vanilla_flash import env, targets
 from vanilla_flash.attention import flash_attn as fab
 from vanilla_flash.attention.masks import causal_or_sdpa_mask
-from vanilla_flash.attention.sdpa import dtype_name, eager_forward, forced_sdpa, sdpa_forward
+from vanilla_flash.attention.sdpa import dtype_name
 from vanilla_flash.env import Machine
 from vanilla_flash.errors import AttentionError, ConfigError
 
@@ -68,12 +68,13 @@ class Backend:
     library: int | None = None  # flash-attn major version it needs
     turing_backward_max_head_dim: int | None = None  # below sm80 its backward takes head dims up to this
     builtin: bool = False  # transformers' own name, not registered by us
+    rules: Callable | None = None  # the backend's own rules: (machine, dtype, head_dim, training) -> why not
 
 
 _REGISTRY: dict[str, Backend] = {}
 
 
-def _add(*args, **kwargs) -> None:
+def add(*args, **kwargs) -> None:
     """Register `Backend(*args, **kwargs)`."""
     backend = Backend(*args, **kwargs)
     _REGISTRY[backend.name] = backend
@@ -149,7 +150,7 @@ def why_not(
         return "PyTorch's CPU flash kernel has no dropout; use sdpa or set attn_pdrop=0"
     if b.library is not None:  # installed, importable, and built with a kernel for this call
         return fab.why_not_here(b.library, machine, dtype, head_dim)
-    return None
+    return b.rules(machine, dtype, head_dim, training) if b.rules else None
 
 
 def _head_dim_multiple(b: Backend, dtype: torch.dtype | None, machine: Machine) -> int:
@@ -297,82 +298,13 @@ def _check_call(b: Backend, q: torch.Tensor, dropout: float) -> None:
         )
 
 
-def _auto_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
+def auto_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
     if attention_mask is not None:
         name = "sdpa"  # a padded batch (or a cache): SDPA takes any mask, and gets it
     else:
         compiling = torch.compiler.is_compiling()
         name = _auto_choice(query.dtype, query.shape[-1], bool(dropout), query.is_cuda, compiling)
     return _run(_REGISTRY[name], module, query, key, value, attention_mask, dropout, scaling, is_causal, **kw)
-
-
-_add("eager", "transformers' eager attention: matmul, softmax, matmul", eager_forward, "eager", builtin=True)
-_add("sdpa", "PyTorch scaled_dot_product_attention, kernel chosen by PyTorch", sdpa_forward, "sdpa", builtin=True)
-_add("sdpa_math", "PyTorch SDPA, math kernel (reference, slow)", forced_sdpa("MATH", "sdpa_math"), "sdpa")
-_add(
-    "sdpa_efficient",
-    "PyTorch SDPA, memory-efficient kernel (xFormers)",
-    forced_sdpa("EFFICIENT_ATTENTION", "sdpa_efficient"),
-    "sdpa",
-    cuda_only=True,
-    min_cc=5.0,
-)
-_add(
-    "sdpa_flash",
-    "PyTorch SDPA, flash kernel (FlashAttention-2 inside PyTorch)",
-    forced_sdpa("FLASH_ATTENTION", "sdpa_flash"),
-    "sdpa",
-    min_cc=8.0,
-    half_only=True,
-    max_head_dim=256,
-)
-_add(
-    "sdpa_cudnn",
-    "PyTorch SDPA, cuDNN kernel",
-    forced_sdpa("CUDNN_ATTENTION", "sdpa_cudnn"),
-    "sdpa",
-    cuda_only=True,
-    min_cc=8.0,
-    half_only=True,
-    max_head_dim=128,
-)
-_add(
-    "flash_attn_1",
-    "flash-attn 1.x (Turing and newer), variable-length API",
-    fab.flash_attn_1_forward,
-    "flash",
-    cuda_only=True,
-    min_cc=7.5,
-    half_only=True,
-    max_head_dim=128,
-    library=1,
-    turing_backward_max_head_dim=64,
-)
-_add(
-    "flash_attn_2",
-    "flash-attn 2.x (Ampere and newer)",
-    fab.flash_attn_2_forward,
-    "flash",
-    cuda_only=True,
-    min_cc=8.0,
-    half_only=True,
-    max_head_dim=256,
-    library=2,
-)
-_add(
-    "flash_attn_4",
-    "flash-attn 4, CuTe DSL (Hopper and Blackwell)",
-    fab.flash_attn_4_forward,
-    "flash",
-    cuda_only=True,
-    min_cc=9.0,
-    max_cc=10.3,
-    half_only=True,
-    max_head_dim=128,
-    dropout=False,
-    library=4,
-)
-_add("auto", "the fastest backend that runs here, chosen per call", _auto_forward, "sdpa")
 
 
 def _run(b: Backend, module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):

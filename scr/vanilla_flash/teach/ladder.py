@@ -1,15 +1,16 @@
 """The ladder of CUDA kernels that notebook 05 climbs: FlashAttention's forward pass, from one thread per
 query row to tensor cores, one idea a rung.
 
-Each rung is a file of `kernels/` (`RUNGS`, in order); what they share (the call from PyTorch, the tile
-loads, the tensor-core instructions as PTX) is `kernels/common.cuh`. Every rung uses only instructions a
+Each rung is a file of `vanilla_flash/kernels/` (`RUNGS`, in order); what they share (the call from
+PyTorch, the tile loads, the tensor-core instructions as PTX) is `kernels/common.cuh`. The last rung is
+also the `from_scratch` attention backend (`vanilla_flash.attention.from_scratch`). Every rung uses only instructions a
 T4 (sm_75) has, `mma.sync.m16n8k8` and `ldmatrix` among them, so a rung built as `compute_75` PTX is the
 build a T4 gets, and runs on every later GPU through the driver's compiler.
 
 - `RUNGS`, `source(name)`, `changes(name)`: each rung, its file, and what it changed (a unified diff
   against the rung before);
-- `build(names, arch)`: the rungs compiled with `load_inline` into one module (`forward(module, name, q,
-  k, v, causal)` calls one);
+- `build(names, arch)`: the rungs compiled into one module (`builds.inline`; `forward(module, name, q, k,
+  v, causal)` calls one);
 - `check(module, name, ...)`: a rung against float32 attention, row by row;
 - `measure(module, names, ...)`: each rung's time beside naive PyTorch and the library backends, in one
   process.
@@ -20,14 +21,13 @@ Tensors are (batch, heads, seq, head_dim), float16, head dims 64 and 128.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-KERNELS = Path(__file__).parent / "kernels"
+from vanilla_flash.builds import inline
+
 HEAD_DIMS = (64, 128)
 
 
@@ -67,7 +67,7 @@ def rung(name: str) -> Rung:
 
 def source(name: str) -> str:
     """The CUDA source of rung `name`."""
-    return (KERNELS / rung(name).file).read_text()
+    return (inline.KERNELS / rung(name).file).read_text()
 
 
 def changes(name: str) -> str:
@@ -85,53 +85,10 @@ def changes(name: str) -> str:
     return "".join(lines)
 
 
-def gencode(arch: str) -> str:
-    """nvcc's flag for `arch`: "90" is machine code for sm_90; "compute_75" is PTX alone, which the
-    driver compiles when the module loads, for whatever GPU is there (a T4's build run on an H100)."""
-    number = arch.removeprefix("compute_")
-    return f"-gencode=arch=compute_{number},code={'compute' if arch.startswith('compute_') else 'sm'}_{number}"
-
-
-def module_source(names) -> tuple[str, str]:
-    """The CUDA and C++ sources of one module holding rungs `names`: each rung in a namespace of its name,
-    called through `<name>_forward`."""
-    cuda = ['#include "common.cuh"']
-    cpp = []
-    for name in names:
-        signature = (
-            f"std::vector<torch::Tensor> {name}_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, bool causal)"
-        )
-        cuda += [
-            f"namespace {name} {{",
-            f'#include "{rung(name).file}"',
-            "}",
-            f"{signature} {{ return {name}::forward(q, k, v, causal); }}",
-        ]
-        cpp.append(signature + ";")
-    return "\n".join(cuda) + "\n", "\n".join(cpp) + "\n"
-
-
-def build(names=NAMES, arch: str | None = None, build_dir: str | None = None, verbose: bool = False):
-    """Compile rungs `names` for `arch` (default: this GPU's machine code; "compute_75": a T4's
-    instructions as PTX) with `load_inline`, into one module. Needs a CUDA toolkit."""
-    from torch.utils.cpp_extension import load_inline
-
-    if arch is None:
-        major, minor = torch.cuda.get_device_capability()
-        arch = f"{major}{minor}"
-    cuda, cpp = module_source(names)
-    files = "".join((KERNELS / f).read_text() for f in ["common.cuh", *(rung(n).file for n in names)])
-    digest = hashlib.sha1((cuda + files + arch).encode()).hexdigest()[:10]  # a changed rung is rebuilt
-    return load_inline(
-        name=f"vf_ladder_{arch}_{digest}",
-        cpp_sources=cpp,
-        cuda_sources=cuda,
-        functions=[f"{n}_forward" for n in names],
-        extra_cuda_cflags=["-O3", "--use_fast_math", "-std=c++17", gencode(arch)],
-        extra_include_paths=[str(KERNELS)],
-        build_directory=build_dir,
-        verbose=verbose,
-    )
+def build(names=NAMES, arch: str | None = None, build_dir=None, verbose: bool = False):
+    """Rungs `names` compiled for `arch` (default: this GPU's machine code; "compute_75": a T4's
+    instructions as PTX) into one module (`builds.inline.compile_kernels`). Needs a CUDA toolkit."""
+    return inline.compile_kernels({n: rung(n).file for n in names}, arch, build_dir, verbose)
 
 
 def forward(module, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False):
