@@ -288,54 +288,56 @@ def test_tables_quoted_from_results_files_match_them():
         assert "<!-- table: results/builds.json" in text and row in text, page
 
 
-FROM_SCRATCH_JSON = "results/h200/from_scratch/from_scratch.json"
+KERNEL_LADDER_JSON = "results/h100/kernel_ladder/kernel_ladder.json"
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_from_scratch_pages_quote_the_h200_run(lang: str):
-    """The from-scratch page holds the H200 table written from its results file (one row per build x
-    shape, with the file's times), and it and the why-FlashAttention page show the figure drawn from it."""
+def test_the_kernel_ladder_pages_quote_its_run(lang: str):
+    """The ladder's page holds the table written from its results file (a row per kernel, the file's
+    times), and it and the why-FlashAttention page show the figure drawn from it; the notebook's page
+    leads there."""
     from vanilla_flash.results import report, tables
 
-    page = (DOCS / lang / "notebooks/from_scratch.md").read_text()
-    marker = f"<!-- table: {FROM_SCRATCH_JSON} (tools/docs_tables.py writes it; do not edit) -->\n"
-    assert marker in page, f"docs/{lang}/notebooks/from_scratch.md has no table from {FROM_SCRATCH_JSON}"
+    page = (DOCS / lang / "kernel-ladder.md").read_text()
+    marker = f"<!-- table: {KERNEL_LADDER_JSON} (tools/docs_tables.py writes it; do not edit) -->\n"
+    assert marker in page, f"docs/{lang}/kernel-ladder.md has no table from {KERNEL_LADDER_JSON}"
     table = page.split(marker, 1)[1].split("<!-- end of table -->", 1)[0]
-    assert table.strip() == tables.from_scratch_markdown(ROOT / FROM_SCRATCH_JSON, lang)
-    rows = report.load(ROOT / FROM_SCRATCH_JSON)["rows"]
-    body = [line for line in table.splitlines() if line.startswith("| sm_") or line.startswith("| compute_")]
-    assert len(body) == len(rows)
-    for line, r in zip(body, rows, strict=True):
-        own = f"{r['own_kernel_ms']:#.3g}".rstrip(".")
-        assert f"| {own.replace('.', ',') if lang == 'vi' else own} |" in line, (line, r["own_kernel_ms"])
-    for path, image in (("notebooks/from_scratch.md", "../img/from_scratch_h200.png"),
-                        ("why-flash-attention.md", "img/from_scratch_h200.png")):  # fmt: skip
+    assert table.strip() == tables.kernel_ladder_markdown(ROOT / KERNEL_LADDER_JSON, lang)
+    result = report.load(ROOT / KERNEL_LADDER_JSON)
+    for i, rung in enumerate(result["rungs"]):
+        line = next(row for row in table.splitlines() if f" {i}: {rung['name']} |" in row)
+        ms = tables.number(result["times"][0]["ms"][f"{rung['name']}@compute_75"], lang)
+        assert f"| {ms} |" in line, (line, ms)
+    for path, image in (("kernel-ladder.md", "img/kernel_ladder_h100.png"),
+                        ("why-flash-attention.md", "img/kernel_ladder_h100.png")):  # fmt: skip
         assert f"]({image})" in (DOCS / lang / path).read_text(), f"docs/{lang}/{path} does not show {image}"
-    assert "notebooks/from_scratch.md#measured-h200" in (DOCS / lang / "why-flash-attention.md").read_text()
+    assert "](../kernel-ladder.md)" in (DOCS / lang / "notebooks/from_scratch.md").read_text()
 
 
-def test_the_from_scratch_figure_is_drawn_from_its_file(tmp_path):
-    """docs/figures/make_figures.py reads every bar of from_scratch_h200.png from the results file: a
-    file with other times gives bars of those heights."""
-    import json
+def test_the_kernel_ladder_figure_is_drawn_from_its_file(tmp_path):
+    """`ladder.plot` reads every bar from the results file: a file with other times gives bars of
+    those lengths."""
+    from vanilla_flash.results import plots
+    from vanilla_flash.teach import ladder
 
-    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "figures/make_figures.py")
-    figures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(figures)
-    result = json.loads((ROOT / FROM_SCRATCH_JSON).read_text())
-    for k, row in enumerate(result["rows"]):
-        row["own_kernel_ms"], row["naive_ms"] = 100.0 + k, 200.0 + k
-        row["libraries"] = {"sdpa_flash": {"ms": 3.0 + k}, "sdpa_cudnn": {"ms": 4.0 + k}}
-    changed = tmp_path / "from_scratch.json"
-    changed.write_text(json.dumps(result))
-    for lang in LANGS:
-        fig = figures.from_scratch_h200(lang, changed)
-        heights = sorted(round(bar.get_height(), 6) for bar in fig.axes[0].patches)
-        figures.plt.close(fig)
-        first = [r for r in result["rows"] if r["built_for"] == result["rows"][0]["built_for"]]
-        expected = [r["naive_ms"] for r in first] + [r["own_kernel_ms"] for r in result["rows"]]
-        expected += [r["libraries"][name]["ms"] for r in first for name in ("sdpa_flash", "sdpa_cudnn")]
-        assert heights == sorted(expected), lang
+    result = json.loads((ROOT / KERNEL_LADDER_JSON).read_text())
+    for t in result["times"]:
+        t["ms"] = {key: 10.0 + i for i, key in enumerate(t["ms"])}
+    plt = plots.pyplot()
+    drawn = []
+    real_save = plots.save
+    plots.save = lambda fig, path: drawn.append(
+        [sorted(round(b.get_width(), 6) for b in ax.patches) for ax in fig.axes]
+    )
+    try:
+        ladder.plot(result, tmp_path / "ladder.png")
+    finally:
+        plots.save = real_save
+    last = f"{result['rungs'][-1]['name']}@"  # every rung as compute_75 PTX, the last one in both builds too
+    for widths, t in zip(drawn[0], result["times"], strict=True):
+        shown = [ms for key, ms in t["ms"].items() if "@" not in key or key.endswith("@compute_75") or last in key]
+        assert widths == sorted(shown)
+    plt.close("all")
 
 
 def test_the_speed_loss_figure_draws_every_curve_from_the_runs_files(tmp_path):

@@ -11,10 +11,10 @@ Writes, for LANG in en and vi:
 - docs/LANG/img/{train_loss_curves,attention_tflops_bfloat16,attention_speedup_bfloat16,attention_memory,
   train_tokens_per_s}.png: byte-for-byte copies of the plots in scr/img/ that `python -m vanilla_flash
   report` made from the files in results/h100/ (nothing is re-plotted).
-- docs/LANG/img/from_scratch_h200.png: measured, drawn from results/h200/from_scratch/from_scratch.json
-  (every number is read from the file): milliseconds of one attention forward (log scale) per shape for
-  naive PyTorch attention, the from-scratch CUDA kernel of vanilla_flash.teach.from_scratch in each of its
-  builds (sm_90 machine code, compute_75 PTX) and PyTorch's sdpa_flash and sdpa_cudnn.
+- docs/LANG/img/kernel_ladder_h100.png: measured, drawn by `vanilla_flash.teach.ladder.plot` from
+  results/h100/kernel_ladder/kernel_ladder.json (every bar read from the file): milliseconds of one attention
+  forward per shape (log scale) for naive PyTorch, SDPA's kernels, flash-attn 1.0.9 and ssiu's Turing kernel
+  as compute_75 PTX, and each rung of the kernel ladder.
 - docs/LANG/img/speed_loss_h200.png: measured, drawn from the speed runs' files (SPEED_RUNS, every
   point read from them): the Lightning loss curve of the best configuration and of transformers'
   GPT-2 at batch 128, run by run.
@@ -45,13 +45,14 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "scr"), str(ROOT)]  # the package, and the experiments whose results it draws
 from vanilla_flash.results import tables  # noqa: E402  (numbers written as the docs' tables write them)
+from vanilla_flash.teach import ladder  # noqa: E402
 
 from experiments.loss_curves import tables as loss_curves  # noqa: E402
 
 DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
              "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
-FROM_SCRATCH = ROOT / "results" / "h200" / "from_scratch" / "from_scratch.json"
+KERNEL_LADDER = ROOT / "results" / "h100" / "kernel_ladder" / "kernel_ladder.json"
 LOSS_CURVES = ROOT / "results" / "h200" / "speed" / "loss-curves"  # experiments/loss_curves/run.py's results
 # the speed runs whose loss curves speed_loss_h200.png draws (name in the legend: file)
 SPEED_RUNS = {"last run": ROOT / "results/h200/speed.json",
@@ -106,14 +107,6 @@ LABELS = {
         "inner": "inner loop: Kⱼ, Vⱼ tiles\nstream through SRAM",
         "keys": "keys j →",
         "queries": "queries i →",
-        "fs_title": "One attention forward on {gpu}: the from-scratch kernel against PyTorch",
-        "fs_subtitle": "fp16, causal; torch {torch}, {date}; lower is faster",
-        "fs_ylabel": "milliseconds (log scale)",
-        "fs_naive": "naive PyTorch (matmul, softmax, matmul)",
-        "fs_own": "own kernel, {build}",
-        "fs_machine": "sm_{arch} machine code",
-        "fs_ptx": "compute_{arch} PTX, compiled by the driver",
-        "fs_causal": "causal",
         "sl_title": "GPT-2 124M, batch 128, the same weights and data: the loss through Lightning, run by run",
         "sl_subtitle": "{gpu}; each line one run of bench speed (its file under results/h200/)",
         "sl_vanilla": "vanilla, the best configuration ({run})",
@@ -162,14 +155,6 @@ LABELS = {
         "inner": "vòng trong: các khối Kⱼ, Vⱼ\nlần lượt đi qua SRAM",
         "keys": "key j →",
         "queries": "query i →",
-        "fs_title": "Một lượt attention xuôi trên {gpu}: kernel tự viết so với PyTorch",
-        "fs_subtitle": "fp16, causal; torch {torch}, ngày {date}; thấp hơn là nhanh hơn",
-        "fs_ylabel": "mili giây (thang log)",
-        "fs_naive": "PyTorch ngây thơ (matmul, softmax, matmul)",
-        "fs_own": "kernel tự viết, {build}",
-        "fs_machine": "mã máy sm_{arch}",
-        "fs_ptx": "PTX compute_{arch}, driver biên dịch",
-        "fs_causal": "causal",
         "sl_title": "GPT-2 124M, batch 128, cùng trọng số và dữ liệu: loss qua Lightning, từng lần chạy",
         "sl_subtitle": "{gpu}; mỗi đường là một lần chạy bench speed (tệp của nó trong results/h200/)",
         "sl_vanilla": "vanilla, cấu hình tốt nhất ({run})",
@@ -319,53 +304,6 @@ def tiling(lang: str) -> plt.Figure:
     return fig
 
 
-def from_scratch_h200(lang: str, path: Path = FROM_SCRATCH) -> plt.Figure:
-    """Grouped bars, one group per shape, of the times measured in `path`: naive PyTorch and the
-    libraries as timed with the first build, the own kernel in every build."""
-    t = LABELS[lang]
-    result = json.loads(path.read_text())
-    rows, machine = result["rows"], result["environment"]["machine"]
-    shapes = list(dict.fromkeys(r["shape"] for r in rows))
-    builds = list(dict.fromkeys(r["built_for"] for r in rows))
-    first = {r["shape"]: r for r in rows if r["built_for"] == builds[0]}
-    own = {(r["built_for"], r["shape"]): r["own_kernel_ms"] for r in rows}
-
-    def build_name(arch: str) -> str:
-        ptx = arch.startswith("compute_")
-        return t["fs_ptx" if ptx else "fs_machine"].format(arch=arch.removeprefix("compute_"))
-
-    series = [(t["fs_naive"], "#9e9e9e", [first[s]["naive_ms"] for s in shapes])]
-    for arch, color in zip(builds, (DRAM, HBM, "#7b2cbf", "#6a994e"), strict=False):
-        series.append((t["fs_own"].format(build=build_name(arch)), color, [own[arch, s] for s in shapes]))
-    for name, color in (("sdpa_flash", SRAM), ("sdpa_cudnn", "#3d5a80")):
-        if all(name in first[s]["libraries"] for s in shapes):
-            series.append((name, color, [first[s]["libraries"][name]["ms"] for s in shapes]))
-
-    fig, ax = plt.subplots(figsize=(9.0, 4.6))
-    fig.subplots_adjust(left=0.08, right=0.99, top=0.86, bottom=0.2)
-    width = 0.8 / len(series)
-    for k, (label, color, values) in enumerate(series):
-        xs = [g + (k - (len(series) - 1) / 2) * width for g in range(len(shapes))]
-        ax.bar(xs, values, width * 0.92, label=label, color=color, ec="#333333", lw=0.6)
-        for x, value in zip(xs, values, strict=True):
-            ax.text(x, value * 1.08, tables.number(value, lang), ha="center", va="bottom", fontsize=7.5)
-    ax.set_yscale("log")
-    low = min(v for _, _, values in series for v in values)
-    high = max(v for _, _, values in series for v in values)
-    ax.set_ylim(low / 2, high * 3)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: tables.number(y, lang).rstrip("0").rstrip(".,")
-                                               if y < 1 else f"{y:.0f}"))  # fmt: skip
-    ax.set_xticks(range(len(shapes)), [f"{s}, {t['fs_causal']}" if first[s].get("causal") else s for s in shapes])
-    ax.set_ylabel(t["fs_ylabel"])
-    ax.grid(alpha=0.3, axis="y")
-    ax.set_axisbelow(True)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(t["fs_title"].format(gpu=machine.get("gpu_name")), fontsize=11, weight="bold", y=0.97)
-    fig.text(0.5, 0.895, t["fs_subtitle"].format(torch=machine.get("torch"), date=result.get("when", "")[:10]),
-             ha="center", fontsize=8.5)  # fmt: skip
-    return fig
-
-
 def speed_loss_h200(lang: str, runs: dict[str, Path] = SPEED_RUNS) -> plt.Figure:
     """The Lightning loss curve of the best configuration and of transformers' GPT-2 at batch 128 in
     each speed run (every point read from the run's file): how far the two models part, beside how
@@ -439,7 +377,7 @@ def main() -> None:
         img = DOCS / lang / "img"
         _save(memory_hierarchy(lang), img / "memory_hierarchy.png")
         _save(tiling(lang), img / "tiling.png")
-        _save(from_scratch_h200(lang), img / "from_scratch_h200.png")
+        ladder.plot(json.loads(KERNEL_LADDER.read_text()), img / "kernel_ladder_h100.png", lang)
         _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
         _save(loss_seeds_h200(lang), img / "loss_seeds_h200.png")
         for plot in MEASURED:

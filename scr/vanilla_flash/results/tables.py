@@ -6,7 +6,7 @@ speed goal is measured against, results/h200/speed/plain_pytorch_profile.json),
 `loss_kernel_markdown` (the loss kernel's settings, results/h200/speed/loss_kernel.json),
 `step_profile_markdown` (where a step's GPU time goes, and its variants, results/h200/speed/best_profile.json),
 `loss_curves_markdown` (transformers' and the vanilla model's loss over seeds, results/h200/speed/loss-curves/),
-`from_scratch_markdown` (results/h200/from_scratch/).
+`kernel_ladder_markdown` (notebook 05's kernel ladder, results/h100/kernel_ladder/).
 """
 
 from __future__ import annotations
@@ -37,40 +37,83 @@ def builds_markdown(path, lang: str = "en") -> str:
     return "\n".join(lines)
 
 
-_FROM_SCRATCH_COLUMNS = {
+_LADDER_WORDS = {
     "en": {
-        "header": (
-            "build",
-            "shape",
-            "own kernel (ms)",
-            "naive PyTorch (ms)",
-            "sdpa_flash (ms)",
-            "sdpa_cudnn (ms)",
-            "own kernel rel. error",
-            "own kernel slower than sdpa_cudnn",
-        ),
-        "ptx": "compute_{} (PTX, compiled by the driver)",
-        "causal": "causal",
-        "caption": "Measured on {gpu}, torch {torch}, CUDA {cuda}, {date} (commit {commit}); fp16 inputs, error "
-        "against an fp32 reference.",
+        "kernel": "kernel",
+        "caption": "Forward pass, causal, fp16, milliseconds (lower is better), on {gpu}, torch {torch}, {date} "
+        "(commit {commit}), all in one process. Every kernel but SDPA's is built as `compute_75` PTX, a T4's "
+        "instructions, which the driver compiles when it loads; relative error against float32 at these shapes: "
+        "{err_low} to {err_high} for every rung, flash-attn 1.x and SDPA alike.",
+        "naive": "naive PyTorch attention",
+        "native": "(this GPU's own build)",
+        "ptx": "(compute_75 PTX)",
+        "rung": "rung {index}: {name}",
+        "ssiu_turing": "ssiu/flash-attention-turing",
+        "verdict": "The last rung ({name}, compute_75 PTX) against flash-attn {fa1} built the same way: {fa1_x} "
+        "faster; against ssiu/flash-attention-turing: {ssiu_x} faster; its native build against sdpa_flash: {flash_x} "
+        "of its speed.",
     },
     "vi": {
-        "header": (
-            "bản build",
-            "kích thước",
-            "kernel tự viết (ms)",
-            "PyTorch ngây thơ (ms)",
-            "sdpa_flash (ms)",
-            "sdpa_cudnn (ms)",
-            "sai số tương đối của kernel",
-            "kernel tự viết chậm hơn sdpa_cudnn",
-        ),
-        "ptx": "compute_{} (PTX, driver biên dịch)",
-        "causal": "causal",
-        "caption": "Đo trên {gpu}, torch {torch}, CUDA {cuda}, ngày {date} (commit {commit}); đầu vào fp16, sai số so "
-        "với tham chiếu fp32.",
+        "kernel": "kernel",
+        "caption": "Lượt xuôi, causal, fp16, mili giây (càng thấp càng tốt), trên {gpu}, torch {torch}, ngày {date} "
+        "(commit {commit}), tất cả trong một tiến trình. Mọi kernel trừ của SDPA đều được biên dịch thành PTX "
+        "`compute_75`, tập lệnh của T4, do driver biên dịch khi nạp; sai số tương đối so với float32 ở các kích "
+        "thước này: từ {err_low} đến {err_high} cho mọi bậc, như flash-attn 1.x và SDPA.",
+        "naive": "attention cài đặt trực tiếp (naive) bằng PyTorch",
+        "native": "(bản build riêng cho GPU này)",
+        "ptx": "(PTX compute_75)",
+        "rung": "bậc {index}: {name}",
+        "ssiu_turing": "ssiu/flash-attention-turing",
+        "verdict": "Bậc cuối ({name}, PTX compute_75) so với flash-attn {fa1} biên dịch cùng cách: nhanh hơn "
+        "{fa1_x}; so với ssiu/flash-attention-turing: nhanh hơn {ssiu_x}; bản build riêng cho GPU này so với "
+        "sdpa_flash: bằng {flash_x} tốc độ của nó.",
     },
 }
+
+
+def kernel_ladder_markdown(result: dict | str | Path, lang: str = "en") -> str:
+    """The kernel ladder's times (`experiments/kernel_ladder`, e.g. results/h100/kernel_ladder/
+    kernel_ladder.json) as a Markdown table in `lang` (en, vi): a caption with the machine and the
+    errors, one row per kernel (naive PyTorch, the library backends, each rung as `compute_75` PTX, the
+    last rung built natively), one column per shape, then the last rung against the baselines."""
+    if not isinstance(result, dict):
+        result = report.load(result)
+    w, times = _LADDER_WORDS[lang], result["times"]
+    rungs = [r["name"] for r in result["rungs"]]
+    ptx, native = sorted({k.split("@")[1] for k in times[0]["ms"] if "@" in k}, key=lambda a: not a.startswith("c"))
+    errors = [e for t in times for k, e in t["rel_err"].items() if isinstance(e, float) and k != "naive"]
+    caption = w["caption"].format(
+        **report.stamp(result), err_low=number(min(errors), lang, 2, True), err_high=number(max(errors), lang, 2, True)
+    )
+    rows = [("naive", w["naive"])]
+    rows += [
+        (k, f"{k} {w['ptx'] if k == 'flash_attn_1' else ''}".strip())
+        for k in times[0]["ms"]
+        if k.startswith(("sdpa_", "flash_attn"))
+    ]
+    rows += [("ssiu_turing", f"{w['ssiu_turing']} {w['ptx']}")] if "ssiu_turing" in times[0]["ms"] else []
+    rows += [(f"{name}@{ptx}", w["rung"].format(index=i, name=name)) for i, name in enumerate(rungs)]
+    rows.append((f"{rungs[-1]}@{native}", f"{w['rung'].format(index=len(rungs) - 1, name=rungs[-1])} {w['native']}"))
+    lines = [caption, "", *report.markdown_header([w["kernel"], *(t["shape"] for t in times)])]
+    for key, label in rows:
+        cells = [number(t["ms"][key], lang) if t["ms"].get(key) else "-" for t in times]
+        lines.append(report.markdown_row([label, *cells]))
+    last = times[0]["ms"]
+
+    def against(baseline: str, key: str = f"{rungs[-1]}@{ptx}") -> str:  # the baseline's time over the rung's
+        return ", ".join(f"{number(t['ms'][baseline] / t['ms'][key], lang)}×" for t in times)
+
+    if last.get("flash_attn_1") and last.get("ssiu_turing") and last.get("sdpa_flash"):
+        fa1 = (result.get("flash_attn") or "1.x").split("+")[0]
+        verdict = w["verdict"].format(
+            name=rungs[-1],
+            fa1=fa1,
+            fa1_x=against("flash_attn_1"),
+            ssiu_x=against("ssiu_turing"),
+            flash_x=against("sdpa_flash", f"{rungs[-1]}@{native}"),
+        )
+        lines += ["", verdict]
+    return "\n".join(lines)
 
 
 def ratio(x: float, lang: str) -> str:
@@ -84,32 +127,3 @@ def number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> st
     decimal comma in Vietnamese."""
     text = f"{x:.{digits - 1}e}" if scientific else f"{x:#.{digits}g}".rstrip(".")
     return text.replace(".", ",") if lang == "vi" else text
-
-
-def from_scratch_markdown(result: dict | str | Path, lang: str = "en") -> str:
-    """The own kernel of `vanilla_flash.teach.from_scratch` against naive PyTorch attention and the
-    libraries, as measured in a `from_scratch_kernel` result (a dict, or the path of its JSON, such
-    as results/h200/from_scratch/from_scratch.json): a one-line caption (GPU, torch, date), then one
-    table row per build x shape, in `lang` (en, vi). `tools/docs_tables.py` writes it into the docs."""
-    if not isinstance(result, dict):
-        result = report.load(result)
-    t = _FROM_SCRATCH_COLUMNS[lang]
-    caption = t["caption"].format(**report.stamp(result))
-    lines = [caption, "", *report.markdown_header(t["header"])]
-    for r in result["rows"]:
-        arch = r["built_for"]
-        build = t["ptx"].format(arch.removeprefix("compute_")) if arch.startswith("compute_") else f"sm_{arch}"
-        shape = f"{r['shape']}, {t['causal']}" if r.get("causal") else r["shape"]
-        libs = r["libraries"]
-        cudnn = libs.get("sdpa_cudnn", {}).get("ms")
-        cells = [
-            build,
-            shape,
-            number(r["own_kernel_ms"], lang),
-            number(r["naive_ms"], lang),
-            *(number(libs[name]["ms"], lang) if name in libs else "-" for name in ("sdpa_flash", "sdpa_cudnn")),
-            number(r["own_kernel_rel_err"], lang, 2, scientific=True),
-            f"{number(r['own_kernel_ms'] / cudnn, lang)}×" if cudnn else "-",
-        ]
-        lines.append(report.markdown_row(cells))
-    return "\n".join(lines)

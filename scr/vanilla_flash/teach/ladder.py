@@ -128,3 +128,61 @@ def check(module, name: str, batch=2, heads=3, seq=777, head_dim=64, causal=True
         ],
         "finite": bool(torch.isfinite(out).all()),
     }
+
+
+_PLOT_WORDS = {
+    "en": {
+        "title": "Forward pass, causal fp16, {gpu}: milliseconds, lower is better (log scale)",
+        "naive": "naive PyTorch",
+        "rung": "rung {index}: {name}",
+        "native": "rung {index}: {name}, this GPU's build",
+        "ptx": "{name} (compute_75 PTX)",
+    },
+    "vi": {
+        "title": "Lượt xuôi, causal fp16, {gpu}: mili giây, càng thấp càng tốt (thang log)",
+        "naive": "PyTorch cài đặt trực tiếp",
+        "rung": "bậc {index}: {name}",
+        "native": "bậc {index}: {name}, bản build riêng cho GPU",
+        "ptx": "{name} (PTX compute_75)",
+    },
+}
+
+
+def plot(result: dict, path, lang: str = "en"):
+    """The ladder's times (a `kernel_ladder` result): one panel per shape, a bar per kernel, the rungs as
+    `compute_75` PTX in green beside naive PyTorch, SDPA's kernels, flash-attn 1.x and ssiu's Turing kernel."""
+    from matplotlib import ticker
+
+    from vanilla_flash.results import plots
+
+    plt, w = plots.pyplot(), _PLOT_WORDS[lang]
+    times, names = result["times"], [r["name"] for r in result["rungs"]]
+    archs = sorted({k.split("@")[1] for k in times[0]["ms"] if "@" in k}, key=lambda a: not a.startswith("compute_"))
+    bars = [("naive", w["naive"], "#9e9e9e")]
+    for key, color in (("sdpa_efficient", "#8ecae6"), ("sdpa_flash", "#219ebc"), ("sdpa_cudnn", "#023047")):
+        bars += [(key, key, color)] if key in times[0]["ms"] else []
+    for key, color in (("flash_attn_1", "#d62828"), ("ssiu_turing", "#f77f00")):
+        bars += [(key, w["ptx"].format(name=key), color)] if key in times[0]["ms"] else []
+    greens = plt.get_cmap("Greens")
+    for i, name in enumerate(names):
+        bars.append((f"{name}@{archs[0]}", w["rung"].format(index=i, name=name), greens(0.35 + 0.6 * i / len(names))))
+    if len(archs) > 1:
+        bars.append((f"{names[-1]}@{archs[1]}", w["native"].format(index=len(names) - 1, name=names[-1]), "#1b4332"))
+    fig, axes = plt.subplots(len(times), 1, figsize=(8.5, 1.2 + 3.4 * len(times)), squeeze=False)
+    for ax, t in zip(axes[:, 0], times, strict=True):
+        shown = [(label, t["ms"][key], color) for key, label, color in bars if t["ms"].get(key)]
+        ax.barh(range(len(shown)), [ms for _, ms, _ in shown], color=[c for _, _, c in shown])
+        for y, (_, ms, _) in enumerate(shown):
+            ax.text(ms * 1.04, y, f"{ms:.3g}", va="center", fontsize=8)
+        ax.set_yticks(range(len(shown)), [label for label, _, _ in shown], fontsize=8.5)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlim(min(ms for _, ms, _ in shown) / 2, max(ms for _, ms, _ in shown) * 2.2)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_title(t["shape"], fontsize=10, loc="left")
+        if t["ms"].get("flash_attn_1"):
+            ax.axvline(t["ms"]["flash_attn_1"], color="#d62828", linestyle="--", linewidth=0.8)
+    gpu = result.get("environment", {}).get("machine", {}).get("gpu_name") or "GPU"
+    fig.suptitle(w["title"].format(gpu=gpu), fontsize=10.5)
+    return plots.save(fig, path)
