@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import pprint
 import re
 import sys
@@ -220,6 +221,8 @@ def notebook(set_name: str, kind: str):
             cells.append(new_code_cell(fill(text, values, where), metadata={"tags": list(meta.get("tags", []))}))
     if sum("parameters" in c.metadata.get("tags", []) for c in cells) != 1:
         raise ValueError(f"{(SOURCES / kind).relative_to(ROOT)}.py: {set_name} needs exactly one preamble=true cell")
+    for i, cell in enumerate(cells):  # ids from the cell's place and text: a rebuild changes only what changed
+        cell.id = f"c{i:03d}-" + hashlib.sha1(cell.source.encode()).hexdigest()[:8]
     return new_notebook(cells=cells, metadata=METADATA)
 
 

@@ -53,30 +53,17 @@ def time_shape(shape, modules: dict, turing, machine) -> dict:
     batch, heads, seq, d = shape
     g = torch.Generator(device="cuda").manual_seed(0)
     q, k, v = (torch.randn(batch, heads, seq, d, device="cuda", dtype=torch.float16, generator=g) for _ in range(3))
-    ref, _ = ladder.reference(q, k, v, True)
-    row = {"shape": f"B{batch} H{heads} S{seq} D{d}", "causal": True, "ms": {}, "rel_err": {}}
-
-    def record(name, fn, out_of=lambda out: out):
-        try:
-            out = out_of(fn())
-            row["rel_err"][name] = ((out.float() - ref).norm() / ref.norm()).item()
-            row["ms"][name] = timing.timeit(fn)
-        except Exception as err:
-            row["ms"][name] = None
-            row["rel_err"][name] = timing.failure_status(err)
-        timing.free_memory()
-
-    record("naive", lambda: from_scratch.naive_attention(q, k, v, True))
+    kernels = {"naive": lambda: from_scratch.naive_attention(q, k, v, True)}
     for name in LIBRARIES:
         if attention.why_not(name, machine, dtype=torch.float16, head_dim=d) is None:
-            record(name, lambda name=name: attention.attend(name, q, k, v, causal=True), lambda o: o.transpose(1, 2))
+            kernels[name] = lambda name=name: attention.attend(name, q, k, v, causal=True).transpose(1, 2)
     if turing is not None:
         qt, kt, vt = (x.transpose(1, 2).contiguous() for x in (q, k, v))
-        record("ssiu_turing", lambda: turing.fwd(qt, kt, vt, True)[0], lambda o: o.transpose(1, 2))
+        kernels["ssiu_turing"] = lambda: turing.fwd(qt, kt, vt, True)[0].transpose(1, 2)
     for arch, module in modules.items():
         for name in ladder.NAMES:
-            record(f"{name}@{arch}", lambda m=module, n=name: ladder.forward(m, n, q, k, v, True)[0])
-    return row
+            kernels[f"{name}@{arch}"] = lambda m=module, n=name: ladder.forward(m, n, q, k, v, True)[0]
+    return ladder.time_kernels(q, k, v, kernels)
 
 
 def main() -> None:

@@ -3,20 +3,27 @@
 #
 # $colab_badge
 #
-# The other notebooks install, build and measure the library. This one builds the algorithm itself, step by step, and
-# checks each step against PyTorch: what naive attention costs, the online softmax, the tiled forward pass, the backward
-# pass by recomputation, and finally the same forward pass as a CUDA kernel of your own, compiled here for this GPU and
-# timed against the library. Steps 1 to 4 run on any machine; step 5 needs a GPU.
+# The other notebooks install, build and measure the library. In this one **you write the algorithm yourself**, one
+# step at a time, and a check after each step says whether it is right, and if not, which rows, tiles or gradients
+# differ and by how much: what naive attention costs, the online softmax, the tiled forward pass, the backward pass by
+# recomputation. Then a ladder of CUDA kernels climbs from the simplest GPU version of your forward pass to tensor
+# cores,
+# one idea per rung, until it beats flash-attn 1.x on a T4's own instructions. Steps 1 to 4 run on any machine; step 5
+# needs a GPU. Each exercise's solution is one click away, folded under it; when papermill runs this notebook (CI,
+# `make run`), the parameter `solutions` fills them in.
 #
 # $expected_gpu
 
 # %% [markdown] lang="vi"
 # ## FlashAttention từ con số không
 #
-# Các notebook khác cài đặt, biên dịch và đo thư viện. Notebook này tự dựng lại thuật toán, từng bước, và kiểm tra mỗi
-# bước với PyTorch: attention ngây thơ tốn gì, softmax trực tuyến (online softmax), lượt xuôi theo từng ô (tile), lượt
-# ngược bằng cách tính lại, và cuối cùng chính lượt xuôi ấy viết thành một kernel CUDA của riêng bạn, biên dịch ngay tại
-# đây cho GPU này và đo thời gian so với thư viện. Bước 1 đến 4 chạy trên mọi máy; bước 5 cần GPU.
+# Các notebook khác cài đặt, biên dịch và đo thư viện. Ở notebook này **bạn tự viết thuật toán**, từng bước một, và sau
+# mỗi bước có một ô kiểm tra cho biết bạn viết đúng chưa; nếu sai, nó chỉ ra hàng, tile hay gradient nào lệch và lệch
+# bao nhiêu: attention cài đặt trực tiếp (naive) tốn gì, online softmax (softmax tính dần), lượt xuôi chia khối (tiled
+# forward), lượt ngược bằng cách tính lại. Sau đó, một chiếc thang kernel CUDA đi từ phiên bản GPU đơn giản nhất của
+# lượt xuôi ấy lên tới tensor core, mỗi bậc một ý tưởng, cho đến khi nhanh hơn flash-attn 1.x trên chính tập lệnh của
+# T4. Bước 1 đến 4 chạy trên mọi máy; bước 5 cần GPU. Lời giải của mỗi bài nằm ngay bên dưới, gập lại, bấm một lần là
+# mở; khi papermill chạy notebook (CI, `make run`), tham số `solutions` điền sẵn lời giải.
 #
 # $expected_gpu_vi
 
@@ -24,14 +31,14 @@
 # Stands in for the parameters cell and the two set-up cells, which notebooks/build.py writes here.
 from vanilla_flash import notebook
 
-target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = benchmark = None
+target = fa1_source = fa1_archs = fa1_head_dims = fa1_extensions = train = benchmark = solutions = None
 fa2_source = fa2_archs = fa2_head_dims = None
 
 # %%
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from vanilla_flash.teach import checks
 from vanilla_flash.teach import from_scratch as fs
 
 torch.manual_seed(0)
@@ -43,18 +50,43 @@ out.mkdir(parents=True, exist_ok=True)
 # ## 1. Naive attention and what it costs
 #
 # Attention is softmax(QKᵀ/√d)·V. Written as it reads, it builds the **score matrix** S = QKᵀ: one number per pair of
-# positions, S × S per head. Its memory grows with the square of the sequence length; the cell below measures the score
-# tensor's real storage (and, on a GPU, the peak memory naive attention and PyTorch's fused kernel add).
+# positions, S × S per head.
+#
+# **Your turn.** Write `naive_attention` below: the scores scaled by 1/√d, with `causal`, every key after the query
+# masked to −∞ (query i sees keys 0..i), a softmax over the keys, then the product with V. Tensors are (batch, heads,
+# seq, head_dim). Then run the check.
 
 # %% [markdown] lang="vi"
-# ## 1. Attention ngây thơ và cái giá của nó
+# ## 1. Attention cài đặt trực tiếp (naive) và cái giá của nó
 #
 # Attention là softmax(QKᵀ/√d)·V. Viết đúng như công thức, nó tạo ra **ma trận điểm** S = QKᵀ: mỗi cặp vị trí một con
-# số, tức S × S cho mỗi head. Bộ nhớ của nó tăng theo bình phương độ dài chuỗi; ô dưới đây đo dung lượng thật của tensor
-# điểm (và trên GPU, bộ nhớ đỉnh mà attention ngây thơ và kernel hợp nhất của PyTorch dùng thêm).
+# số, tức S × S cho mỗi head.
+#
+# **Đến lượt bạn.** Viết `naive_attention` bên dưới: điểm nhân với 1/√d; khi `causal`, mọi key đứng sau query bị che
+# bằng −∞ (query i chỉ thấy key 0..i); softmax theo chiều key, rồi nhân với V. Tensor có dạng (batch, heads, seq,
+# head_dim). Sau đó chạy ô kiểm tra.
+
 
 # %%
-notebook.show_source(fs.naive_attention)
+def naive_attention(q, k, v, causal=False):
+    """softmax(q kᵀ / √d) v; with `causal`, query i sees keys 0..i."""
+    # TODO: your code here (about five lines)
+    raise NotImplementedError
+
+
+# %%
+if solutions:  # papermill runs (CI, `make run`) fill in the library's solution; on Colab you write your own
+    naive_attention = fs.naive_attention
+print(checks.check("naive_attention", naive_attention))
+notebook.show_solution(fs.naive_attention)
+
+# %% [markdown]
+# Its memory grows with the square of the sequence length; the cell below measures the score tensor's real storage (and,
+# on a GPU, the peak memory naive attention and PyTorch's fused kernel add).
+
+# %% [markdown] lang="vi"
+# Bộ nhớ của nó tăng theo bình phương độ dài chuỗi; ô dưới đây đo dung lượng thật của tensor điểm (và trên GPU, bộ nhớ
+# đỉnh mà attention naive và kernel hợp nhất của PyTorch dùng thêm).
 
 # %% tags=["nbval-ignore-output"]
 seq_lens = [256, 512, 1024, 2048] + ([4096, 8192] if device == "cuda" else [])
@@ -71,9 +103,20 @@ notebook.show(fs.memory_plot(memory, out / "memory.png"))
 
 # %% [markdown] lang="vi"
 # Bộ nhớ không phải cái giá duy nhất: thời gian tốn vào việc **chuyển byte** giữa bộ nhớ chính của GPU (HBM) và chip.
-# Attention ngây thơ ghi S ra HBM, đọc lại để tính softmax, ghi P, rồi đọc P lần nữa để nhân với V: bài báo
+# Attention cài đặt trực tiếp (naive) ghi S ra HBM, đọc lại để tính softmax, ghi P, rồi đọc P lần nữa để nhân với V: bài
+# báo
 # FlashAttention đếm Θ(Nd + N²) lần truy cập cho cách này, so với Θ(N²d²/M) cho thuật toán theo ô bên dưới, với M là bộ
 # nhớ trên chip.
+
+# %% [markdown]
+# **Exercises.** 1. How many bytes do the score matrices of GPT-2 124M take in one training step at batch 16,
+# sequence 1024, 12 layers of 12 heads, in fp16? 2. Which line of your function would you change to make it skip the
+# masked half of a causal row entirely, and what would that save?
+
+# %% [markdown] lang="vi"
+# **Bài tập.** 1. Trong một bước huấn luyện GPT-2 124M với batch 16, chuỗi 1024, 12 lớp mỗi lớp 12 head, ở fp16, các
+# ma trận điểm chiếm bao nhiêu byte? 2. Bạn sẽ sửa dòng nào trong hàm của mình để bỏ hẳn nửa bị che của một hàng
+# causal, và việc đó tiết kiệm được gì?
 
 # %% [markdown]
 # ## 2. Online softmax
@@ -81,47 +124,84 @@ notebook.show(fs.memory_plot(memory, out / "memory.png"))
 # The trick that makes tiling possible: softmax over a row seen **a block at a time**. Keep a running maximum m and a
 # running sum l of exp(x − m); when a block raises the maximum, rescale the sum by exp(m_old − m_new). Nothing about the
 # row needs to be kept but these two numbers.
+#
+# **Your turn.** Write `online_softmax(x, block)`: softmax over the last dimension of `x`, reading `block` columns at a
+# time for m and l, then one last pass for the result. The check tries several block sizes, one of them larger than
+# the row.
 
 # %% [markdown] lang="vi"
-# ## 2. Softmax trực tuyến
+# ## 2. Online softmax (softmax tính dần)
 #
-# Mẹo giúp chia ô được: tính softmax trên một hàng mà **mỗi lần chỉ thấy một khối**. Giữ giá trị lớn nhất m và tổng l
-# của exp(x − m) tích lũy dần; khi một khối làm m tăng lên, nhân lại tổng với exp(m_cũ − m_mới). Ngoài hai con số này,
-# không cần giữ gì khác của hàng.
+# Mẹo giúp chia khối được: tính softmax trên một hàng mà **mỗi lần chỉ thấy một khối**. Giữ giá trị lớn nhất m và tổng
+# l của exp(x − m) tích luỹ dần; khi một khối làm m tăng lên, nhân lại tổng với exp(m_cũ − m_mới). Ngoài hai con số
+# này, không cần giữ gì khác của hàng.
+#
+# **Đến lượt bạn.** Viết `online_softmax(x, block)`: softmax theo chiều cuối của `x`, mỗi lần đọc `block` cột để cập
+# nhật m và l, rồi một lượt cuối để ra kết quả. Ô kiểm tra thử vài cỡ khối, có cỡ lớn hơn cả hàng.
+
 
 # %%
-notebook.show_source(fs.online_softmax)
-x = torch.randn(4, 1000) * 5
-for block in (1, 64, 1000):
-    same = torch.allclose(fs.online_softmax(x, block), torch.softmax(x, -1))
-    print(f"block {block:>4}: same as torch.softmax: {same}")
+def online_softmax(x, block):
+    """softmax over the last dimension of `x`, reading it `block` columns at a time."""
+    # TODO: your code here (a running maximum m and sum l, rescaled when m grows)
+    raise NotImplementedError
+
+
+# %%
+if solutions:
+    online_softmax = fs.online_softmax
+print(checks.check("online_softmax", online_softmax))
+notebook.show_solution(fs.online_softmax)
+
+# %% [markdown]
+# **Exercises.** 1. Remove the rescaling (`l * exp(m − m_new)`) from your function: which block sizes does the check
+# still accept, and why? 2. Return the log-sum-exp m + log l as well: it is all the backward pass will need.
+
+# %% [markdown] lang="vi"
+# **Bài tập.** 1. Bỏ bước nhân lại (`l * exp(m − m_mới)`) khỏi hàm của bạn: ô kiểm tra còn chấp nhận những cỡ khối nào,
+# và vì sao? 2. Trả về thêm log-sum-exp m + log l: lượt ngược chỉ cần đúng con số đó.
 
 # %% [markdown]
 # ## 3. The tiled forward pass
 #
 # FlashAttention-2's loop order: for each tile of queries (kept on chip), walk over the tiles of keys and values; each
 # tile's scores exist only on chip, the online softmax folds them into a running output. The output and one number per
-# row, the log-sum-exp, are all that is written back. Block sizes are parameters; the function also counts the bytes it
-# moves, as a GPU kernel would.
+# row, the log-sum-exp, are all that is written back.
+#
+# **Your turn.** Write `tiled_forward(q, k, v, block_q, block_k, causal)` returning (output, log-sum-exp): the
+# output of attention and, per query row, m + log l. Tile sizes need not divide the sequence; under `causal`, a tile of
+# keys that lies wholly after the query tile can be skipped. The check names the query tiles that differ.
 
 # %% [markdown] lang="vi"
-# ## 3. Lượt xuôi theo từng ô
+# ## 3. Lượt xuôi chia khối (tiled forward)
 #
-# Thứ tự vòng lặp của FlashAttention-2: với mỗi ô truy vấn (giữ trên chip), đi qua lần lượt các ô khóa và giá trị; điểm
-# của mỗi ô chỉ tồn tại trên chip, softmax trực tuyến gộp chúng vào một đầu ra tích lũy. Chỉ đầu ra và một số cho mỗi
-# hàng, log-sum-exp, được ghi lại. Kích thước khối là tham số; hàm cũng đếm số byte nó chuyển, như một kernel GPU sẽ
-# làm.
+# Thứ tự vòng lặp của FlashAttention-2: với mỗi tile query (giữ trên chip), đi qua lần lượt các tile key và value; điểm
+# của mỗi tile chỉ tồn tại trên chip, online softmax gộp chúng vào một đầu ra tích luỹ. Chỉ đầu ra và một con số cho
+# mỗi hàng, log-sum-exp, được ghi lại.
+#
+# **Đến lượt bạn.** Viết `tiled_forward(q, k, v, block_q, block_k, causal)` trả về (đầu ra, log-sum-exp): đầu ra của
+# attention và, với mỗi hàng query, m + log l. Cỡ tile không cần chia hết độ dài chuỗi; khi `causal`, tile key nằm hẳn
+# sau tile query có thể bỏ qua. Ô kiểm tra chỉ ra những tile query bị lệch.
+
 
 # %%
-notebook.show_source(fs.tiled_forward)
+def tiled_forward(q, k, v, block_q=64, block_k=64, causal=False):
+    """Attention by tiles: returns (output, log-sum-exp of each query row)."""
+    # TODO: your code here (two loops over tiles, the online softmax of step 2 inside)
+    raise NotImplementedError
+
 
 # %%
-q, k, v = (torch.randn(2, 4, 300, 64) for _ in range(3))
-for causal in (False, True):
-    for block_q, block_k in ((64, 64), (32, 128), (100, 7)):
-        o, lse, traffic = fs.tiled_forward(q, k, v, block_q, block_k, causal=causal)
-        same = torch.allclose(o, F.scaled_dot_product_attention(q, k, v, is_causal=causal), atol=1e-5)
-        print(f"causal={causal!s:<5} tiles {block_q:>3} x {block_k:<3}: same as SDPA: {same}")
+if solutions:
+    tiled_forward = fs.tiled_forward
+print(checks.check("tiled_forward", tiled_forward))
+notebook.show_solution(fs.tiled_forward)
+
+# %% [markdown]
+# The library's version also counts the bytes it moves, as a GPU kernel would: the cells below use it.
+
+# %% [markdown] lang="vi"
+# Phiên bản của thư viện còn đếm số byte nó chuyển, như một kernel GPU sẽ làm: các ô dưới đây dùng nó.
 
 # %% [markdown]
 # The bytes: counted by the function for short sequences (crosses), and the formulas for long ones. With tiles of
@@ -130,7 +210,8 @@ for causal in (False, True):
 
 # %% [markdown] lang="vi"
 # Số byte: hàm tự đếm với chuỗi ngắn (dấu x), và theo công thức với chuỗi dài. Với ô 64 truy vấn và head dim 64, cách
-# chia ô chuyển khoảng một nửa; với 256 truy vấn mỗi ô, ít hơn khoảng tám lần. Vì thế ô càng lớn càng tốt, trong giới
+# chia khối chuyển khoảng một nửa; với 256 query mỗi tile, ít hơn khoảng tám lần. Vì thế tile càng lớn càng tốt, trong
+# giới
 # hạn bộ nhớ nhanh trên chip.
 
 # %%
@@ -146,60 +227,169 @@ long = [256, 512, 1024, 2048, 4096, 8192, 16384]
 notebook.show(fs.traffic_plot(long, 64, (64, 128, 256), out / "traffic.png", counted))
 
 # %% [markdown]
+# **Exercises.** 1. With tiles of 64 queries, how many times is each key read from main memory for a sequence of 4096?
+# 2. Skip the key tiles a causal mask hides (if your function does not yet): how many fewer tiles are computed at
+# sequence 1024 with tiles of 64?
+
+# %% [markdown] lang="vi"
+# **Bài tập.** 1. Với tile 64 query, mỗi key được đọc từ bộ nhớ chính bao nhiêu lần khi chuỗi dài 4096? 2. Bỏ qua các
+# tile key bị mask causal che (nếu hàm của bạn chưa làm): ở chuỗi 1024 với tile 64, số tile phải tính giảm đi bao
+# nhiêu?
+
+# %% [markdown]
 # ## 4. The backward pass, by recomputation
 #
 # Training needs gradients, and the naive backward pass reads the stored probabilities P (S × S again). FlashAttention
 # keeps only the output O and the log-sum-exp, and **recomputes** each tile's P = exp(QKᵀ/√d − lse) when it needs it:
 # more arithmetic, far less memory traffic. With D = rowsum(dO ∘ O), the softmax's gradient is dS = P ∘ (dP − D).
+#
+# **Your turn.** Write `tiled_backward(q, k, v, out, lse, grad_out, block_q, block_k, causal)` returning (dq, dk, dv),
+# checked against autograd through attention.
 
 # %% [markdown] lang="vi"
 # ## 4. Lượt ngược, bằng cách tính lại
 #
-# Huấn luyện cần gradient, và lượt ngược ngây thơ phải đọc lại ma trận xác suất P đã lưu (lại S × S). FlashAttention chỉ
-# giữ đầu ra O và log-sum-exp, rồi **tính lại** P = exp(QKᵀ/√d − lse) của từng ô khi cần: tính toán nhiều hơn, nhưng
+# Huấn luyện cần gradient, và lượt ngược naive phải đọc lại ma trận xác suất P đã lưu (lại S × S). FlashAttention chỉ
+# giữ đầu ra O và log-sum-exp, rồi **tính lại** P = exp(QKᵀ/√d − lse) của từng tile khi cần: tính toán nhiều hơn, nhưng
 # chuyển dữ liệu ít hơn hẳn. Với D = rowsum(dO ∘ O), gradient của softmax là dS = P ∘ (dP − D).
+#
+# **Đến lượt bạn.** Viết `tiled_backward(q, k, v, out, lse, grad_out, block_q, block_k, causal)` trả về (dq, dk, dv);
+# ô kiểm tra so với autograd qua attention.
+
 
 # %%
-notebook.show_source(fs.tiled_backward)
+def tiled_backward(q, k, v, out, lse, grad_out, block_q=64, block_k=64, causal=False):
+    """dq, dk, dv by recomputing each tile's probabilities from q, k and the log-sum-exp."""
+    # TODO: your code here (D = rowsum(dO ∘ O); per tile: P, dV += Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP − D), dQ, dK)
+    raise NotImplementedError
+
 
 # %%
-qg, kg, vg = (torch.randn(2, 4, 200, 64, requires_grad=True) for _ in range(3))
-grad_out = torch.randn(2, 4, 200, 64)
-fs.naive_attention(qg, kg, vg, causal=True).backward(grad_out)
-o, lse, _ = fs.tiled_forward(qg.detach(), kg.detach(), vg.detach(), 64, 64, causal=True)
-dq, dk, dv = fs.tiled_backward(qg.detach(), kg.detach(), vg.detach(), o, lse, grad_out, 64, 64, causal=True)
-for name, mine, theirs in (("dQ", dq, qg.grad), ("dK", dk, kg.grad), ("dV", dv, vg.grad)):
-    print(f"{name}: same as autograd of naive attention: {torch.allclose(mine, theirs, atol=1e-4)}")
+if solutions:
+    tiled_backward = fs.tiled_backward
+print(checks.check("tiled_backward", tiled_backward))
+notebook.show_solution(fs.tiled_backward)
 
 # %% [markdown]
-# ## 5. Your own GPU kernel
-#
-# The same forward pass in CUDA: one thread block per (batch × head, tile of 64 queries), one thread per query row,
-# holding its query, running maximum, running sum and output row in float32 registers; each tile of 32 keys and values
-# is loaded into shared memory once by the whole block and read from there by every thread. fp16 in and out. It is
-# compiled right here with `torch.utils.cpp_extension.load_inline`, for this GPU's architecture (on a T4, sm75), then
-# checked against an fp32 reference and the installed library, and timed against naive PyTorch attention and the
-# library. No Triton: it breaks on a T4 with Colab's Triton.
+# **Exercises.** 1. Why does the backward pass need the log-sum-exp, not m and l separately? 2. Count the matrix
+# products per tile pair in your backward pass against the forward pass's two: that ratio is why training costs about
+# three times a forward pass.
 
 # %% [markdown] lang="vi"
-# ## 5. Kernel GPU của riêng bạn
+# **Bài tập.** 1. Vì sao lượt ngược cần log-sum-exp, chứ không cần riêng m và l? 2. Đếm số phép nhân ma trận cho mỗi
+# cặp tile trong lượt ngược của bạn, so với hai phép của lượt xuôi: tỉ lệ đó là lý do huấn luyện tốn khoảng ba lần một
+# lượt xuôi.
+
+# %% [markdown]
+# ## 5. Your own GPU kernel, and a ladder to tensor cores
 #
-# Vẫn lượt xuôi ấy, viết bằng CUDA: mỗi khối thread xử lý một (batch × head, ô 64 truy vấn), mỗi thread một hàng truy
-# vấn, giữ truy vấn, giá trị lớn nhất, tổng tích lũy và hàng đầu ra trong thanh ghi float32; mỗi ô 32 khóa và giá trị
-# được cả khối nạp vào bộ nhớ chia sẻ (shared memory) một lần, rồi mọi thread đọc từ đó. Vào và ra bằng fp16. Kernel
-# được biên dịch ngay tại đây bằng `torch.utils.cpp_extension.load_inline`, cho kiến trúc của GPU này (trên T4 là sm75),
-# rồi được kiểm tra với tham chiếu fp32 và thư viện đã cài, và đo thời gian so với attention ngây thơ của PyTorch và thư
-# viện. Không dùng Triton: nó hỏng trên T4 với Triton của Colab.
+# The same forward pass in CUDA, compiled right here with `torch.utils.cpp_extension.load_inline` for this GPU (on a
+# T4, sm75). Rung 0 is the simplest kernel: one thread per query row, its query, running maximum, sum and output row
+# in fp32 registers, each tile of keys and values loaded into shared memory once by the whole block. It is exactly
+# right, and slower than naive PyTorch attention, whose matrix products run on tensor cores. Each rung after it
+# changes one thing, shown as a diff against the rung before, and uses only instructions a T4 has. No Triton: on a T4
+# it runs `tl.dot` without tensor cores.
+
+# %% [markdown] lang="vi"
+# ## 5. Kernel GPU của riêng bạn, và chiếc thang lên tensor core
+#
+# Vẫn lượt xuôi ấy, viết bằng CUDA và biên dịch ngay tại đây bằng `torch.utils.cpp_extension.load_inline` cho GPU này
+# (trên T4 là sm75). Bậc 0 là kernel đơn giản nhất: mỗi thread một hàng query, giữ query, giá trị lớn nhất, tổng tích
+# luỹ và hàng đầu ra trong thanh ghi fp32; mỗi tile key và value được cả block nạp vào shared memory một lần. Nó đúng
+# tuyệt đối, nhưng chậm hơn cả attention naive của PyTorch, vốn chạy phép nhân ma trận trên tensor core. Mỗi bậc sau
+# đó thay đổi một điều, hiện dưới dạng diff so với bậc trước, và chỉ dùng lệnh mà T4 có. Không dùng Triton: trên T4 nó
+# chạy `tl.dot` mà không có tensor core.
 
 # %%
-kernel = fs.KERNEL_SOURCE[fs.KERNEL_SOURCE.index("template <int D") : fs.KERNEL_SOURCE.index("std::vector")]
-notebook.show_source(kernel.strip(), language="cuda")
+from vanilla_flash.teach import ladder
+
+for i, rung in enumerate(ladder.RUNGS):
+    print(f"rung {i} · {rung.name}: {rung.idea}")
+
+# %%
+notebook.show_source(ladder.source("scalar"), language="cuda")
+
+# %% [markdown]
+# **Rung 1, a warp per 16 query rows.** Lanes split the keys for the scores and the columns for the output; a row's
+# softmax is shared across the warp by shuffles. Every value read from shared memory now serves 16 rows, not one.
+
+# %% [markdown] lang="vi"
+# **Bậc 1, mỗi warp 16 hàng query.** Các lane chia nhau key khi tính điểm và chia nhau cột khi tính đầu ra; softmax của
+# một hàng được chia sẻ trong warp bằng shuffle. Mỗi giá trị đọc từ shared memory giờ phục vụ 16 hàng, không phải một.
+
+# %%
+notebook.show_source(ladder.changes("warp_tiles"), language="diff")
+
+# %% [markdown]
+# **Rung 2, tensor cores.** QKᵀ and PV become `mma.sync.m16n8k8`: a warp multiplies a 16×8 fp16 tile by an 8×8 one into
+# fp32 in one instruction, each lane holding a few elements of each tile, its fragment. The softmax still goes through
+# shared memory.
+
+# %% [markdown] lang="vi"
+# **Bậc 2, tensor core.** QKᵀ và PV trở thành `mma.sync.m16n8k8`: một warp nhân một tile fp16 16×8 với một tile 8×8 ra
+# fp32 trong một lệnh, mỗi lane giữ vài phần tử của mỗi tile, gọi là fragment. Softmax vẫn đi qua shared memory.
+
+# %%
+notebook.show_source(ladder.changes("mma"), language="diff")
+
+# %% [markdown]
+# **Rung 3, `ldmatrix`.** One instruction gives each lane its part of four 8×8 tiles from shared memory, 16 bytes a lane
+# (`.trans` for V).
+
+# %% [markdown] lang="vi"
+# **Bậc 3, `ldmatrix`.** Một lệnh trao cho mỗi lane phần của nó trong bốn tile 8×8 từ shared memory, 16 byte mỗi lane
+# (`.trans` cho V).
+
+# %%
+notebook.show_source(ladder.changes("ldmatrix"), language="diff")
+
+# %% [markdown]
+# **Rung 4, the online softmax in registers.** The scores stay in the accumulators; the four lanes of a row share its
+# maximum with two shuffles; the accumulator of key tile j, rounded to fp16, is already the A fragment of step j of PV.
+
+# %% [markdown] lang="vi"
+# **Bậc 4, online softmax trong thanh ghi.** Điểm nằm yên trong bộ tích luỹ; bốn lane của một hàng chia sẻ giá trị lớn
+# nhất bằng hai lần shuffle; bộ tích luỹ của tile key j, làm tròn về fp16, chính là fragment A của bước j trong PV.
+
+# %%
+notebook.show_source(ladder.changes("softmax_in_registers"), language="diff")
+
+# %% [markdown]
+# **Rung 5, a swizzle.** Chunk c of row r is stored at chunk c XOR (r mod 8): the 8 rows one `ldmatrix` reads fall in 8
+# different groups of shared-memory banks instead of one.
+
+# %% [markdown] lang="vi"
+# **Bậc 5, swizzle.** Đoạn c của hàng r được lưu ở đoạn c XOR (r mod 8): 8 hàng mà một lệnh `ldmatrix` đọc rơi vào 8
+# nhóm bank khác nhau của shared memory thay vì cùng một nhóm.
+
+# %%
+notebook.show_source(ladder.changes("swizzle"), language="diff")
+
+# %% [markdown]
+# **Rung 6, prefetch.** The next key tile's loads are issued into registers before this tile is computed and stored to
+# shared memory after it (a T4 has no `cp.async`): the loads hide behind the tensor cores' work.
+
+# %% [markdown] lang="vi"
+# **Bậc 6, nạp trước.** Lệnh nạp tile key kế tiếp được phát vào thanh ghi trước khi tính tile này, và ghi vào shared
+# memory sau đó (T4 không có `cp.async`): việc nạp ẩn sau công việc của tensor core.
+
+# %%
+notebook.show_source(ladder.changes("prefetch"), language="diff")
+
+# %% [markdown]
+# Now build every rung for this GPU, check each against float32 (777 tokens, a length no tile divides), and time them
+# at GPT-2's shape beside naive PyTorch and this set's library.
+
+# %% [markdown] lang="vi"
+# Giờ biên dịch mọi bậc cho GPU này, kiểm tra từng bậc với float32 (777 token, độ dài không tile nào chia hết), và đo
+# thời gian ở kích thước của GPT-2, cạnh attention naive của PyTorch và thư viện của bộ notebook này.
 
 # %% tags=["nbval-ignore-output"]
 import time
 
 from torch.utils.cpp_extension import CUDA_HOME
 from vanilla_flash import attention, env, targets
+from vanilla_flash.builds import inline
 
 machine = env.probe()
 library = targets.get(target).backend if target in targets.TARGETS else None
@@ -207,52 +397,86 @@ if library and attention.why_not(library, machine, dtype=torch.float16, head_dim
     library = "sdpa_flash" if attention.why_not("sdpa_flash", machine, dtype=torch.float16) is None else None
 if device != "cuda" or CUDA_HOME is None:
     why = "no GPU here" if device != "cuda" else "no CUDA compiler (nvcc) here"
-    print(f"{why}: on a GPU this cell compiles vf_flash_forward with nvcc ({fs.gencode('75')} on a T4) and compares it "
-          "with naive attention and the library; skipped")  # fmt: skip
+    gencode = inline.gencode("75")
+    print(f"{why}: on a GPU this cell compiles the {len(ladder.RUNGS)} rungs with nvcc ({gencode} on a T4), checks "
+          "each against float32 and times them beside naive attention and the library; skipped")  # fmt: skip
 else:
     start = time.perf_counter()
-    module = fs.build_kernel(build_dir=str(notebook.storage("kernels", colab_drive=False)))
-    print(f"compiled for sm{machine.capability[0]}{machine.capability[1]} in {time.perf_counter() - start:.0f} s")
-    for seq in (1024, 4096):
-        r = fs.compare_on_gpu(module, [library] if library else [], seq=seq)
-        line = f"{r['shape']}: own kernel rel. err {r['own_kernel_rel_err']:.1e}, {r['own_kernel_ms']:.2f} ms; "
-        line += f"naive {r['naive_ms']:.2f} ms"
-        for name, lib in r["libraries"].items():
-            line += f"; {name} rel. err {lib['rel_err']:.1e}, {lib['ms']:.2f} ms"
-        print(line)
+    arch = "compute_75" if target == "t4" else inline.this_gpu()  # the T4 set builds for a T4's instructions
+    module = ladder.build(arch=arch, build_dir=notebook.storage("kernels", colab_drive=False))
+    print(f"compiled {len(ladder.RUNGS)} rungs ({inline.gencode(arch)}) in {time.perf_counter() - start:.0f} s")
+    for name in ladder.NAMES:
+        worst = max(ladder.check(module, name, 2, 3, 777, d, c)["rel_err"] for d in (64, 128) for c in (True, False))
+        print(f"{name:<22} largest relative error against float32: {worst:.1e}")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(16, 12, 1024, 64, device="cuda", dtype=torch.float16, generator=g) for _ in range(3))
+    kernels = {"naive": lambda: fs.naive_attention(q, k, v, True)}
+    if library:
+        kernels[library] = lambda: attention.attend(library, q, k, v, causal=True).transpose(1, 2)
+    for name in ladder.NAMES:
+        kernels[f"{name}@{arch}"] = lambda name=name: ladder.forward(module, name, q, k, v, True)[0]
+    row = ladder.time_kernels(q, k, v, kernels)
+    for name, ms in row["ms"].items():
+        print(f"{name:<34} {ms:8.3f} ms" if ms else f"{name:<34} {row['rel_err'][name]}")
+    rungs = [r.__dict__ for r in ladder.RUNGS]
+    env_now = {"environment": {"machine": {"gpu_name": machine.gpu_name}}}
+    notebook.show(ladder.plot({"rungs": rungs, "times": [row], **env_now}, out / "ladder.png"))
 
 # %% [markdown]
-# **Measured on an H200**, by the same code (`experiments/from_scratch/run.py`), read from
-# `results/h200/from_scratch/from_scratch.json`: the kernel built as sm_90 machine code and as `compute_75` PTX alone,
-# the build a T4 gets, which the driver compiled when it loaded. Not measured: a T4 itself.
+# **Measured on an H100**, by the same code (`experiments/kernel_ladder`), read from
+# `results/h100/kernel_ladder/kernel_ladder.json`: every rung built as `compute_75` PTX, the build a T4 gets, which the
+# driver compiled when it loaded, beside flash-attn 1.0.9 built the same way and ssiu/flash-attention-turing, all in one
+# process. Not measured: a T4 itself.
 
 # %% [markdown] lang="vi"
-# **Số đo trên một H200**, bằng chính đoạn mã này (`experiments/from_scratch/run.py`), đọc từ
-# `results/h200/from_scratch/from_scratch.json`: kernel được biên dịch thành mã máy sm_90 và thành PTX `compute_75`
-# thuần, bản build mà T4 nhận, do driver biên dịch khi nạp. Chưa đo: chính một chiếc T4.
+# **Số đo trên một H100**, bằng chính đoạn mã này (`experiments/kernel_ladder`), đọc từ
+# `results/h100/kernel_ladder/kernel_ladder.json`: mọi bậc được biên dịch thành PTX `compute_75`, bản build mà T4 nhận,
+# do driver biên dịch khi nạp, cạnh flash-attn 1.0.9 biên dịch cùng cách và ssiu/flash-attention-turing, tất cả trong
+# một tiến trình. Chưa đo: chính một chiếc T4.
 
 # %%
 from vanilla_flash.results import tables
 
-notebook.show_markdown(tables.from_scratch_markdown("results/h200/from_scratch/from_scratch.json"))
+notebook.show_markdown(tables.kernel_ladder_markdown("results/h100/kernel_ladder/kernel_ladder.json"))
 
 # %% tags=["nbval-ignore-output"]
-notebook.show("docs/en/img/from_scratch_h200.png")
+notebook.show("docs/en/img/kernel_ladder_h100.png")
 
 # %% [markdown]
-# **What the library does that this kernel does not.** Each thread here does its dot products one multiply-add at a
-# time on the CUDA cores; the library feeds the **tensor cores** with matrix instructions (MMA; on Hopper, WGMMA), which
-# do a whole tile product per instruction, at many times the rate. It splits a tile across **warps** so that each works
-# on registers it owns; it **pipelines** the copies (the next tile loads while this one computes: `cp.async`, on Hopper
-# the TMA unit); FlashAttention-2 partitions the work so that the warps of a block rarely need to share partial sums and
-# parallelises over the sequence too; FlashAttention-3 and 4 overlap the softmax of one tile with the matrix products of
-# the next (asynchrony, warp specialisation). The numbers above show what that is worth.
+# **Your kernel as an attention backend.** The last rung is registered as `from_scratch`: `attention.attend` calls it,
+# and a GPT-2 built with `attn="from_scratch"` runs it to evaluate or generate. It is a forward pass only (fp16, head
+# dims 64 and 128, no padding mask); what it cannot do, it refuses by name. Its backward pass is part 2.
 
 # %% [markdown] lang="vi"
-# **Những gì thư viện làm mà kernel này không làm.** Ở đây mỗi thread tính tích vô hướng từng phép nhân-cộng một trên
-# lõi CUDA; thư viện đưa việc cho **tensor core** bằng lệnh ma trận (MMA; trên Hopper là WGMMA), mỗi lệnh tính cả một
-# tích ô, nhanh gấp nhiều lần. Nó chia một ô cho các **warp** để mỗi warp làm việc trên thanh ghi của riêng mình; nó
-# **xếp đường ống** các lần sao chép (ô tiếp theo được nạp trong khi ô này đang tính: `cp.async`, trên Hopper là bộ
-# TMA); FlashAttention-2 chia việc sao cho các warp trong một khối hiếm khi phải dùng chung tổng tạm, và song song hóa
-# cả theo chiều dài chuỗi; FlashAttention-3 và 4 cho softmax của ô này chạy chồng lên phép nhân ma trận của ô sau (bất
-# đồng bộ, chuyên biệt hóa warp). Các con số ở trên cho thấy điều đó đáng giá bao nhiêu.
+# **Kernel của bạn làm backend attention.** Bậc cuối được đăng ký với tên `from_scratch`: `attention.attend` gọi nó, và
+# một GPT-2 dựng với `attn="from_scratch"` dùng nó để đánh giá hoặc sinh văn bản. Nó chỉ có lượt xuôi (fp16, head dim
+# 64 và 128, không mask padding); điều gì nó không làm được, nó từ chối kèm tên. Lượt ngược là phần 2.
+
+# %% tags=["nbval-ignore-output"]
+reason = attention.why_not("from_scratch", machine, dtype=torch.float16, head_dim=64, training=False)
+if reason:
+    print(f"from_scratch cannot run here: {reason}")
+else:
+    mine = attention.attend("from_scratch", q, k, v, causal=True)
+    theirs = attention.attend("sdpa", q, k, v, causal=True)
+    print(f"from_scratch against sdpa: largest difference {(mine - theirs).abs().max().item():.1e}")
+
+# %% [markdown]
+# **Exercises.** 1. In rung 5, swizzle with `r % 4` instead of `r % 8`: what does the check say, and the time? 2. Set
+# `BLOCK_N = 32` in rung 6: what changes at head dim 64 and at 128, and why? 3. The native build of rung 6 uses no
+# instruction newer than a T4's: which of Ampere's (`cp.async`, `mma.m16n8k16`) would you try first?
+#
+# **What the library still does that this ladder does not.** The backward pass (part 2 of this course);
+# FlashAttention-2 on Ampere uses `cp.async` copies and the wider `m16n8k16` product; FlashAttention-3 and 4 on Hopper
+# and Blackwell use the TMA copy engine and warpgroup matrix instructions (`wgmma`, `tcgen05`), and overlap one tile's
+# softmax with the next tile's products in warps that specialise in loading or computing.
+
+# %% [markdown] lang="vi"
+# **Bài tập.** 1. Ở bậc 5, swizzle bằng `r % 4` thay cho `r % 8`: ô kiểm tra nói gì, và thời gian ra sao? 2. Đặt
+# `BLOCK_N = 32` ở bậc 6: điều gì thay đổi ở head dim 64 và 128, và vì sao? 3. Bản build riêng cho GPU của bậc 6 không
+# dùng lệnh nào mới hơn của T4: trong các lệnh của Ampere (`cp.async`, `mma.m16n8k16`), bạn sẽ thử lệnh nào trước?
+#
+# **Những gì thư viện còn làm mà chiếc thang này chưa làm.** Lượt ngược (phần 2 của khoá học này); FlashAttention-2
+# trên Ampere dùng lệnh chép `cp.async` và phép nhân rộng hơn `m16n8k16`; FlashAttention-3 và 4 trên Hopper và
+# Blackwell dùng bộ chép TMA và lệnh ma trận theo warpgroup (`wgmma`, `tcgen05`), cho softmax của tile này chạy chồng
+# lên phép nhân của tile sau, với các warp chuyên nạp dữ liệu hoặc chuyên tính toán.

@@ -83,6 +83,14 @@ def show_source(obj, language: str = "python") -> None:
     show_markdown(f"```{language}\n{obj if isinstance(obj, str) else inspect.getsource(obj)}\n```")
 
 
+def show_solution(obj, label: str = "Solution (click to open) · Lời giải (bấm để mở)") -> None:
+    """The library's solution to an exercise, folded away: one click opens it (a `<details>` block)."""
+    import inspect
+
+    source = obj if isinstance(obj, str) else inspect.getsource(obj)
+    show_markdown(f"<details><summary>{label}</summary>\n\n```python\n{source}\n```\n\n</details>")
+
+
 def params(target: str) -> dict:
     """The parameters of notebooks/params/<target>.yaml (what papermill injects for that target)."""
     from vanilla_flash.config import read_yaml
@@ -107,14 +115,15 @@ def limit_gpu_memory(gib: float | None) -> None:
 
 def colab_params(target: str) -> dict:
     """The parameters a notebook opened in Colab runs with (papermill does not run there): its set's
-    GPU file (`target`) on a GPU runtime; on a CPU runtime the CPU file, with a note saying so."""
+    GPU file (`target`) on a GPU runtime; on a CPU runtime the CPU file, with a note saying so. The
+    reader writes the exercises there: `solutions` is off."""
     if env.capability() is None:
         print(
             f"No GPU in this Colab runtime: running with the CPU parameters, not {target}'s. For the GPU "
             "run choose Runtime > Change runtime type > T4 GPU, then run all cells again."
         )
-        return checked_params(params("cpu"))
-    return checked_params(params(target))
+        return {**checked_params(params("cpu")), "solutions": False}
+    return {**checked_params(params(target)), "solutions": False}
 
 
 @dataclass
@@ -131,6 +140,7 @@ class NotebookParams:
     fa2_archs: list[str] | None
     fa2_head_dims: list[int] | None
     gpu_memory_gib: float | None
+    solutions: bool  # 05_from_scratch fills in its exercises with the library's solutions (papermill runs)
     train: dict
     benchmark: dict
 

@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import pytest
 from vanilla_flash.results import report, tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,40 +100,30 @@ def _table_rows(markdown: str) -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in rows[2:]]
 
 
-def test_the_from_scratch_table_is_read_from_the_committed_h200_run():
-    """One row per build x shape of results/h200/from_scratch/from_scratch.json, in both languages, each
-    cell the file's number (to the 3 digits shown; Vietnamese with a decimal comma), the last column the
-    own kernel's time over sdpa_cudnn's, and a caption with the GPU, torch and date of the run."""
-    path = ROOT / "results/h200/from_scratch/from_scratch.json"
-    result = report.load(path)
-    machine = result["environment"]["machine"]
-    assert len(result["rows"]) == 4 and {r["built_for"] for r in result["rows"]} == {"90", "compute_75"}
-    for lang in ("en", "vi"):
-        text = tables.from_scratch_markdown(result, lang)
-        assert text == tables.from_scratch_markdown(path, lang)  # a path (as tools/docs_tables.py passes) or a dict
-        caption = text.splitlines()[0]
-        assert machine["gpu_name"] in caption and machine["torch"] in caption and result["when"][:10] in caption
-        rows = _table_rows(text)
-        assert len(rows) == len(result["rows"])
-        for cells, r in zip(rows, result["rows"], strict=True):
-            assert len(cells) == 8 and cells[1].startswith(r["shape"])
-            assert (cells[0] == "sm_90") if r["built_for"] == "90" else cells[0].startswith("compute_75 (PTX")
-            number = [float(c.rstrip("×").replace(",", ".")) for c in cells[2:]]
-            cudnn = r["libraries"]["sdpa_cudnn"]["ms"]
-            measured = [r["own_kernel_ms"], r["naive_ms"], r["libraries"]["sdpa_flash"]["ms"], cudnn]
-            assert number[:4] == pytest.approx(measured, rel=5e-3), (lang, cells)  # 3 significant digits
-            assert number[4] == pytest.approx(r["own_kernel_rel_err"], rel=5e-2), (lang, cells)  # 2 digits
-            assert number[5] == pytest.approx(r["own_kernel_ms"] / cudnn, rel=5e-3), (lang, cells)
-            if lang == "vi":
-                assert not any("." in c for c in cells[2:]), cells  # decimal commas in Vietnamese
-    en, vi = (tables.from_scratch_markdown(result, lang).splitlines()[2] for lang in ("en", "vi"))
-    assert "own kernel (ms)" in en and "kernel tự viết (ms)" in vi
-
-
-def test_the_from_scratch_table_follows_its_file():
-    """A different measurement gives a different table: nothing in it is fixed in the code."""
-    result = report.load(ROOT / "results/h200/from_scratch/from_scratch.json")
-    row = {**result["rows"][0], "own_kernel_ms": 5.0, "libraries": {"sdpa_cudnn": {"ms": 0.25, "rel_err": 1e-4}}}
-    text = tables.from_scratch_markdown({**result, "rows": [row]}, "en")
-    (cells,) = _table_rows(text)
-    assert cells[2] == "5.00" and cells[4] == "-" and cells[5] == "0.250" and cells[7] == "20.0×"
+def test_the_kernel_ladder_table_follows_its_file():
+    """A row per kernel (the baselines, each rung as compute_75 PTX, the last one natively too), a
+    column per shape, and the last rung against flash-attn 1.x, ssiu's kernel and sdpa_flash."""
+    times = {"naive": 2.0, "sdpa_flash": 0.2, "flash_attn_1": 0.4, "ssiu_turing": 0.25,
+             "scalar@compute_75": 1.0, "fast@compute_75": 0.1, "scalar@90": 0.9, "fast@90": 0.08}  # fmt: skip
+    result = {
+        "rungs": [{"name": "scalar"}, {"name": "fast"}],
+        "times": [{"shape": "B1 H1 S64 D64", "ms": times, "rel_err": {k: 2e-4 for k in times} | {"naive": 5e-4}}],
+        "environment": {"machine": {"gpu_name": "Some GPU", "torch": "2.11"}},
+        "when": "2026-12-06T00:00:00",
+        "commit": "abcdef123",
+        "flash_attn": "1.0.9+hd64.ptx75",
+    }
+    lines = tables.kernel_ladder_markdown(result).splitlines()
+    assert "Some GPU, torch 2.11, 2026-12-06 (commit abcdef1)" in lines[0] and "2.0e-04 to 2.0e-04" in lines[0]
+    body = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert body == [
+        "| naive PyTorch attention | 2.00 |",
+        "| sdpa_flash | 0.200 |",
+        "| flash_attn_1 (compute_75 PTX) | 0.400 |",
+        "| ssiu/flash-attention-turing (compute_75 PTX) | 0.250 |",
+        "| rung 0: scalar | 1.00 |",
+        "| rung 1: fast | 0.100 |",
+        "| rung 1: fast (this GPU's own build) | 0.0800 |",
+    ]
+    assert "flash-attn 1.0.9 built the same way: 4.00× faster" in lines[-1]
+    assert "ssiu/flash-attention-turing: 2.50× faster" in lines[-1] and "sdpa_flash: 2.50× of its speed" in lines[-1]

@@ -9,13 +9,10 @@
   from Q, K and the log-sum-exp instead of being stored.
 - `naive_bytes`, `tiled_bytes`: those memory traffics as formulas (the FlashAttention paper's
   Θ(Nd + N²) against Θ(N²d²/M)), checked against what `tiled_forward` counts.
-- `KERNEL_SOURCE`, `build_kernel`, `kernel_forward`: the same forward pass as a small CUDA kernel of
-  one's own (fp16 in, fp32 accumulation, one thread block per (batch x head, query tile), the key
-  and value tiles staged in shared memory), compiled with `torch.utils.cpp_extension.load_inline`
-  for this GPU's architecture or as `compute_75` PTX. No tensor cores, no warp-level matrix
-  instructions, no pipelined copies: what the library adds is measured against it.
+- `score_memory`, `traffic_plot`, `memory_plot`: the notebook's measurements.
 
-- `score_memory`, `traffic_plot`, `memory_plot`, `compare_on_gpu`: the notebook's measurements.
+The same forward pass as CUDA kernels, from one thread per query row to tensor cores, is the kernel
+ladder (`vanilla_flash.teach.ladder`); the checks of the reader's own steps are `teach.checks`.
 
 Tensors are (batch, heads, seq, head_dim) throughout.
 """
@@ -27,7 +24,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vanilla_flash.attention import registry as attention
 from vanilla_flash.bench import timing
 from vanilla_flash.results import plots
 
@@ -162,129 +158,6 @@ def tiled_bytes(
 
 
 # ---------------------------------------------------------------------------------------------
-# The same forward pass as a CUDA kernel of one's own. One thread block per (batch x head, tile of
-# BLOCK_Q query rows), one thread per query row: the thread keeps its query row, its running
-# maximum and sum and its output row in registers (float32); the block loads each tile of BLOCK_K
-# keys and values into shared memory once, and every thread reads it from there. fp16 in and out.
-
-BLOCK_Q, BLOCK_K = 64, 32
-HEAD_DIMS = (64, 128)
-
-KERNEL_SOURCE = r"""
-#include <torch/extension.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAException.h>
-
-template <int D, int BQ, int BK>
-__global__ void vf_flash_forward(const __half* __restrict__ q, const __half* __restrict__ k,
-                                 const __half* __restrict__ v, __half* __restrict__ o,
-                                 float* __restrict__ lse, int n, float scale, bool causal) {
-  const size_t head = (size_t)blockIdx.y * n * D;  // this (batch, head)'s (n x D) matrices
-  const int row = blockIdx.x * BQ + threadIdx.x;    // this thread's query row
-  const bool active = row < n;
-  __shared__ __half ks[BK][D];
-  __shared__ __half vs[BK][D];
-  float qr[D], acc[D];
-  for (int c = 0; c < D; c++) {
-    qr[c] = active ? __half2float(q[head + (size_t)row * D + c]) * scale : 0.f;
-    acc[c] = 0.f;
-  }
-  float m = -INFINITY, l = 0.f;
-  const int kv_end = causal ? min(n, (int)(blockIdx.x + 1) * BQ) : n;
-  for (int j0 = 0; j0 < kv_end; j0 += BK) {
-    for (int i = threadIdx.x; i < BK * D; i += BQ) {  // the block loads the tile together
-      const int r = i / D, c = i % D, key = j0 + r;
-      ks[r][c] = key < n ? k[head + (size_t)key * D + c] : __float2half(0.f);
-      vs[r][c] = key < n ? v[head + (size_t)key * D + c] : __float2half(0.f);
-    }
-    __syncthreads();
-    int keys = min(BK, n - j0);
-    if (causal) keys = min(keys, row - j0 + 1);
-    if (active && keys > 0) {
-      float s[BK], tile_max = -INFINITY;
-      for (int r = 0; r < keys; r++) {
-        float dot = 0.f;
-        for (int c = 0; c < D; c++) dot += qr[c] * __half2float(ks[r][c]);
-        s[r] = dot;
-        tile_max = fmaxf(tile_max, dot);
-      }
-      const float m_new = fmaxf(m, tile_max);
-      const float correction = __expf(m - m_new);  // rescale what was summed under the old maximum
-      l *= correction;
-      for (int c = 0; c < D; c++) acc[c] *= correction;
-      for (int r = 0; r < keys; r++) {
-        const float p = __expf(s[r] - m_new);
-        l += p;
-        for (int c = 0; c < D; c++) acc[c] += p * __half2float(vs[r][c]);
-      }
-      m = m_new;
-    }
-    __syncthreads();
-  }
-  if (active) {
-    for (int c = 0; c < D; c++) o[head + (size_t)row * D + c] = __float2half(acc[c] / l);
-    lse[(size_t)blockIdx.y * n + row] = m + logf(l);
-  }
-}
-
-std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, bool causal) {
-  TORCH_CHECK(q.is_cuda() && q.scalar_type() == torch::kHalf && k.scalar_type() == torch::kHalf &&
-              v.scalar_type() == torch::kHalf, "q, k and v must be float16 CUDA tensors");
-  TORCH_CHECK(q.dim() == 4 && q.sizes() == k.sizes() && q.sizes() == v.sizes(),
-              "q, k and v must have the same (batch, heads, seq, head_dim) shape");
-  q = q.contiguous(); k = k.contiguous(); v = v.contiguous();
-  const int b = q.size(0), h = q.size(1), n = q.size(2), d = q.size(3);
-  auto o = torch::empty_like(q);
-  auto lse = torch::empty({b, h, n}, q.options().dtype(torch::kFloat));
-  const dim3 grid((n + BLOCK_Q - 1) / BLOCK_Q, b * h);
-  const float scale = 1.0f / sqrtf((float)d);
-  auto args = [&](auto kernel) {
-    kernel<<<grid, BLOCK_Q, 0, at::cuda::getCurrentCUDAStream()>>>(
-        reinterpret_cast<const __half*>(q.data_ptr<at::Half>()),
-        reinterpret_cast<const __half*>(k.data_ptr<at::Half>()),
-        reinterpret_cast<const __half*>(v.data_ptr<at::Half>()),
-        reinterpret_cast<__half*>(o.data_ptr<at::Half>()),
-        lse.data_ptr<float>(), n, scale, causal);
-  };
-  if (d == 64) args(vf_flash_forward<64, BLOCK_Q, BLOCK_K>);
-  else if (d == 128) args(vf_flash_forward<128, BLOCK_Q, BLOCK_K>);
-  else TORCH_CHECK(false, "this kernel is written for head dims 64 and 128, not ", d);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {o, lse};
-}
-"""
-CPP_SOURCE = "std::vector<torch::Tensor> forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, bool causal);"
-
-
-def gencode(arch: str) -> str:
-    """nvcc's flag for `arch`: "90" is machine code for sm_90; "compute_75" is PTX alone, which the
-    driver compiles when the module loads, for whatever GPU is there (a T4's build run on an H200)."""
-    number = arch.removeprefix("compute_")
-    return f"-gencode=arch=compute_{number},code={'compute' if arch.startswith('compute_') else 'sm'}_{number}"
-
-
-def build_kernel(arch: str | None = None, build_dir: str | None = None, verbose: bool = False):
-    """Compile `KERNEL_SOURCE` for `arch` (default: this GPU's) with `load_inline` and return the
-    module; its `forward(q, k, v, causal)` returns (output, log-sum-exp). Needs a CUDA toolkit."""
-    from torch.utils.cpp_extension import load_inline
-
-    if arch is None:
-        major, minor = torch.cuda.get_device_capability()
-        arch = f"{major}{minor}"
-    defines = [f"-DBLOCK_Q={BLOCK_Q}", f"-DBLOCK_K={BLOCK_K}"]
-    return load_inline(
-        name=f"vf_flash_forward_{arch}",
-        cpp_sources=CPP_SOURCE,
-        cuda_sources=KERNEL_SOURCE,
-        functions=["forward"],
-        extra_cuda_cflags=["-O3", "--use_fast_math", gencode(arch), *defines],
-        build_directory=build_dir,
-        verbose=verbose,
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # The notebook's measurements
 
@@ -343,31 +216,3 @@ def traffic_plot(seq_lens, head_dim: int, block_qs, path, counted: dict | None =
     ax.set_ylabel(f"MiB read + written (fp16, d = {head_dim})")
     ax.legend(fontsize=8)
     return plots.save(fig, path)
-
-
-def compare_on_gpu(
-    module, libraries=(), batch: int = 16, heads: int = 12, seq: int = 1024, head_dim: int = 64, causal: bool = True
-) -> dict:
-    """The kernel of `build_kernel` and each of `libraries` (attention backends such as flash_attn_2)
-    against an fp32 reference, and their times against naive PyTorch attention."""
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v = (
-        torch.randn(batch, heads, seq, head_dim, device="cuda", dtype=torch.float16, generator=g) for _ in range(3)
-    )
-    reference = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
-    out, _ = module.forward(q, k, v, causal)
-
-    def rel(x):
-        return ((x.float() - reference).norm() / reference.norm()).item()
-
-    row = {"shape": f"B{batch} H{heads} S{seq} D{head_dim}", "causal": causal, "own_kernel_rel_err": rel(out)}
-    row["own_kernel_ms"] = timing.timeit(lambda: module.forward(q, k, v, causal))
-    row["naive_ms"] = timing.timeit(lambda: naive_attention(q, k, v, causal))
-    row["libraries"] = {
-        name: {
-            "rel_err": rel(attention.attend(name, q, k, v, causal=causal).transpose(1, 2)),
-            "ms": timing.timeit(lambda name=name: attention.attend(name, q, k, v, causal=causal)),
-        }
-        for name in libraries
-    }
-    return row

@@ -39,7 +39,11 @@ class Rung:
 
 
 RUNGS = (
-    Rung("scalar", "rung0_scalar.cu", "one thread per query row, scalar fp32 arithmetic: where part 1 left off"),
+    Rung(
+        "scalar",
+        "rung0_scalar.cu",
+        "one thread per query row, scalar fp32 arithmetic: the simplest kernel, exactly right and slow",
+    ),
     Rung(
         "warp_tiles",
         "rung1_warp_tiles.cu",
@@ -128,6 +132,24 @@ def check(module, name: str, batch=2, heads=3, seq=777, head_dim=64, causal=True
         ],
         "finite": bool(torch.isfinite(out).all()),
     }
+
+
+def time_kernels(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernels: dict, causal: bool = True) -> dict:
+    """Each of `kernels` ({name: a call returning the output as (batch, heads, seq, head_dim)}) on these
+    inputs: its forward time in ms (`bench.timing.timeit`) and its relative error against float32; a
+    kernel that fails is recorded with its error (time None) and the others run."""
+    from vanilla_flash.bench import timing
+
+    ref, _ = reference(q, k, v, causal)
+    row = {"shape": "B{} H{} S{} D{}".format(*q.shape), "causal": causal, "ms": {}, "rel_err": {}}
+    for name, call in kernels.items():
+        try:
+            row["rel_err"][name] = ((call().float() - ref).norm() / ref.norm()).item()
+            row["ms"][name] = timing.timeit(call)
+        except Exception as err:
+            row["ms"][name], row["rel_err"][name] = None, timing.failure_status(err)
+        timing.free_memory()
+    return row
 
 
 _PLOT_WORDS = {
