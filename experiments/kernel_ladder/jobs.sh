@@ -8,3 +8,6 @@ job build python3 experiments/kernel_ladder/run.py "$OUT_DIR/build.json" --build
 needs_fa1
 job ladder python3 experiments/kernel_ladder/run.py "$OUT_DIR/kernel_ladder.json" --turing-kernel "$VF/turing"
 cp "$IN/turing_commit" "$OUT_DIR/turing_commit.txt" 2> /dev/null
+# part 2, the backward pass (`... jobs.sh backward`, or after the forward ladder's jobs)
+job backward python3 experiments/kernel_ladder/backward.py "$OUT_DIR/kernel_ladder_backward.json" \
+  --turing-kernel "$VF/turing"

@@ -60,13 +60,27 @@ RUNGS = (
     Rung("prefetch", "rung6_prefetch.cu", "the next key tile loaded while this one is computed"),
 )
 NAMES = tuple(r.name for r in RUNGS)
+# part 2: the backward pass, plain, then on the tensor cores (run after the last forward rung)
+BACKWARD_RUNGS = (
+    Rung(
+        "backward_scalar", "backward_scalar.cu", "scalar fp32: one thread per key for dK and dV, one per query for dQ"
+    ),
+    Rung(
+        "backward_mma",
+        "backward_mma.cu",
+        "FlashAttention-2's backward on mma.sync.m16n8k8: dV, dK in registers, dQ through shared memory and atomics",
+    ),
+)
 
 
 def rung(name: str) -> Rung:
-    for r in RUNGS:
+    for r in RUNGS + BACKWARD_RUNGS:
         if r.name == name:
             return r
-    raise ValueError(f"no rung {name!r}; the ladder: {', '.join(NAMES)}")
+    raise ValueError(
+        f"no rung {name!r}; the ladder: {', '.join(NAMES)}; the backward pass: "
+        f"{', '.join(r.name for r in BACKWARD_RUNGS)}"
+    )
 
 
 def source(name: str) -> str:
@@ -98,6 +112,11 @@ def build(names=NAMES, arch: str | None = None, build_dir=None, verbose: bool = 
 def forward(module, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False):
     """Rung `name` of a built module: (output, log-sum-exp of each row)."""
     return getattr(module, f"{rung(name).name}_forward")(q, k, v, causal)
+
+
+def backward(module, name: str, q, k, v, out, lse, grad_out, causal: bool = False):
+    """Backward rung `name` of a built module: (dq, dk, dv) from the forward pass's output and log-sum-exp."""
+    return getattr(module, f"{rung(name).name}_backward")(q, k, v, out, lse, grad_out, causal)
 
 
 def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
