@@ -15,6 +15,10 @@ constexpr int BLOCK_M = D == 64 ? 64 : 32;
 template <int D>
 __device__ __forceinline__ int position(int r, int c) { return r * D + ((c ^ (r & 7)) << 3); }
 
+// the same for dSᵀ (BLOCK_N keys x BM queries), whose rows hold BM / 8 chunks
+template <int BM>
+__device__ __forceinline__ int ds_position(int r, int c) { return r * BM + ((c ^ (r & (BM / 8 - 1))) << 3); }
+
 struct BackwardParams {
   const __half* __restrict__ q;
   const __half* __restrict__ k;
@@ -38,7 +42,7 @@ __global__ void __launch_bounds__(THREADS) attention_backward(const BackwardPara
   __half* vs = ks + BLOCK_N * D;      // BLOCK_N x D
   __half* qs = vs + BLOCK_N * D;      // BM x D
   __half* dos = qs + BM * D;          // BM x D
-  __half* dss = dos + BM * D;         // BLOCK_N x BM: dSᵀ, for dQ
+  __half* dss = dos + BM * D;         // BLOCK_N x BM: dSᵀ, for dQ (swizzled: ds_position)
   float* lse_s = reinterpret_cast<float*>(dss + BLOCK_N * BM);  // BM, in log2 units
   float* delta_s = lse_s + BM;                                    // BM
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -67,11 +71,13 @@ __global__ void __launch_bounds__(THREADS) attention_backward(const BackwardPara
       uint32_t a[4];
       ldmatrix_x4(a, ks + position<D>(warp * 16 + (lane & 15), kk + (lane >> 4)));
       const uint32_t af[2][2] = {{a[0], a[1]}, {a[2], a[3]}};
-      for (int j = 0; j < BM / 8; j++) {
-        uint32_t b[4];  // Q rows 8j..8j+7, columns of k-steps kk, kk + 1 (two x2 halves of one x4)
-        ldmatrix_x4(b, qs + position<D>(8 * j + (lane & 7), kk + ((lane >> 3) & 1)));
+      for (int j = 0; j < BM / 8; j += 2) {
+        uint32_t b[4];  // Q rows of query tiles j and j + 1, columns of k-steps kk and kk + 1
+        ldmatrix_x4(b, qs + position<D>(8 * j + (lane & 7) + ((lane >> 4) << 3), kk + ((lane >> 3) & 1)));
         mma_m16n8k8(s[j], af[0], b[0]);
         mma_m16n8k8(s[j], af[1], b[1]);
+        mma_m16n8k8(s[j + 1], af[0], b[2]);
+        mma_m16n8k8(s[j + 1], af[1], b[3]);
       }
     }
     // Pᵀ, recomputed from the log-sum-exp; zero past the end and above the causal diagonal
@@ -96,11 +102,13 @@ __global__ void __launch_bounds__(THREADS) attention_backward(const BackwardPara
       uint32_t a[4];
       ldmatrix_x4(a, vs + position<D>(warp * 16 + (lane & 15), kk + (lane >> 4)));
       const uint32_t af[2][2] = {{a[0], a[1]}, {a[2], a[3]}};
-      for (int j = 0; j < BM / 8; j++) {
+      for (int j = 0; j < BM / 8; j += 2) {
         uint32_t b[4];
-        ldmatrix_x4(b, dos + position<D>(8 * j + (lane & 7), kk + ((lane >> 3) & 1)));
+        ldmatrix_x4(b, dos + position<D>(8 * j + (lane & 7) + ((lane >> 4) << 3), kk + ((lane >> 3) & 1)));
         mma_m16n8k8(dp[j], af[0], b[0]);
         mma_m16n8k8(dp[j], af[1], b[1]);
+        mma_m16n8k8(dp[j + 1], af[0], b[2]);
+        mma_m16n8k8(dp[j + 1], af[1], b[3]);
       }
     }
     for (int j = 0; j < BM / 8; j++)
@@ -108,8 +116,8 @@ __global__ void __launch_bounds__(THREADS) attention_backward(const BackwardPara
     // dK += dSᵀ Q, and dSᵀ to shared memory for dQ
     for (int j = 0; j < BM / 8; j++) {
       const uint32_t df[2] = {pack_half2(s[j][0], s[j][1]), pack_half2(s[j][2], s[j][3])};
-      *reinterpret_cast<uint32_t*>(dss + (warp * 16 + g) * BM + 8 * j + 2 * t) = df[0];
-      *reinterpret_cast<uint32_t*>(dss + (warp * 16 + g + 8) * BM + 8 * j + 2 * t) = df[1];
+      *reinterpret_cast<uint32_t*>(dss + ds_position<BM>(warp * 16 + g, j) + 2 * t) = df[0];
+      *reinterpret_cast<uint32_t*>(dss + ds_position<BM>(warp * 16 + g + 8, j) + 2 * t) = df[1];
       for (int dn = 0; dn < D / 8; dn += 4) {
         uint32_t b[4];
         ldmatrix_x4_trans(b, qs + position<D>(8 * j + (lane & 7), dn + (lane >> 3)));
@@ -125,7 +133,7 @@ __global__ void __launch_bounds__(THREADS) attention_backward(const BackwardPara
     for (int kc = 0; kc < BLOCK_N / 8; kc += 2) {  // keys 8kc..8kc+15
       uint32_t a[4];  // dS (queries x keys) = dSᵀ transposed: .trans of (keys, 8 queries) blocks
       const int mat = lane >> 3;
-      ldmatrix_x4_trans(a, dss + (8 * kc + (mat >> 1) * 8 + (lane & 7)) * BM + m0 + (mat & 1) * 8);
+      ldmatrix_x4_trans(a, dss + ds_position<BM>(8 * kc + (mat >> 1) * 8 + (lane & 7), m0 / 8 + (mat & 1)));
       const uint32_t af[2][2] = {{a[0], a[1]}, {a[2], a[3]}};
       for (int half = 0; half < 2; half++)
         for (int dn = 0; dn < COLS; dn += 4) {
