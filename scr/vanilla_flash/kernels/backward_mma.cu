@@ -35,7 +35,7 @@ struct BackwardParams {
 };
 
 template <int D>
-__global__ void __launch_bounds__(THREADS) attention_backward(const BackwardParams p) {
+__global__ void __launch_bounds__(THREADS, D == 64 ? 3 : 2) attention_backward(const BackwardParams p) {
   constexpr int BM = BLOCK_M<D>;
   extern __shared__ __align__(16) __half smem[];
   __half* ks = smem;                  // BLOCK_N x D
