@@ -10,7 +10,8 @@
 A page's language (docs/vi/, README.vi.md) picks the table's language. TABLES says which results
 files have a table and which function of vanilla_flash.results.tables writes it (from the file's path and
 the page's language): results/builds.json (the measured builds) and
-results/h100/kernel_ladder/kernel_ladder.json (notebook 05's kernel ladder against the libraries) and
+results/h100/kernel_ladder/kernel_ladder.json (notebook 05's kernel ladder against the libraries; the same for its
+backward pass, backward.json and the run before it) and
 results/h200/speed.json (GPT-2 training speed per configuration; the same for the fourth run's file,
 which measured each change on its own, and for the run with the MLP in cuBLASLt's epilogues) and
 results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against) and
@@ -36,6 +37,8 @@ from experiments.speed import tables as speed_tables  # noqa: E402
 TABLES = {
     "results/builds.json": tables.builds_markdown,
     "results/h100/kernel_ladder/kernel_ladder.json": tables.kernel_ladder_markdown,
+    "results/h100/kernel_ladder/backward.json": tables.kernel_ladder_markdown,
+    "results/h100/kernel_ladder/backward_before_launch_bounds.json": tables.kernel_ladder_markdown,
     "results/h200/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/fourth-run/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/fused-mlp-run/speed.json": speed_tables.speed_markdown,

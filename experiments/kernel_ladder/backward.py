@@ -33,24 +33,8 @@ def inputs(batch, heads, seq, d, seed=0):
     return [torch.randn(batch, heads, seq, d, device="cuda", dtype=torch.float16, generator=g) for _ in range(4)]
 
 
-def reference_grads(q, k, v, dout, causal):
-    leaves = [t.float().requires_grad_(True) for t in (q, k, v)]
-    torch.nn.functional.scaled_dot_product_attention(*leaves, is_causal=causal).backward(dout.float())
-    return [t.grad for t in leaves]
-
-
 def rel(x, ref):
     return ((x.float() - ref).norm() / ref.norm()).item()
-
-
-def check(module, name, batch, heads, seq, d, causal) -> dict:
-    q, k, v, dout = inputs(batch, heads, seq, d)
-    out, lse = ladder.forward(module, FORWARD, q, k, v, causal)
-    grads = ladder.backward(module, name, q, k, v, out, lse, dout, causal)
-    ref = reference_grads(q, k, v, dout, causal)
-    errors = {n: rel(g, r) for n, g, r in zip(("dq", "dk", "dv"), grads, ref, strict=True)}
-    return {"rung": name, "shape": f"B{batch} H{heads} S{seq} D{d}", "causal": causal, **errors,
-            "finite": all(bool(torch.isfinite(g).all()) for g in grads)}  # fmt: skip
 
 
 def autograd_call(fn, q, k, v, dout):
@@ -62,7 +46,7 @@ def autograd_call(fn, q, k, v, dout):
 def time_shape(shape, modules: dict, turing, machine) -> dict:
     batch, heads, seq, d = shape
     q, k, v, dout = inputs(batch, heads, seq, d)
-    ref = reference_grads(q, k, v, dout, True)
+    ref = ladder.reference_gradients(q, k, v, dout, True)
     calls = {"naive": lambda: autograd_call(lambda a, b, c: from_scratch.naive_attention(a, b, c, True), q, k, v, dout)}
     for name in LIBRARIES:
         if attention.why_not(name, machine, dtype=torch.float16, head_dim=d) is None:
@@ -123,7 +107,7 @@ def main() -> None:
         for rung in ladder.BACKWARD_RUNGS:
             for batch, heads, seq, d, causal in CHECKS:
                 try:
-                    row = check(module, rung.name, batch, heads, seq, d, causal)
+                    row = ladder.check_backward(module, rung.name, batch, heads, seq, d, causal)
                 except Exception as err:
                     row = {"rung": rung.name, "error": timing.failure_status(err)}
                 result["checks"].append({"arch": arch, **row})

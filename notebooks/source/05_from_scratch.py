@@ -466,7 +466,7 @@ else:
 # `BLOCK_N = 32` in rung 6: what changes at head dim 64 and at 128, and why? 3. The native build of rung 6 uses no
 # instruction newer than a T4's: which of Ampere's (`cp.async`, `mma.m16n8k16`) would you try first?
 #
-# **What the library still does that this ladder does not.** The backward pass (part 2 of this course);
+# **What the library still does that this ladder does not.** Training through the kernel (part 2 of this course);
 # FlashAttention-2 on Ampere uses `cp.async` copies and the wider `m16n8k16` product; FlashAttention-3 and 4 on Hopper
 # and Blackwell use the TMA copy engine and warpgroup matrix instructions (`wgmma`, `tcgen05`), and overlap one tile's
 # softmax with the next tile's products in warps that specialise in loading or computing.
@@ -476,7 +476,75 @@ else:
 # `BLOCK_N = 32` ở bậc 6: điều gì thay đổi ở head dim 64 và 128, và vì sao? 3. Bản build riêng cho GPU của bậc 6 không
 # dùng lệnh nào mới hơn của T4: trong các lệnh của Ampere (`cp.async`, `mma.m16n8k16`), bạn sẽ thử lệnh nào trước?
 #
-# **Những gì thư viện còn làm mà chiếc thang này chưa làm.** Lượt ngược (phần 2 của khoá học này); FlashAttention-2
+# **Những gì thư viện còn làm mà chiếc thang này chưa làm.** Huấn luyện qua kernel này (phần 2 của khoá học);
+# FlashAttention-2
 # trên Ampere dùng lệnh chép `cp.async` và phép nhân rộng hơn `m16n8k16`; FlashAttention-3 và 4 trên Hopper và
 # Blackwell dùng bộ chép TMA và lệnh ma trận theo warpgroup (`wgmma`, `tcgen05`), cho softmax của tile này chạy chồng
 # lên phép nhân của tile sau, với các warp chuyên nạp dữ liệu hoặc chuyên tính toán.
+
+# %% [markdown]
+# ## 6. The backward pass on the same instructions
+#
+# Step 4's backward pass as CUDA, in FlashAttention-2's loop order: a block owns a tile of keys and walks the query
+# tiles, recomputing each tile's probabilities from the log-sum-exp the forward pass stored. Rung 0 is plain fp32 (one
+# thread per key for dK and dV, one per query for dQ); rung 1 puts the five matrix products on the tensor cores, dK and
+# dV in registers, dQ through shared memory and float32 atomics.
+
+# %% [markdown] lang="vi"
+# ## 6. Lượt ngược trên cùng tập lệnh
+#
+# Lượt ngược của bước 4, viết bằng CUDA theo thứ tự vòng lặp của FlashAttention-2: mỗi block giữ một tile key và đi qua
+# các tile query, tính lại xác suất của từng tile từ log-sum-exp mà lượt xuôi đã lưu. Bậc 0 là fp32 thuần (mỗi thread
+# một key cho dK và dV, mỗi thread một query cho dQ); bậc 1 đưa năm phép nhân ma trận lên tensor core, dK và dV nằm
+# trong thanh ghi, dQ đi qua shared memory và phép cộng nguyên tử (atomic) float32.
+
+# %%
+for i, rung in enumerate(ladder.BACKWARD_RUNGS):
+    print(f"backward rung {i} · {rung.name}: {rung.idea}")
+notebook.show_source(ladder.source("backward_mma"), language="cuda")
+
+# %% tags=["nbval-ignore-output"]
+if device != "cuda" or CUDA_HOME is None:
+    print("no GPU or no nvcc here: on a GPU this cell compiles the backward rungs with the last forward rung, checks "
+          "dQ, dK and dV against autograd of float32 attention and times forward + backward; skipped")  # fmt: skip
+else:
+    names = [ladder.NAMES[-1], *(r.name for r in ladder.BACKWARD_RUNGS)]
+    module = ladder.build(names, arch=arch, build_dir=notebook.storage("kernels", colab_drive=False))
+    for rung in ladder.BACKWARD_RUNGS:
+        for d, c in ((64, True), (128, False)):
+            r = ladder.check_backward(module, rung.name, 2, 3, 777, d, c)
+            print(f"{rung.name:<16} {r['shape']} causal={c}: dq {r['dq']:.1e}, dk {r['dk']:.1e}, dv {r['dv']:.1e}")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v, grad = (torch.randn(16, 12, 1024, 64, device="cuda", dtype=torch.float16, generator=g) for _ in range(4))
+
+    def ours(name):
+        out, lse = ladder.forward(module, ladder.NAMES[-1], q, k, v, True)
+        return ladder.backward(module, name, q, k, v, out, lse, grad, True)
+
+    def autograd(fn):
+        leaves = [t.detach().requires_grad_(True) for t in (q, k, v)]
+        return torch.autograd.grad(fn(*leaves), leaves, grad)
+
+    calls = {"naive": lambda: autograd(lambda a, b, c: fs.naive_attention(a, b, c, True))}
+    if library and not attention.why_not(library, machine, dtype=torch.float16, head_dim=64):
+        calls[library] = lambda: autograd(
+            lambda a, b, c: attention.attend(library, a, b, c, causal=True).transpose(1, 2)
+        )
+    calls |= {rung.name: lambda n=rung.name: ours(n) for rung in ladder.BACKWARD_RUNGS}
+    from vanilla_flash.bench import timing
+
+    for name, call in calls.items():
+        print(f"forward + backward, {name:<16} {timing.timeit(call):8.3f} ms")
+
+# %% [markdown]
+# **Measured on an H100** (`experiments/kernel_ladder/backward.py`, read from
+# `results/h100/kernel_ladder/backward.json`), forward and backward together, every kernel but SDPA's as `compute_75`
+# PTX. Training GPT-2 through these kernels, and a backend with their gradients, are the rest of part 2.
+
+# %% [markdown] lang="vi"
+# **Số đo trên một H100** (`experiments/kernel_ladder/backward.py`, đọc từ `results/h100/kernel_ladder/backward.json`),
+# lượt xuôi và lượt ngược cùng nhau, mọi kernel trừ của SDPA đều là PTX `compute_75`. Huấn luyện GPT-2 qua các kernel
+# này, và một backend có gradient của chúng, là phần còn lại của phần 2.
+
+# %%
+notebook.show_markdown(tables.kernel_ladder_markdown("results/h100/kernel_ladder/backward.json"))

@@ -40,33 +40,49 @@ def builds_markdown(path, lang: str = "en") -> str:
 _LADDER_WORDS = {
     "en": {
         "kernel": "kernel",
-        "caption": "Forward pass, causal, fp16, milliseconds (lower is better), on {gpu}, torch {torch}, {date} "
+        "caption": "{what}, causal, fp16, milliseconds (lower is better), on {gpu}, torch {torch}, {date} "
         "(commit {commit}), all in one process. Every kernel but SDPA's is built as `compute_75` PTX, a T4's "
-        "instructions, which the driver compiles when it loads; relative error against float32 at these shapes: "
-        "{err_low} to {err_high} for every rung, flash-attn 1.x and SDPA alike.",
+        "instructions, which the driver compiles when it loads; relative error against float32 at these shapes"
+        "{of_what}: {err_low} to {err_high} for every rung, flash-attn 1.x and SDPA alike.",
+        "kernel_ladder": ("Forward pass", ""),
+        "kernel_ladder_backward": (
+            "Forward and backward pass (the last forward rung, then each backward rung)",
+            " (the largest of dQ, dK and dV)",
+        ),
         "naive": "naive PyTorch attention",
         "native": "(this GPU's own build)",
         "ptx": "(compute_75 PTX)",
         "rung": "rung {index}: {name}",
         "ssiu_turing": "ssiu/flash-attention-turing",
-        "verdict": "The last rung ({name}, compute_75 PTX) against flash-attn {fa1} built the same way: {fa1_x} "
-        "faster; against ssiu/flash-attention-turing: {ssiu_x} faster; its native build against sdpa_flash: {flash_x} "
-        "of its speed.",
+        "verdict": (
+            "The last rung ({name}, compute_75 PTX) against flash-attn {fa1} built the same way: {fa1_x} faster",
+            "; against ssiu/flash-attention-turing: {ssiu_x} faster",
+            "; its native build against sdpa_flash: {flash_x} of its speed",
+            ".",
+        ),
     },
     "vi": {
         "kernel": "kernel",
-        "caption": "Lượt xuôi, causal, fp16, mili giây (càng thấp càng tốt), trên {gpu}, torch {torch}, ngày {date} "
+        "caption": "{what}, causal, fp16, mili giây (càng thấp càng tốt), trên {gpu}, torch {torch}, ngày {date} "
         "(commit {commit}), tất cả trong một tiến trình. Mọi kernel trừ của SDPA đều được biên dịch thành PTX "
         "`compute_75`, tập lệnh của T4, do driver biên dịch khi nạp; sai số tương đối so với float32 ở các kích "
-        "thước này: từ {err_low} đến {err_high} cho mọi bậc, như flash-attn 1.x và SDPA.",
+        "thước này{of_what}: từ {err_low} đến {err_high} cho mọi bậc, như flash-attn 1.x và SDPA.",
+        "kernel_ladder": ("Lượt xuôi", ""),
+        "kernel_ladder_backward": (
+            "Lượt xuôi và lượt ngược (bậc xuôi cuối cùng, rồi từng bậc ngược)",
+            " (lớn nhất trong dQ, dK và dV)",
+        ),
         "naive": "attention cài đặt trực tiếp (naive) bằng PyTorch",
         "native": "(bản build riêng cho GPU này)",
         "ptx": "(PTX compute_75)",
         "rung": "bậc {index}: {name}",
         "ssiu_turing": "ssiu/flash-attention-turing",
-        "verdict": "Bậc cuối ({name}, PTX compute_75) so với flash-attn {fa1} biên dịch cùng cách: nhanh hơn "
-        "{fa1_x}; so với ssiu/flash-attention-turing: nhanh hơn {ssiu_x}; bản build riêng cho GPU này so với "
-        "sdpa_flash: bằng {flash_x} tốc độ của nó.",
+        "verdict": (
+            "Bậc cuối ({name}, PTX compute_75) so với flash-attn {fa1} biên dịch cùng cách: nhanh hơn {fa1_x}",
+            "; so với ssiu/flash-attention-turing: nhanh hơn {ssiu_x}",
+            "; bản build riêng cho GPU này so với sdpa_flash: bằng {flash_x} tốc độ của nó",
+            ".",
+        ),
     },
 }
 
@@ -82,9 +98,9 @@ def kernel_ladder_markdown(result: dict | str | Path, lang: str = "en") -> str:
     rungs = [r["name"] for r in result["rungs"]]
     ptx, native = sorted({k.split("@")[1] for k in times[0]["ms"] if "@" in k}, key=lambda a: not a.startswith("c"))
     errors = [e for t in times for k, e in t["rel_err"].items() if isinstance(e, float) and k != "naive"]
-    caption = w["caption"].format(
-        **report.stamp(result), err_low=number(min(errors), lang, 2, True), err_high=number(max(errors), lang, 2, True)
-    )
+    what, of_what = w[result.get("kind", "kernel_ladder")]
+    low, high = number(min(errors), lang, 2, True), number(max(errors), lang, 2, True)
+    caption = w["caption"].format(**report.stamp(result), what=what, of_what=of_what, err_low=low, err_high=high)
     rows = [("naive", w["naive"])]
     rows += [
         (k, f"{k} {w['ptx'] if k == 'flash_attn_1' else ''}".strip())
@@ -103,16 +119,15 @@ def kernel_ladder_markdown(result: dict | str | Path, lang: str = "en") -> str:
     def against(baseline: str, key: str = f"{rungs[-1]}@{ptx}") -> str:  # the baseline's time over the rung's
         return ", ".join(f"{number(t['ms'][baseline] / t['ms'][key], lang)}×" for t in times)
 
-    if last.get("flash_attn_1") and last.get("ssiu_turing") and last.get("sdpa_flash"):
-        fa1 = (result.get("flash_attn") or "1.x").split("+")[0]
-        verdict = w["verdict"].format(
-            name=rungs[-1],
-            fa1=fa1,
-            fa1_x=against("flash_attn_1"),
-            ssiu_x=against("ssiu_turing"),
-            flash_x=against("sdpa_flash", f"{rungs[-1]}@{native}"),
+    if last.get("flash_attn_1"):
+        fa1_part, ssiu_part, flash_part, end = w["verdict"]
+        verdict = fa1_part.format(
+            name=rungs[-1], fa1=(result.get("flash_attn") or "1.x").split("+")[0], fa1_x=against("flash_attn_1")
         )
-        lines += ["", verdict]
+        verdict += ssiu_part.format(ssiu_x=against("ssiu_turing")) if last.get("ssiu_turing") else ""
+        if last.get("sdpa_flash"):
+            verdict += flash_part.format(flash_x=against("sdpa_flash", f"{rungs[-1]}@{native}"))
+        lines += ["", verdict + end]
     return "\n".join(lines)
 
 

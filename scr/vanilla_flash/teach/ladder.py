@@ -104,8 +104,9 @@ def changes(name: str) -> str:
 
 
 def build(names=NAMES, arch: str | None = None, build_dir=None, verbose: bool = False):
-    """Rungs `names` compiled for `arch` (default: this GPU's machine code; "compute_75": a T4's
-    instructions as PTX) into one module (`builds.inline.compile_kernels`). Needs a CUDA toolkit."""
+    """Rungs `names` (forward or backward) compiled for `arch` (default: this GPU's machine code;
+    "compute_75": a T4's instructions as PTX) into one module (`builds.inline.compile_kernels`). Needs a CUDA
+    toolkit."""
     return inline.compile_kernels({n: rung(n).file for n in names}, arch, build_dir, verbose)
 
 
@@ -150,6 +151,36 @@ def check(module, name: str, batch=2, heads=3, seq=777, head_dim=64, causal=True
             for e, i in zip(worst.values, worst.indices, strict=True)
         ],
         "finite": bool(torch.isfinite(out).all()),
+    }
+
+
+def reference_gradients(q, k, v, grad_out, causal: bool) -> list[torch.Tensor]:
+    """dq, dk, dv of float32 attention (autograd through PyTorch's math), the reference of the backward rungs."""
+    leaves = [t.float().requires_grad_(True) for t in (q, k, v)]
+    torch.nn.functional.scaled_dot_product_attention(*leaves, is_causal=causal).backward(grad_out.float())
+    return [t.grad for t in leaves]
+
+
+def check_backward(module, name: str, batch=2, heads=3, seq=777, head_dim=64, causal=True, seed=0) -> dict:
+    """Backward rung `name` (after the last forward rung, built into the same module) against autograd of
+    float32 attention: the relative error of dq, dk and dv."""
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    q, k, v, grad_out = (
+        torch.randn(batch, heads, seq, head_dim, device="cuda", dtype=torch.float16, generator=g) for _ in range(4)
+    )
+    out, lse = forward(module, NAMES[-1], q, k, v, causal)
+    grads = backward(module, name, q, k, v, out, lse, grad_out, causal)
+    errors = {
+        n: ((mine.float() - ref).norm() / ref.norm()).item()
+        for n, mine, ref in zip(("dq", "dk", "dv"), grads, reference_gradients(q, k, v, grad_out, causal), strict=True)
+    }
+    finite = all(bool(torch.isfinite(t).all()) for t in grads)
+    return {
+        "rung": name,
+        "shape": f"B{batch} H{heads} S{seq} D{head_dim}",
+        "causal": causal,
+        **errors,
+        "finite": finite,
     }
 
 
