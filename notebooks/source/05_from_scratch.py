@@ -444,13 +444,13 @@ notebook.show("docs/en/img/kernel_ladder_h100.png")
 
 # %% [markdown]
 # **Your kernel as an attention backend.** The last rung is registered as `from_scratch`: `attention.attend` calls it,
-# and a GPT-2 built with `attn="from_scratch"` runs it to evaluate or generate. It is a forward pass only (fp16, head
-# dims 64 and 128, no padding mask); what it cannot do, it refuses by name. Its backward pass is part 2.
+# and a GPT-2 built with `attn="from_scratch"` runs it (fp16, head dims 64 and 128, no padding mask; its gradients
+# come from the backward rung of section 6); what it cannot do, it refuses by name.
 
 # %% [markdown] lang="vi"
 # **Kernel của bạn làm backend attention.** Bậc cuối được đăng ký với tên `from_scratch`: `attention.attend` gọi nó, và
-# một GPT-2 dựng với `attn="from_scratch"` dùng nó để đánh giá hoặc sinh văn bản. Nó chỉ có lượt xuôi (fp16, head dim
-# 64 và 128, không mask padding); điều gì nó không làm được, nó từ chối kèm tên. Lượt ngược là phần 2.
+# một GPT-2 dựng với `attn="from_scratch"` sẽ dùng nó (fp16, head dim 64 và 128, không mask padding; gradient lấy từ
+# bậc ngược ở mục 6); điều gì nó không làm được, nó từ chối kèm tên.
 
 # %% tags=["nbval-ignore-output"]
 reason = attention.why_not("from_scratch", machine, dtype=torch.float16, head_dim=64, training=False)
