@@ -11,3 +11,5 @@ cp "$IN/turing_commit" "$OUT_DIR/turing_commit.txt" 2> /dev/null
 # part 2, the backward pass (`... jobs.sh backward`, or after the forward ladder's jobs)
 job backward python3 experiments/kernel_ladder/backward.py "$OUT_DIR/kernel_ladder_backward.json" \
   --turing-kernel "$VF/turing"
+# part 2, GPT-2 trained through the ladder's kernels on a T4's terms (`... jobs.sh train`; staged: ds too)
+job train python3 experiments/kernel_ladder/train.py "$OUT_DIR/kernel_ladder_train.json" --t4

@@ -92,7 +92,7 @@ def test_training_with_it_runs_the_backward_kernel_on_what_the_forward_kept(monk
                 return [g.half() for g in torch.autograd.grad(ref, leaves, dout.float())]
 
     monkeypatch.setattr(from_scratch, "kernel", lambda arch: StandIn)
-    monkeypatch.setattr(from_scratch.inline, "this_gpu", lambda: "75")
+    monkeypatch.setenv(from_scratch.ARCH_VARIABLE, "compute_75")
     q, k, v = (torch.randn(2, 3, 20, 64, dtype=torch.float16, requires_grad=True) for _ in range(3))
     out, _ = from_scratch.forward(None, q, k, v, None, is_causal=True)  # (batch, seq, heads, head_dim)
     grad = torch.randn_like(out)

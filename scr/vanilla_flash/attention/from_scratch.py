@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import torch
 
@@ -26,6 +27,9 @@ from vanilla_flash.env import Machine
 from vanilla_flash.errors import AttentionError
 
 KERNEL_FILE = "rung6_prefetch.cu"  # the ladder's last rung
+# what the kernels are built as: this GPU's machine code, or what this variable names ("compute_75": a T4's
+# instructions as PTX, to train on a T4's terms on a newer GPU)
+ARCH_VARIABLE = "VANILLA_FLASH_FROM_SCRATCH_ARCH"
 BACKWARD_FILE = "backward_mma.cu"  # its last backward rung
 HEAD_DIMS = (64, 128)
 
@@ -48,6 +52,11 @@ def inputs_cannot(dtype, head_dim: int | None) -> str | None:
     return None
 
 
+def arch() -> str:
+    """What the kernels are built as here: `$VANILLA_FLASH_FROM_SCRATCH_ARCH`, else this GPU's machine code."""
+    return os.environ.get(ARCH_VARIABLE) or inline.this_gpu()
+
+
 @functools.cache
 def kernel(arch: str):
     """The kernels compiled for `arch`, once per process: `attention_forward` and `gradients_backward`."""
@@ -59,7 +68,7 @@ class Attention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, is_causal: bool):
-        out, lse = kernel(inline.this_gpu()).attention_forward(q, k, v, is_causal)
+        out, lse = kernel(arch()).attention_forward(q, k, v, is_causal)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.is_causal = is_causal
         return out
@@ -67,9 +76,7 @@ class Attention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = kernel(inline.this_gpu()).gradients_backward(
-            q, k, v, out, lse, grad_out.contiguous(), ctx.is_causal
-        )
+        dq, dk, dv = kernel(arch()).gradients_backward(q, k, v, out, lse, grad_out.contiguous(), ctx.is_causal)
         return dq, dk, dv, None
 
 
