@@ -93,11 +93,19 @@ notebooks: install ## rewrite the notebooks from notebooks/source/ (notebooks/bu
 	$(PY) -m vanilla_flash notebooks --target cpu --out notebooks
 	$(PY) notebooks/build.py --strip notebooks/flash_attn_*/*.ipynb
 
-docs: install ## build the tutorial site (English + Vietnamese) into site/, strict: a broken link fails
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+# The site needs mkdocs and its theme alone (requirements-docs.txt), not torch or the package: a venv of its own.
+DOCS_VENV ?= .venv-docs
 
-docs-serve: install ## preview the tutorial site on http://127.0.0.1:8000
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+$(DOCS_VENV)/.installed: requirements-docs.txt
+	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install -q -r requirements-docs.txt
+	touch $@
+
+docs: $(DOCS_VENV)/.installed ## build the tutorial site (English + Vietnamese) into site/, strict: a broken link fails
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
+
+docs-serve: $(DOCS_VENV)/.installed ## preview the tutorial site on http://127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs serve
 
 docs-figures: install ## redraw the docs' figures and copy the committed result plots into them
 	$(PY) docs/figures/make_figures.py
@@ -128,4 +136,4 @@ test: lint $(FA1_SOURCE)/setup.py $(FA2_SOURCE)/setup.py ## lint, unit tests (th
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env notebooks/flash_attn_1 notebooks/flash_attn_2 notebooks/flash_attn_4
 
 clean: ## remove caches and run outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache runs outputs build dist site scr/*.egg-info
+	rm -rf .pytest_cache .ruff_cache runs outputs build dist site scr/*.egg-info $(DOCS_VENV)
