@@ -241,6 +241,22 @@ def test_strict_build(built_site: Path):
     assert "{{" not in built, "a {{placeholder}} was left in the built page"
 
 
+def test_every_list_and_table_renders_as_one(built_site: Path):
+    """No page shows Markdown that did not render: a list item written out as "- text" inside a paragraph
+    (a list that a table or an under-indented paragraph cut short), or a table shown as a code block
+    (indented past its list item)."""
+    for page in sorted(built_site.rglob("*.html")):
+        html = page.read_text()
+        for paragraph in re.findall(r"<p>(.*?)</p>", html, re.S):
+            assert not re.search(r"\n\s*- (<strong>|<code>|\w)", paragraph), (
+                f"{page.relative_to(built_site)}: a list item left as text: {paragraph[:200]!r}"
+            )
+        for block in re.findall(r"<pre.*?</pre>", html, re.S):
+            assert "&lt;!-- table:" not in block and "|---|" not in block, (
+                f"{page.relative_to(built_site)}: a table rendered as code: {block[:200]!r}"
+            )
+
+
 class _LanguageLinks(HTMLParser):
     """href of every element with an hreflang: the switcher's <a> and the head's <link rel=alternate>."""
 

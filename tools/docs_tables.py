@@ -47,8 +47,10 @@ TABLES = {
     "results/h200/speed/plain_pytorch_profile.json": speed_tables.plain_pytorch_markdown,
     "results/h200/speed/loss-curves": loss_curves.loss_curves_markdown,
 }
+# a table inside a list item is indented as its markers are, so that it stays in the item
 MARKED = re.compile(
-    r"(<!-- table: (\S+) \(tools/docs_tables.py writes it; do not edit\) -->\n)(.*?)(<!-- end of table -->)", re.S
+    r"^( *)(<!-- table: (\S+) \(tools/docs_tables.py writes it; do not edit\) -->\n)(.*?)^ *(<!-- end of table -->)",
+    re.S | re.M,
 )
 
 
@@ -62,10 +64,12 @@ def language(page: Path) -> str:
 
 def rewritten(page: Path) -> str:
     def table(m: re.Match) -> str:
-        source = m.group(2)
+        indent, source = m.group(1), m.group(3)
         if source not in TABLES:
             raise SystemExit(f"{page}: no table is made from {source} (known: {', '.join(TABLES)})")
-        return m.group(1) + TABLES[source](ROOT / source, language(page)) + "\n" + m.group(4)
+        text = TABLES[source](ROOT / source, language(page))
+        body = "\n".join(indent + line if line else line for line in text.splitlines())
+        return f"{indent}{m.group(2)}{body}\n{indent}{m.group(5)}"
 
     return MARKED.sub(table, page.read_text())
 
