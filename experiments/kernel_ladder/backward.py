@@ -12,17 +12,15 @@ ssiu/flash-attention-turing built as `compute_75` PTX, all in one process. Writt
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from vanilla_flash import env
 from vanilla_flash.attention import registry as attention
 from vanilla_flash.bench import timing
-from vanilla_flash.builds import inline
 from vanilla_flash.results import provenance
 from vanilla_flash.teach import from_scratch, ladder
 
-from experiments.kernel_ladder.run import LIBRARIES, SHAPES, build_turing_kernel
+from experiments.kernel_ladder.run import LIBRARIES, SHAPES, build_modules, build_turing_kernel
 
 CHECKS = ((2, 3, 777, 64, True), (2, 3, 777, 64, False), (2, 3, 777, 128, True), (1, 2, 1024, 128, False))
 FORWARD = ladder.NAMES[-1]
@@ -90,16 +88,7 @@ def main() -> None:
     archs = [f"{major}{minor}" if a == "native" else a for a in args.archs.split(",")]
     result = {"kind": "kernel_ladder_backward", **provenance.provenance(), "forward": FORWARD}
     result |= {"rungs": [r.__dict__ for r in ladder.BACKWARD_RUNGS], "builds": [], "checks": [], "times": []}
-    files = {FORWARD: ladder.rung(FORWARD).file, **{r.name: r.file for r in ladder.BACKWARD_RUNGS}}
-    modules = {}
-    for arch in archs:
-        start = time.perf_counter()
-        try:
-            modules[arch] = inline.compile_kernels(files, arch)
-            result["builds"].append({"arch": arch, "seconds": round(time.perf_counter() - start, 1), "ok": True})
-        except Exception as err:
-            result["builds"].append({"arch": arch, "ok": False, "error": str(err)[-3000:]})
-        provenance.write_json(args.out, result)
+    modules = build_modules([FORWARD, *(r.name for r in ladder.BACKWARD_RUNGS)], archs, result, args.out)
     turing = build_turing_kernel(args.turing_kernel) if args.turing_kernel else None
     machine = env.probe()
     result["flash_attn"] = machine.flash_attn

@@ -66,6 +66,21 @@ def time_shape(shape, modules: dict, turing, machine) -> dict:
     return ladder.time_kernels(q, k, v, kernels)
 
 
+def build_modules(names, archs, result: dict, out: str) -> dict:
+    """Rungs `names` built for each of `archs` ({arch: module}), each build's time or error recorded in
+    `result["builds"]` and the file written after each."""
+    modules = {}
+    for arch in archs:
+        start = time.perf_counter()
+        try:
+            modules[arch] = ladder.build(names, arch=arch)
+            result["builds"].append({"arch": arch, "seconds": round(time.perf_counter() - start, 1), "ok": True})
+        except Exception as err:
+            result["builds"].append({"arch": arch, "ok": False, "error": str(err)[-3000:]})
+        provenance.write_json(out, result)
+    return modules
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -77,15 +92,7 @@ def main() -> None:
     archs = [f"{major}{minor}" if a == "native" else a for a in args.archs.split(",")]
     result = {"kind": "kernel_ladder", **provenance.provenance(), "rungs": [r.__dict__ for r in ladder.RUNGS]}
     result["builds"], result["checks"], result["times"] = [], [], []
-    modules = {}
-    for arch in archs:
-        start = time.perf_counter()
-        try:
-            modules[arch] = ladder.build(arch=arch)
-            result["builds"].append({"arch": arch, "seconds": round(time.perf_counter() - start, 1), "ok": True})
-        except Exception as err:
-            result["builds"].append({"arch": arch, "ok": False, "error": str(err)[-3000:]})
-        provenance.write_json(args.out, result)
+    modules = build_modules(ladder.NAMES, archs, result, args.out)
     turing = None
     if args.turing_kernel:
         start = time.perf_counter()
