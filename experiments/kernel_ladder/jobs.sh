@@ -11,5 +11,13 @@ cp "$IN/turing_commit" "$OUT_DIR/turing_commit.txt" 2> /dev/null
 # part 2, the backward pass (`... jobs.sh backward`, or after the forward ladder's jobs)
 job backward python3 experiments/kernel_ladder/backward.py "$OUT_DIR/kernel_ladder_backward.json" \
   --turing-kernel "$VF/turing"
-# part 2, GPT-2 trained through the ladder's kernels on a T4's terms (`... jobs.sh train`; staged: ds too)
-job train python3 experiments/kernel_ladder/train.py "$OUT_DIR/kernel_ladder_train.json" --t4
+# part 2, the backend from_scratch (the two kernels under autograd) against float32, kernels and GPT-2, as
+# compute_75 PTX and as this GPU's code (`... jobs.sh check_compute_75 check_native`)
+checked="eager,sdpa,sdpa_efficient,flash_attn_1,from_scratch"
+job check_compute_75 env VANILLA_FLASH_FROM_SCRATCH_ARCH=compute_75 \
+  python3 -m vanilla_flash check --backends "$checked" --out "$OUT_DIR/check_compute_75.json"
+job check_native python3 -m vanilla_flash check --backends "$checked" --out "$OUT_DIR/check_native.json"
+# part 2, GPT-2 trained through the ladder's kernels on a T4's terms and natively (`... jobs.sh train_t4
+# train_native`; staged: ds too)
+job train_t4 python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_t4.json" --t4
+job train_native python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_native.json"

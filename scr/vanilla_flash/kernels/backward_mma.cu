@@ -19,21 +19,6 @@ __device__ __forceinline__ int position(int r, int c) { return r * D + ((c ^ (r 
 template <int BM>
 __device__ __forceinline__ int ds_position(int r, int c) { return r * BM + ((c ^ (r & (BM / 8 - 1))) << 3); }
 
-struct BackwardParams {
-  const __half* __restrict__ q;
-  const __half* __restrict__ k;
-  const __half* __restrict__ v;
-  const __half* __restrict__ dout;
-  const float* __restrict__ lse;    // (batch x heads, n), natural log, from the forward pass
-  const float* __restrict__ delta;  // (batch x heads, n): rowsum(dO ∘ O)
-  float* __restrict__ dq;           // (batch x heads, n, D) float32, zeroed: dS K added into it
-  __half* __restrict__ dk;
-  __half* __restrict__ dv;
-  int n;
-  float scale, scale_log2;
-  bool causal;
-};
-
 template <int D>
 __global__ void __launch_bounds__(THREADS, D == 64 ? 3 : 2) attention_backward(const BackwardParams p) {
   constexpr int BM = BLOCK_M<D>;
@@ -169,32 +154,8 @@ constexpr int smem_bytes() { return (2 * BLOCK_N * D + 2 * BLOCK_M<D> * D + BLOC
 
 std::vector<torch::Tensor> backward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor o,
                                    torch::Tensor lse, torch::Tensor dout, bool causal) {
-  TORCH_CHECK(q.is_cuda() && q.scalar_type() == torch::kHalf && dout.scalar_type() == torch::kHalf,
-              "q, k, v, o and dout must be float16 CUDA tensors");
-  const int b = q.size(0), h = q.size(1), n = q.size(2), d = q.size(3);
-  TORCH_CHECK(d == 64 || d == 128, "this kernel is written for head dims 64 and 128, not ", d);
-  q = q.contiguous(); k = k.contiguous(); v = v.contiguous(); dout = dout.contiguous();
-  auto delta = (dout.to(torch::kFloat) * o.to(torch::kFloat)).sum(-1).contiguous();
-  auto dq = torch::zeros(q.sizes(), q.options().dtype(torch::kFloat));
-  auto dk = torch::empty_like(k), dv = torch::empty_like(v);
-  if (n == 0 || b * h == 0) return {dq.to(torch::kHalf), dk, dv};
-  BackwardParams p{reinterpret_cast<const __half*>(q.data_ptr<at::Half>()),
-                   reinterpret_cast<const __half*>(k.data_ptr<at::Half>()),
-                   reinterpret_cast<const __half*>(v.data_ptr<at::Half>()),
-                   reinterpret_cast<const __half*>(dout.data_ptr<at::Half>()),
-                   lse.contiguous().data_ptr<float>(), delta.data_ptr<float>(), dq.data_ptr<float>(),
-                   reinterpret_cast<__half*>(dk.data_ptr<at::Half>()),
-                   reinterpret_cast<__half*>(dv.data_ptr<at::Half>()), n, 1.0f / sqrtf((float)d),
-                   LOG2E / sqrtf((float)d), causal};
-  const dim3 grid((n + BLOCK_N - 1) / BLOCK_N, b * h);
-  auto stream = at::cuda::getCurrentCUDAStream();
-  auto run = [&](auto kernel, int smem) {
-    if (smem > 48 * 1024)
-      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    kernel<<<grid, THREADS, smem, stream>>>(p);
-  };
-  if (d == 64) run(attention_backward<64>, smem_bytes<64>());
-  else run(attention_backward<128>, smem_bytes<128>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {dq.to(torch::kHalf), dk, dv};
+  return launch_backward(q, k, v, o, lse, dout, causal, BLOCK_N, [](const BackwardParams& p, int d, dim3 grid) {
+    if (d == 64) launch(attention_backward<64>, grid, THREADS, smem_bytes<64>(), p);
+    else launch(attention_backward<128>, grid, THREADS, smem_bytes<128>(), p);
+  });
 }

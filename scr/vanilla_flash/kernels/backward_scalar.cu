@@ -7,21 +7,6 @@
 
 constexpr int ROWS = 64, TILE = 32;  // rows a block owns (one per thread), rows of the tile it walks
 
-struct BackwardParams {
-  const __half* __restrict__ q;
-  const __half* __restrict__ k;
-  const __half* __restrict__ v;
-  const __half* __restrict__ dout;
-  const float* __restrict__ lse;    // (batch x heads, n), natural log, from the forward pass
-  const float* __restrict__ delta;  // (batch x heads, n): rowsum(dO ∘ O)
-  __half* __restrict__ dq;
-  __half* __restrict__ dk;
-  __half* __restrict__ dv;
-  int n;
-  float scale;
-  bool causal;
-};
-
 // dK and dV of one key per thread, walking tiles of queries (and their dO, lse, D) in shared memory
 template <int D>
 __global__ void __launch_bounds__(ROWS) key_gradients(const BackwardParams p) {
@@ -105,36 +90,18 @@ __global__ void __launch_bounds__(ROWS) query_gradients(const BackwardParams p) 
     __syncthreads();
   }
   if (active)
-    for (int c = 0; c < D; c++) p.dq[head + (size_t)query * D + c] = __float2half(dq[c] * p.scale);
+    for (int c = 0; c < D; c++) p.dq[head + (size_t)query * D + c] = dq[c] * p.scale;
 }
 
 std::vector<torch::Tensor> backward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor o,
                                    torch::Tensor lse, torch::Tensor dout, bool causal) {
-  TORCH_CHECK(q.is_cuda() && q.scalar_type() == torch::kHalf && dout.scalar_type() == torch::kHalf,
-              "q, k, v, o and dout must be float16 CUDA tensors");
-  const int b = q.size(0), h = q.size(1), n = q.size(2), d = q.size(3);
-  TORCH_CHECK(d == 64 || d == 128, "this kernel is written for head dims 64 and 128, not ", d);
-  q = q.contiguous(); k = k.contiguous(); v = v.contiguous(); dout = dout.contiguous();
-  auto delta = (dout.to(torch::kFloat) * o.to(torch::kFloat)).sum(-1).contiguous();
-  lse = lse.contiguous();
-  auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
-  if (n == 0 || b * h == 0) return {dq, dk, dv};
-  BackwardParams p{reinterpret_cast<const __half*>(q.data_ptr<at::Half>()),
-                   reinterpret_cast<const __half*>(k.data_ptr<at::Half>()),
-                   reinterpret_cast<const __half*>(v.data_ptr<at::Half>()),
-                   reinterpret_cast<const __half*>(dout.data_ptr<at::Half>()), lse.data_ptr<float>(),
-                   delta.data_ptr<float>(), reinterpret_cast<__half*>(dq.data_ptr<at::Half>()),
-                   reinterpret_cast<__half*>(dk.data_ptr<at::Half>()),
-                   reinterpret_cast<__half*>(dv.data_ptr<at::Half>()), n, 1.0f / sqrtf((float)d), causal};
-  const dim3 grid((n + ROWS - 1) / ROWS, b * h);
-  auto stream = at::cuda::getCurrentCUDAStream();
-  if (d == 64) {
-    key_gradients<64><<<grid, ROWS, 0, stream>>>(p);
-    query_gradients<64><<<grid, ROWS, 0, stream>>>(p);
-  } else {
-    key_gradients<128><<<grid, ROWS, 0, stream>>>(p);
-    query_gradients<128><<<grid, ROWS, 0, stream>>>(p);
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {dq, dk, dv};
+  return launch_backward(q, k, v, o, lse, dout, causal, ROWS, [](const BackwardParams& p, int d, dim3 grid) {
+    if (d == 64) {
+      launch(key_gradients<64>, grid, ROWS, 0, p);
+      launch(query_gradients<64>, grid, ROWS, 0, p);
+    } else {
+      launch(key_gradients<128>, grid, ROWS, 0, p);
+      launch(query_gradients<128>, grid, ROWS, 0, p);
+    }
+  });
 }

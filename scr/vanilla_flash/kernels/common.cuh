@@ -67,19 +67,33 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&h);
 }
 
-// The call from PyTorch: checks, the output and log-sum-exp tensors, one block per (query tile,
+// `kernel` over `grid` on PyTorch's current stream, asking for more than the default 48 KiB of dynamic shared
+// memory where it needs it.
+template <typename Kernel, typename P>
+void launch(Kernel kernel, dim3 grid, int threads, int smem, const P& p) {
+  if (smem > 48 * 1024)
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kernel<<<grid, threads, smem, at::cuda::getCurrentCUDAStream()>>>(p);
+}
+
+inline void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  TORCH_CHECK(q.is_cuda() && q.scalar_type() == torch::kHalf && k.scalar_type() == torch::kHalf &&
+              v.scalar_type() == torch::kHalf, "q, k and v must be float16 CUDA tensors");
+  TORCH_CHECK(q.dim() == 4 && q.sizes() == k.sizes() && q.sizes() == v.sizes(),
+              "q, k and v must have the same (batch, heads, seq, head_dim) shape");
+  TORCH_CHECK(q.size(3) == 64 || q.size(3) == 128, "this kernel is written for head dims 64 and 128, not ",
+              q.size(3));
+}
+
+// The forward call from PyTorch: checks, the output and log-sum-exp tensors, one block per (query tile,
 // batch x head). `kernel64`/`kernel128` are the rung's kernel for each head dim, `smem64`/`smem128`
 // the dynamic shared memory each needs.
 template <typename K64, typename K128>
 std::vector<torch::Tensor> launch_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, bool causal,
                                           int block_m, int threads, K64 kernel64, K128 kernel128,
                                           int smem64, int smem128) {
-  TORCH_CHECK(q.is_cuda() && q.scalar_type() == torch::kHalf && k.scalar_type() == torch::kHalf &&
-              v.scalar_type() == torch::kHalf, "q, k and v must be float16 CUDA tensors");
-  TORCH_CHECK(q.dim() == 4 && q.sizes() == k.sizes() && q.sizes() == v.sizes(),
-              "q, k and v must have the same (batch, heads, seq, head_dim) shape");
+  check_inputs(q, k, v);
   const int b = q.size(0), h = q.size(1), n = q.size(2), d = q.size(3);
-  TORCH_CHECK(d == 64 || d == 128, "this kernel is written for head dims 64 and 128, not ", d);
   q = q.contiguous(); k = k.contiguous(); v = v.contiguous();
   auto o = torch::empty_like(q);
   auto lse = torch::empty({b, h, n}, q.options().dtype(torch::kFloat));
@@ -90,14 +104,52 @@ std::vector<torch::Tensor> launch_forward(torch::Tensor q, torch::Tensor k, torc
            reinterpret_cast<__half*>(o.data_ptr<at::Half>()), lse.data_ptr<float>(), n,
            LOG2E / sqrtf((float)d), causal};
   const dim3 grid((n + block_m - 1) / block_m, b * h);
-  auto stream = at::cuda::getCurrentCUDAStream();
-  auto run = [&](auto kernel, int smem) {
-    if (smem > 48 * 1024)
-      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    kernel<<<grid, threads, smem, stream>>>(p);
-  };
-  if (d == 64) run(kernel64, smem64);
-  else run(kernel128, smem128);
+  if (d == 64) launch(kernel64, grid, threads, smem64, p);
+  else launch(kernel128, grid, threads, smem128, p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {o, lse};
+}
+
+// What the backward rungs read and write.
+struct BackwardParams {
+  const __half* __restrict__ q;
+  const __half* __restrict__ k;
+  const __half* __restrict__ v;
+  const __half* __restrict__ dout;
+  const float* __restrict__ lse;    // (batch x heads, n), natural log, from the forward pass
+  const float* __restrict__ delta;  // (batch x heads, n): D = rowsum(dO ∘ O)
+  float* __restrict__ dq;           // (batch x heads, n, head_dim) float32, zeroed: the kernels add dS K into it
+  __half* __restrict__ dk;
+  __half* __restrict__ dv;
+  int n;
+  float scale, scale_log2;          // softmax scale, and times log2(e) for exp2
+  bool causal;
+};
+
+// The backward call from PyTorch: checks, D = rowsum(dO ∘ O), the gradient tensors, then `run(p, d, grid)`,
+// which launches the rung's kernels for head dim d, one block per `block_n` rows and batch x head.
+template <typename Run>
+std::vector<torch::Tensor> launch_backward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor o,
+                                           torch::Tensor lse, torch::Tensor dout, bool causal, int block_n,
+                                           Run run) {
+  check_inputs(q, k, v);
+  TORCH_CHECK(dout.scalar_type() == torch::kHalf && dout.sizes() == q.sizes() && o.sizes() == q.sizes(),
+              "o and dout must be float16 tensors of q's shape");
+  const int b = q.size(0), h = q.size(1), n = q.size(2), d = q.size(3);
+  q = q.contiguous(); k = k.contiguous(); v = v.contiguous(); dout = dout.contiguous(); lse = lse.contiguous();
+  auto delta = (dout.to(torch::kFloat) * o.to(torch::kFloat)).sum(-1).contiguous();
+  auto dq = torch::zeros(q.sizes(), q.options().dtype(torch::kFloat));
+  auto dk = torch::empty_like(k), dv = torch::empty_like(v);
+  if (n == 0 || b * h == 0) return {dq.to(torch::kHalf), dk, dv};
+  BackwardParams p{reinterpret_cast<const __half*>(q.data_ptr<at::Half>()),
+                   reinterpret_cast<const __half*>(k.data_ptr<at::Half>()),
+                   reinterpret_cast<const __half*>(v.data_ptr<at::Half>()),
+                   reinterpret_cast<const __half*>(dout.data_ptr<at::Half>()), lse.data_ptr<float>(),
+                   delta.data_ptr<float>(), dq.data_ptr<float>(),
+                   reinterpret_cast<__half*>(dk.data_ptr<at::Half>()),
+                   reinterpret_cast<__half*>(dv.data_ptr<at::Half>()), n, 1.0f / sqrtf((float)d),
+                   LOG2E / sqrtf((float)d), causal};
+  run(p, d, dim3((n + block_n - 1) / block_n, b * h));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {dq.to(torch::kHalf), dk, dv};
 }
