@@ -1,6 +1,6 @@
 """GPT-2 trained through the kernel ladder's kernels (part 2), into OUT.json:
 
-    python experiments/kernel_ladder/train.py OUT.json [--steps 100] [--seeds 3] [--t4]
+    python experiments/kernel_ladder/train.py OUT.json [--steps 100] [--seeds 3] [--backends sdpa,sdpa,...] [--t4]
 
 GPT-2 124M on the T4 set's terms (`notebooks/params/t4.yaml`'s `train` section: fp16, sequence 512, the
 sample; no torch.compile), in the bare loop (`bench.training.bare_loop`: the Lightning run's module,
@@ -29,6 +29,7 @@ from vanilla_flash.results import provenance
 from vanilla_flash.training import datamodule
 
 REFERENCE = "sdpa"
+BACKENDS = [REFERENCE, REFERENCE, "from_scratch", "flash_attn_1", "sdpa_efficient"]
 
 
 def tail_mean(curve: list, steps: int) -> float:
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="in this order, for each seed")
     parser.add_argument("--t4", action="store_true", help="15 GiB of GPU memory, from_scratch as compute_75 PTX")
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
@@ -71,7 +73,7 @@ def main() -> None:
     steps = args.steps if gpu else 3
     base = TrainConfig.from_yaml("notebooks/params/t4.yaml", data_source="sample", max_steps=steps, log_every=1,
                                  run_dir="runs/ladder-train", warmup_steps=min(10, steps))  # fmt: skip
-    backends = [REFERENCE, REFERENCE, "from_scratch", "flash_attn_1", "sdpa_efficient"]
+    backends = args.backends.split(",")
     if not gpu:
         base = dataclasses.replace(base, model_size="tiny", seq_len=64, batch_size=4, accumulate=1, precision="32-true")
         backends = [REFERENCE, REFERENCE, "eager"]
