@@ -15,6 +15,9 @@ Writes, for LANG in en and vi:
   results/h100/kernel_ladder/kernel_ladder.json (every bar read from the file): milliseconds of one attention
   forward per shape (log scale) for naive PyTorch, SDPA's kernels, flash-attn 1.0.9 and ssiu's Turing kernel
   as compute_75 PTX, and each rung of the kernel ladder.
+- docs/LANG/img/kernel_ladder_train_h100.png: measured, drawn by `experiments.kernel_ladder.tables.train_plot`
+  from results/h100/kernel_ladder/train_t4.json and train_native.json: GPT-2 trained through the ladder's
+  kernels and the libraries', each run's loss minus sdpa's first run of the same seed, step by step.
 - docs/LANG/img/speed_loss_h200.png: measured, drawn from the speed runs' files (SPEED_RUNS, every
   point read from them): the Lightning loss curve of the best configuration and of transformers'
   GPT-2 at batch 128, run by run.
@@ -47,12 +50,15 @@ sys.path[:0] = [str(ROOT / "scr"), str(ROOT)]  # the package, and the experiment
 from vanilla_flash.results import tables  # noqa: E402  (numbers written as the docs' tables write them)
 from vanilla_flash.teach import ladder  # noqa: E402
 
+from experiments.kernel_ladder import tables as kernel_ladder  # noqa: E402
 from experiments.loss_curves import tables as loss_curves  # noqa: E402
 
 DOCS = ROOT / "docs"
 MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
              "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
 KERNEL_LADDER = ROOT / "results" / "h100" / "kernel_ladder" / "kernel_ladder.json"
+# GPT-2 trained through the ladder's kernels (experiments/kernel_ladder/train.py): on a T4's terms, natively
+LADDER_TRAINING = [ROOT / "results" / "h100" / "kernel_ladder" / f"train_{terms}.json" for terms in ("t4", "native")]
 LOSS_CURVES = ROOT / "results" / "h200" / "speed" / "loss-curves"  # experiments/loss_curves/run.py's results
 # the speed runs whose loss curves speed_loss_h200.png draws (name in the legend: file)
 SPEED_RUNS = {"last run": ROOT / "results/h200/speed.json",
@@ -378,6 +384,7 @@ def main() -> None:
         _save(memory_hierarchy(lang), img / "memory_hierarchy.png")
         _save(tiling(lang), img / "tiling.png")
         ladder.plot(json.loads(KERNEL_LADDER.read_text()), img / "kernel_ladder_h100.png", lang)
+        kernel_ladder.train_plot(LADDER_TRAINING, img / "kernel_ladder_train_h100.png", lang, dpi=DPI)
         _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
         _save(loss_seeds_h200(lang), img / "loss_seeds_h200.png")
         for plot in MEASURED:

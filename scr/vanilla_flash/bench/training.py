@@ -98,7 +98,16 @@ def bare_loop(
 
 def train_grid(
     size: str = "124M",
-    backends=("eager", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "flash_attn_1", "flash_attn_2", "flash_attn_4"),
+    backends=(
+        "eager",
+        "sdpa_efficient",
+        "sdpa_flash",
+        "sdpa_cudnn",
+        "flash_attn_1",
+        "flash_attn_2",
+        "flash_attn_4",
+        "from_scratch",
+    ),  # fmt: skip
     seq_lens=(1024, 2048, 4096, 8192),
     tokens_per_step: int = 16384,
     steps: int = 15,
