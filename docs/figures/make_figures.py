@@ -384,7 +384,7 @@ def main() -> None:
         _save(memory_hierarchy(lang), img / "memory_hierarchy.png")
         _save(tiling(lang), img / "tiling.png")
         ladder.plot(json.loads(KERNEL_LADDER.read_text()), img / "kernel_ladder_h100.png", lang)
-        kernel_ladder.train_plot(LADDER_TRAINING, img / "kernel_ladder_train_h100.png", lang, dpi=DPI)
+        kernel_ladder.train_plot(LADDER_TRAINING, img / "kernel_ladder_train_h100.png", lang, dpi=90)
         _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
         _save(loss_seeds_h200(lang), img / "loss_seeds_h200.png")
         for plot in MEASURED:

@@ -142,13 +142,13 @@ def train_plot(paths: list, out, lang: str = "en", dpi: int = 110) -> Path:
     """One panel per file: each backend's loss minus sdpa's first run of the same seed, a thin line a seed."""
     plt = plots.pyplot()
     w = _WORDS[lang]
-    fig, axes = plt.subplots(1, len(paths), figsize=(6 * len(paths), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(paths), figsize=(5.5 * len(paths), 3.4), sharey=True, squeeze=False)
     for ax, path in zip(axes[0], paths, strict=True):
         result = report.load(path)
         for attn, by_seed in differences(result).items():
             for i, (_, curve) in enumerate(sorted(by_seed.items())):
                 label = (w["again"] if attn == REFERENCE else attn) if i == 0 else None
-                ax.plot(*zip(*curve, strict=True), color=COLOURS.get(attn, "#444444"), lw=1, alpha=0.85, label=label)
+                ax.plot(*zip(*curve, strict=True), color=COLOURS.get(attn, "#444444"), lw=0.9, label=label)
         ax.axhline(0, color="black", lw=0.5)
         terms = w["title_t4" if result.get("t4_terms") else "title_native"]
         ax.set_title(w["title"].format(terms=terms), fontsize=10)
