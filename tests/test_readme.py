@@ -68,8 +68,8 @@ def test_gfm_renderer_renders_tables():
 def test_every_colab_badge_renders(name: str):
     parser = _BadgeLinks()
     parser.feed(_render(name))
-    assert parser.badge_images == 15, (
-        f"{name}: {parser.badge_images} Colab badges render, expected 15 (3 sets x 5 notebooks); "
+    assert parser.badge_images == 16, (
+        f"{name}: {parser.badge_images} Colab badges render, expected 16 (Start here, then 3 sets x 5 notebooks); "
         "a table row with more cells than its header loses the extra ones"
     )
     owner_name = urlsplit(_repository()).path.strip("/")
@@ -78,6 +78,9 @@ def test_every_colab_badge_renders(name: str):
     for href in parser.badge_links:
         assert href and href.startswith(prefix), f"{name}: badge link {href!r} does not start with {prefix}"
         paths.append(href.removeprefix(prefix))
+    assert paths[0] == "notebooks/flash_attn_1/01_install.ipynb", (
+        f"{name}: Start here opens {paths[0]}, not the T4 set's 01"
+    )
     assert len(set(paths)) == 15, f"{name}: the badges do not point at 15 distinct notebooks: {sorted(paths)}"
     assert set(paths) == EXPECTED, (
         f"{name}: badges point at {sorted(set(paths) - EXPECTED)}, missing {sorted(EXPECTED - set(paths))}"

@@ -47,7 +47,8 @@ _WORDS = {
         "(trung bình qua các seed).",
         "t4": "theo điều kiện của bộ T4 (fp16, chuỗi 512, batch 16 × 2, mẫu văn bản đi kèm, bộ nhớ GPU giới "
         "hạn ở 15 GiB như T4, from_scratch build thành PTX `compute_75`, flash-attn {fa1})",
-        "native": "theo điều kiện của bộ T4 nhưng chạy gốc (fp16, chuỗi 512, batch 16 × 2, mẫu văn bản đi kèm, "
+        "native": "theo điều kiện của bộ T4 nhưng build riêng cho GPU (native) (fp16, chuỗi 512, batch 16 × 2, "
+        "mẫu văn bản đi kèm, "
         "toàn bộ GPU, from_scratch build cho chính GPU này, flash-attn {fa1})",
         "backend": "backend",
         "distance": "khoảng cách tới sdpa, seed {seeds}",
@@ -61,7 +62,7 @@ _WORDS = {
         "speed": "{x}× của {name}",
         "title": "Loss trừ loss của sdpa, theo từng bước ({terms})",
         "title_t4": "điều kiện T4",
-        "title_native": "chạy gốc",
+        "title_native": "build riêng cho GPU (native)",
         "step": "bước",
         "diff": "loss − loss của sdpa (cùng seed)",
     },

@@ -11,8 +11,8 @@
 # %% [markdown] lang="vi"
 # ## Cài đặt
 #
-# Máy này là gì, cần gì để chạy FlashAttention, cài đặt (chạy lần hai không làm lại gì), rồi gọi kernel thật và so với
-# kết quả tham chiếu fp32.
+# Máy này là máy gì, cần gì để chạy FlashAttention, cài đặt (chạy lại lần hai thì không làm gì thêm), rồi gọi thử một
+# kernel thật và so với kết quả tham chiếu fp32.
 #
 # $expected_gpu_vi
 
@@ -55,7 +55,7 @@ print("auto picks (head dim 64, seq 1024):", report.auto_pick)
 # Every backend that cannot run here says why, in a sentence you can act on (see the table above).
 
 # %% [markdown] lang="vi"
-# Mỗi backend không chạy được ở đây đều nói lý do bằng một câu bạn làm theo được (bảng ở trên).
+# Backend nào không chạy được ở đây cũng nêu lý do, kèm việc bạn có thể làm (xem bảng ở trên).
 
 # %% [markdown]
 # ## 2. What does this GPU need?
@@ -76,8 +76,8 @@ print(plan)
 # %% [markdown] lang="vi"
 # ## 3. Cài đặt
 #
-# `install.ensure` chỉ cài những gì còn thiếu, và lệnh `pip` nào lỗi sẽ báo lỗi rõ ràng (một dòng `!pip` lỗi không làm ô
-# đó lỗi, notebook sẽ chạy tiếp như không có chuyện gì).
+# `install.ensure` chỉ cài những gì còn thiếu, và lệnh `pip` nào thất bại sẽ báo lỗi ngay (một dòng `!pip` thất bại
+# không làm ô chứa nó báo lỗi, nên notebook sẽ chạy tiếp như không có chuyện gì).
 
 # %%
 print(install.ensure(plan, cache_dir=notebook.storage("wheels")))
@@ -91,8 +91,8 @@ print(install.ensure(plan, cache_dir=notebook.storage("wheels")))
 # %% [markdown] lang="vi"
 # ## 4. Gọi kernel thật
 #
-# Backend tốt nhất cho GPU này chạy xuôi và ngược trên đầu vào ngẫu nhiên, so với attention tính bằng fp32. Trên CPU,
-# bước này kiểm tra SDPA của PyTorch.
+# Backend tốt nhất cho GPU này chạy lượt xuôi và lượt ngược trên đầu vào ngẫu nhiên, rồi so với attention tính bằng
+# fp32. Trên CPU, bước này kiểm tra SDPA của PyTorch.
 
 # %% tags=["nbval-ignore-output"]
 rows = notebook.verify(plan.backend, target)

@@ -79,12 +79,12 @@ print(install.plan(machine, target))
 # ## Vì sao phải biên dịch?
 #
 # flash-attn 1.x không có wheel dựng sẵn: `pip install flash-attn==1.0.9` sẽ biên dịch (khoảng 15 phút với 2 nhân CPU
-# của Colab, theo ghi chép của sinh viên ấy). Bốn điều làm việc này ngắn lại: **ninja** (thiếu nó torch biên dịch từng
-# tệp một), **MAX_JOBS** tính theo số nhân *và* RAM (mỗi tiến trình biên dịch cần vài GiB; quá nhiều thì bản build bị
-# giết giữa chừng), chỉ biên dịch **đúng kiến trúc của GPU này** (sm75 trên T4) thay vì cả sm75, sm80 và sm90, và chỉ
-# **những kernel GPT-2 cần** (`fa1_head_dims: [64]`: 2 trong 8 tệp CUDA; lời gọi cần head dim khác sẽ dừng lại và nói
-# cách build lại). Wheel được lưu vào thư mục cache trên Google Drive, phiên Colab sau cài lại trong vài giây. Các lần
-# build đã đo, đọc từ `results/builds.json`:
+# của Colab, theo ghi chép của sinh viên ấy). Có bốn cách rút ngắn thời gian build: **ninja** (thiếu nó, torch biên
+# dịch từng tệp một), **MAX_JOBS** tính theo số nhân *và* RAM (mỗi tiến trình biên dịch cần vài GiB; chạy quá nhiều
+# thì bản build bị hệ thống kill giữa chừng), chỉ biên dịch **đúng kiến trúc của GPU này** (sm75 trên T4) thay vì cả
+# sm75, sm80 và sm90, và chỉ **những kernel GPT-2 cần** (`fa1_head_dims: [64]`: 2 trong 8 tệp CUDA; lời gọi cần head
+# dim khác sẽ dừng lại và chỉ cách build lại). Wheel được lưu vào thư mục cache trên Google Drive, nên phiên Colab sau
+# cài lại trong vài giây. Các lần build đã đo, đọc từ `results/builds.json`:
 
 # %% sets=["flash_attn_1"]
 from vanilla_flash.results import report
@@ -122,16 +122,17 @@ if result.wheel and machine.flash_attn_major() != 1:
 # %% [markdown] lang="vi"
 # ## Có wheel thì dùng wheel, không thì chỉ biên dịch đúng phần GPT-2 cần
 #
-# flash-attn 2.x gồm 72 tệp kernel (6 head dim × 2 kiểu dữ liệu × causal hay không × forward, forward split-KV,
-# backward): biên dịch hơn một giờ kể cả với 16 nhân CPU. Trang release trên GitHub có wheel dựng sẵn, *tên tệp* cho
-# biết nó được dựng cho gì (phiên bản flash-attn, CUDA, torch major.minor, C++ ABI, Python), nhưng chỉ cho torch 2.4
-# đến 2.8; wheel không khớp sẽ lỗi `undefined symbol` khi import. Vì vậy `install.fa2_path` tìm lần lượt: flash-attn 2
-# đã cài sẵn; wheel mà một bản release thật sự phát hành (bảng ma trận build của từng release, không bao giờ đoán URL);
-# wheel cộng đồng có sha256 được ghim (chưa có: chưa nơi nào công bố checksum); nếu không, **biên dịch từ mã nguồn đúng
-# phần GPT-2 cần**: chỉ head dim 64 (12 tệp), chỉ kiến trúc của GPU này, và tắt bằng công tắc riêng của flash-attn
-# những gì GPT-2 không bao giờ gọi (ALiBi, soft-capping, cửa sổ trượt, head dim không chia hết cho 32). Lời gọi mà bản
-# build không chạy được sẽ dừng lại và nói cách build lại. Wheel được cache như của flash-attn 1.x (Google Drive trên
-# Colab), nên chỉ phiên đầu tiên phải biên dịch.
+# flash-attn 2.x gồm 72 tệp kernel (6 head dim × 2 kiểu dữ liệu × causal hay không × lượt xuôi, lượt xuôi split-KV,
+# lượt ngược): biên dịch mất hơn một giờ kể cả với 16 nhân CPU. Trang release trên GitHub có wheel dựng sẵn, và *tên
+# tệp* cho biết wheel được dựng cho môi trường nào (phiên bản flash-attn, CUDA major, torch major.minor, C++ ABI,
+# Python), nhưng chỉ có cho torch 2.4 đến 2.8; wheel không khớp sẽ lỗi `undefined symbol` khi import. Vì vậy
+# `install.fa2_path` tìm lần lượt: flash-attn 2 đã cài sẵn; wheel mà một bản release thật sự phát hành (một bảng chép
+# ma trận build của từng release, không bao giờ đoán URL); wheel cộng đồng có sha256 được ghim (chưa có: chưa nơi nào
+# công bố checksum); nếu không nữa thì **biên dịch từ mã nguồn đúng phần GPT-2 cần**: chỉ head dim 64 (12 tệp), chỉ
+# kiến trúc của GPU này, và dùng chính các công tắc của flash-attn để tắt những gì GPT-2 không bao giờ gọi (ALiBi,
+# soft-capping, sliding window, head dim không chia hết cho 32). Lời gọi mà bản build không chạy được sẽ dừng lại và
+# chỉ cách build lại. Wheel được cache như của flash-attn 1.x (trên Google Drive nếu chạy trên Colab), nên chỉ phiên
+# đầu tiên phải biên dịch.
 
 # %% sets=["flash_attn_2"] tags=["nbval-ignore-output"]
 import dataclasses
@@ -184,8 +185,8 @@ else:
 # ## Không cần biên dịch
 #
 # flash-attn 4 được viết bằng CuTe DSL (Python): `pip install flash-attn-4` tải wheel về, và mỗi kernel được biên dịch
-# tức thời (JIT) lần đầu gặp một kích thước mới (vài giây), rồi lưu cache. Vì vậy trên H100 bước huấn luyện đầu tiên
-# chậm hơn các bước sau.
+# tức thời (JIT) vào lần đầu gặp một kích thước mới (mất vài giây), rồi được cache lại. Vì vậy trên H100, bước huấn
+# luyện đầu tiên chậm hơn các bước sau.
 
 # %% [markdown]
 # ## The fused extensions a student once tried to build on Colab
@@ -209,8 +210,9 @@ print(fused.extension_note())
 # ### Tùy chọn: vẫn build chúng
 #
 # Mô hình GPT riêng của flash-attn (`model_impl: flash_attn` trong tham số huấn luyện) có thể dùng chúng.
-# `fa1_extensions` liệt kê những extension cần build, mỗi cái đều được đo thời gian, có log, chỉ cho kiến trúc của GPU
-# này, và được cache như wheel chính. `dropout_layer_norm` là cái lâu nhất: để nó sau cùng, trên máy nhiều nhân CPU.
+# `fa1_extensions` liệt kê những extension cần build; mỗi cái được build chỉ cho kiến trúc của GPU này, có đo thời
+# gian, có log, và được cache như wheel chính. `dropout_layer_norm` là cái lâu nhất: hãy build nó sau cùng, trên máy
+# nhiều nhân CPU.
 
 # %% [markdown] sets=["flash_attn_1"]
 # **Measured on an H100, not on a real T4:** how long each extension took to build, and how fast flash-attn's GPT-2
@@ -219,8 +221,8 @@ print(fused.extension_note())
 
 # %% [markdown] lang="vi"
 # **Đo trên H100, chưa chạy trên T4 thật:** thời gian build từng extension, và tốc độ huấn luyện GPT-2 của flash-attn
-# khi không dùng, khi dùng chúng, cạnh GPT-2 của Hugging Face. Kết luận: bản thân mô hình đáng dùng, còn các extension
-# thì không. Ô dưới đây in các số đo từ những tệp trong `results/h100/fa_gpt/`.
+# khi không dùng và khi dùng chúng, đặt cạnh GPT-2 của Hugging Face. Kết luận: bản thân mô hình đáng dùng, còn các
+# extension thì không. Ô dưới đây in các số đo từ những tệp trong `results/h100/fa_gpt/`.
 
 # %% sets=["flash_attn_1"]
 from vanilla_flash.results import report

@@ -13,10 +13,10 @@
 # %% [markdown] lang="vi"
 # ## Huấn luyện GPT-2 trên Wikisource
 #
-# Huấn luyện GPT-2 trên Wikisource bằng PyTorch Lightning, bằng ngôn ngữ mà tham số chọn (`train.lang`: `vi`, tiếng
-# Việt, trong mọi tệp tham số; `en` cho tiếng Anh), với backend attention tốt nhất cho GPU này, độ chính xác (precision)
-# chọn theo phần cứng (không bao giờ ép kiểu bằng tay), checkpoint sống sót khi phiên Colab chết, đường cong loss và văn
-# bản sinh ra.
+# Huấn luyện GPT-2 trên Wikisource bằng PyTorch Lightning, với ngôn ngữ do tham số chọn (`train.lang`: `vi`, tiếng
+# Việt, trong mọi tệp tham số; `en` cho tiếng Anh), backend attention tốt nhất cho GPU này, độ chính xác (precision)
+# chọn theo phần cứng (không bao giờ ép kiểu bằng tay), checkpoint vẫn còn nguyên khi phiên Colab bị ngắt, cùng đường
+# cong loss và văn bản do mô hình sinh ra.
 #
 # $expected_gpu_vi
 
@@ -40,9 +40,9 @@ fa2_source = fa2_archs = fa2_head_dims = None
 #
 # BPE của GPT-2 được huấn luyện trên văn bản web tiếng Anh. Ở đây nó được so với một BPE mức byte huấn luyện trên tập
 # train của ngôn ngữ mà lần chạy này dùng (`train.lang`, chia tập theo `seed` của nó), tính bằng số token mỗi từ trên
-# tập validation. Với tiếng Việt (`lang: vi`) GPT-2 tốn nhiều token cho mỗi từ còn BPE tự huấn luyện cần ít hơn hẳn,
-# nghĩa là mỗi khối `seq_len` token chứa được nhiều chữ hơn; với tiếng Anh (`lang: en`) 50.257 token của GPT-2 thắng một
-# bộ từ vựng nhỏ tự huấn luyện.
+# tập validation. Với tiếng Việt (`lang: vi`), GPT-2 tốn nhiều token cho mỗi từ còn BPE tự huấn luyện cần ít hơn hẳn,
+# nghĩa là mỗi đoạn `seq_len` token chứa được nhiều chữ hơn; với tiếng Anh (`lang: en`), bộ 50.257 token của GPT-2 lại
+# tốt hơn một bộ từ vựng nhỏ tự huấn luyện.
 
 # %% tags=["nbval-ignore-output"]
 from vanilla_flash.config import TrainConfig
@@ -64,6 +64,11 @@ print(f"GPT-2 needs {comparison['ratio']:.1f}x the tokens of the trained BPE")
 # --config notebooks/params/t4.yaml`). Checkpoints go to `train.ckpt_dir` when the parameters give one, else to a folder
 # of this run's own, named after its `run_dir` (on Colab, in Google Drive): run the notebook again after a disconnect
 # and it continues from the last one.
+#
+# `train.attn` picks the attention. Set it to `from_scratch` to train with the FlashAttention you write in notebook 5
+# (fp16, head dims 64 and 128; compiled on first use, which takes a minute or two): on the T4 stand-in it trained
+# GPT-2 about as closely to sdpa as flash-attn 1.x did
+# ([the kernel ladder](https://vanilla-flash.github.io/vanilla-flash/kernel-ladder/#training)).
 
 # %% [markdown] lang="vi"
 # ## 2. Chạy huấn luyện
@@ -72,6 +77,11 @@ print(f"GPT-2 needs {comparison['ratio']:.1f}x the tokens of the trained BPE")
 # notebooks/params/t4.yaml`). Checkpoint được lưu vào `train.ckpt_dir` nếu tham số có, nếu không thì vào một thư mục
 # riêng của lần chạy này, đặt tên theo `run_dir` của nó (trên Colab, trong Google Drive): mất kết nối thì chạy lại
 # notebook, nó sẽ tiếp tục từ checkpoint cuối.
+#
+# `train.attn` chọn attention. Đặt nó là `from_scratch` để huấn luyện bằng FlashAttention mà bạn tự viết trong
+# notebook 5 (fp16, head dim 64 và 128; biên dịch ở lần dùng đầu, mất một hai phút): trên máy đóng vai T4, đường loss
+# của GPT-2 huấn luyện với nó bám sát sdpa ngang flash-attn 1.x
+# ([chiếc thang kernel](https://vanilla-flash.github.io/vanilla-flash/vi/kernel-ladder/#training)).
 
 # %%
 from pathlib import Path

@@ -11,8 +11,9 @@
 # %% [markdown] lang="vi"
 # ## Đo hiệu năng
 #
-# Mọi backend attention chạy được ở đây, kiểm tra đúng với tham chiếu fp32 trước, rồi đo thời gian xuôi và ngược; tốc độ
-# huấn luyện GPT-2 theo từng backend; biểu đồ; và kết quả tham chiếu trên H100 đã lưu trong repo để so sánh.
+# Mọi backend attention chạy được ở đây, trước hết được kiểm tra độ đúng với tham chiếu fp32, rồi mới đo thời gian lượt
+# xuôi và lượt ngược; tốc độ huấn luyện GPT-2 theo từng backend; biểu đồ; và kết quả tham chiếu trên H100 đã lưu trong
+# repo để so sánh.
 #
 # $expected_gpu_vi
 
@@ -77,7 +78,7 @@ if result["environment"]["machine"]["device"] == "cuda":
 # ## 2. Tốc độ huấn luyện theo backend
 #
 # Vài bước huấn luyện GPT-2 cho mỗi backend và mỗi độ dài chuỗi, trong một vòng lặp PyTorch thuần: token/s, thời gian
-# mỗi bước, MFU (tỉ lệ sức tính đỉnh của GPU mà các FLOP của mô hình dùng được) và bộ nhớ đỉnh. MFU và bộ nhớ là số đo
+# mỗi bước, MFU (phần FLOP/s đỉnh của GPU mà phép tính của mô hình thực sự dùng) và bộ nhớ đỉnh. MFU và bộ nhớ là số đo
 # trên GPU: trên CPU chúng hiện là `-`.
 
 # %% tags=["nbval-ignore-output"]

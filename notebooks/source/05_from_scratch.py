@@ -18,12 +18,12 @@
 # ## FlashAttention từ con số không
 #
 # Các notebook khác cài đặt, biên dịch và đo thư viện. Ở notebook này **bạn tự viết thuật toán**, từng bước một, và sau
-# mỗi bước có một ô kiểm tra cho biết bạn viết đúng chưa; nếu sai, nó chỉ ra hàng, tile hay gradient nào lệch và lệch
-# bao nhiêu: attention cài đặt trực tiếp (naive) tốn gì, online softmax (softmax tính dần), lượt xuôi chia khối (tiled
-# forward), lượt ngược bằng cách tính lại. Sau đó, một chiếc thang kernel CUDA đi từ phiên bản GPU đơn giản nhất của
-# lượt xuôi ấy lên tới tensor core, mỗi bậc một ý tưởng, cho đến khi nhanh hơn flash-attn 1.x trên chính tập lệnh của
-# T4. Bước 1 đến 4 chạy trên mọi máy; bước 5 cần GPU. Lời giải của mỗi bài nằm ngay bên dưới, gập lại, bấm một lần là
-# mở; khi papermill chạy notebook (CI, `make run`), tham số `solutions` điền sẵn lời giải.
+# mỗi bước có một ô kiểm tra cho biết bạn viết đúng chưa; nếu sai, nó chỉ ra hàng, khối (tile) hay gradient nào lệch và
+# lệch bao nhiêu: attention cài đặt trực tiếp (naive) tốn gì, online softmax (softmax tính dần), lượt xuôi chia khối
+# (tiled forward), lượt ngược bằng cách tính lại. Sau đó, một chiếc thang kernel CUDA đi từ phiên bản GPU đơn giản nhất
+# của lượt xuôi ấy lên tới tensor core, mỗi bậc một ý tưởng, cho đến khi nhanh hơn flash-attn 1.x trên chính tập lệnh
+# của T4. Bước 1 đến 4 chạy trên mọi máy; bước 5 cần GPU. Lời giải của mỗi bài nằm ngay bên dưới, được gập lại, chỉ
+# cần bấm một lần để mở; khi papermill chạy notebook (CI, `make run`), tham số `solutions` điền sẵn lời giải.
 #
 # $expected_gpu_vi
 
@@ -63,7 +63,7 @@ out.mkdir(parents=True, exist_ok=True)
 # số, tức S × S cho mỗi head.
 #
 # **Đến lượt bạn.** Viết `naive_attention` bên dưới: điểm nhân với 1/√d; khi `causal`, mọi key đứng sau query bị che
-# bằng −∞ (query i chỉ thấy key 0..i); softmax theo chiều key, rồi nhân với V. Tensor có dạng (batch, heads, seq,
+# bằng −∞ (query i chỉ thấy key 0..i); lấy softmax theo chiều key, rồi nhân với V. Tensor có dạng (batch, heads, seq,
 # head_dim). Sau đó chạy ô kiểm tra.
 
 
@@ -86,7 +86,7 @@ notebook.show_solution(fs.naive_attention)
 
 # %% [markdown] lang="vi"
 # Bộ nhớ của nó tăng theo bình phương độ dài chuỗi; ô dưới đây đo dung lượng thật của tensor điểm (và trên GPU, bộ nhớ
-# đỉnh mà attention naive và kernel hợp nhất của PyTorch dùng thêm).
+# đỉnh mà attention trực tiếp và kernel hợp nhất của PyTorch dùng thêm).
 
 # %% tags=["nbval-ignore-output"]
 seq_lens = [256, 512, 1024, 2048] + ([4096, 8192] if device == "cuda" else [])
@@ -103,10 +103,9 @@ notebook.show(fs.memory_plot(memory, out / "memory.png"))
 
 # %% [markdown] lang="vi"
 # Bộ nhớ không phải cái giá duy nhất: thời gian tốn vào việc **chuyển byte** giữa bộ nhớ chính của GPU (HBM) và chip.
-# Attention cài đặt trực tiếp (naive) ghi S ra HBM, đọc lại để tính softmax, ghi P, rồi đọc P lần nữa để nhân với V: bài
-# báo
-# FlashAttention đếm Θ(Nd + N²) lần truy cập cho cách này, so với Θ(N²d²/M) cho thuật toán theo ô bên dưới, với M là bộ
-# nhớ trên chip.
+# Attention trực tiếp ghi S ra HBM, đọc lại để tính softmax, ghi P, rồi đọc P lần nữa để nhân với V: bài báo
+# FlashAttention đếm Θ(Nd + N²) lần truy cập cho cách này, so với Θ(N²d²/M) cho thuật toán chia khối (tile) bên dưới,
+# với M là dung lượng bộ nhớ trên chip.
 
 # %% [markdown]
 # **Exercises.** 1. How many bytes do the score matrices of GPT-2 124M take in one training step at batch 16,
@@ -133,8 +132,8 @@ notebook.show(fs.memory_plot(memory, out / "memory.png"))
 # ## 2. Online softmax (softmax tính dần)
 #
 # Mẹo giúp chia khối được: tính softmax trên một hàng mà **mỗi lần chỉ thấy một khối**. Giữ giá trị lớn nhất m và tổng
-# l của exp(x − m) tích luỹ dần; khi một khối làm m tăng lên, nhân lại tổng với exp(m_cũ − m_mới). Ngoài hai con số
-# này, không cần giữ gì khác của hàng.
+# l của exp(x − m), cả hai tích luỹ dần; khi một khối làm m tăng lên, nhân tổng với exp(m_cũ − m_mới) để co lại cho
+# đúng tỉ lệ. Ngoài hai con số này, không cần giữ gì khác của hàng.
 #
 # **Đến lượt bạn.** Viết `online_softmax(x, block)`: softmax theo chiều cuối của `x`, mỗi lần đọc `block` cột để cập
 # nhật m và l, rồi một lượt cuối để ra kết quả. Ô kiểm tra thử vài cỡ khối, có cỡ lớn hơn cả hàng.
@@ -158,7 +157,7 @@ notebook.show_solution(fs.online_softmax)
 # still accept, and why? 2. Return the log-sum-exp m + log l as well: it is all the backward pass will need.
 
 # %% [markdown] lang="vi"
-# **Bài tập.** 1. Bỏ bước nhân lại (`l * exp(m − m_mới)`) khỏi hàm của bạn: ô kiểm tra còn chấp nhận những cỡ khối nào,
+# **Bài tập.** 1. Bỏ bước co lại (`l * exp(m − m_mới)`) khỏi hàm của bạn: ô kiểm tra còn chấp nhận những cỡ khối nào,
 # và vì sao? 2. Trả về thêm log-sum-exp m + log l: lượt ngược chỉ cần đúng con số đó.
 
 # %% [markdown]
@@ -176,8 +175,8 @@ notebook.show_solution(fs.online_softmax)
 # ## 3. Lượt xuôi chia khối (tiled forward)
 #
 # Thứ tự vòng lặp của FlashAttention-2: với mỗi tile query (giữ trên chip), đi qua lần lượt các tile key và value; điểm
-# của mỗi tile chỉ tồn tại trên chip, online softmax gộp chúng vào một đầu ra tích luỹ. Chỉ đầu ra và một con số cho
-# mỗi hàng, log-sum-exp, được ghi lại.
+# của mỗi tile chỉ tồn tại trên chip, và online softmax gộp chúng vào một đầu ra tích luỹ. Thứ duy nhất được ghi ngược
+# ra bộ nhớ là đầu ra và một con số cho mỗi hàng, log-sum-exp.
 #
 # **Đến lượt bạn.** Viết `tiled_forward(q, k, v, block_q, block_k, causal)` trả về (đầu ra, log-sum-exp): đầu ra của
 # attention và, với mỗi hàng query, m + log l. Cỡ tile không cần chia hết độ dài chuỗi; khi `causal`, tile key nằm hẳn
@@ -209,10 +208,9 @@ notebook.show_solution(fs.tiled_forward)
 # That is why the tile should be as large as the chip's fast memory allows.
 
 # %% [markdown] lang="vi"
-# Số byte: hàm tự đếm với chuỗi ngắn (dấu x), và theo công thức với chuỗi dài. Với ô 64 truy vấn và head dim 64, cách
-# chia khối chuyển khoảng một nửa; với 256 query mỗi tile, ít hơn khoảng tám lần. Vì thế tile càng lớn càng tốt, trong
-# giới
-# hạn bộ nhớ nhanh trên chip.
+# Số byte: do hàm tự đếm với chuỗi ngắn (dấu x), và theo công thức với chuỗi dài. Với tile 64 query và head dim 64,
+# lượt chia tile chuyển khoảng một nửa lượng dữ liệu; với 256 query mỗi tile, ít hơn khoảng tám lần. Vì thế tile càng
+# lớn càng tốt, trong giới hạn bộ nhớ nhanh trên chip.
 
 # %%
 counted = {}
@@ -233,8 +231,8 @@ notebook.show(fs.traffic_plot(long, 64, (64, 128, 256), out / "traffic.png", cou
 
 # %% [markdown] lang="vi"
 # **Bài tập.** 1. Với tile 64 query, mỗi key được đọc từ bộ nhớ chính bao nhiêu lần khi chuỗi dài 4096? 2. Bỏ qua các
-# tile key bị mask causal che (nếu hàm của bạn chưa làm): ở chuỗi 1024 với tile 64, số tile phải tính giảm đi bao
-# nhiêu?
+# tile key bị mặt nạ causal che hết (nếu hàm của bạn chưa làm): ở chuỗi 1024 với tile 64, số tile phải tính giảm đi
+# bao nhiêu?
 
 # %% [markdown]
 # ## 4. The backward pass, by recomputation
@@ -249,9 +247,9 @@ notebook.show(fs.traffic_plot(long, 64, (64, 128, 256), out / "traffic.png", cou
 # %% [markdown] lang="vi"
 # ## 4. Lượt ngược, bằng cách tính lại
 #
-# Huấn luyện cần gradient, và lượt ngược naive phải đọc lại ma trận xác suất P đã lưu (lại S × S). FlashAttention chỉ
-# giữ đầu ra O và log-sum-exp, rồi **tính lại** P = exp(QKᵀ/√d − lse) của từng tile khi cần: tính toán nhiều hơn, nhưng
-# chuyển dữ liệu ít hơn hẳn. Với D = rowsum(dO ∘ O), gradient của softmax là dS = P ∘ (dP − D).
+# Huấn luyện cần gradient, và lượt ngược kiểu trực tiếp phải đọc lại ma trận xác suất P đã lưu (lại S × S).
+# FlashAttention chỉ giữ đầu ra O và log-sum-exp, rồi **tính lại** P = exp(QKᵀ/√d − lse) của từng tile khi cần: tính
+# toán nhiều hơn, nhưng chuyển dữ liệu ít hơn hẳn. Với D = rowsum(dO ∘ O), gradient của softmax là dS = P ∘ (dP − D).
 #
 # **Đến lượt bạn.** Viết `tiled_backward(q, k, v, out, lse, grad_out, block_q, block_k, causal)` trả về (dq, dk, dv);
 # ô kiểm tra so với autograd qua attention.
@@ -295,10 +293,10 @@ notebook.show_solution(fs.tiled_backward)
 #
 # Vẫn lượt xuôi ấy, viết bằng CUDA và biên dịch ngay tại đây bằng `torch.utils.cpp_extension.load_inline` cho GPU này
 # (trên T4 là sm75). Bậc 0 là kernel đơn giản nhất: mỗi thread một hàng query, giữ query, giá trị lớn nhất, tổng tích
-# luỹ và hàng đầu ra trong thanh ghi fp32; mỗi tile key và value được cả block nạp vào shared memory một lần. Nó đúng
-# tuyệt đối, nhưng chậm hơn cả attention naive của PyTorch, vốn chạy phép nhân ma trận trên tensor core. Mỗi bậc sau
-# đó thay đổi một điều, hiện dưới dạng diff so với bậc trước, và chỉ dùng lệnh mà T4 có. Không dùng Triton: trên T4 nó
-# chạy `tl.dot` mà không có tensor core.
+# luỹ và hàng đầu ra trong thanh ghi fp32; mỗi tile key và value được cả thread block nạp vào shared memory một lần.
+# Nó đúng tuyệt đối, nhưng chậm hơn cả attention trực tiếp bằng PyTorch, vốn chạy phép nhân ma trận trên tensor core.
+# Mỗi bậc sau đó thay đổi một điều, hiện dưới dạng diff so với bậc trước, và chỉ dùng lệnh mà T4 có. Không dùng Triton:
+# trên T4, Triton chạy `tl.dot` mà không dùng tensor core.
 
 # %%
 from vanilla_flash.teach import ladder
@@ -370,8 +368,9 @@ notebook.show_source(ladder.changes("swizzle"), language="diff")
 # shared memory after it (a T4 has no `cp.async`): the loads hide behind the tensor cores' work.
 
 # %% [markdown] lang="vi"
-# **Bậc 6, nạp trước.** Lệnh nạp tile key kế tiếp được phát vào thanh ghi trước khi tính tile này, và ghi vào shared
-# memory sau đó (T4 không có `cp.async`): việc nạp ẩn sau công việc của tensor core.
+# **Bậc 6, nạp trước (prefetch).** Lệnh nạp tile key kế tiếp vào thanh ghi được phát ra trước khi tính tile này, và
+# dữ liệu được ghi vào shared memory sau đó (T4 không có `cp.async`): thời gian nạp được giấu sau phần việc của tensor
+# core.
 
 # %%
 notebook.show_source(ladder.changes("prefetch"), language="diff")
@@ -382,7 +381,7 @@ notebook.show_source(ladder.changes("prefetch"), language="diff")
 
 # %% [markdown] lang="vi"
 # Giờ biên dịch mọi bậc cho GPU này, kiểm tra từng bậc với float32 (777 token, độ dài không tile nào chia hết), và đo
-# thời gian ở kích thước của GPT-2, cạnh attention naive của PyTorch và thư viện của bộ notebook này.
+# thời gian ở kích thước của GPT-2, cạnh attention trực tiếp bằng PyTorch và thư viện của bộ notebook này.
 
 # %% tags=["nbval-ignore-output"]
 import time
@@ -429,7 +428,7 @@ else:
 # process. Not measured: a T4 itself.
 
 # %% [markdown] lang="vi"
-# **Số đo trên một H100**, bằng chính đoạn mã này (`experiments/kernel_ladder`), đọc từ
+# **Số đo trên một H100**, bằng chính mã này (`experiments/kernel_ladder`), đọc từ
 # `results/h100/kernel_ladder/kernel_ladder.json`: mọi bậc được biên dịch thành PTX `compute_75`, bản build mà T4 nhận,
 # do driver biên dịch khi nạp, cạnh flash-attn 1.0.9 biên dịch cùng cách và ssiu/flash-attention-turing, tất cả trong
 # một tiến trình. Chưa đo: chính một chiếc T4.
@@ -449,8 +448,8 @@ notebook.show("docs/en/img/kernel_ladder_h100.png")
 
 # %% [markdown] lang="vi"
 # **Kernel của bạn làm backend attention.** Bậc cuối được đăng ký với tên `from_scratch`: `attention.attend` gọi nó, và
-# một GPT-2 dựng với `attn="from_scratch"` sẽ dùng nó (fp16, head dim 64 và 128, không mask padding; gradient lấy từ
-# bậc ngược ở mục 6); điều gì nó không làm được, nó từ chối kèm tên.
+# một GPT-2 dựng với `attn="from_scratch"` sẽ dùng nó (fp16, head dim 64 và 128, không có mặt nạ padding; gradient lấy
+# từ bậc ngược ở mục 6); thứ gì nó không hỗ trợ đều bị từ chối và được nêu đích danh.
 
 # %% tags=["nbval-ignore-output"]
 reason = attention.why_not("from_scratch", machine, dtype=torch.float16, head_dim=64, training=False)
@@ -474,13 +473,14 @@ else:
 # %% [markdown] lang="vi"
 # **Bài tập.** 1. Ở bậc 5, swizzle bằng `r % 4` thay cho `r % 8`: ô kiểm tra nói gì, và thời gian ra sao? 2. Đặt
 # `BLOCK_N = 32` ở bậc 6: điều gì thay đổi ở head dim 64 và 128, và vì sao? 3. Bản build riêng cho GPU của bậc 6 không
-# dùng lệnh nào mới hơn của T4: trong các lệnh của Ampere (`cp.async`, `mma.m16n8k16`), bạn sẽ thử lệnh nào trước?
+# dùng lệnh nào mới hơn tập lệnh của T4: trong các lệnh của Ampere (`cp.async`, `mma.m16n8k16`), bạn sẽ thử lệnh nào
+# trước?
 #
 # **Những gì thư viện còn làm mà chiếc thang này chưa làm.** Huấn luyện qua kernel này (phần 2 của khoá học);
-# FlashAttention-2
-# trên Ampere dùng lệnh chép `cp.async` và phép nhân rộng hơn `m16n8k16`; FlashAttention-3 và 4 trên Hopper và
-# Blackwell dùng bộ chép TMA và lệnh ma trận theo warpgroup (`wgmma`, `tcgen05`), cho softmax của tile này chạy chồng
-# lên phép nhân của tile sau, với các warp chuyên nạp dữ liệu hoặc chuyên tính toán.
+# FlashAttention-2 trên Ampere dùng lệnh chép bất đồng bộ `cp.async` và phép nhân rộng hơn `m16n8k16`;
+# FlashAttention-3 và 4 trên Hopper và Blackwell dùng bộ chép dữ liệu TMA (copy engine) và lệnh ma trận theo warpgroup
+# (`wgmma`, `tcgen05`), cho softmax của tile này chạy chồng lên phép nhân của tile sau, với các warp chuyên nạp dữ liệu
+# hoặc chuyên tính toán.
 
 # %% [markdown]
 # ## 6. The backward pass on the same instructions
@@ -493,10 +493,10 @@ else:
 # %% [markdown] lang="vi"
 # ## 6. Lượt ngược trên cùng tập lệnh
 #
-# Lượt ngược của bước 4, viết bằng CUDA theo thứ tự vòng lặp của FlashAttention-2: mỗi block giữ một tile key và đi qua
-# các tile query, tính lại xác suất của từng tile từ log-sum-exp mà lượt xuôi đã lưu. Bậc 0 là fp32 thuần (mỗi thread
-# một key cho dK và dV, mỗi thread một query cho dQ); bậc 1 đưa năm phép nhân ma trận lên tensor core, dK và dV nằm
-# trong thanh ghi, dQ đi qua shared memory và phép cộng nguyên tử (atomic) float32.
+# Lượt ngược của bước 4, viết bằng CUDA theo thứ tự vòng lặp của FlashAttention-2: mỗi thread block giữ một tile key
+# và đi qua các tile query, tính lại xác suất của từng tile từ log-sum-exp mà lượt xuôi đã lưu. Bậc 0 là fp32 thuần
+# (mỗi thread một key cho dK và dV, mỗi thread một query cho dQ); bậc 1 đưa năm phép nhân ma trận lên tensor core, dK
+# và dV nằm trong thanh ghi, dQ đi qua shared memory và các phép cộng atomic float32.
 
 # %%
 for i, rung in enumerate(ladder.BACKWARD_RUNGS):

@@ -6,11 +6,13 @@ speed goal is measured against, results/h200/speed/plain_pytorch_profile.json),
 `loss_kernel_markdown` (the loss kernel's settings, results/h200/speed/loss_kernel.json),
 `step_profile_markdown` (where a step's GPU time goes, and its variants, results/h200/speed/best_profile.json),
 `loss_curves_markdown` (transformers' and the vanilla model's loss over seeds, results/h200/speed/loss-curves/),
-`kernel_ladder_markdown` (notebook 05's kernel ladder, results/h100/kernel_ladder/).
+`kernel_ladder_markdown` (notebook 05's kernel ladder, results/h100/kernel_ladder/),
+`notebook_times_markdown` (how long each notebook took under papermill, results/<card>/notebooks/<target>/).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from vanilla_flash.results import report
@@ -142,3 +144,171 @@ def number(x: float, lang: str, digits: int = 3, scientific: bool = False) -> st
     decimal comma in Vietnamese."""
     text = f"{x:.{digits - 1}e}" if scientific else f"{x:#.{digits}g}".rstrip(".")
     return text.replace(".", ",") if lang == "vi" else text
+
+
+_NOTEBOOK_TIMES = {
+    "en": {
+        "caption": "How long each notebook took, run whole by papermill with `notebooks/params/{target}.yaml` on the "
+        "{card} of `{folder}` ({dates}). Not measured on a T4, a much smaller GPU.",
+        "header": ("notebook", "what it ran", "time"),
+        "train": "GPT-2 {model_size}, {max_steps} steps of {batch} × {seq_len} tokens, {attn}",
+        "build": "flash-attn 1.0.9 from a wheel built earlier (the build itself: the builds table)",
+        "min": "{minutes:.1f} min",
+        "s": "{seconds:.0f} s",
+    },
+    "vi": {
+        "caption": "Thời gian mỗi notebook chạy trọn bằng papermill với `notebooks/params/{target}.yaml` trên "
+        "{card} của `{folder}` (ngày {dates}). Chưa đo trên T4, một GPU nhỏ hơn nhiều.",
+        "header": ("notebook", "nội dung đã chạy", "thời gian"),
+        "train": "GPT-2 {model_size}, {max_steps} bước, mỗi bước {batch} × {seq_len} token, {attn}",
+        "build": "flash-attn 1.0.9 từ một wheel đã build trước đó (thời gian build: xem bảng các bản build)",
+        "min": "{minutes:.1f} phút",
+        "s": "{seconds:.0f} giây",
+    },
+}
+
+
+def notebook_times_markdown(paths, lang: str = "en") -> str:
+    """How long each executed notebook in `paths` (a folder of papermill's output, or a list of notebooks)
+    took, read from papermill's metadata, as a Markdown table in `lang`: the training notebook says what it
+    trained (its injected parameters). The card is the results folder's (`results/<card>/...`)."""
+    w = _NOTEBOOK_TIMES[lang]
+    if isinstance(paths, list | tuple):
+        files = [Path(p) for p in paths]
+    else:
+        files = [Path(paths)] if Path(paths).suffix == ".ipynb" else sorted(Path(paths).glob("*.ipynb"))
+    files = [f for f in files if f.stem[:2].isdigit() and f.stem.count("_") <= 2]  # 01_install ... 05_from_scratch
+    rows, dates, targets = [], set(), set()
+    for path in files:
+        meta = json.loads(path.read_text())["metadata"]["papermill"]
+        params = meta.get("parameters", {})
+        targets.add(params.get("target", "?"))
+        dates.add((meta.get("start_time") or "?")[:10])
+        seconds = meta["duration"]
+        time = w["min"].format(minutes=seconds / 60) if seconds >= 90 else w["s"].format(seconds=seconds)
+        time = time.replace(".", ",") if lang == "vi" else time
+        what = ""
+        if path.stem.startswith("02") and "nothing to build" in path.read_text():
+            what = w["build"]
+        if path.stem.startswith("03") and isinstance(params.get("train"), dict):
+            tr = params["train"]
+            batch = tr.get("batch_size", "?") * tr.get("accumulate", 1)
+            what = w["train"].format(
+                batch=batch, **{k: tr.get(k, "?") for k in ("model_size", "max_steps", "seq_len", "attn")}
+            )
+        rows.append([path.stem, what, time])
+    first = Path(files[0])
+    card = first.parts[first.parts.index("results") + 1].upper() if "results" in first.parts else "?"
+    folder = (
+        "/".join(first.parts[first.parts.index("results") :][:-1]) if "results" in first.parts else str(first.parent)
+    )
+    caption = w["caption"].format(
+        target="/".join(sorted(targets)), card=card, folder=folder, dates=", ".join(sorted(dates))
+    )
+    lines = [caption, "", *report.markdown_header(w["header"])]
+    lines += [report.markdown_row(r) for r in rows]
+    return "\n".join(lines)
+
+
+_KEY_RESULTS = {
+    "en": {
+        "header": ("what", "result", "measured on", "file"),
+        "forward": "Your FlashAttention, forward (notebook 5)",
+        "forward_result": "the last rung, built as `compute_75` PTX (a T4's instructions), {x}× as fast as flash-attn "
+        "1.0.9 built the same way at GPT-2's shape ({shape}); {y}× at {shape_last}",
+        "backward": "Your FlashAttention, forward + backward",
+        "backward_result": "{x}× as fast as flash-attn 1.0.9 at {shape}, {y}× at {shape_last}; ssiu's Turing kernel: "
+        "{s}× and {t}×",
+        "train": "GPT-2 124M trained with it, T4's terms",
+        "train_result": "its loss curve as close to sdpa's as flash-attn 1.0.9's, or closer, at {fa1} of {n} seeds; "
+        "{speed}× flash-attn 1.0.9's tokens/s",
+        "build": "flash-attn 1.0.9 built for a T4",
+        "build_result": "{minimal} for {minimal_what} on 2 cores like a Colab VM ({full} for {full_what})",
+        "check": "Every attention backend against float32",
+        "check_result": "{passed} of {total} checks passed (kernels forward and backward, GPT-2's loss and gradients)",
+        "speed": "Fastest GPT-2 124M training through Lightning",
+        "speed_result": "{tokens}k tokens/s, {ratio}× the project's plain-PyTorch GPT-2 of the same run (that "
+        "baseline is being made stronger)",
+        "no_t4": "Nothing here ran on a real T4: a T4's instructions ran as `compute_75` PTX on an H100.",
+    },
+    "vi": {
+        "header": ("nội dung", "kết quả", "đo trên", "tệp"),
+        "forward": "FlashAttention của bạn, lượt xuôi (notebook 5)",
+        "forward_result": "bậc cuối, build thành PTX `compute_75` (tập lệnh của T4), nhanh gấp {x}× flash-attn 1.0.9 "
+        "build cùng cách ở kích thước của GPT-2 ({shape}); {y}× ở {shape_last}",
+        "backward": "FlashAttention của bạn, lượt xuôi + lượt ngược",
+        "backward_result": "nhanh gấp {x}× flash-attn 1.0.9 ở {shape}, {y}× ở {shape_last}; so với kernel Turing của "
+        "ssiu: {s}× và {t}×",
+        "train": "GPT-2 124M huấn luyện bằng nó, điều kiện T4",
+        "train_result": "đường loss sát với sdpa bằng hoặc hơn flash-attn 1.0.9 ở {fa1}/{n} seed; số token/s bằng "
+        "{speed}× của flash-attn 1.0.9",
+        "build": "flash-attn 1.0.9 build cho T4",
+        "build_result": "{minimal} cho {minimal_what} trên 2 nhân như VM của Colab ({full} cho {full_what})",
+        "check": "Mọi backend attention so với float32",
+        "check_result": "đạt {passed}/{total} phép kiểm tra (kernel xuôi và ngược, loss và gradient của GPT-2)",
+        "speed": "Huấn luyện GPT-2 124M nhanh nhất qua Lightning",
+        "speed_result": "{tokens}k token/s, gấp {ratio}× GPT-2 PyTorch thuần của dự án trong cùng lần chạy (mốc so "
+        "sánh này đang được làm mạnh hơn)",
+        "no_t4": "Không có gì ở đây chạy trên T4 thật: tập lệnh của T4 chạy dưới dạng PTX `compute_75` trên H100.",
+    },
+}
+
+
+def key_results_markdown(results, lang: str = "en") -> str:
+    """The project's key results on one screen, each read from its file under `results` (the results folder):
+    the kernel ladder forward and backward against flash-attn 1.0.9, GPT-2 trained through it, the T4 build's
+    time, the backends' checks and the fastest training, as a Markdown table in `lang`."""
+    root, w = Path(results), _KEY_RESULTS[lang]
+    rows = []
+
+    def card(result: dict) -> str:
+        return report.stamp(result)["gpu"].removeprefix("NVIDIA ")
+
+    def ladder_ratios(result: dict, baseline: str) -> list[str]:
+        key = f"{result['rungs'][-1]['name']}@compute_75"
+        return [number(t["ms"][baseline] / t["ms"][key], lang) for t in result["times"]]
+
+    fwd = report.load(root / "h100/kernel_ladder/kernel_ladder.json")
+    x = ladder_ratios(fwd, "flash_attn_1")
+    shapes = [t["shape"] for t in fwd["times"]]
+    rows.append([w["forward"], w["forward_result"].format(x=x[0], y=x[-1], shape=shapes[0], shape_last=shapes[-1]),
+                 card(fwd), "h100/kernel_ladder/kernel_ladder.json"])  # fmt: skip
+    bwd = report.load(root / "h100/kernel_ladder/backward.json")
+    x, s = ladder_ratios(bwd, "flash_attn_1"), ladder_ratios(bwd, "ssiu_turing")
+    rows.append([w["backward"], w["backward_result"].format(x=x[0], y=x[-1], s=s[0], t=s[-1], shape=shapes[0],
+                 shape_last=shapes[-1]), card(bwd), "h100/kernel_ladder/backward.json"])  # fmt: skip
+    train = report.load(root / "h100/kernel_ladder/train_t4.json")
+    summary = train["summary"]
+    ours, fa1 = summary["from_scratch"]["mean_abs_diff"], summary["flash_attn_1"]["mean_abs_diff"]
+    speed = sum(summary["from_scratch"]["tokens_per_s"]) / sum(summary["flash_attn_1"]["tokens_per_s"])
+    closer = sum(a <= b for a, b in zip(ours, fa1, strict=True))
+    rows.append([w["train"], w["train_result"].format(fa1=closer, n=len(ours), speed=ratio(speed, lang)), card(train),
+                 "h100/kernel_ladder/train_t4.json"])  # fmt: skip
+    builds = report.load(root / "builds.json")["builds"]
+    fa1_builds = [b for b in builds if b["package"] == "flash-attn 1.0.9" and b["cores"] == 2 and b["ok"]]
+    minimal = min(fa1_builds, key=lambda b: b["seconds"])
+    full = max(fa1_builds, key=lambda b: b["seconds"])
+    unit, words = ("phút", {"all": "mọi head dim"}) if lang == "vi" else ("min", {"all": "every head dim"})
+    build = {}
+    for k, b in (("minimal", minimal), ("full", full)):
+        build[k] = f"{b['seconds'] / 60:.1f} {unit}".replace(".", "," if lang == "vi" else ".")
+        dims = ", ".join(map(str, b["head_dims"])) if b.get("head_dims") else words["all"]
+        build[f"{k}_what"] = ", ".join(f"sm_{a}" for a in b["archs"]) + f", head dim {dims}".replace(
+            "head dim " + words["all"], words["all"]
+        )
+    rows.append([w["build"], w["build_result"].format(**build), "CPU", "builds.json"])
+    check = report.load(root / "h100/backends.json")
+    entries = [r for part in ("kernels", "model") for r in check.get(part, []) if r.get("status") in ("pass", "fail")]
+    passed = sum(r["status"] == "pass" for r in entries)
+    rows.append([w["check"], w["check_result"].format(passed=passed, total=len(entries)), card(check),
+                 "h100/backends.json"])  # fmt: skip
+    fastest = report.load(root / "h200/speed.json")
+    best = next(r for r in fastest["rows"] if r["name"] == fastest["best_over_plain"]["best"])
+    tokens = number(best["lightning_tokens_per_s"] / 1e3, lang, 4)
+    over_plain = ratio(fastest["best_over_plain"]["ratio"], lang)
+    rows.append(
+        [w["speed"], w["speed_result"].format(tokens=tokens, ratio=over_plain), card(fastest), "h200/speed.json"]
+    )
+    lines = [*report.markdown_header(w["header"])]
+    lines += [report.markdown_row([a, b, c, f"`results/{d}`"]) for a, b, c, d in rows]
+    return "\n".join([*lines, "", w["no_t4"]])
