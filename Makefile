@@ -81,17 +81,23 @@ run-ampere: ## the flash-attn 2.x notebooks with ampere.yaml (A100, L4, RTX 30/4
 run-hopper: ## the flash-attn 4 notebooks with hopper.yaml (H100, H200, B200)
 	$(call run_gpu_target,hopper)
 
-# Colab's 2026.07 runtime has Python 3.12: pyenv's if there is one, else python3.12 on the PATH.
+# Colab's 2026.07 runtime has Python 3.12, its 2026.08 one Python 3.13: pyenv's if there is one, else on the PATH.
 COLAB_PYTHON ?= $(or $(shell PYENV_VERSION=3.12 pyenv which python3.12 2>/dev/null),python3.12)
+COLAB_PYTHON_313 ?= $(or $(shell PYENV_VERSION=3.13 pyenv which python3.13 2>/dev/null),python3.13)
 
 colab-twin: install ## run the flash-attn 1.x set as Colab runs it (its Python and packages, one kernel, no restart): results/colab-twin/
 	$(PY) tools/colab_twin.py --sets flash_attn_1 --python $(COLAB_PYTHON)
+
+colab-twin-2026.08: install ## the same on Colab's 2026.08 runtime (Python 3.13, the newest): results/colab-twin-2026.08/
+	$(PY) tools/colab_twin.py --sets flash_attn_1 --python $(COLAB_PYTHON_313) \
+	  --runtime tools/colab/runtime-2026.08.txt --work .colab-twin-2026.08 --out results/colab-twin-2026.08
 
 notebooks: install ## rewrite the notebooks from notebooks/source/ (notebooks/build.py) and store CPU outputs for nbval
 	$(PY) notebooks/build.py
 	rm -rf runs/notebooks runs/checkpoints  # the stored outputs are those of a fresh clone
 	$(PY) -m vanilla_flash notebooks --target cpu --out notebooks
 	$(PY) notebooks/build.py --strip notebooks/flash_attn_*/*.ipynb
+	$(PY) notebooks/build.py --to-vi notebooks/flash_attn_*/*.ipynb  # the Vietnamese twins: the same code, so the same outputs
 
 # The site needs mkdocs and its theme alone (requirements-docs.txt), not torch or the package: a venv of its own.
 DOCS_VENV ?= .venv-docs
@@ -133,7 +139,7 @@ docs-tables: install ## rewrite the tables the README and docs quote from result
 
 test: lint $(FA1_SOURCE)/setup.py $(FA2_SOURCE)/setup.py ## lint, unit tests (the docs' strict build among them), the notebooks under nbval; CPU, offline
 	FA1_SOURCE=$(FA1_SOURCE) FA2_SOURCE=$(FA2_SOURCE) $(PY) -m pytest -q
-	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env notebooks/flash_attn_1 notebooks/flash_attn_2 notebooks/flash_attn_4
+	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env notebooks/flash_attn_*/*.ipynb
 
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache runs outputs build dist site scr/*.egg-info $(DOCS_VENV)

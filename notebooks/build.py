@@ -1,18 +1,20 @@
 """Write the notebook collection from its sources, notebooks/source/<kind>.py.
 
-    python notebooks/build.py            # (re)write notebooks/flash_attn_{1,2,4}/*.ipynb, no outputs
-    python notebooks/build.py --strip F  # drop run-specific metadata from executed notebooks
+    python notebooks/build.py              # (re)write notebooks/flash_attn_{1,2,4}/*.ipynb and vi/*.ipynb, no outputs
+    python notebooks/build.py --strip F    # drop run-specific metadata from executed notebooks
+    python notebooks/build.py --to-vi F    # copy an executed English notebook's outputs into its Vietnamese twin
 
-Three sets (one per flash-attn version: flash_attn_1, flash_attn_2, flash_attn_4) of four kinds of
-notebook (01_install, 02_build, 03_train_wikisource, 04_benchmark). Each kind has one source, a
+Three sets (one per flash-attn version: flash_attn_1, flash_attn_2, flash_attn_4) of five kinds of
+notebook (01_install ... 05_from_scratch), each in two languages: English in notebooks/<set>/, Vietnamese in
+notebooks/<set>/vi/, the same code cells with the prose of one language. Each kind has one source, a
 jupytext py:percent file read with jupytext's API: code cells are plain Python that ruff lints and
 formats with the library, markdown cells are comments. Metadata in a cell's header says how the build
 treats it:
 
     # %% [markdown]                         English prose ...
-    # %% [markdown] lang="vi"               ... and the Vietnamese twin that must follow it: the build
-                                            joins the two into one cell (English, `---`, *Tiếng Việt*,
-                                            Vietnamese), so one edit changes both languages
+    # %% [markdown] lang="vi"               ... and the Vietnamese twin that must follow it: the English
+                                            notebook takes the first, the Vietnamese one the second, so
+                                            the two notebooks always hold the same cells
     # %% [markdown] sets=["flash_attn_1"]   a cell only in those sets (its twin goes with it)
     # %% tags=["nbval-ignore-output"]       cell tags, copied: nbval skips outputs that vary by run
     # %% preamble=true                      the parameters and set-up cells go here (see below)
@@ -20,7 +22,8 @@ treats it:
 For each set the build then fills in `$name` placeholders (string.Template, in every cell; `$$` is a
 dollar sign) from the set's row of scr/vanilla_flash/targets.py ($version, $gpus, $gpus_vi,
 $requirements, $target, $notebook_set, ...) and the badge and GPU lines of the first cell
-($colab_badge, $expected_gpu, $expected_gpu_vi); an unknown placeholder is an error. The sources
+($colab_badge: this notebook's Colab badge and a link to its twin in the other language,
+$expected_gpu, $expected_gpu_vi); an unknown placeholder is an error. The sources
 wrap markdown at 120 columns (ruff's line length); the build puts each paragraph back on one line: a
 blank line, a heading, or a line starting a list item, quote, table row or code fence starts a new
 line.
@@ -65,7 +68,7 @@ BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 KINDS = sorted(p.stem for p in SOURCES.glob("*.py"))
 CELL_KEYS = {"tags", "sets", "lang", "preamble"}  # the cell metadata a source may carry
 LAYOUT_KEYS = {"lines_to_next_cell", "lines_to_end_of_cell_marker"}  # jupytext's record of blank lines
-BILINGUAL = "\n\n---\n\n*Tiếng Việt*\n\n"  # between the English and the Vietnamese text of a cell
+LANGS = ("en", "vi")  # English notebooks in notebooks/<set>/, Vietnamese ones in notebooks/<set>/vi/
 METADATA = {
     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
     "language_info": {"name": "python"},
@@ -109,12 +112,24 @@ EXPECTED_GPU_VI = (
 )
 
 
-def placeholders(set_name: str, kind: str) -> dict[str, str]:
+def relative_path(set_name: str, kind: str, lang: str = "en") -> str:
+    """Where the notebook lives in the repository: notebooks/<set>/<kind>.ipynb, the Vietnamese one in vi/."""
+    return f"notebooks/{set_name}/{'vi/' if lang == 'vi' else ''}{kind}.ipynb"
+
+
+def colab_url(set_name: str, kind: str, lang: str = "en") -> str:
+    return f"https://colab.research.google.com/github/{GITHUB_PATH}/blob/main/{relative_path(set_name, kind, lang)}"
+
+
+def placeholders(set_name: str, kind: str, lang: str = "en") -> dict[str, str]:
     t = targets.for_set(set_name)
-    url = f"https://colab.research.google.com/github/{GITHUB_PATH}/blob/main/notebooks/{set_name}/{kind}.ipynb"
+    other = "vi" if lang == "en" else "en"
+    label, other_label = ("Open in Colab", "Tiếng Việt") if lang == "en" else ("Mở trên Colab", "English")
+    badge = f"[![{label}]({BADGE})]({colab_url(set_name, kind, lang)})"
+    badge += f" · [{other_label}]({colab_url(set_name, kind, other)})"
     values = {"notebook_set": set_name, "target": t.name, "version": t.flash_attn, "gpus": t.gpus,
               "gpus_vi": t.gpus_vi, "requirements": t.requirements, "params": t.params, "backend": t.backend,
-              "repo_url": REPO_URL, "colab_badge": f"[![Open in Colab]({BADGE})]({url})"}  # fmt: skip
+              "repo_url": REPO_URL, "colab_badge": badge}  # fmt: skip
     values["expected_gpu"] = Template(EXPECTED_GPU).substitute(values)
     values["expected_gpu_vi"] = Template(EXPECTED_GPU_VI).substitute(values)
     return values
@@ -173,11 +188,11 @@ def fill(text: str, values: dict[str, str], where: str) -> str:
     return Template(text).substitute(values)
 
 
-def source_cells(kind: str) -> list[tuple[str, dict, str, str]]:
-    """The cells of notebooks/source/<kind>.py as (where, metadata, cell type, text), each Vietnamese twin
-    joined to the English cell before it."""
+def source_cells(kind: str) -> list[tuple[str, dict, str, dict[str, str]]]:
+    """The cells of notebooks/source/<kind>.py as (where, metadata, cell type, {lang: text}): a code cell's
+    text is the same in both languages, a markdown cell's Vietnamese text is the twin that follows it."""
     path = SOURCES / f"{kind}.py"
-    cells: list[tuple[str, dict, str, str]] = []
+    cells: list[tuple[str, dict, str, dict[str, str]]] = []
     for number, cell in enumerate(jupytext.read(path, fmt="py:percent").cells, 1):
         where = f"{path.relative_to(ROOT)}, cell {number}"
         meta = {k: v for k, v in cell.metadata.items() if k not in LAYOUT_KEYS}
@@ -188,24 +203,27 @@ def source_cells(kind: str) -> list[tuple[str, dict, str, str]]:
             raise ValueError(f"{where}: unknown notebook set(s) {sorted(unknown_sets)}")
         previous = cells[-1] if cells else None
         if meta.get("lang") == "vi":
-            if not previous or previous[2] != "markdown" or BILINGUAL in previous[3] or set(meta) != {"lang"}:
+            if not previous or previous[2] != "markdown" or "vi" in previous[3] or set(meta) != {"lang"}:
                 raise ValueError(f"{where}: a Vietnamese cell (lang=\"vi\") follows its English markdown cell and "
                                  "carries no other metadata")  # fmt: skip
-            cells[-1] = (*previous[:2], "markdown", unwrap(previous[3]) + BILINGUAL + unwrap(cell.source))
-        elif previous and previous[2] == "markdown" and BILINGUAL not in previous[3]:
+            previous[3]["vi"] = unwrap(cell.source)
+        elif previous and previous[2] == "markdown" and "vi" not in previous[3]:
             raise ValueError(f'{previous[0]}: this markdown cell has no Vietnamese twin (lang="vi") after it')
+        elif cell.cell_type == "markdown":
+            cells.append((where, meta, "markdown", {"en": unwrap(cell.source)}))
         else:
-            cells.append((where, meta, cell.cell_type, cell.source))
-    if cells and cells[-1][2] == "markdown" and BILINGUAL not in cells[-1][3]:
+            cells.append((where, meta, cell.cell_type, {lang: cell.source for lang in LANGS}))
+    if cells and cells[-1][2] == "markdown" and "vi" not in cells[-1][3]:
         raise ValueError(f'{cells[-1][0]}: this markdown cell has no Vietnamese twin (lang="vi") after it')
     return cells
 
 
-def notebook(set_name: str, kind: str):
-    """The notebook `kind` of `set_name`, without outputs."""
-    values = placeholders(set_name, kind)
+def notebook(set_name: str, kind: str, lang: str = "en"):
+    """The notebook `kind` of `set_name` in `lang` (en, vi), without outputs."""
+    values = placeholders(set_name, kind, lang)
     cells = []
-    for where, meta, cell_type, text in source_cells(kind):
+    for where, meta, cell_type, texts in source_cells(kind):
+        text = texts[lang]
         if set_name not in meta.get("sets", [set_name]):
             continue
         if meta.get("preamble"):
@@ -229,12 +247,28 @@ def notebook(set_name: str, kind: str):
 def write_all() -> list[Path]:
     paths = []
     for set_name in targets.notebook_sets():
-        (HERE / set_name).mkdir(exist_ok=True)
         for kind in KINDS:
-            path = HERE / set_name / f"{kind}.ipynb"
-            nbformat.write(notebook(set_name, kind), path)
-            paths.append(path)
+            for lang in LANGS:
+                path = ROOT / relative_path(set_name, kind, lang)
+                path.parent.mkdir(exist_ok=True)
+                nbformat.write(notebook(set_name, kind, lang), path)
+                paths.append(path)
     return paths
+
+
+def outputs_to_vietnamese(path: Path) -> Path:
+    """Copy the outputs of the executed English notebook `path` into its Vietnamese twin (vi/ beside it):
+    the same code cells, in the same order, so the same outputs; refused if the code differs."""
+    english, twin = nbformat.read(path, as_version=4), path.parent / "vi" / path.name
+    vietnamese = nbformat.read(twin, as_version=4)
+    code = [[c for c in nb.cells if c.cell_type == "code"] for nb in (english, vietnamese)]
+    if [c.source for c in code[0]] != [c.source for c in code[1]]:
+        raise ValueError(f"{twin}: its code cells differ from {path}'s: run notebooks/build.py first")
+    for source, target in zip(*code, strict=True):
+        target.outputs, target.execution_count = source.outputs, source.execution_count
+    vietnamese.metadata = english.metadata
+    nbformat.write(vietnamese, twin)
+    return twin
 
 
 def strip(path: Path) -> None:
@@ -263,10 +297,15 @@ def _clean_output(output):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--strip", nargs="*", metavar="NOTEBOOK", help="strip run metadata from executed notebooks")
+    p.add_argument("--to-vi", nargs="*", metavar="NOTEBOOK", help="copy English notebooks' outputs into vi/")
     args = p.parse_args()
     if args.strip is not None:
         for path in args.strip:
             strip(Path(path))
+        return 0
+    if args.to_vi is not None:
+        for path in args.to_vi:
+            print(f"outputs of {path} -> {outputs_to_vietnamese(Path(path).resolve()).relative_to(ROOT)}")
         return 0
     for path in write_all():
         print(f"wrote {path.relative_to(ROOT)}")

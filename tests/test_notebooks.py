@@ -19,7 +19,8 @@ from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(ROOT.glob("notebooks/flash_attn_*/*.ipynb"))
+NOTEBOOKS = sorted(ROOT.glob("notebooks/flash_attn_*/*.ipynb"))  # English
+TWINS = [path.parent / "vi" / path.name for path in NOTEBOOKS]  # their Vietnamese twins
 PARAMS = sorted(ROOT.glob("notebooks/params/*.yaml"))
 
 
@@ -30,22 +31,44 @@ def test_three_sets_of_five():
     assert {p.stem for p in NOTEBOOKS} == kinds
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_each_notebook_opens_bilingual_with_one_parameters_cell(path):
+VIETNAMESE_LETTERS = re.compile("[ăâđêôơưàảãáạằẳẵắặầẩẫấậèẻẽéẹềểễếệìỉĩíịòỏõóọồổỗốộờởỡớợùủũúụừửữứựỳỷỹýỵ]", re.I)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + TWINS, ids=lambda p: str(p.relative_to(ROOT / "notebooks")))
+def test_each_notebook_opens_in_one_language_with_one_parameters_cell(path):
+    vietnamese = path.parent.name == "vi"
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0]
-    assert first.cell_type == "markdown" and "Open in Colab" in first.source and "GPU dự kiến" in first.source
+    badge, other, gpu = ("Mở trên Colab", "[English]", "GPU dự kiến") if vietnamese else (
+        "Open in Colab", "[Tiếng Việt]", "Expected GPU")  # fmt: skip
+    assert first.cell_type == "markdown" and first.source.startswith("# flash-attn ")
+    assert badge in first.source and other in first.source and gpu in first.source
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
     cpu = yaml.safe_load((ROOT / "notebooks/params/cpu.yaml").read_text())
     defaults = {}
     exec(tagged[0].source, {}, defaults)  # the cell is plain assignments
     assert defaults == cpu
-    prose = [c for c in nb.cells[1:] if c.cell_type == "markdown"]
-    assert all("Tiếng Việt" in c.source for c in prose)
+    for cell in nb.cells:
+        if (
+            cell.cell_type == "markdown"
+        ):  # one language only: Vietnamese letters in every cell of one, none in the other
+            text = cell.source.replace("[Tiếng Việt]", "")  # the English notebook's link to its twin
+            assert bool(VIETNAMESE_LETTERS.search(text)) == vietnamese, cell.source[:200]
     assert not any(
         c.get("outputs") and c.outputs[0].get("output_type") == "error" for c in nb.cells if c.cell_type == "code"
     )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_each_vietnamese_twin_has_the_english_code_and_its_outputs(path):
+    english, twin = (nbformat.read(p, as_version=4) for p in (path, path.parent / "vi" / path.name))
+    assert [c.cell_type for c in english.cells] == [c.cell_type for c in twin.cells]
+    for a, b in zip(english.cells, twin.cells, strict=True):
+        if a.cell_type == "code":
+            assert (a.source, a.outputs, a.metadata.get("tags")) == (b.source, b.outputs, b.metadata.get("tags")), (
+                f"{path.name}: run `make notebooks` (its last step copies the outputs into vi/)"
+            )
 
 
 def _build():
@@ -62,28 +85,17 @@ def test_notebooks_match_their_sources():
     built = [(set_name, kind) for set_name in build.targets.notebook_sets() for kind in build.KINDS]
     assert sorted(f"{s}/{k}" for s, k in built) == [f"{p.parent.name}/{p.stem}" for p in NOTEBOOKS]
     for set_name, kind in built:
-        expected = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in build.notebook(set_name, kind).cells]
-        stored = nbformat.read(ROOT / "notebooks" / set_name / f"{kind}.ipynb", 4).cells
-        assert [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in stored] == expected, (
-            f"{set_name}/{kind}: edit notebooks/source/{kind}.py, then run `make notebooks`"
-        )
+        for lang in build.LANGS:
+            cells = build.notebook(set_name, kind, lang).cells
+            expected = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in cells]
+            stored = nbformat.read(ROOT / build.relative_path(set_name, kind, lang), 4).cells
+            assert [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in stored] == expected, (
+                f"{set_name}/{kind} ({lang}): edit notebooks/source/{kind}.py, then run `make notebooks`"
+            )
 
 
 def _headings(markdown: str) -> list[str]:
     return [line for line in markdown.splitlines() if re.match(r"#{1,6} ", line)]
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_vietnamese_headings_start_a_line(path):
-    """Each prose cell is English, then `*Tiếng Việt*` on its own line, then the Vietnamese text with as many
-    headings, each at the start of a line (a heading glued to the label would render as a paragraph)."""
-    for cell in nbformat.read(path, as_version=4).cells:
-        if cell.cell_type != "markdown":
-            continue
-        english, sep, vietnamese = cell.source.partition("\n\n---\n\n*Tiếng Việt*\n\n")
-        assert sep and sep not in vietnamese, cell.source
-        assert not re.search(r"Tiếng Việt\S*[ \t]+#", cell.source), cell.source
-        assert len(_headings(vietnamese)) == len(_headings(english)), cell.source
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=lambda p: p.name)
@@ -150,18 +162,18 @@ def test_each_target_runs_its_own_set_and_the_cpu_runs_every_set():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_heading_renders_as_a_heading_in_both_languages(path):
-    """Through a GitHub-flavoured Markdown renderer, as Colab and GitHub show the cells: as many
-    headings in the Vietnamese half of a cell as in the English half."""
+    """Through a GitHub-flavoured Markdown renderer, as Colab and GitHub show the cells: each prose cell has as
+    many headings in the Vietnamese notebook as in the English one, and no '#' left as text."""
     from markdown_it import MarkdownIt
 
     gfm = MarkdownIt("commonmark").enable("table")
-    for cell in nbformat.read(path, as_version=4).cells:
-        if cell.cell_type != "markdown" or "Tiếng Việt" not in cell.source:
+    english, twin = (nbformat.read(p, as_version=4) for p in (path, path.parent / "vi" / path.name))
+    for a, b in zip(english.cells, twin.cells, strict=True):
+        if a.cell_type != "markdown":
             continue
-        english, vietnamese = cell.source.split("*Tiếng Việt*", 1)
-        count = [len(re.findall(r"<h[1-6]>", gfm.render(half))) for half in (english, vietnamese)]
+        count = [len(re.findall(r"<h[1-6]>", gfm.render(cell.source))) for cell in (a, b)]
         assert count[0] == count[1], f"{path.name}: {count[0]} English and {count[1]} Vietnamese headings"
-        assert not re.search(r"<p>[^<]*#", gfm.render(vietnamese)), f"a '#' rendered as text in {path.name}"
+        assert not re.search(r"<p>[^<]*#", gfm.render(b.source)), f"a '#' rendered as text in vi/{path.name}"
 
 
 NOISE = {

@@ -20,7 +20,8 @@ READMES = ("README.md", "README.vi.md")
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SETS = ("flash_attn_1", "flash_attn_2", "flash_attn_4")
 NOTEBOOKS = ("01_install", "02_build", "03_train_wikisource", "04_benchmark", "05_from_scratch")
-EXPECTED = {f"notebooks/{s}/{n}.ipynb" for s in SETS for n in NOTEBOOKS}
+EXPECTED = {f"notebooks/{s}/{n}.ipynb" for s in SETS for n in NOTEBOOKS}  # README.md's: the English notebooks
+EXPECTED_VI = {f"notebooks/{s}/vi/{n}.ipynb" for s in SETS for n in NOTEBOOKS}  # README.vi.md's: their Vietnamese twins
 
 
 class _BadgeLinks(HTMLParser):
@@ -78,12 +79,13 @@ def test_every_colab_badge_renders(name: str):
     for href in parser.badge_links:
         assert href and href.startswith(prefix), f"{name}: badge link {href!r} does not start with {prefix}"
         paths.append(href.removeprefix(prefix))
-    assert paths[0] == "notebooks/flash_attn_1/01_install.ipynb", (
-        f"{name}: Start here opens {paths[0]}, not the T4 set's 01"
-    )
+    vietnamese = name == "README.vi.md"
+    expected = EXPECTED_VI if vietnamese else EXPECTED
+    start = f"notebooks/flash_attn_1/{'vi/' if vietnamese else ''}01_install.ipynb"
+    assert paths[0] == start, f"{name}: Start here opens {paths[0]}, not the T4 set's 01 in its language"
     assert len(set(paths)) == 15, f"{name}: the badges do not point at 15 distinct notebooks: {sorted(paths)}"
-    assert set(paths) == EXPECTED, (
-        f"{name}: badges point at {sorted(set(paths) - EXPECTED)}, missing {sorted(EXPECTED - set(paths))}"
+    assert set(paths) == expected, (
+        f"{name}: badges point at {sorted(set(paths) - expected)}, missing {sorted(expected - set(paths))}"
     )
     missing = [p for p in paths if not (ROOT / p).is_file()]
     assert not missing, f"{name}: badges point at notebooks that are not in the repository: {missing}"

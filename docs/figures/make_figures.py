@@ -9,8 +9,9 @@ Writes, for LANG in en and vi:
 - docs/LANG/img/tiling.png: the N x N score matrix cut into tiles, one row of query tiles against the
   key/value tiles, and the tiles a causal mask lets the kernel skip.
 - docs/LANG/img/{train_loss_curves,attention_tflops_bfloat16,attention_speedup_bfloat16,attention_memory,
-  train_tokens_per_s}.png: byte-for-byte copies of the plots in scr/img/ that `python -m vanilla_flash
-  report` made from the files in results/h100/ (nothing is re-plotted).
+  train_tokens_per_s}.png: measured, drawn in LANG by the functions of `vanilla_flash.results.report` that
+  `python -m vanilla_flash report` draws scr/img/'s with, from the same files in results/h100/
+  (attention.json, train_bench.json, train_124m/).
 - docs/LANG/img/kernel_ladder_h100.png: measured, drawn by `vanilla_flash.teach.ladder.plot` from
   results/h100/kernel_ladder/kernel_ladder.json (every bar read from the file): milliseconds of one attention
   forward per shape (log scale) for naive PyTorch, SDPA's kernels, flash-attn 1.0.9 and ssiu's Turing kernel
@@ -47,15 +48,14 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "scr"), str(ROOT)]  # the package, and the experiments whose results it draws
-from vanilla_flash.results import tables  # noqa: E402  (numbers written as the docs' tables write them)
+from vanilla_flash.results import report, tables  # noqa: E402  (numbers written as the docs' tables write them)
 from vanilla_flash.teach import ladder  # noqa: E402
 
 from experiments.kernel_ladder import tables as kernel_ladder  # noqa: E402
 from experiments.loss_curves import tables as loss_curves  # noqa: E402
 
 DOCS = ROOT / "docs"
-MEASURED = [ROOT / "scr" / "img" / f"{name}.png" for name in ("train_loss_curves", "attention_tflops_bfloat16",
-             "attention_speedup_bfloat16", "attention_memory", "train_tokens_per_s")]  # fmt: skip
+H100 = ROOT / "results" / "h100"  # the files the report plots are drawn from
 KERNEL_LADDER = ROOT / "results" / "h100" / "kernel_ladder" / "kernel_ladder.json"
 # GPT-2 trained through the ladder's kernels (experiments/kernel_ladder/train.py): on a T4's terms, natively
 LADDER_TRAINING = [ROOT / "results" / "h100" / "kernel_ladder" / f"train_{terms}.json" for terms in ("t4", "native")]
@@ -377,6 +377,20 @@ def _sub(k: int) -> str:
     return "".join("₀₁₂₃₄₅₆₇₈₉"[int(c)] for c in str(k))
 
 
+def measured_h100(lang: str, img: Path) -> None:
+    """The H100's attention benchmark, training-speed and loss-curve plots, in `lang`, as `python -m vanilla_flash
+    report` draws them (report.render) from the same files."""
+    attention = report.load(H100 / "attention.json")
+    report.attention_plots(attention, img, lang=lang)
+    report.speedup_plots(attention, img, lang=lang)
+    report.memory_plot(attention, img, lang=lang)
+    report.train_plot(report.load(H100 / "train_bench.json"), img, lang=lang)
+    runs = sorted(p.parent for p in (H100 / "train_124m").glob("*/summary.json"))
+    first = json.loads((runs[0] / "summary.json").read_text())
+    label = first.get("model") or f"GPT-2 {first['config']['model_size']}"
+    report.runs_plot(runs, img / "train_loss_curves.png", f"{label} — {report.hardware(first)}", lang=lang)
+
+
 def main() -> None:
     _style()
     for lang in LABELS:
@@ -387,8 +401,7 @@ def main() -> None:
         kernel_ladder.train_plot(LADDER_TRAINING, img / "kernel_ladder_train_h100.png", lang, dpi=90)
         _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
         _save(loss_seeds_h200(lang), img / "loss_seeds_h200.png")
-        for plot in MEASURED:
-            shutil.copyfile(plot, img / plot.name)
+        measured_h100(lang, img)
         for plot, name in RENAMED.items():
             shutil.copyfile(plot, img / name)
         for path in sorted(img.glob("*.png")):

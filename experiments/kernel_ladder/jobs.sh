@@ -21,7 +21,3 @@ job check_native python3 -m vanilla_flash check --backends "$checked" --out "$OU
 # train_native`; staged: ds too)
 job train_t4 python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_t4.json" --t4
 job train_native python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_native.json"
-# the same on a T4's terms, twice as long, two seeds, without sdpa_efficient (`... jobs.sh train_t4_long`): does
-# the spread of two sdpa runs grow to that of two kernels as training goes on?
-job train_t4_long python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_t4_200_steps.json" --t4 \
-  --steps 200 --seeds 2 --backends sdpa,sdpa,from_scratch,flash_attn_1

@@ -9,7 +9,9 @@
 # $expected_gpu
 
 # %% [markdown] lang="vi"
-# ## Cài đặt
+# # flash-attn $version · Cài đặt
+#
+# $colab_badge
 #
 # Máy này là máy gì, cần gì để chạy FlashAttention, cài đặt (chạy lại lần hai thì không làm gì thêm), rồi gọi thử một
 # kernel thật và so với kết quả tham chiếu fp32.

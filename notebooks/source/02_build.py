@@ -9,7 +9,9 @@
 # $expected_gpu
 
 # %% [markdown] lang="vi"
-# ## Biên dịch
+# # flash-attn $version · Biên dịch
+#
+# $colab_badge
 #
 # Biên dịch flash-attn 1.0.9 từ mã nguồn một lần, nhanh, có log và thời gian rõ ràng, rồi giữ lại wheel để phiên Colab
 # sau cài lại trong vài giây.
@@ -27,7 +29,9 @@
 # $expected_gpu
 
 # %% [markdown] lang="vi"
-# ## Biên dịch
+# # flash-attn $version · Biên dịch
+#
+# $colab_badge
 #
 # Tìm wheel flash-attn 2 dựng sẵn khớp với torch đang có, và khi không có (torch 2.11 của Colab cũng vậy), biên dịch một
 # lần đúng phần GPT-2 cần rồi giữ lại wheel.
@@ -44,7 +48,9 @@
 # $expected_gpu
 
 # %% [markdown] lang="vi"
-# ## Biên dịch
+# # flash-attn $version · Biên dịch
+#
+# $colab_badge
 #
 # Vì sao flash-attn 4 không cần bước biên dịch, và việc biên dịch tức thời (JIT) ảnh hưởng gì đến các bước đầu.
 #

@@ -11,7 +11,9 @@
 # $expected_gpu
 
 # %% [markdown] lang="vi"
-# ## Huấn luyện GPT-2 trên Wikisource
+# # flash-attn $version · Huấn luyện GPT-2 trên Wikisource
+#
+# $colab_badge
 #
 # Huấn luyện GPT-2 trên Wikisource bằng PyTorch Lightning, với ngôn ngữ do tham số chọn (`train.lang`: `vi`, tiếng
 # Việt, trong mọi tệp tham số; `en` cho tiếng Anh), backend attention tốt nhất cho GPU này, độ chính xác (precision)

@@ -9,7 +9,9 @@
 # $expected_gpu
 
 # %% [markdown] lang="vi"
-# ## Đo hiệu năng
+# # flash-attn $version · Đo hiệu năng
+#
+# $colab_badge
 #
 # Mọi backend attention chạy được ở đây, trước hết được kiểm tra độ đúng với tham chiếu fp32, rồi mới đo thời gian lượt
 # xuôi và lượt ngược; tốc độ huấn luyện GPT-2 theo từng backend; biểu đồ; và kết quả tham chiếu trên H100 đã lưu trong

@@ -15,7 +15,9 @@
 # $expected_gpu
 
 # %% [markdown] lang="vi"
-# ## FlashAttention từ con số không
+# # flash-attn $version · FlashAttention từ con số không
+#
+# $colab_badge
 #
 # Các notebook khác cài đặt, biên dịch và đo thư viện. Ở notebook này **bạn tự viết thuật toán**, từng bước một, và sau
 # mỗi bước có một ô kiểm tra cho biết bạn viết đúng chưa; nếu sai, nó chỉ ra hàng, khối (tile) hay gradient nào lệch và

@@ -2,7 +2,8 @@
 
 `pyplot()` gives matplotlib without a display and `save()` lays a figure out, writes it and frees
 it; `report` draws the benchmark figures with them. `read_metrics()` stitches a run's CSV logs
-across resumed sessions; `loss_curve()` draws them.
+across resumed sessions; `loss_curve()` draws them. `WORDS`: the benchmark figures' words, per language (the
+docs draw each figure in English and in Vietnamese).
 """
 
 from __future__ import annotations
@@ -83,3 +84,46 @@ def loss_curve(history: list[dict], path: str | Path, title: str = "") -> Path |
     if math.isfinite(top):
         ax.set_ylim(top=top * 1.05)
     return save(fig, path)
+
+
+# the plots' words, per language (the docs draw each figure in English and in Vietnamese)
+WORDS = {
+    "en": {
+        "seq": "sequence length",
+        "panel": "head dim {head_dim}, {causal}",
+        "causal": "causal",
+        "not_causal": "not causal",
+        "speed_title": "Attention speed",
+        "speed_y": "fwd+bwd TFLOP/s",
+        "speedup_title": "Speed-up over eager attention",
+        "speedup_y": "speed-up over eager (fwd+bwd)",
+        "memory_x": "sequence length (batch 1)",
+        "memory_y": "peak memory of fwd+bwd (MiB)",
+        "memory_title": "Memory",
+        "train_x": "sequence length (same tokens per step)",
+        "train_y": "thousand tokens/s",
+        "train_title": "GPT-2 {size} training",
+        "step": "step",
+        "loss": "loss (dots: validation)",
+        "train": "train",
+    },
+    "vi": {
+        "seq": "độ dài chuỗi",
+        "panel": "head dim {head_dim}, {causal}",
+        "causal": "causal",
+        "not_causal": "không causal",
+        "speed_title": "Tốc độ attention",
+        "speed_y": "TFLOP/s xuôi+ngược",
+        "speedup_title": "Tăng tốc so với attention eager",
+        "speedup_y": "tăng tốc so với eager (xuôi+ngược)",
+        "memory_x": "độ dài chuỗi (batch 1)",
+        "memory_y": "bộ nhớ đỉnh của xuôi+ngược (MiB)",
+        "memory_title": "Bộ nhớ",
+        "train_x": "độ dài chuỗi (cùng số token mỗi bước)",
+        "train_y": "nghìn token/s",
+        "train_title": "Huấn luyện GPT-2 {size}",
+        "step": "bước",
+        "loss": "loss (chấm: validation)",
+        "train": "huấn luyện",
+    },
+}

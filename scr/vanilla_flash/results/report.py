@@ -63,32 +63,43 @@ def stamp(result: dict) -> dict:
     }
 
 
-def _hardware(result: dict) -> str:
+def hardware(result: dict) -> str:
     m = result["environment"]["machine"]
     gpu = m.get("gpu_name") or "CPU"
     fa, fa4 = m.get("flash_attn") or "-", m.get("flash_attn_4") or "-"
     return f"{gpu}, torch {m.get('torch')}, flash-attn {fa}, flash-attn-4 {fa4}"
 
 
-def _panel_figures(result: dict, out_dir, file_stem: str, title: str, ylabel: str, draw) -> list[Path]:
-    """One PNG per dtype, one panel per (head dim, causal): `draw(ax, rows of that panel)` plots it."""
+def _panel_figures(
+    result: dict, out_dir, file_stem: str, title: str, ylabel: str, draw, lang: str = "en"
+) -> list[Path]:
+    """One PNG per dtype, one panel per (head dim, causal), two panels a row: `draw(ax, rows of that panel)`
+    plots it."""
     plt = plots.pyplot()
+    w = plots.WORDS[lang]
     rows = [r for r in result["rows"] if r["status"] == "ok"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for dtype in sorted({r["dtype"] for r in rows}):
         panels = sorted({(r["head_dim"], r["causal"]) for r in rows if r["dtype"] == dtype})
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=100, squeeze=False)
-        for ax, (head_dim, causal) in zip(axes[0], panels, strict=True):
+        ncols = min(2, len(panels))
+        nrows = -(-len(panels) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 3.2 * nrows), dpi=100, squeeze=False)
+        for ax, (head_dim, causal) in zip(axes.flat, panels, strict=False):
             draw(ax, [r for r in rows if r["dtype"] == dtype and r["head_dim"] == head_dim and r["causal"] == causal])
             ax.set_xscale("log", base=2)
-            ax.set_title(f"head dim {head_dim}, {'causal' if causal else 'not causal'}", fontsize=9)
-            ax.set_xlabel("sequence length")
+            ax.set_title(
+                w["panel"].format(head_dim=head_dim, causal=w["causal" if causal else "not_causal"]), fontsize=9
+            )
+            ax.set_xlabel(w["seq"])
+            ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-        axes[0][0].set_ylabel(ylabel)
-        axes[0][-1].legend(fontsize=7)
-        fig.suptitle(f"{title}, {dtype} — {_hardware(result)}", fontsize=9)
+        for ax in list(axes.flat)[len(panels) :]:
+            ax.set_visible(False)
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle(f"{title}, {dtype} — {hardware(result)}", fontsize=9)
+        fig.tight_layout()
         paths.append(plots.save(fig, out_dir / f"{file_stem}_{dtype}.png"))
     return paths
 
@@ -97,7 +108,7 @@ def _backends_in(rows: list[dict]) -> list[str]:
     return [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
 
 
-def attention_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path]:
+def attention_plots(result: dict, out_dir, prefix: str = "attention", lang: str = "en") -> list[Path]:
     """TFLOP/s (fwd+bwd) against seq len per backend, one panel per head dim x causal, per dtype."""
 
     def draw(ax, sel):
@@ -106,10 +117,11 @@ def attention_plots(result: dict, out_dir, prefix: str = "attention") -> list[Pa
             style = {"ls": "--", "color": "black"} if name == "auto" else {}
             ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name, **style)
 
-    return _panel_figures(result, out_dir, f"{prefix}_tflops", "Attention speed", "fwd+bwd TFLOP/s", draw)
+    w = plots.WORDS[lang]
+    return _panel_figures(result, out_dir, f"{prefix}_tflops", w["speed_title"], w["speed_y"], draw, lang)
 
 
-def speedup_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path]:
+def speedup_plots(result: dict, out_dir, prefix: str = "attention", lang: str = "en") -> list[Path]:
     """Speed-up of every backend over eager attention (fwd+bwd time ratio) against seq len; points
     where eager ran out of memory are left out."""
 
@@ -123,13 +135,12 @@ def speedup_plots(result: dict, out_dir, prefix: str = "attention") -> list[Path
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
         ax.axhline(1.0, color="grey", lw=0.8)
 
-    return _panel_figures(
-        result, out_dir, f"{prefix}_speedup", "Speed-up over eager attention", "speed-up over eager (fwd+bwd)", draw
-    )
+    w = plots.WORDS[lang]
+    return _panel_figures(result, out_dir, f"{prefix}_speedup", w["speedup_title"], w["speedup_y"], draw, lang)
 
 
-def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Path | None:
-    plt = plots.pyplot()
+def memory_plot(result: dict, out_dir, name: str = "attention_memory.png", lang: str = "en") -> Path | None:
+    plt, w = plots.pyplot(), plots.WORDS[lang]
     rows = [r for r in result.get("memory", []) if r.get("peak_mem_mib")]
     if not rows:
         return None
@@ -139,16 +150,16 @@ def memory_plot(result: dict, out_dir, name: str = "attention_memory.png") -> Pa
         ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=backend)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("sequence length (batch 1)")
-    ax.set_ylabel("peak memory of fwd+bwd (MiB)")
-    ax.set_title(f"Memory\n{_hardware(result)}", fontsize=8)
+    ax.set_xlabel(w["memory_x"])
+    ax.set_ylabel(w["memory_y"])
+    ax.set_title(f"{w['memory_title']}\n{hardware(result)}", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return plots.save(fig, Path(out_dir) / name)
 
 
-def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> Path | None:
-    plt = plots.pyplot()
+def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png", lang: str = "en") -> Path | None:
+    plt, w = plots.pyplot(), plots.WORDS[lang]
     rows = [r for r in result["rows"] if r["status"] == "ok"]
     if not rows:
         return None
@@ -162,9 +173,9 @@ def train_plot(result: dict, out_dir, name: str = "train_tokens_per_s.png") -> P
         ]
         ax.bar([j + i * width for j in range(len(seqs))], values, width, label=backend)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(seqs))], [str(s) for s in seqs])
-    ax.set_xlabel("sequence length (same tokens per step)")
-    ax.set_ylabel("thousand tokens/s")
-    ax.set_title(f"GPT-2 {rows[0]['size']} training\n{_hardware(result)}", fontsize=8)
+    ax.set_xlabel(w["train_x"])
+    ax.set_ylabel(w["train_y"])
+    ax.set_title(f"{w['train_title'].format(size=rows[0]['size'])}\n{hardware(result)}", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     return plots.save(fig, Path(out_dir) / name)
@@ -268,20 +279,20 @@ def overhead_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def runs_plot(run_dirs: list, path, title: str = "") -> Path:
+def runs_plot(run_dirs: list, path, title: str = "", lang: str = "en") -> Path:
     """Loss curves of several training runs (their run_dir) on one picture."""
-    plt = plots.pyplot()
+    plt, w = plots.pyplot(), plots.WORDS[lang]
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=100)
     for run in run_dirs:
         summary = json.loads((Path(run) / "summary.json").read_text())
         history = plots.read_metrics(Path(run) / "logs")
         pts = [(r["step"], r["train/loss"]) for r in history if "train/loss" in r]
-        ax.plot(*zip(*pts, strict=True), lw=1, label=f"{summary['attention']} (train)")
+        ax.plot(*zip(*pts, strict=True), lw=1, label=f"{summary['attention']} ({w['train']})")
         val = [(r["step"], r["val/loss"]) for r in history if "val/loss" in r]
         if val:
             ax.plot(*zip(*val, strict=True), "o", ms=3, color=ax.lines[-1].get_color())
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (dots: validation)")
+    ax.set_xlabel(w["step"])
+    ax.set_ylabel(w["loss"])
     ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -312,15 +323,15 @@ def render(paths: list, out_dir) -> list[Path]:
     runs = [p for p in paths if (Path(p) / "summary.json").exists()]
     if runs:
         first = json.loads((Path(runs[0]) / "summary.json").read_text())
-        hardware = _hardware(first)
+        machine = hardware(first)
         label = first.get("model") or f"GPT-2 {first['config']['model_size']}"  # "model": since 2026-12
-        made.append(runs_plot(runs, out_dir / "train_loss_curves.png", f"{label} — {hardware}"))
-        summary.append(f"## training runs\n\n{hardware}\n\n{runs_table(runs)}\n")
+        made.append(runs_plot(runs, out_dir / "train_loss_curves.png", f"{label} — {machine}"))
+        summary.append(f"## training runs\n\n{machine}\n\n{runs_table(runs)}\n")
     for path in [p for p in paths if p not in runs]:
         result = load(path)
         kind = result.get("kind")
         summary.append(
-            f"## {Path(path).name} ({kind})\n\n{_hardware(result)}, {result['environment'].get('when', '')}\n"
+            f"## {Path(path).name} ({kind})\n\n{hardware(result)}, {result['environment'].get('when', '')}\n"
         )
         if kind == "attention":
             made += attention_plots(result, out_dir)
@@ -389,7 +400,7 @@ def fa_gpt_measurements(folder) -> str:
     GPT-2, read from the files (plain text, for a notebook cell)."""
     folder = Path(folder)
     result = load(folder / "impl.json")
-    lines = [f"{_hardware(result)} ({folder})", "", "extension builds:"]
+    lines = [f"{hardware(result)} ({folder})", "", "extension builds:"]
     for b in extension_builds(folder / "build_times.txt"):
         lines.append(
             f"  {b['extension']:<20} {b.get('seconds', '?'):>4} s  ({b.get('files', '?')} files, "
