@@ -327,6 +327,8 @@ def test_the_kernel_ladder_pages_quote_its_run(lang: str):
         ms = tables.number(result["times"][0]["ms"][f"{rung['name']}@compute_75"], lang)
         assert f"| {ms} |" in line, (line, ms)
     for path, image in (("kernel-ladder.md", "img/kernel_ladder_h100.png"),
+                        ("kernel-ladder.md", "img/kernel_ladder_backward_h100.png"),
+                        ("kernel-ladder.md", "img/kernel_ladder_train_h100.png"),
                         ("why-flash-attention.md", "img/kernel_ladder_h100.png")):  # fmt: skip
         assert f"]({image})" in (DOCS / lang / path).read_text(), f"docs/{lang}/{path} does not show {image}"
     assert "](../kernel-ladder.md)" in (DOCS / lang / "notebooks/from_scratch.md").read_text()

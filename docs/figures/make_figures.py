@@ -16,6 +16,8 @@ Writes, for LANG in en and vi:
   results/h100/kernel_ladder/kernel_ladder.json (every bar read from the file): milliseconds of one attention
   forward per shape (log scale) for naive PyTorch, SDPA's kernels, flash-attn 1.0.9 and ssiu's Turing kernel
   as compute_75 PTX, and each rung of the kernel ladder.
+- docs/LANG/img/kernel_ladder_backward_h100.png: the same for the forward and backward pass, from
+  results/h100/kernel_ladder/backward.json.
 - docs/LANG/img/kernel_ladder_train_h100.png: measured, drawn by `experiments.kernel_ladder.tables.train_plot`
   from results/h100/kernel_ladder/train_t4.json and train_native.json: GPT-2 trained through the ladder's
   kernels and the libraries', each run's loss minus sdpa's first run of the same seed, step by step.
@@ -57,6 +59,7 @@ from experiments.loss_curves import tables as loss_curves  # noqa: E402
 DOCS = ROOT / "docs"
 H100 = ROOT / "results" / "h100"  # the files the report plots are drawn from
 KERNEL_LADDER = ROOT / "results" / "h100" / "kernel_ladder" / "kernel_ladder.json"
+LADDER_BACKWARD = ROOT / "results" / "h100" / "kernel_ladder" / "backward.json"  # its forward + backward pass
 # GPT-2 trained through the ladder's kernels (experiments/kernel_ladder/train.py): on a T4's terms, natively
 LADDER_TRAINING = [ROOT / "results" / "h100" / "kernel_ladder" / f"train_{terms}.json" for terms in ("t4", "native")]
 LOSS_CURVES = ROOT / "results" / "h200" / "speed" / "loss-curves"  # experiments/loss_curves/run.py's results
@@ -398,6 +401,7 @@ def main() -> None:
         _save(memory_hierarchy(lang), img / "memory_hierarchy.png")
         _save(tiling(lang), img / "tiling.png")
         ladder.plot(json.loads(KERNEL_LADDER.read_text()), img / "kernel_ladder_h100.png", lang)
+        ladder.plot(json.loads(LADDER_BACKWARD.read_text()), img / "kernel_ladder_backward_h100.png", lang)
         kernel_ladder.train_plot(LADDER_TRAINING, img / "kernel_ladder_train_h100.png", lang, dpi=90)
         _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
         _save(loss_seeds_h200(lang), img / "loss_seeds_h200.png")

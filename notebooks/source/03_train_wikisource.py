@@ -119,6 +119,7 @@ print("data:", summary["data"]["source"])
 from vanilla_flash.results import report
 
 notebook.show(f"{cfg.run_dir}/loss.png")
-print("final:", summary["final"])
+final = summary["final"]
+print("final:", ", ".join(f"{name} {value:.3f}" for name, value in final.items() if value is not None))
 print(report.speed_line(summary))
 print("sample:", summary["sample"])

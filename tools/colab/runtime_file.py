@@ -1,6 +1,7 @@
 """A Colab runtime file for tools/colab_twin.py, made from googlecolab/backend-info's pip freeze of that runtime:
 
-    python tools/colab/runtime_file.py FREEZE --name 2026.08 --python 3.13.15 --commit SHA > tools/colab/runtime-2026.08.txt
+    python tools/colab/runtime_file.py FREEZE --name 2026.08 --python 3.13.15 --commit SHA \
+        > tools/colab/runtime-2026.08.txt
 
 The freeze is used as pip constraints, so whatever the twin installs comes at Colab's version. What pip cannot
 take from PyPI is left out, each line kept as a comment that says why: git, URL and file installs; Colab's CUDA
@@ -34,7 +35,8 @@ def convert(lines: list[str]) -> list[str]:
         elif name in INDEX_BUILDS and "+cu" in line:
             out.append(f"# {line}  (left out: a CUDA-index build)")
         elif name == NCCL_13:
-            out.append(f"# {line}  (left out: PyPI's torch pins its own nvidia-nccl-cu13; Colab's cu128 torch uses cu12)")
+            why = "PyPI's torch pins its own nvidia-nccl-cu13; Colab's cu128 torch uses cu12"
+            out.append(f"# {line}  (left out: {why})")
         elif name == "torch" and "+" in line:
             out.append(f"{line.split('+')[0]}  # Colab: {line.split('==')[1]} (see the header)")
         else:

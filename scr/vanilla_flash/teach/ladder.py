@@ -205,6 +205,7 @@ def time_kernels(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernels: dic
 _PLOT_WORDS = {
     "en": {
         "title": "Forward pass, causal fp16, {gpu}: milliseconds, lower is better (log scale)",
+        "title_backward": "Forward + backward pass, causal fp16, {gpu}: milliseconds, lower is better (log scale)",
         "naive": "naive PyTorch",
         "rung": "rung {index}: {name}",
         "native": "rung {index}: {name}, this GPU's build",
@@ -212,6 +213,7 @@ _PLOT_WORDS = {
     },
     "vi": {
         "title": "Lượt xuôi, causal fp16, {gpu}: mili giây, càng thấp càng tốt (thang log)",
+        "title_backward": "Lượt xuôi + lượt ngược, causal fp16, {gpu}: mili giây, càng thấp càng tốt (thang log)",
         "naive": "PyTorch cài đặt trực tiếp",
         "rung": "bậc {index}: {name}",
         "native": "bậc {index}: {name}, bản build riêng cho GPU",
@@ -221,8 +223,9 @@ _PLOT_WORDS = {
 
 
 def plot(result: dict, path, lang: str = "en"):
-    """The ladder's times (a `kernel_ladder` result): one panel per shape, a bar per kernel, the rungs as
-    `compute_75` PTX in green beside naive PyTorch, SDPA's kernels, flash-attn 1.x and ssiu's Turing kernel."""
+    """The ladder's times (a `kernel_ladder` result, or its backward pass's): one panel per shape, a bar per
+    kernel, the rungs as `compute_75` PTX in green beside naive PyTorch, SDPA's kernels, flash-attn 1.x and ssiu's
+    Turing kernel."""
     from matplotlib import ticker
 
     from vanilla_flash.results import plots
@@ -256,5 +259,6 @@ def plot(result: dict, path, lang: str = "en"):
         if t["ms"].get("flash_attn_1"):
             ax.axvline(t["ms"]["flash_attn_1"], color="#d62828", linestyle="--", linewidth=0.8)
     gpu = result.get("environment", {}).get("machine", {}).get("gpu_name") or "GPU"
-    fig.suptitle(w["title"].format(gpu=gpu), fontsize=10.5)
+    title = w["title_backward" if result.get("kind") == "kernel_ladder_backward" else "title"]
+    fig.suptitle(title.format(gpu=gpu), fontsize=10.5)
     return plots.save(fig, path)
