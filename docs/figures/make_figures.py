@@ -21,6 +21,8 @@ Writes, for LANG in en and vi:
 - docs/LANG/img/kernel_ladder_train_h100.png: measured, drawn by `experiments.kernel_ladder.tables.train_plot`
   from results/h100/kernel_ladder/train_t4.json and train_native.json: GPT-2 trained through the ladder's
   kernels and the libraries', each run's loss minus sdpa's first run of the same seed, step by step.
+- docs/LANG/img/builds.png: measured, every build of results/builds.json as a bar of minutes
+  (`vanilla_flash.results.report.builds_plot`), red where it ran on 2 cores like a Colab VM.
 - docs/LANG/img/speed_loss_h200.png: measured, drawn from the speed runs' files (SPEED_RUNS, every
   point read from them): the Lightning loss curve of the best configuration and of transformers'
   GPT-2 at batch 128, run by run.
@@ -406,6 +408,7 @@ def main() -> None:
         _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
         _save(loss_seeds_h200(lang), img / "loss_seeds_h200.png")
         measured_h100(lang, img)
+        report.builds_plot(ROOT / "results" / "builds.json", img / "builds.png", lang=lang)
         for plot, name in RENAMED.items():
             shutil.copyfile(plot, img / name)
         for path in sorted(img.glob("*.png")):

@@ -93,9 +93,9 @@ print(install.plan(machine, target))
 # cài lại trong vài giây. Các lần build đã đo, đọc từ `results/builds.json`:
 
 # %% sets=["flash_attn_1"]
-from vanilla_flash.results import report
+from vanilla_flash.results import tables
 
-print(report.builds_table("results/builds.json", "flash-attn 1.0.9"))
+notebook.show_markdown(tables.builds_markdown("results/builds.json", package="flash-attn 1.0.9"))
 
 # %% sets=["flash_attn_1"] tags=["nbval-ignore-output"]
 from vanilla_flash.builds import sources
@@ -161,9 +161,9 @@ for who, m in (("this machine", machine), ("Colab's A100 (simulated)", colab_a10
 # phải một card Ampere):
 
 # %% sets=["flash_attn_2"]
-from vanilla_flash.results import report
+from vanilla_flash.results import tables
 
-print(report.builds_table("results/builds.json", "flash-attn 2.8.3"))
+notebook.show_markdown(tables.builds_markdown("results/builds.json", package="flash-attn 2.8.3"))
 
 # %% sets=["flash_attn_2"] tags=["nbval-ignore-output"]
 from vanilla_flash.builds import edits, sources

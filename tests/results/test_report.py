@@ -61,13 +61,24 @@ def test_extension_build_times_are_read_as_the_build_printed_them(tmp_path):
     ]
 
 
-def test_the_build_table_is_read_from_the_committed_builds():
+def test_the_build_table_and_plot_are_read_from_the_committed_builds(tmp_path):
+    from vanilla_flash.results import plots, tables
+
     every = report.load(ROOT / "results/builds.json")["builds"]
     builds = [b for b in every if b["package"] == "flash-attn 1.0.9"]
-    text = report.builds_table(ROOT / "results/builds.json", "flash-attn 1.0.9")
-    assert len(text.splitlines()) == 1 + len(builds) and all(f"{b['seconds']}" in text for b in builds)
-    assert "2.8.3" not in text and "2.8.3" in report.builds_table(ROOT / "results/builds.json", "flash-attn 2.8.3")
+    text = tables.builds_markdown(ROOT / "results/builds.json", package="flash-attn 1.0.9")
+    assert len(text.splitlines()) == 2 + len(builds) and all(f"({b['seconds']:.0f} s)" in text for b in builds)
+    assert "2.8.3" not in text
+    assert "2.8.3" in tables.builds_markdown(ROOT / "results/builds.json", package="flash-attn 2.8.3")
     assert all((ROOT / b["log"]).exists() for b in builds)
+    drawn = []
+    real = plots.save
+    plots.save = lambda fig, path: drawn.append(sorted(round(bar.get_width() * 60, 1) for bar in fig.axes[0].patches))
+    try:
+        report.builds_plot(ROOT / "results/builds.json", tmp_path / "builds.png", "flash-attn 1.0.9", lang="vi")
+    finally:
+        plots.save = real
+    assert drawn == [sorted(round(b["seconds"], 1) for b in builds if b["ok"])]
 
 
 def test_a_measured_build_is_recorded_once(tmp_path):

@@ -106,6 +106,9 @@ WORDS = {
         "step": "step",
         "loss": "loss (dots: validation)",
         "train": "train",
+        "every_head_dim": "every head dim",
+        "build_minutes": "minutes",
+        "build_title": "flash-attn builds\nred: 2 cores, like a Colab VM, no GPU; green: 16 cores",
     },
     "vi": {
         "seq": "độ dài chuỗi",
@@ -125,5 +128,8 @@ WORDS = {
         "step": "bước",
         "loss": "loss (chấm: validation)",
         "train": "huấn luyện",
+        "every_head_dim": "mọi head dim",
+        "build_minutes": "phút",
+        "build_title": "Các bản build flash-attn\nđỏ: 2 nhân, như VM của Colab, không GPU; xanh: 16 nhân",
     },
 }

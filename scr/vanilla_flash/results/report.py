@@ -362,21 +362,30 @@ def speed_line(summary: dict) -> str:
     return f"tokens/s: {summary.get('tokens_per_s') or 0:,.0f}   MFU: {mfu}   peak memory: {peak}"
 
 
-def builds_table(path, package: str | None = None) -> str:
-    """The measured builds of `results/builds.json` (those of `package`, e.g. "flash-attn 1.0.9"), as
-    plain text for a notebook cell: what was built, on how many cores, in how long."""
-    rows = [r for r in load(path)["builds"] if package is None or r["package"] == package]
-    lines = [
-        f"{'package':<17} {'archs':<14} {'head dims':<10} {'files':>5} {'cores':>5} {'MAX_JOBS':>8} "
-        f"{'seconds':>8}  machine"
-    ]
+def builds_plot(path, out, package: str | None = None, lang: str = "en") -> Path:
+    """The measured builds of `results/builds.json` (of `package`, or all) as bars of minutes, one per build,
+    coloured by the machine's cores: what was built, and where."""
+    plt, w = plots.pyplot(), plots.WORDS[lang]
+    rows = [r for r in load(path)["builds"] if r["ok"] and (package is None or r["package"] == package)]
+    labels, minutes, colours = [], [], []
     for r in rows:
-        lines.append(
-            f"{r['package']:<17} {','.join(r['archs']):<14} {','.join(map(str, r['head_dims'])) or 'all':<10} "
-            f"{r.get('cuda_files', '?'):>5} {r['cores']:>5} {r['max_jobs']:>8} "
-            f"{r['seconds'] if r['ok'] else 'failed':>8}  {r['machine']}"
-        )
-    return "\n".join(lines)
+        archs = ", ".join(f"{a} PTX" if a.startswith("compute_") else f"sm_{a}" for a in r["archs"])
+        dims = f"head dim {', '.join(map(str, r['head_dims']))}" if r["head_dims"] else w["every_head_dim"]
+        python = next((p for p in r["machine"].split(", ") if p.startswith("Python")), "")
+        labels.append(f"{r['package'].removeprefix('flash-attn ')} · {archs} · {dims} · {python}")
+        minutes.append(r["seconds"] / 60)
+        colours.append("#bc4b51" if r["cores"] <= 2 else "#5b8e7d")
+    fig, ax = plt.subplots(figsize=(8.5, 0.9 + 0.42 * len(rows)), dpi=100)
+    ax.barh(range(len(rows)), minutes, color=colours)
+    for y, m in enumerate(minutes):
+        ax.text(m + 0.1, y, f"{m:.1f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(minutes) * 1.12)
+    ax.set_xlabel(w["build_minutes"])
+    ax.set_title(w["build_title"], fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+    return plots.save(fig, out)
 
 
 def extension_builds(path) -> list[dict]:

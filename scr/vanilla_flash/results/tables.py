@@ -23,12 +23,15 @@ _BUILD_COLUMNS = {
 }
 
 
-def builds_markdown(path, lang: str = "en") -> str:
-    """`results/builds.json` as a Markdown table in `lang` (en, vi), for the docs and the README:
-    `tools/docs_tables.py` writes it between markers there, and a test checks that it still matches."""
+def builds_markdown(path, lang: str = "en", package: str | None = None) -> str:
+    """`results/builds.json` (the builds of `package`, e.g. "flash-attn 1.0.9", or all) as a Markdown table in
+    `lang` (en, vi), for the docs, the README and notebook 2: `tools/docs_tables.py` writes it between markers
+    there, and a test checks that it still matches."""
     *header, every = _BUILD_COLUMNS[lang]
     lines = [*report.markdown_header(header)]
     for r in report.load(path)["builds"]:
+        if package and r["package"] != package:
+            continue
         time_ = f"{r['seconds'] / 60:.1f} min ({r['seconds']:.0f} s)" if r["ok"] else "failed"
         archs = ", ".join(f"{a} (PTX)" if a.startswith("compute_") else f"sm_{a}" for a in r["archs"])
         dims = ", ".join(map(str, r["head_dims"])) or every
