@@ -5,8 +5,9 @@ output and the input gradients with an fp32 reference (eager attention, matmuls 
 backend passes when the relative error ``||x - ref|| / ||ref||`` of the output and of every gradient
 stays under the tolerance of its dtype (bf16 1e-2, fp16 3e-3, fp32 1e-4) and nothing is NaN.
 
-`check_model()` runs a GPT-2 forward and backward through transformers with each backend and
-compares the loss and the gradient norm with the eager backend on the same batch.
+`check_model()` runs a GPT-2 forward and backward with each backend, through transformers' GPT-2 and the
+project's compact one (`models.vanilla`, which calls the backends itself), and compares the loss and the
+gradient norm with the eager backend on the same batch.
 
 `check_padded_model()` runs transformers' GPT-2 on batches padded on the left and on the right,
 eagerly and under torch.compile, and compares each backend's logits on the real tokens with eager
@@ -189,11 +190,13 @@ def check_model(
     precision: str | None = None,
     seed: int = 0,
     machine: env.Machine | None = None,
+    model_impl: str = "hf",
 ) -> list[ModelRow]:
     """GPT-2 `size` forward+backward with each backend on one batch; loss and gradient norm
     against the eager backend. Tolerances: loss within 0.5% of eager, gradient norm within 3%
-    under half precision (0.01% and 0.1% in fp32)."""
-    from vanilla_flash.models import gpt2
+    under half precision (0.01% and 0.1% in fp32). `model_impl`: transformers' GPT-2 (`hf`) or the
+    project's compact one (`vanilla`, which calls the backends through `attention.attend`)."""
+    from vanilla_flash.models import gpt2, vanilla
     from vanilla_flash.training import precision as prec
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -201,7 +204,8 @@ def check_model(
     precision = precision or prec.policy(machine)
     dtype = prec.autocast_dtype(precision) or torch.float32
     torch.manual_seed(seed)
-    net = gpt2.build(size, attn="eager", seq_len=seq_len).to(device)
+    net = (vanilla.build if model_impl == "vanilla" else gpt2.build)(size, attn="eager", seq_len=seq_len).to(device)
+    label = size if model_impl == "hf" else f"{size} {model_impl}"
     ids = torch.randint(0, gpt2.GPT2_VOCAB, (batch, seq_len), device=device)
     half = dtype != torch.float32
     loss_tol, grad_tol = (5e-3, 3e-2) if half else (1e-4, 1e-3)
@@ -216,11 +220,11 @@ def check_model(
         return loss.item(), norm.item()
 
     ref_loss, ref_norm = loss_and_grad_norm("eager")
-    rows = [ModelRow("eager", size, precision, "pass", ref_loss, 0.0, 0.0, "reference")]
+    rows = [ModelRow("eager", label, precision, "pass", ref_loss, 0.0, 0.0, "reference")]
     for name in backends:
         if name == "eager":
             continue
-        row = ModelRow(name, size, precision, "skip")
+        row = ModelRow(name, label, precision, "skip")
         rows.append(row)
         reason = attention.why_not(name, machine, dtype=dtype, head_dim=net.config.n_embd // net.config.n_head)
         if reason:
@@ -348,14 +352,16 @@ def run(
     size = model_size or ("124M" if on_gpu else "tiny")
     models = []
     for dtype in dtypes:
-        models += check_model(
-            ["eager", *backends],
-            size=size,
-            seq_len=1024 if on_gpu else 64,
-            batch=4 if on_gpu else 2,
-            precision=_PRECISION[dtype],
-            machine=machine,
-        )
+        for model_impl in ("hf", "vanilla"):
+            models += check_model(
+                ["eager", *backends],
+                size=size,
+                seq_len=1024 if on_gpu else 64,
+                batch=4 if on_gpu else 2,
+                precision=_PRECISION[dtype],
+                machine=machine,
+                model_impl=model_impl,
+            )
     padded = []
     for sizes in (PADDED_MODEL_GPU, PADDED_MODEL_GPU_64) if on_gpu else (PADDED_MODEL_CPU,):
         padded += check_padded_model(
@@ -397,14 +403,14 @@ def format_table(result: dict) -> str:
         )
     lines.append("")
     lines.append(
-        f"{'model backend':<15} {'size':<6} {'precision':<11} {'status':<6} {'loss':>8} {'|dloss|':>9} "
+        f"{'model backend':<15} {'size':<12} {'precision':<11} {'status':<6} {'loss':>8} {'|dloss|':>9} "
         f"{'dgrad':>9}  note"
     )
     for r in result["model"]:
         loss = "" if r["loss"] is None else f"{r['loss']:.4f}"
         note = r["note"] if r["status"] != "pass" else ""
         lines.append(
-            f"{r['backend']:<15} {r['size']:<6} {r['precision']:<11} {r['status']:<6} {loss:>8} "
+            f"{r['backend']:<15} {r['size']:<12} {r['precision']:<11} {r['status']:<6} {loss:>8} "
             f"{num(r['loss_diff']):>9} {num(r['grad_norm_rel_diff']):>9}  {note[:90]}".rstrip()
         )
     lines.append("")
