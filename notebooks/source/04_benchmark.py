@@ -64,7 +64,8 @@ result = bench_attention.run(
 
 # %% tags=["nbval-ignore-output"]
 (out / "attention.json").write_text(json.dumps(result, indent=2))
-print(bench_attention.summary(result))
+notebook.show_markdown(bench_attention.points_markdown(result))
+print(bench_attention.summary(result, points=False))
 if result["environment"]["machine"]["device"] == "cuda":
     for path in [*report.attention_plots(result, out), report.memory_plot(result, out)]:
         notebook.show(path)

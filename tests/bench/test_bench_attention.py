@@ -101,5 +101,19 @@ def test_on_a_gpu_the_summary_gives_speed_and_auto_against_the_fastest():
                         "ratio_separate": 0.97, "fastest": "sdpa_cudnn", "auto_picked": "sdpa_cudnn"}],
               "memory_growth_exponent": {"sdpa_cudnn": 1.0}, "wrapper_vs_direct": []}  # fmt: skip
     text = bench_attention.summary(result)
-    assert "300.0" in text and "auto / fastest" in text and "worst: 0.990" in text
+    assert "| sdpa_cudnn | 300 |" in text and "auto / fastest" in text and "worst: 0.990" in text
     assert bench_attention.CPU_NOTE not in text
+
+
+def test_the_grid_reads_as_small_tables_with_failures_and_refusals_said_once():
+    row = {"backend": "sdpa", "dtype": "float32", "head_dim": 32, "causal": False, "seq": 64, "status": "ok",
+           "rel_err": 2e-7, "fwd_bwd_ms": 0.5, "note": ""}  # fmt: skip
+    refused = [{**row, "backend": b, "status": "skip", "note": f"{b} needs a CUDA GPU; on CPU use sdpa"}
+               for b in ("flash_attn_1", "flash_attn_2")]  # fmt: skip
+    rows = [row, {**row, "seq": 128, "fwd_bwd_ms": 0.75}, {**row, "backend": "auto", "status": "wrong", "rel_err": 0.2},
+            *refused]  # fmt: skip
+    text = bench_attention.points_markdown({"environment": {"machine": {"device": "cpu"}}, "rows": rows})
+    assert "**float32, head dim 32, full** (fwd+bwd ms)" in text
+    assert "| backend | 64 | 128 |" in text and "| sdpa | 0.500 | 0.750 |" in text
+    assert "| auto | ✗ wrong 2.0e-01 | – |" in text
+    assert text.endswith("Cannot run here: flash_attn_1, flash_attn_2 (it needs a CUDA GPU).")

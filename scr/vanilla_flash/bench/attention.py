@@ -12,7 +12,7 @@
 - `run()` adds the memory sweep of `vanilla_flash.bench.memory`: peak memory of forward+backward at batch 1
   as the sequence grows.
 - `run()`: all of these as one result (what ``python -m vanilla_flash bench attention`` and the
-  benchmark notebooks write); `summary()` the lines a person reads.
+  benchmark notebooks write); `summary()` the lines a person reads, `points_markdown()` the grid as small tables.
 
 On CPU the same functions run on tiny grids (wall-clock timing), which is what the tests use.
 """
@@ -303,34 +303,49 @@ CPU_NOTE = (
 )
 
 
-def points_table(result: dict) -> str:
-    """Every grid point, one line each: whether the backend matched the reference, and its time (with
-    TFLOP/s and peak memory on a GPU, where they mean something)."""
+def points_markdown(result: dict) -> str:
+    """The grid as small Markdown tables, one per (dtype, head dim, mask): a row per backend that ran, a column
+    per sequence length, fwd+bwd TFLOP/s on a GPU (ms on a CPU), ✗ and the error where a backend did not
+    match the reference; then, once each, the backends that cannot run here and why."""
     gpu = result["environment"]["machine"]["device"] == "cuda"
-    head = (
-        f"{'backend':<15} {'dtype':<9} {'d':>4} {'mask':<6} {'seq':>6}  {'status':<6} {'rel err':>8} {'fwd+bwd ms':>11}"
-    )
-    lines = [head + ("  TFLOP/s  peak MiB" if gpu else "")]
-    for r in result["rows"]:
-        error = f"{r['rel_err']:.1e}" if r.get("rel_err") is not None else "-"
-        ms = f"{r['fwd_bwd_ms']:.3f}" if r.get("fwd_bwd_ms") is not None else "-"
-        line = (
-            f"{r['backend']:<15} {r['dtype']:<9} {r['head_dim']:>4} {'causal' if r['causal'] else 'full':<6} "
-            f"{r['seq']:>6}  {r['status']:<6} {error:>8} {ms:>11}"
-        )
-        if gpu and r["status"] == "ok":
-            line += f"  {r['fwd_bwd_tflops']:7.1f}  {r.get('peak_mem_mib') or 0:8.0f}"
-        elif r["status"] != "ok":
-            line += f"  {r['note'][:70]}"
-        lines.append(line.rstrip())
-    return "\n".join(lines)
+    rows = result["rows"]
+    ran = [b for b in dict.fromkeys(r["backend"] for r in rows) if any(r["backend"] == b and r["status"] != "skip"
+           for r in rows)]  # fmt: skip
+    parts = []
+    for dtype, head_dim, causal in dict.fromkeys((r["dtype"], r["head_dim"], r["causal"]) for r in rows):
+        sel = [r for r in rows if (r["dtype"], r["head_dim"], r["causal"]) == (dtype, head_dim, causal)]
+        seqs = list(dict.fromkeys(r["seq"] for r in sel))
+        unit = "fwd+bwd TFLOP/s" if gpu else "fwd+bwd ms"
+        lines = [f"**{dtype}, head dim {head_dim}, {'causal' if causal else 'full'}** ({unit})", "",
+                 "| backend | " + " | ".join(map(str, seqs)) + " |", "|---" * (len(seqs) + 1) + "|"]  # fmt: skip
+        for backend in ran:
+            cells = []
+            for seq in seqs:
+                r = next((r for r in sel if r["backend"] == backend and r["seq"] == seq), None)
+                if r is None or r["status"] == "skip":
+                    cells.append("–")
+                elif r["status"] != "ok":
+                    cells.append(f"✗ {r['status']}" + (f" {r['rel_err']:.1e}" if r.get("rel_err") else ""))
+                else:
+                    cells.append(f"{r['fwd_bwd_tflops']:.0f}" if gpu else f"{r['fwd_bwd_ms']:.3f}")
+            lines.append(f"| {backend} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    reasons: dict[str, list[str]] = {}
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        if backend not in ran:
+            note = next(r["note"] for r in rows if r["backend"] == backend)
+            reasons.setdefault(note.split(";")[0].replace(backend, "it"), []).append(backend)
+    if reasons:
+        parts.append("Cannot run here: " + "; ".join(f"{', '.join(b)} ({why})" for why, b in reasons.items()) + ".")
+    return "\n\n".join(parts)
 
 
-def summary(result: dict) -> str:
-    """What a person reads after the run: every point's check and time, then on a GPU auto against
-    the fastest backend at every point, how memory grows with the sequence, and the wrapper against
-    direct calls; on a CPU, what its numbers can and cannot say."""
-    lines = [points_table(result), ""]
+def summary(result: dict, points: bool = True) -> str:
+    """What a person reads after the run: every point's check and speed (`points_markdown`; unless `points` is
+    False, where the notebook shows those tables as Markdown), then on a GPU auto against the fastest backend
+    at every point, how memory grows with the sequence, and the wrapper against direct calls; on a CPU, what
+    its numbers can and cannot say."""
+    lines = [points_markdown(result), ""] if points else []
     if result["environment"]["machine"]["device"] != "cuda":
         return "\n".join([*lines, CPU_NOTE])
     lines.append(
