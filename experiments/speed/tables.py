@@ -319,10 +319,31 @@ def speed_label(row: dict) -> str:
     return row["name"] if "batch" in row["name"] else f"{row['name']}, batch {row['batch']}"
 
 
-def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | None:
+_PLOT_WORDS = {
+    "en": {
+        "bare": "bare loop",
+        "share": " {share:.0%} of the matmul",
+        "plain": "plain PyTorch GPT-2 (its own loop)",
+        "goal": "goal {k:.0f}k",
+        "plain_row": "plain PyTorch, batch {batch}",
+        "x": "thousand tokens per second (GPT-2 124M training, seq 1024)",
+    },
+    "vi": {
+        "bare": "vòng lặp trần",
+        "share": " {share:.0%} của matmul",
+        "plain": "GPT-2 PyTorch thuần (vòng lặp riêng)",
+        "goal": "mục tiêu {k:.0f}k",
+        "plain_row": "PyTorch thuần, batch {batch}",
+        "x": "nghìn token mỗi giây (huấn luyện GPT-2 124M, chuỗi 1024)",
+    },
+}
+
+
+def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL, lang: str = "en") -> Path | None:
     """Tokens/s per configuration of a speed run's result, through Lightning and in the bare loop,
     with the share of the same run's matmul each reaches through Lightning, the plain-PyTorch GPT-2
-    of the same run (a loop of its own: one bar) and the goal."""
+    of the same run (a loop of its own: one bar) and the goal; its words in `lang` (en, vi)."""
+    w = _PLOT_WORDS[lang]
     rows = valid_speed_rows(result)
     plain = [r for r in result.get("plain_pytorch", []) if r["status"] == "ok"]
     if not rows:
@@ -331,12 +352,12 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | No
     n = len(rows) + len(plain)
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.62 * n))
     y = range(len(rows))
-    ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label="bare loop", color="#bbb")
+    ax.barh([i + 0.2 for i in y], [r["bare_tokens_per_s"] / 1e3 for r in rows], 0.4, label=w["bare"], color="#bbb")
     ax.barh(
         [i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning", color="#e4572e"
     )
     for i, r in zip(y, rows, strict=True):
-        share = f" {r['mfu_vs_matmul']:.0%} of the matmul" if r.get("mfu_vs_matmul") else ""
+        share = w["share"].format(share=r["mfu_vs_matmul"]) if r.get("mfu_vs_matmul") else ""
         ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
     below = range(len(rows), n)
     ax.barh(
@@ -344,15 +365,15 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL) -> Path | No
         [r["tokens_per_s"] / 1e3 for r in plain],
         0.4,
         color="#4a7fb5",
-        label="plain PyTorch GPT-2 (its own loop)",
+        label=w["plain"],
     )
     if goal:
-        ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=f"goal {goal / 1e3:.0f}k")
-    labels = [speed_label(r) for r in rows] + [f"plain PyTorch, batch {r['batch']}" for r in plain]
+        ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=w["goal"].format(k=goal / 1e3))
+    labels = [speed_label(r) for r in rows] + [w["plain_row"].format(batch=r["batch"]) for r in plain]
     ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.25)
-    ax.set_xlabel("thousand tokens per second (GPT-2 124M training, seq 1024)")
+    ax.set_xlabel(w["x"])
     if "environment" in result:
         ax.set_title("{gpu}, torch {torch}, {date}".format(**report.stamp(result)), fontsize=9)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # beside the bars
