@@ -91,11 +91,6 @@ def distance(curve: list[tuple[int, float]]) -> float:
     return sum(abs(d) for _, d in curve) / len(curve)
 
 
-def decimals(x: float, lang: str) -> str:
-    text = f"{x:.4f}"
-    return text.replace(".", ",") if lang == "vi" else text
-
-
 def tokens_per_s(result: dict, attn: str) -> float:
     return statistics.mean(r["tokens_per_s"] for r in result["runs"] if r["attn"] == attn and r["status"] == "ok")
 
@@ -112,7 +107,7 @@ def train_markdown(path, lang: str = "en") -> str:
     lines = [caption, "", *report.markdown_header(header)]
     for attn in [REFERENCE, *(a for a in diffs if a != REFERENCE)]:
         by_seed = diffs.get(attn, {})
-        cells = " / ".join(decimals(distance(by_seed[s]), lang) if s in by_seed else "-" for s in seeds)
+        cells = " / ".join(tables.ratio(distance(by_seed[s]), lang, 4) if s in by_seed else "-" for s in seeds)
         label = w["again"] if attn == REFERENCE else attn
         lines.append(report.markdown_row([label, cells, f"{tables.number(tokens_per_s(result, attn) / 1e3, lang)}k"]))
     ours = diffs.get("from_scratch", {})
@@ -133,7 +128,7 @@ def train_markdown(path, lang: str = "en") -> str:
             n=len(ours),
             speeds=", ".join(w["speed"].format(x=tables.ratio(x, lang), name=name) for name, x in speed.items()),
             tail=min(TAIL, result["steps"]),
-            spread=decimals(max(tails) - min(tails), lang),
+            spread=tables.ratio(max(tails) - min(tails), lang, 4),
         )
         lines += ["", verdict]
     return "\n".join(lines)

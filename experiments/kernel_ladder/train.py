@@ -28,33 +28,22 @@ from vanilla_flash.config import TrainConfig
 from vanilla_flash.results import provenance
 from vanilla_flash.training import datamodule
 
-REFERENCE = "sdpa"
+from experiments.kernel_ladder.tables import REFERENCE, differences, distance
+
 BACKENDS = [REFERENCE, REFERENCE, "from_scratch", "flash_attn_1", "sdpa_efficient"]
 
 
-def tail_mean(curve: list, steps: int) -> float:
-    return sum(loss for _, loss in curve[-steps:]) / len(curve[-steps:])
-
-
-def summary(runs: list[dict], tail: int) -> dict:
-    """Per backend: each run's loss minus the reference's first run of its seed, and its tokens/s."""
-    first = {}
-    for run in runs:
-        if run["attn"] == REFERENCE and run["status"] == "ok":
-            first.setdefault(run["seed"], run)
+def summary(result: dict, tail: int) -> dict:
+    """Per backend: each run's distance from the reference's first run of its seed (the mean |difference|
+    over the steps, and the difference over the last `tail` steps), and its tokens/s."""
     out = {}
-    for run in runs:
-        ref = first.get(run["seed"])
-        if run["status"] != "ok" or ref is None or run is ref:
-            continue
-        theirs = dict(ref["loss_curve"])
-        diffs = [loss - theirs[step] for step, loss in run["loss_curve"] if step in theirs]
-        row = out.setdefault(run["attn"], {"tail_minus_reference": [], "mean_abs_diff": [], "tokens_per_s": []})
-        row["tail_minus_reference"].append(
-            round(tail_mean(run["loss_curve"], tail) - tail_mean(ref["loss_curve"], tail), 4)
-        )
-        row["mean_abs_diff"].append(round(sum(abs(d) for d in diffs) / len(diffs), 4))
-        row["tokens_per_s"].append(run["tokens_per_s"])
+    for attn, by_seed in differences(result).items():
+        tokens = {r["seed"]: r["tokens_per_s"] for r in result["runs"] if r["attn"] == attn and r["status"] == "ok"}
+        out[attn] = {
+            "tail_minus_reference": [round(sum(d for _, d in c[-tail:]) / len(c[-tail:]), 4) for c in by_seed.values()],
+            "mean_abs_diff": [round(distance(c), 4) for c in by_seed.values()],
+            "tokens_per_s": [tokens[seed] for seed in by_seed],
+        }
     return out
 
 
@@ -103,7 +92,7 @@ def main() -> None:
                     run["status"] = timing.failure_status(err)
             timing.free_memory()
             result["runs"].append(run)
-            result["summary"] = summary(result["runs"], tail)
+            result["summary"] = summary(result, tail)
             provenance.write_json(args.out, result)
             print({k: v for k, v in run.items() if k != "loss_curve"}, flush=True)
     print(result["summary"], flush=True)

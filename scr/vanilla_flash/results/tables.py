@@ -136,9 +136,9 @@ def kernel_ladder_markdown(result: dict | str | Path, lang: str = "en") -> str:
     return "\n".join(lines)
 
 
-def ratio(x: float, lang: str) -> str:
-    """`x` to three decimals (1.014), with a decimal comma in Vietnamese."""
-    text = f"{x:.3f}"
+def ratio(x: float, lang: str, decimals: int = 3) -> str:
+    """`x` to `decimals` decimals (1.014), with a decimal comma in Vietnamese."""
+    text = f"{x:.{decimals}f}"
     return text.replace(".", ",") if lang == "vi" else text
 
 
