@@ -20,7 +20,7 @@ from vanilla_flash.bench import timing
 from vanilla_flash.results import provenance
 from vanilla_flash.teach import from_scratch, ladder
 
-from experiments.kernel_ladder.run import LIBRARIES, SHAPES, build_modules, build_turing_kernel
+from experiments.kernel_ladder.run import LIBRARIES, build_modules, build_turing_kernel, time_every_shape
 
 CHECKS = ((2, 3, 777, 64, True), (2, 3, 777, 64, False), (2, 3, 777, 128, True), (1, 2, 1024, 128, False))
 FORWARD = ladder.NAMES[-1]
@@ -102,11 +102,7 @@ def main() -> None:
                 result["checks"].append({"arch": arch, **row})
                 print(arch, row, flush=True)
     provenance.write_json(args.out, result)
-    for shape in SHAPES:
-        result["times"].append(row := time_shape(shape, modules, turing, machine))
-        print(row["shape"], row["ms"], flush=True)
-        provenance.write_json(args.out, result)
-    print(f"wrote {args.out}")
+    time_every_shape(result, args.out, time_shape, modules, turing, machine)
 
 
 if __name__ == "__main__":

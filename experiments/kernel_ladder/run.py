@@ -81,6 +81,16 @@ def build_modules(names, archs, result: dict, out: str) -> dict:
     return modules
 
 
+def time_every_shape(result: dict, out, time_shape, *args) -> None:
+    """`time_shape(shape, *args)` at every shape of SHAPES, each row added to `result` and written to `out`
+    as it comes."""
+    for shape in SHAPES:
+        result["times"].append(row := time_shape(shape, *args))
+        print(row["shape"], row["ms"], flush=True)
+        provenance.write_json(out, result)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -126,11 +136,7 @@ def main() -> None:
                 )
     provenance.write_json(args.out, result)
 
-    for shape in SHAPES:
-        result["times"].append(row := time_shape(shape, modules, turing, machine))
-        print(row["shape"], row["ms"], flush=True)
-        provenance.write_json(args.out, result)
-    print(f"wrote {args.out}")
+    time_every_shape(result, args.out, time_shape, modules, turing, machine)
 
 
 if __name__ == "__main__":

@@ -171,15 +171,13 @@ _NOTEBOOK_TIMES = {
 }
 
 
-def notebook_times_markdown(paths, lang: str = "en") -> str:
-    """How long each executed notebook in `paths` (a folder of papermill's output, or a list of notebooks)
+def notebook_times_markdown(path, lang: str = "en") -> str:
+    """How long each executed notebook at `path` (a folder of papermill's output, or one notebook)
     took, read from papermill's metadata, as a Markdown table in `lang`: the training notebook says what it
     trained (its injected parameters). The card is the results folder's (`results/<card>/...`)."""
     w = _NOTEBOOK_TIMES[lang]
-    if isinstance(paths, list | tuple):
-        files = [Path(p) for p in paths]
-    else:
-        files = [Path(paths)] if Path(paths).suffix == ".ipynb" else sorted(Path(paths).glob("*.ipynb"))
+    path = Path(path)
+    files = [path] if path.suffix == ".ipynb" else sorted(path.glob("*.ipynb"))
     files = [f for f in files if f.stem[:2].isdigit() and f.stem.count("_") <= 2]  # 01_install ... 05_from_scratch
     rows, dates, targets = [], set(), set()
     for path in files:
