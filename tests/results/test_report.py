@@ -138,3 +138,12 @@ def test_the_kernel_ladder_table_follows_its_file():
     ]
     assert "flash-attn 1.0.9 built the same way: 4.00× faster" in lines[-1]
     assert "ssiu/flash-attention-turing: 2.50× faster" in lines[-1] and "sdpa_flash: 2.50× of its speed" in lines[-1]
+
+
+def test_every_backend_of_a_result_has_its_row_in_the_order_of_the_table():
+    """from_scratch, and any backend registered later, is shown: none is dropped for missing from BACKEND_ORDER."""
+    row = {"dtype": "float16", "head_dim": 64, "causal": True, "seq": 1024, "status": "ok", "fwd_bwd_tflops": 1.0}
+    rows = [{**row, "backend": b} for b in ("a_new_backend", "from_scratch", "eager")]
+    table = report.attention_table({"rows": rows}, "float16", 64, True)
+    names = [line.split("|")[1].strip() for line in table.splitlines()[4:]]
+    assert names == ["eager", "from_scratch", "a_new_backend"]

@@ -22,6 +22,7 @@ BACKEND_ORDER = [
     "flash_attn_1",
     "flash_attn_2",
     "flash_attn_4",
+    "from_scratch",
     "auto",
 ]
 
@@ -105,7 +106,9 @@ def _panel_figures(
 
 
 def _backends_in(rows: list[dict]) -> list[str]:
-    return [b for b in BACKEND_ORDER if any(r["backend"] == b for r in rows)]
+    """The backends of `rows`, in BACKEND_ORDER, then any it does not name: none is left out of a plot."""
+    present = list(dict.fromkeys(r["backend"] for r in rows))
+    return [b for b in BACKEND_ORDER if b in present] + [b for b in present if b not in BACKEND_ORDER]
 
 
 def attention_plots(result: dict, out_dir, prefix: str = "attention", lang: str = "en") -> list[Path]:
