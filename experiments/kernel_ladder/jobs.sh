@@ -21,3 +21,10 @@ job check_native python3 -m vanilla_flash check --backends "$checked" --out "$OU
 # train_native`; staged: ds too)
 job train_t4 python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_t4.json" --t4
 job train_native python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_native.json"
+# part 2, the vanilla model (and transformers' GPT-2) through from_scratch as compute_75 PTX (`... jobs.sh
+# check_vanilla`)
+job check_vanilla env VANILLA_FLASH_FROM_SCRATCH_ARCH=compute_75 \
+  python3 -m vanilla_flash check --backends sdpa,from_scratch --quick --out "$OUT_DIR/check_vanilla.json"
+# part 2, the same over notebook 3's 600 steps, where two sdpa runs have time to part (`... jobs.sh train_t4_600`)
+job train_t4_600 python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_t4_600.json" --t4 --steps 600 \
+  --backends sdpa,sdpa,from_scratch,flash_attn_1

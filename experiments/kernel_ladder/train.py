@@ -3,13 +3,14 @@
     python experiments/kernel_ladder/train.py OUT.json [--steps 100] [--seeds 3] [--backends sdpa,sdpa,...] [--t4]
 
 GPT-2 124M on the T4 set's terms (`notebooks/params/t4.yaml`'s `train` section: fp16, sequence 512, the
-sample; no torch.compile), in the bare loop (`bench.training.bare_loop`: the Lightning run's module,
-optimizer, schedule and data), the loss read every step, for each seed from the same weights and data:
-sdpa twice (the noise of one GPU), `from_scratch` (the ladder's last forward and backward rungs), and, for
-speed beside them, flash_attn_1 and sdpa_efficient (the T4 set's choices). With `--t4`, the GPU's memory is
-capped at a T4's 15 GiB and `from_scratch` is built as `compute_75` PTX. `summary`: per backend, each run's
-loss minus sdpa's first run of its seed over the last 10 steps and over all, and its tokens/s. Written
-after each run. On a machine without a GPU it runs a tiny model with sdpa and eager, to check the script.
+sample; no torch.compile; its warm-up scaled to the steps), in the bare loop (`bench.training.bare_loop`: the
+Lightning run's module, optimizer, schedule and data), the loss read every step, for each seed from the same
+weights and data: sdpa twice (the noise of one GPU), `from_scratch` (the ladder's last forward and backward
+rungs), and, for speed beside them, flash_attn_1 and sdpa_efficient (the T4 set's choices). With `--t4`, the
+GPU's memory is capped at a T4's 15 GiB and `from_scratch` is built as `compute_75` PTX. `summary`: per
+backend, each run's loss minus sdpa's first run of its seed over the last 10 steps and over all, and its
+tokens/s. Written after each run. On a machine without a GPU it runs a tiny model with sdpa and eager, to
+check the script.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def main() -> None:
         os.environ[from_scratch.ARCH_VARIABLE] = "compute_75"
     steps = args.steps if gpu else 3
     base = TrainConfig.from_yaml("notebooks/params/t4.yaml", data_source="sample", max_steps=steps, log_every=1,
-                                 run_dir="runs/ladder-train", warmup_steps=min(10, steps))  # fmt: skip
+                                 run_dir="runs/ladder-train")  # fmt: skip
+    # notebook 3's schedule over `steps`: warm-up a tenth of them, at most its own (10 of 100, 50 of 600)
+    base = dataclasses.replace(base, warmup_steps=min(base.warmup_steps, max(steps // 10, 1)))
     backends = args.backends.split(",")
     if not gpu:
         base = dataclasses.replace(base, model_size="tiny", seq_len=64, batch_size=4, accumulate=1, precision="32-true")
