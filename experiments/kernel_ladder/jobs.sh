@@ -27,4 +27,4 @@ job check_vanilla env VANILLA_FLASH_FROM_SCRATCH_ARCH=compute_75 \
   python3 -m vanilla_flash check --backends sdpa,from_scratch --quick --out "$OUT_DIR/check_vanilla.json"
 # part 2, the same over notebook 3's 600 steps, where two sdpa runs have time to part (`... jobs.sh train_t4_600`)
 job train_t4_600 python3 experiments/kernel_ladder/train.py "$OUT_DIR/train_t4_600.json" --t4 --steps 600 \
-  --backends sdpa,sdpa,from_scratch,flash_attn_1
+  --backends sdpa,sdpa,from_scratch
