@@ -28,20 +28,25 @@ from experiments.speed.plain_gpt import plain_pytorch_loop
 
 # The configurations `speed` compares (the fastest GPT-2 training on one GPU): the project's compact
 # model with everything that helped on the H200 (the residual stream in bf16, the loss's softmax step
-# as a Triton kernel) at batch 128 and at 192 (the memory the chunked loss frees allows both), then
-# transformers' GPT-2 at batch 128, whose loss curve the batch-128 row is compared with; each through
-# Lightning and in the bare loop, back to back. What did not help, or did not need measuring again, is
-# in the earlier runs' files (results/h200/README.md): CUDA graphs, max-autotune, the MLP's bias + GELU
-# as Triton kernels (run 5, commit dd9fe42) or in cuBLASLt's epilogues (speed/fused-mlp-run/, commit
-# a3338a2), the full float32 loss, batches 32 and 64, transformers' GPT-2 run twice.
+# as a Triton kernel) at batch 128 and at 192 (the memory the chunked loss frees allows both), then at
+# 192 with the blocks' matmuls in float8 (Hopper and newer), by each of torchao's two recipes; each
+# through Lightning and in the bare loop, back to back. What did not help, or did not need measuring
+# again, is in the earlier runs' files (results/h200/README.md): CUDA graphs, max-autotune, the MLP's
+# bias + GELU as Triton kernels (run 5, commit dd9fe42) or in cuBLASLt's epilogues
+# (speed/fused-mlp-run/, commit a3338a2), the full float32 loss, batches 32 and 64, transformers' GPT-2
+# (its loss curve matched the vanilla model's in every run up to commit e41fb11).
 _BEST = {"model_impl": "vanilla", "loss": "chunked_triton", "residual": "bf16", "batch_size": 128}
+_BEST_192 = {**_BEST, "batch_size": 192}
 
 
 SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
     ("vanilla, chunked loss with Triton kernel, batch 128, bf16 residual", _BEST),
-    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual", {**_BEST, "batch_size": 192}),
-    ("hf, batch 128", {"model_impl": "hf", "loss": "full", "batch_size": 128}),
-)
+    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual", _BEST_192),
+    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual, float8 tensorwise",
+     {**_BEST_192, "float8": "tensorwise"}),
+    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual, float8 rowwise",
+     {**_BEST_192, "float8": "rowwise"}),
+)  # fmt: skip
 
 
 def speed(
@@ -51,7 +56,7 @@ def speed(
     warmup: int = 10,
     log: Callable[[str], None] = print,
     after_each: Callable[[dict], None] | None = None,
-    plain_batches: tuple[int, ...] = (128,),
+    plain_batches: tuple[int, ...] = (128, 192),
 ) -> dict:
     """`plain_pytorch_loop` at each of `plain_batches` (`plain_pytorch`), then each of `variants`
     (overrides of `base`) through Lightning and in the bare loop (`lightning_overhead`), and the best
@@ -77,6 +82,7 @@ def speed(
             "model_impl": cfg.model_impl,
             "loss": cfg.loss,
             "residual": cfg.residual,
+            "float8": cfg.float8,
             "attn": cfg.attn,
             "batch": cfg.batch_size,
             "seq_len": cfg.seq_len,
@@ -106,11 +112,15 @@ def speed(
             after_each(result)
     measured = [r for r in rows if r.get("lightning_tokens_per_s")]
     best = max(measured, key=lambda r: r["lightning_tokens_per_s"], default=None)
-    plain = max((r for r in plain_rows if r["status"] == "ok"), key=lambda r: r["tokens_per_s"], default=None)
+    clip = bool(base.grad_clip)  # against the plain rows that clip as the project's runs do
+    same = [r for r in plain_rows if r["status"] == "ok" and r["grad_clip"] == clip]
+    plain = max(same, key=lambda r: r["tokens_per_s"], default=None)
     if best and plain:
         ratio = best["lightning_tokens_per_s"] / plain["tokens_per_s"]
-        result["best_over_plain"] = {"best": best["name"], "plain_batch": plain["batch"], "ratio": round(ratio, 4)}
-        log(f"best through Lightning ({best['name']}) / fastest plain PyTorch (batch {plain['batch']}): {ratio:.3f}")
+        result["best_over_plain"] = {"best": best["name"], "plain_batch": plain["batch"], "grad_clip": clip,
+                                     "ratio": round(ratio, 4)}  # fmt: skip
+        log(f"best through Lightning ({best['name']}) / fastest plain PyTorch (batch {plain['batch']}, clip "
+            f"{clip}): {ratio:.3f}")  # fmt: skip
         if after_each:
             after_each(result)
     result["matmul_tflops"]["after"] = after = timing.matmul_tflops()
@@ -128,32 +138,36 @@ def speed(
     return result
 
 
+# the SDPA kernel of the project's attention backends, for the plain model to use the same one
+SDPA_KERNELS = {
+    "sdpa_cudnn": "CUDNN_ATTENTION",
+    "sdpa_flash": "FLASH_ATTENTION",
+    "sdpa_efficient": "EFFICIENT_ATTENTION",
+}
+
+
 def _plain_baseline(base: TrainConfig, batches, steps: int, warmup: int, log: Callable[[str], None]) -> list[dict]:
-    """`plain_pytorch_loop` at each of `batches`, with `base`'s model sizes, sequence length and
-    gradient clipping, and the project's padded vocabulary; a batch that fails is recorded."""
+    """`plain_pytorch_loop` at each of `batches`, with gradient clipping at 1.0 and without, with `base`'s
+    model sizes, sequence length, compile mode and SDPA kernel (`SDPA_KERNELS`; PyTorch's choice for a
+    backend that is not an SDPA kernel) and the project's padded vocabulary; a batch that fails is
+    recorded."""
     layers, heads, width, _ = base.dims
+    kernel = SDPA_KERNELS.get(base.attn)
     rows = []
     for batch in batches:
-        torch._dynamo.reset()
-        row = {
-            "batch": batch,
-            "seq": base.seq_len,
-            "grad_clip": bool(base.grad_clip),
-            "vocab": gpt2.padded_vocab(gpt2.GPT2_VOCAB),
-            "status": "ok",
-        }
-        try:
-            row.update(
-                plain_pytorch_loop(
-                    batch, base.seq_len, bool(base.grad_clip), row["vocab"], steps, warmup, layers, heads, width
-                )
-            )
-            log(f"plain PyTorch GPT-2, batch {batch}: {row['tokens_per_s'] / 1e3:.1f}k tok/s (bare)")
-        except Exception as err:
-            row["status"] = timing.failure_status(err)
-            log(f"plain PyTorch GPT-2, batch {batch}: {row['status']}")
-        timing.free_memory()
-        rows.append(row)
+        for clip in (True, False):
+            torch._dynamo.reset()
+            row = {"batch": batch, "seq": base.seq_len, "grad_clip": clip, "vocab": gpt2.padded_vocab(gpt2.GPT2_VOCAB),
+                   "sdpa_kernel": kernel, "compile_mode": base.compile_mode, "status": "ok"}  # fmt: skip
+            try:
+                row.update(plain_pytorch_loop(batch, base.seq_len, clip, row["vocab"], steps, warmup, layers, heads,
+                                              width, kernel, base.compile_mode))  # fmt: skip
+                log(f"plain PyTorch GPT-2, batch {batch}, clip {clip}: {row['tokens_per_s'] / 1e3:.1f}k tok/s")
+            except Exception as err:
+                row["status"] = timing.failure_status(err)
+                log(f"plain PyTorch GPT-2, batch {batch}, clip {clip}: {row['status']}")
+            timing.free_memory()
+            rows.append(row)
     return rows
 
 

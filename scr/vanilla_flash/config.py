@@ -69,6 +69,8 @@ class TrainConfig:
     # the same with each chunk's softmax step as one Triton kernel (loss_kernel; a CUDA GPU with Triton)
     residual: str = "float32"  # the residual stream under mixed precision: float32, as transformers keeps it |
     # bf16 (vanilla, bf16-mixed only): half the memory traffic of LayerNorm and the residual adds, other roundings
+    float8: str | None = None  # the blocks' matmuls in float8 (vanilla, bf16-mixed; Ada, Hopper and newer; torchao):
+    # tensorwise (one scale per tensor) | rowwise (one per row) | null: bf16 (`models.float8`)
     fused: list = field(default_factory=list)  # flash_attn model only: fused_bias_fc, fused_mlp, ...
     model_size: str = "tiny"  # a preset (tiny, 124M, 355M); n_layer, n_head, n_embd change any of its sizes
     n_layer: int | None = None
@@ -282,6 +284,13 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
             "residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "
             "keep their residual stream in float32; float16 would overflow)"
         )
+    if cfg.float8 is not None:
+        one_of("float8", ("tensorwise", "rowwise"))
+        if cfg.model_impl != "vanilla" or cfg.precision != "bf16-mixed":
+            problems.append(
+                "float8 needs model_impl: vanilla and precision: bf16-mixed (its matmuls are the vanilla "
+                "model's; float8 training scales from bf16)"
+            )
     one_of("model_size", tuple(SIZES))
     one_of("compile_mode", COMPILE_MODES)
     one_of("precision", ("auto", *PRECISIONS))

@@ -32,6 +32,7 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from vanilla_flash.attention import registry as attention
 from vanilla_flash.errors import ConfigError
+from vanilla_flash.models import float8 as float8_matmuls
 from vanilla_flash.models import gpt2
 
 try:  # the Triton kernel of `loss: chunked_triton`; Colab's T4 runtime and a CPU may have no Triton
@@ -48,14 +49,18 @@ CHUNK_TOKENS = 16384
 
 
 class Affine(nn.Module):
-    """transformers' Conv1D: y = x @ weight + bias, with weight stored (in, out)."""
+    """transformers' Conv1D: y = x @ weight + bias, with weight stored (in, out); the matmul in float8
+    where `float8` is set (`models.float8.matmul`)."""
 
     def __init__(self, n_in: int, n_out: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_in, n_out))
         self.bias = nn.Parameter(torch.zeros(n_out))
+        self.float8: float8_matmuls.Float8Matmul | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.float8 is not None:
+            return self.float8(self.bias, x, self.weight)
         return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
 
 
@@ -103,7 +108,7 @@ class VanillaGPT(nn.Module):
     module's docstring). `forward(input_ids, labels)` returns `.loss` and, with the full loss,
     `.logits`, as `GPT2LMHeadModel` does."""
 
-    def __init__(self, cfg: GPT2Config, loss: str = "full", residual: str = "float32"):
+    def __init__(self, cfg: GPT2Config, loss: str = "full", residual: str = "float32", float8: str | None = None):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss {loss!r} is not one of: {', '.join(LOSSES)}")
@@ -117,7 +122,16 @@ class VanillaGPT(nn.Module):
         self.transformer.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
+        self.set_float8(float8)
         self.reset_parameters()
+
+    def set_float8(self, recipe: str | None) -> None:
+        """The blocks' matmuls in float8 by `recipe` (`models.float8`), or in bf16 (None)."""
+        self.float8 = recipe
+        matmul = float8_matmuls.matmul(recipe)
+        for module in self.transformer.h.modules():
+            if isinstance(module, Affine):
+                module.float8 = matmul
 
     def reset_parameters(self) -> None:
         """GPT-2's initialisation, as transformers does it: N(0, 0.02) weights, the residual
@@ -185,9 +199,11 @@ class VanillaGPT(nn.Module):
         self.as_hf().save_pretrained(path, **kwargs)
 
     @classmethod
-    def from_hf(cls, hf: GPT2LMHeadModel, loss: str = "full", residual: str = "float32") -> VanillaGPT:
+    def from_hf(
+        cls, hf: GPT2LMHeadModel, loss: str = "full", residual: str = "float32", float8: str | None = None
+    ) -> VanillaGPT:
         """The same weights as transformers' `hf`, in this implementation (a copy)."""
-        model = cls(hf.config, loss=loss, residual=residual)
+        model = cls(hf.config, loss=loss, residual=residual, float8=float8)
         model.load_state_dict(hf.state_dict())
         return model.to(hf.device)
 
@@ -256,15 +272,21 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
 
 
 def build(
-    size: str = "tiny", *, attn: str = "auto", loss: str = "full", residual: str = "float32", **overrides
+    size: str = "tiny",
+    *,
+    attn: str = "auto",
+    loss: str = "full",
+    residual: str = "float32",
+    float8: str | None = None,
+    **overrides,
 ) -> VanillaGPT:
-    """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`,
-    loss `loss` and residual stream `residual`: the very weights `vanilla_flash.models.gpt2.build` would
-    give under the same seed (it initialises them, this model takes them over), so a run with
-    `model_impl: vanilla` starts where the same run with `model_impl: hf` starts."""
+    """A freshly initialised GPT-2 of `size` in this implementation, with attention backend `attn`, loss `loss`,
+    residual stream `residual` and the blocks' matmuls in float8 by `float8`: the very weights
+    `vanilla_flash.models.gpt2.build` would give under the same seed (it initialises them, this model takes them
+    over), so a run with `model_impl: vanilla` starts where the same run with `model_impl: hf` starts."""
     hf = gpt2.build(size, attn=attn, **overrides)
     with torch.device("meta"):
-        model = VanillaGPT(hf.config, loss=loss, residual=residual)
+        model = VanillaGPT(hf.config, loss=loss, residual=residual, float8=float8)
     model.load_state_dict(hf.state_dict(keep_vars=True), assign=True)
     model.lm_head.weight = model.transformer.wte.weight  # tied again (assign replaced both)
     return model

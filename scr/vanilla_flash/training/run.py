@@ -67,6 +67,7 @@ class GPT2Module(L.LightningModule):
                 attn=self.cfg.attn,
                 loss=self.cfg.loss,
                 residual=self.cfg.residual,
+                float8=self.cfg.float8,
                 **common,
                 **self.cfg.model_dims,
             )
