@@ -1,4 +1,7 @@
 # The loss-curve experiment (experiments/gpu_machine/driver.sh start experiments/loss_curves/jobs.sh); staged: ds.
-# Its arguments after OUT.json from $LOSS_CURVES_ARGS (e.g. "--seeds 1234,1,2 --steps 50").
+# Its arguments after OUT.json from $LOSS_CURVES_ARGS (e.g. "--seeds 1234:3 --steps 50").
 # shellcheck disable=SC2086
 job loss_curves python3 experiments/loss_curves/run.py "$OUT_DIR/loss_curves.json" ${LOSS_CURVES_ARGS:-}
+# the speed experiment's best with its blocks' matmuls in float8, against the same in bf16 (issue 32)
+job float8_curves python3 experiments/loss_curves/run.py "$OUT_DIR/float8_curves.json" --configs \
+  "vanilla, bf16 residual;vanilla, bf16 residual, float8 tensorwise;vanilla, bf16 residual, float8 rowwise"
