@@ -56,37 +56,32 @@ def speed_markdown(path, lang: str = "en") -> str:
     for r in rows:
         diff = r.get("mean_loss_diff_vs_hf")
         cells = [
-            speed_label(r),
-            f"{r['lightning_tokens_per_s'] / 1e3:.1f}k",
-            f"{r['bare_tokens_per_s'] / 1e3:.1f}k",
-            f"{r['lightning_over_bare']:.3f}",
+            speed_label(r, lang),
+            thousands(r["lightning_tokens_per_s"], lang),
+            thousands(r["bare_tokens_per_s"], lang),
+            ratio(r["lightning_over_bare"], lang),
             f"{r['model_tflops']:.0f}",
             f"{r.get('mfu_vs_matmul', 0):.0%}",
-            f"{r['peak_mem_gib']:.1f}",
-            "-" if diff is None else f"{diff:.3f}",
+            ratio(r["peak_mem_gib"], lang, 1),
+            "-" if diff is None else ratio(diff, lang),
         ]
         lines.append(report.markdown_row(cells))
     plain = _PLAIN_ROW[lang]
     for r in result.get("plain_pytorch", []):
         if r["status"] == "ok":
-            cells = [
-                plain["label"].format(batch=r["batch"]),
-                "-",
-                f"{r['tokens_per_s'] / 1e3:.1f}k",
-                "-",
-                "-",
-                "-",
-                f"{r['peak_mem_gib']:.1f}",
-                "-",
-            ]
+            cells = [plain_label(r, lang), "-", thousands(r["tokens_per_s"], lang), "-", "-", "-",
+                     ratio(r["peak_mem_gib"], lang, 1), "-"]  # fmt: skip
             lines.append(report.markdown_row(cells))
-    if result.get("best_over_plain") and rows:
+    against = result.get("best_over_plain")
+    if against and rows:
         best = max(rows, key=lambda r: r["lightning_tokens_per_s"])
         lines += [
             "",
             plain["verdict"].format(
-                best=speed_label(best),
-                ratio=number(result["best_over_plain"]["ratio"], lang, 4),
+                best=speed_label(best, lang),
+                batch=against["plain_batch"],
+                clip=plain["clip" if against.get("grad_clip", True) else "no_clip"],
+                ratio=number(against["ratio"], lang, 4),
                 goal=number(best["lightning_tokens_per_s"] / SPEED_GOAL, lang),
                 goal_k=f"{SPEED_GOAL / 1e3:.0f}k",
             ),
@@ -94,16 +89,36 @@ def speed_markdown(path, lang: str = "en") -> str:
     return "\n".join(lines)
 
 
+def thousands(tokens_per_s: float, lang: str) -> str:
+    """Tokens/s in thousands, one decimal (549.7k; 549,7k in Vietnamese)."""
+    return ratio(tokens_per_s / 1e3, lang, 1) + "k"
+
+
+def plain_label(row: dict, lang: str = "en") -> str:
+    """A plain-PyTorch row of a speed run: its batch, whether it clips, and its SDPA kernel where named."""
+    words = _PLAIN_ROW[lang]
+    label = words["label"].format(batch=row["batch"], clip=words["clip" if row["grad_clip"] else "no_clip"])
+    return label + (words["kernel"].format(kernel=row["sdpa_kernel"]) if row.get("sdpa_kernel") else "")
+
+
 _PLAIN_ROW = {
     "en": {
-        "label": "plain PyTorch GPT-2, batch {batch} (its own loop: no Lightning, no transformers)",
-        "verdict": "Best through Lightning ({best}) against the plain-PyTorch GPT-2 of the same run: {ratio}× "
-        "(goal 1.05×); against the goal of {goal_k} tokens/s: {goal}.",
+        "label": "plain PyTorch GPT-2, batch {batch}, {clip} (its own loop: no Lightning, no transformers)",
+        "kernel": "; SDPA's {kernel} kernel",
+        "clip": "clipping at 1.0",
+        "no_clip": "no clipping",
+        "verdict": "Best through Lightning ({best}) against the fastest plain-PyTorch GPT-2 of the same run that "
+        "clips as it does (batch {batch}, {clip}): {ratio}× (goal 1.05×); against the goal of {goal_k} tokens/s: "
+        "{goal}.",
     },
     "vi": {
-        "label": "GPT-2 PyTorch thuần, batch {batch} (vòng lặp riêng: không Lightning, không transformers)",
-        "verdict": "Cấu hình nhanh nhất qua Lightning ({best}) so với GPT-2 PyTorch thuần trong cùng lần chạy: "
-        "{ratio}× (mục tiêu 1,05×); so với mục tiêu {goal_k} token/s: {goal}.",
+        "label": "GPT-2 PyTorch thuần, batch {batch}, {clip} (vòng lặp riêng: không Lightning, không transformers)",
+        "kernel": "; kernel {kernel} của SDPA",
+        "clip": "cắt gradient ở 1,0",
+        "no_clip": "không cắt gradient",
+        "verdict": "Cấu hình nhanh nhất qua Lightning ({best}) so với GPT-2 PyTorch thuần nhanh nhất trong cùng lần "
+        "chạy có cắt gradient như nó (batch {batch}, {clip}): {ratio}× (mục tiêu 1,05×); so với mục tiêu {goal_k} "
+        "token/s: {goal}.",
     },
 }
 
@@ -314,9 +329,25 @@ def valid_speed_rows(result: dict) -> list[dict]:
     return [r for r in result["rows"] if r["status"] == "ok" and not r.get("note", "").startswith("not a measurement")]
 
 
-def speed_label(row: dict) -> str:
-    """A the speed experiment (`experiments.speed.run`) row's name, with its batch where the name does not say it."""
-    return row["name"] if "batch" in row["name"] else f"{row['name']}, batch {row['batch']}"
+def speed_label(row: dict, lang: str = "en") -> str:
+    """A speed run's (`experiments.speed.run`) row by its name, with its batch where the name does not say
+    it; in Vietnamese, each comma-separated part of the name that `_NAME_VI` knows is translated."""
+    name = row["name"] if "batch" in row["name"] else f"{row['name']}, batch {row['batch']}"
+    if lang == "vi":
+        name = ", ".join(_NAME_VI.get(part, part) for part in name.split(", "))
+    return name
+
+
+_NAME_VI = {  # the parts of the speed runs' row names, in Vietnamese (the glossary's terms)
+    "chunked loss with Triton kernel": "loss tính theo đoạn bằng kernel Triton",
+    "chunked loss": "loss tính theo đoạn",
+    "full loss": "loss đầy đủ",
+    "bf16 residual": "luồng residual bf16",
+    "run again": "chạy lại",
+    "Triton GELU": "GELU bằng Triton",
+    "MLP in cuBLASLt epilogues": "MLP trong epilogue của cuBLASLt",
+    "hf": "GPT-2 của transformers",
+}
 
 
 _PLOT_WORDS = {
@@ -325,7 +356,7 @@ _PLOT_WORDS = {
         "share": " {share:.0%} of the matmul",
         "plain": "plain PyTorch GPT-2 (its own loop)",
         "goal": "goal {k:.0f}k",
-        "plain_row": "plain PyTorch, batch {batch}",
+        "plain_row": "plain PyTorch, batch {batch}, {clip}",
         "x": "thousand tokens per second (GPT-2 124M training, seq 1024)",
     },
     "vi": {
@@ -333,7 +364,7 @@ _PLOT_WORDS = {
         "share": " {share:.0%} của matmul",
         "plain": "GPT-2 PyTorch thuần (vòng lặp riêng)",
         "goal": "mục tiêu {k:.0f}k",
-        "plain_row": "PyTorch thuần, batch {batch}",
+        "plain_row": "PyTorch thuần, batch {batch}, {clip}",
         "x": "nghìn token mỗi giây (huấn luyện GPT-2 124M, chuỗi 1024)",
     },
 }
@@ -369,7 +400,9 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL, lang: str = 
     )
     if goal:
         ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=w["goal"].format(k=goal / 1e3))
-    labels = [speed_label(r) for r in rows] + [w["plain_row"].format(batch=r["batch"]) for r in plain]
+    clip = {True: _PLAIN_ROW[lang]["clip"], False: _PLAIN_ROW[lang]["no_clip"]}
+    labels = [speed_label(r, lang) for r in rows]
+    labels += [w["plain_row"].format(batch=r["batch"], clip=clip[r["grad_clip"]]) for r in plain]
     ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.25)

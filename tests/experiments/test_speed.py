@@ -58,19 +58,38 @@ def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what
         first = next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1
         rows = lines[first : first + len(valid) + len(plain)]
         for line, r in zip(rows[: len(valid)], valid, strict=True):
-            assert r["name"] in line and f"{r['lightning_tokens_per_s'] / 1e3:.1f}k" in line
-            assert f"{r['bare_tokens_per_s'] / 1e3:.1f}k" in line and f"{r['lightning_over_bare']:.3f}" in line
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert cells[0] == speed_tables.speed_label(r, lang)
+            assert cells[1] == f"{r['lightning_tokens_per_s'] / 1e3:.1f}k".replace(".", point)
+            assert cells[2] == f"{r['bare_tokens_per_s'] / 1e3:.1f}k".replace(".", point)
+            assert cells[3] == f"{r['lightning_over_bare']:.3f}".replace(".", point)
         for line, r in zip(rows[len(valid) :], plain, strict=True):  # the plain-PyTorch GPT-2: its own loop only
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert f"batch {r['batch']}" in cells[0] and cells[1] == "-"
-            assert cells[2] == f"{r['tokens_per_s'] / 1e3:.1f}k"
+            assert cells[2] == f"{r['tokens_per_s'] / 1e3:.1f}k".replace(".", point)
         # then the verdict: the best row against the plain model (the file's ratio) and against the goal
         verdict = lines[first + len(valid) + len(plain) + 1]
-        assert best["name"] in verdict
+        assert speed_tables.speed_label(best, lang) in verdict
         assert f"{result['best_over_plain']['ratio']:.3f}×".replace(".", point) in verdict
         assert f"{best['lightning_tokens_per_s'] / speed_tables.SPEED_GOAL:.3f}".replace(".", point) in verdict
         goal = f"{speed_tables.SPEED_GOAL / 1e3:.0f}k"
         assert result["environment"]["machine"]["gpu_name"] in table and goal in table
+    # the row names in Vietnamese, part by part; a part it does not know stays as it is
+    row = {"name": "vanilla, chunked loss with Triton kernel, batch 192, bf16 residual, float8 rowwise", "batch": 192}
+    assert speed_tables.speed_label(row, "vi") == (
+        "vanilla, loss tính theo đoạn bằng kernel Triton, batch 192, luồng residual bf16, float8 rowwise"
+    )
+    assert speed_tables.speed_label({"name": "hf", "batch": 32}, "en") == "hf, batch 32"
+    # the plain rows name their clipping and kernel; the verdict, the plain row it was measured against
+    clipped = dict(plain[0], grad_clip=True, sdpa_kernel="CUDNN_ATTENTION", batch=128)
+    unclipped = dict(plain[0], grad_clip=False, sdpa_kernel="CUDNN_ATTENTION", batch=192)
+    both = dict(result, plain_pytorch=[clipped, unclipped],
+                best_over_plain=dict(result["best_over_plain"], plain_batch=128, grad_clip=True))  # fmt: skip
+    (tmp_path / "both.json").write_text(json.dumps(both))
+    table = speed_tables.speed_markdown(tmp_path / "both.json")
+    assert "batch 128, clipping at 1.0 (its own loop" in table and "; SDPA's CUDNN_ATTENTION kernel" in table
+    assert "batch 192, no clipping" in table and "that clips as it does (batch 128, clipping at 1.0)" in table
+    assert "batch 192, không cắt gradient" in speed_tables.speed_markdown(tmp_path / "both.json", "vi")
     # a row annotated afterwards as not a measurement (a run that fell back to eager), and one that failed
     annotated = dict(valid[0], name="ran uncompiled", note="not a measurement: dynamo gave up compiling")
     failed = {**valid[0], "name": "ran out of memory", "status": "OOM"}
