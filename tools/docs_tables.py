@@ -13,8 +13,8 @@ the page's language): results (the key results page, read from several files) an
 measured builds) and results/h100/notebooks/t4 and
 results/h100/t4-stand-in-ladder/05_from_scratch.ipynb (how long the T4 set's notebooks took) and
 results/h100/kernel_ladder/kernel_ladder.json (notebook 05's kernel ladder against the libraries; the same for its
-backward pass, backward.json) and results/h100/kernel_ladder/train_t4.json and train_native.json (GPT-2 trained
-through it, `experiments.kernel_ladder.tables`) and
+backward pass, backward.json) and results/h100/kernel_ladder/train_t4.json, train_native.json and
+train_t4_600.json (GPT-2 trained through it, `experiments.kernel_ladder.tables`) and
 results/h200/speed.json (GPT-2 training speed per configuration; the same for the fourth run's file,
 which measured each change on its own, and for the run with the MLP in cuBLASLt's epilogues) and
 results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against) and
@@ -47,6 +47,7 @@ TABLES = {
     "results/h100/kernel_ladder/backward.json": tables.kernel_ladder_markdown,
     "results/h100/kernel_ladder/train_t4.json": kernel_ladder.train_markdown,
     "results/h100/kernel_ladder/train_native.json": kernel_ladder.train_markdown,
+    "results/h100/kernel_ladder/train_t4_600.json": kernel_ladder.train_markdown,
     "results/h200/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/fourth-run/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/fused-mlp-run/speed.json": speed_tables.speed_markdown,

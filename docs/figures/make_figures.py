@@ -20,7 +20,8 @@ Writes, for LANG in en and vi:
   results/h100/kernel_ladder/backward.json.
 - docs/LANG/img/kernel_ladder_train_h100.png: measured, drawn by `experiments.kernel_ladder.tables.train_plot`
   from results/h100/kernel_ladder/train_t4.json and train_native.json: GPT-2 trained through the ladder's
-  kernels and the libraries', each run's loss minus sdpa's first run of the same seed, step by step.
+  kernels and the libraries', each run's loss minus sdpa's first run of the same seed, step by step;
+  kernel_ladder_train_600_h100.png the same from train_t4_600.json (notebook 3's 600 steps).
 - docs/LANG/img/builds.png: measured, every build of results/builds.json as a bar of minutes
   (`vanilla_flash.results.report.builds_plot`), red where it ran on 2 cores like a Colab VM.
 - docs/LANG/img/speed_loss_h200.png: measured, drawn from the speed runs' files (SPEED_RUNS, every
@@ -65,6 +66,7 @@ KERNEL_LADDER = ROOT / "results" / "h100" / "kernel_ladder" / "kernel_ladder.jso
 LADDER_BACKWARD = ROOT / "results" / "h100" / "kernel_ladder" / "backward.json"  # its forward + backward pass
 # GPT-2 trained through the ladder's kernels (experiments/kernel_ladder/train.py): on a T4's terms, natively
 LADDER_TRAINING = [ROOT / "results" / "h100" / "kernel_ladder" / f"train_{terms}.json" for terms in ("t4", "native")]
+LADDER_TRAINING_600 = ROOT / "results" / "h100" / "kernel_ladder" / "train_t4_600.json"  # notebook 3's 600 steps
 LOSS_CURVES = ROOT / "results" / "h200" / "speed" / "loss-curves"  # experiments/loss_curves/run.py's results
 # the speed runs whose loss curves speed_loss_h200.png draws (name in the legend: file)
 SPEED_RUNS = {"last run": ROOT / "results/h200/speed.json",
@@ -406,6 +408,7 @@ def main() -> None:
         ladder.plot(json.loads(KERNEL_LADDER.read_text()), img / "kernel_ladder_h100.png", lang)
         ladder.plot(json.loads(LADDER_BACKWARD.read_text()), img / "kernel_ladder_backward_h100.png", lang)
         kernel_ladder.train_plot(LADDER_TRAINING, img / "kernel_ladder_train_h100.png", lang, dpi=90)
+        kernel_ladder.train_plot([LADDER_TRAINING_600], img / "kernel_ladder_train_600_h100.png", lang, dpi=90)
         _save(speed_loss_h200(lang), img / "speed_loss_h200.png")
         _save(loss_seeds_h200(lang), img / "loss_seeds_h200.png")
         measured_h100(lang, img)

@@ -13,8 +13,8 @@
 #
 # $colab_badge
 #
-# Máy này là máy gì, cần gì để chạy FlashAttention, cài đặt (chạy lại lần hai thì không làm gì thêm), rồi gọi thử một
-# kernel thật và so với kết quả tham chiếu fp32.
+# Notebook này cho biết máy của bạn là máy gì và cần gì để chạy FlashAttention, cài những thứ đó (chạy lại lần hai thì
+# không cài gì thêm), rồi gọi thử một kernel thật và so với kết quả tham chiếu fp32.
 #
 # $expected_gpu_vi
 
@@ -37,9 +37,10 @@ fa2_source = fa2_archs = fa2_head_dims = None
 # ## 1. Máy này là gì?
 #
 # Báo cáo môi trường đọc GPU, compute capability, bộ nhớ, phiên bản driver, CUDA, torch, cuDNN, Triton và flash-attn đã
-# cài. Trên Colab nó còn chỉ cho Triton chỗ của `libcuda.so` ngay trong tiến trình này. `libcuda.so cannot found` là lỗi
-# đầu tiên trong ghi chép thí nghiệm mà dự án này bắt nguồn từ đó: một sinh viên thử flash-attn với GPT-2 trên T4 của
-# Colab; lệnh `!export` trong một ô, như đã thử ở đó, không có tác dụng với các ô sau.
+# cài. Trên Colab, nó còn chỉ cho Triton biết `libcuda.so` nằm ở đâu, ngay trong tiến trình này.
+# `libcuda.so cannot found` là lỗi đầu tiên trong ghi chép thí nghiệm đã khởi đầu dự án này, khi một sinh viên thử
+# flash-attn với GPT-2 trên T4 của Colab; lệnh `!export` trong một ô, như sinh viên đó đã thử, không có tác dụng
+# với các ô sau.
 
 # %% tags=["nbval-ignore-output"]
 from vanilla_flash.builds import install
@@ -57,7 +58,7 @@ print("auto picks (head dim 64, seq 1024):", report.auto_pick)
 # Every backend that cannot run here says why, in a sentence you can act on (see the table above).
 
 # %% [markdown] lang="vi"
-# Backend nào không chạy được ở đây cũng nêu lý do, kèm việc bạn có thể làm (xem bảng ở trên).
+# Với mỗi backend không chạy được ở đây, báo cáo nêu lý do và việc bạn có thể làm (xem bảng ở trên).
 
 # %% [markdown]
 # ## 2. What does this GPU need?
@@ -79,7 +80,7 @@ print(plan)
 # ## 3. Cài đặt
 #
 # `install.ensure` chỉ cài những gì còn thiếu, và lệnh `pip` nào thất bại sẽ báo lỗi ngay (một dòng `!pip` thất bại
-# không làm ô chứa nó báo lỗi, nên notebook sẽ chạy tiếp như không có chuyện gì).
+# không làm ô chứa nó báo lỗi, nên notebook sẽ chạy tiếp như thể không có chuyện gì).
 
 # %%
 print(install.ensure(plan, cache_dir=notebook.storage("wheels")))

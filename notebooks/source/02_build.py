@@ -13,8 +13,8 @@
 #
 # $colab_badge
 #
-# Biên dịch flash-attn 1.0.9 từ mã nguồn một lần, nhanh, có log và thời gian rõ ràng, rồi giữ lại wheel để phiên Colab
-# sau cài lại trong vài giây.
+# Biên dịch flash-attn 1.0.9 từ mã nguồn, chỉ một lần và thật nhanh, có log và số đo thời gian rõ ràng, rồi giữ lại
+# wheel để phiên Colab sau cài lại trong vài giây.
 #
 # $expected_gpu_vi
 
@@ -33,7 +33,7 @@
 #
 # $colab_badge
 #
-# Tìm wheel flash-attn 2 dựng sẵn khớp với torch đang có, và khi không có (torch 2.11 của Colab cũng vậy), biên dịch một
+# Tìm wheel flash-attn 2 dựng sẵn khớp với torch đang có; khi không có (như với torch 2.11 của Colab), biên dịch một
 # lần đúng phần GPT-2 cần rồi giữ lại wheel.
 #
 # $expected_gpu_vi
@@ -52,7 +52,7 @@
 #
 # $colab_badge
 #
-# Vì sao flash-attn 4 không cần bước biên dịch, và việc biên dịch tức thời (JIT) ảnh hưởng gì đến các bước đầu.
+# Vì sao flash-attn 4 không cần bước biên dịch, và việc biên dịch tức thời (JIT) ảnh hưởng thế nào đến các bước đầu.
 #
 # $expected_gpu_vi
 
@@ -85,7 +85,7 @@ print(install.plan(machine, target))
 # ## Vì sao phải biên dịch?
 #
 # flash-attn 1.x không có wheel dựng sẵn: `pip install flash-attn==1.0.9` sẽ biên dịch (khoảng 15 phút với 2 nhân CPU
-# của Colab, theo ghi chép của sinh viên ấy). Có bốn cách rút ngắn thời gian build: **ninja** (thiếu nó, torch biên
+# của Colab, theo ghi chép của sinh viên). Có bốn cách rút ngắn thời gian build: **ninja** (thiếu nó, torch biên
 # dịch từng tệp một), **MAX_JOBS** tính theo số nhân *và* RAM (mỗi tiến trình biên dịch cần vài GiB; chạy quá nhiều
 # thì bản build bị hệ thống kill giữa chừng), chỉ biên dịch **đúng kiến trúc của GPU này** (sm75 trên T4) thay vì cả
 # sm75, sm80 và sm90, và chỉ **những kernel GPT-2 cần** (`fa1_head_dims: [64]`: 2 trong 8 tệp CUDA; lời gọi cần head
@@ -131,10 +131,10 @@ if result.wheel and machine.flash_attn_major() != 1:
 # flash-attn 2.x gồm 72 tệp kernel (6 head dim × 2 kiểu dữ liệu × causal hay không × lượt xuôi, lượt xuôi split-KV,
 # lượt ngược): biên dịch mất hơn một giờ kể cả với 16 nhân CPU. Trang release trên GitHub có wheel dựng sẵn, và *tên
 # tệp* cho biết wheel được dựng cho môi trường nào (phiên bản flash-attn, CUDA major, torch major.minor, C++ ABI,
-# Python), nhưng chỉ có cho torch 2.4 đến 2.8; wheel không khớp sẽ lỗi `undefined symbol` khi import. Vì vậy
+# Python), nhưng chỉ có cho torch 2.4 đến 2.8; wheel không khớp sẽ báo lỗi `undefined symbol` khi import. Vì vậy
 # `install.fa2_path` tìm lần lượt: flash-attn 2 đã cài sẵn; wheel mà một bản release thật sự phát hành (một bảng chép
 # ma trận build của từng release, không bao giờ đoán URL); wheel cộng đồng có sha256 được ghim (chưa có: chưa nơi nào
-# công bố checksum); nếu không nữa thì **biên dịch từ mã nguồn đúng phần GPT-2 cần**: chỉ head dim 64 (12 tệp), chỉ
+# công bố checksum); nếu vẫn không có thì **biên dịch từ mã nguồn đúng phần GPT-2 cần**: chỉ head dim 64 (12 tệp), chỉ
 # kiến trúc của GPU này, và dùng chính các công tắc của flash-attn để tắt những gì GPT-2 không bao giờ gọi (ALiBi,
 # soft-capping, sliding window, head dim không chia hết cho 32). Lời gọi mà bản build không chạy được sẽ dừng lại và
 # chỉ cách build lại. Wheel được cache như của flash-attn 1.x (trên Google Drive nếu chạy trên Colab), nên chỉ phiên
@@ -191,7 +191,7 @@ else:
 # ## Không cần biên dịch
 #
 # flash-attn 4 được viết bằng CuTe DSL (Python): `pip install flash-attn-4` tải wheel về, và mỗi kernel được biên dịch
-# tức thời (JIT) vào lần đầu gặp một kích thước mới (mất vài giây), rồi được cache lại. Vì vậy trên H100, bước huấn
+# tức thời (JIT) vào lần đầu gặp một kích thước mới (mất vài giây) rồi được cache lại. Vì vậy trên H100, bước huấn
 # luyện đầu tiên chậm hơn các bước sau.
 
 # %% [markdown]
@@ -213,12 +213,12 @@ print(fused.extension_note())
 # `dropout_layer_norm` is the long one: build it last, on a machine with many cores.
 
 # %% [markdown] lang="vi"
-# ### Tùy chọn: vẫn build chúng
+# ### Tuỳ chọn: vẫn build chúng
 #
 # Mô hình GPT riêng của flash-attn (`model_impl: flash_attn` trong tham số huấn luyện) có thể dùng chúng.
-# `fa1_extensions` liệt kê những extension cần build; mỗi cái được build chỉ cho kiến trúc của GPU này, có đo thời
-# gian, có log, và được cache như wheel chính. `dropout_layer_norm` là cái lâu nhất: hãy build nó sau cùng, trên máy
-# nhiều nhân CPU.
+# `fa1_extensions` liệt kê những extension cần build; mỗi extension chỉ được build cho kiến trúc của GPU này, có đo
+# thời gian, có log, và được cache như wheel chính. `dropout_layer_norm` build lâu nhất: hãy build nó sau cùng, trên
+# máy có nhiều nhân CPU.
 
 # %% [markdown] sets=["flash_attn_1"]
 # **Measured on an H100, not on a real T4:** how long each extension took to build, and how fast flash-attn's GPT-2

@@ -42,9 +42,9 @@ fa2_source = fa2_archs = fa2_head_dims = None
 #
 # BPE của GPT-2 được huấn luyện trên văn bản web tiếng Anh. Ở đây nó được so với một BPE mức byte huấn luyện trên tập
 # train của ngôn ngữ mà lần chạy này dùng (`train.lang`, chia tập theo `seed` của nó), tính bằng số token mỗi từ trên
-# tập validation. Với tiếng Việt (`lang: vi`), GPT-2 tốn nhiều token cho mỗi từ còn BPE tự huấn luyện cần ít hơn hẳn,
-# nghĩa là mỗi đoạn `seq_len` token chứa được nhiều chữ hơn; với tiếng Anh (`lang: en`), bộ 50.257 token của GPT-2 lại
-# tốt hơn một bộ từ vựng nhỏ tự huấn luyện.
+# tập validation. Với tiếng Việt (`lang: vi`), GPT-2 cần nhiều token cho mỗi từ, còn BPE tự huấn luyện cần ít hơn
+# hẳn, nghĩa là mỗi đoạn `seq_len` token chứa được nhiều chữ hơn; với tiếng Anh (`lang: en`), bộ 50.257 token của
+# GPT-2 lại tốt hơn một bộ từ vựng nhỏ tự huấn luyện.
 
 # %% tags=["nbval-ignore-output"]
 from vanilla_flash.config import TrainConfig
@@ -76,13 +76,13 @@ print(f"GPT-2 needs {comparison['ratio']:.1f}x the tokens of the trained BPE")
 # ## 2. Chạy huấn luyện
 #
 # Tham số `train` là các trường của tệp YAML mà dòng lệnh dùng (`python -m vanilla_flash train --config
-# notebooks/params/t4.yaml`). Checkpoint được lưu vào `train.ckpt_dir` nếu tham số có, nếu không thì vào một thư mục
+# notebooks/params/t4.yaml`). Checkpoint được lưu vào `train.ckpt_dir` nếu tham số có; nếu không thì vào một thư mục
 # riêng của lần chạy này, đặt tên theo `run_dir` của nó (trên Colab, trong Google Drive): mất kết nối thì chạy lại
 # notebook, nó sẽ tiếp tục từ checkpoint cuối.
 #
 # `train.attn` chọn attention. Đặt nó là `from_scratch` để huấn luyện bằng FlashAttention mà bạn tự viết trong
-# notebook 5 (fp16, head dim 64 và 128; biên dịch ở lần dùng đầu, mất một hai phút): trên máy đóng vai T4, đường loss
-# của GPT-2 huấn luyện với nó bám sát sdpa ngang flash-attn 1.x
+# notebook 5 (fp16, head dim 64 và 128; biên dịch ở lần dùng đầu, mất một, hai phút): trên máy đóng vai T4, đường
+# loss của GPT-2 huấn luyện với nó bám sát đường của sdpa không kém flash-attn 1.x
 # ([chiếc thang kernel](https://vanilla-flash.github.io/vanilla-flash/vi/kernel-ladder/#training)).
 
 # %%

@@ -13,9 +13,9 @@
 #
 # $colab_badge
 #
-# Mọi backend attention chạy được ở đây, trước hết được kiểm tra độ đúng với tham chiếu fp32, rồi mới đo thời gian lượt
-# xuôi và lượt ngược; tốc độ huấn luyện GPT-2 theo từng backend; biểu đồ; và kết quả tham chiếu trên H100 đã lưu trong
-# repo để so sánh.
+# Mọi backend attention chạy được ở đây được kiểm tra độ đúng với tham chiếu fp32 trước, rồi mới đo thời gian lượt
+# xuôi và lượt ngược; sau đó là tốc độ huấn luyện GPT-2 theo từng backend, các biểu đồ, và kết quả tham chiếu trên
+# H100 đã lưu trong repo để bạn so sánh.
 #
 # $expected_gpu_vi
 
@@ -39,8 +39,8 @@ fa2_source = fa2_archs = fa2_head_dims = None
 #
 # Mỗi backend chạy được ở đây trước hết được so với attention tính bằng fp32 trên cùng đầu vào (backend nào sai thì
 # được ghi lại và không đo thời gian), rồi mới đo thời gian lượt xuôi và lượt ngược. Trên GPU, bảng cho TFLOP/s và bộ
-# nhớ đỉnh, còn biểu đồ vẽ chúng theo độ dài chuỗi; trên CPU kích thước rất nhỏ và thời gian chủ yếu là của Python, nên
-# ở đó bảng chỉ để kiểm tra tính đúng và không vẽ gì.
+# nhớ đỉnh, còn biểu đồ vẽ chúng theo độ dài chuỗi; trên CPU, kích thước rất nhỏ và thời gian chủ yếu tốn cho Python,
+# nên ở đó bảng chỉ dùng để kiểm tra độ đúng và không vẽ gì.
 
 # %% tags=["nbval-ignore-output"]
 import json
@@ -81,8 +81,8 @@ if result["environment"]["machine"]["device"] == "cuda":
 # ## 2. Tốc độ huấn luyện theo backend
 #
 # Vài bước huấn luyện GPT-2 cho mỗi backend và mỗi độ dài chuỗi, trong một vòng lặp PyTorch thuần: token/s, thời gian
-# mỗi bước, MFU (phần FLOP/s đỉnh của GPU mà phép tính của mô hình thực sự dùng) và bộ nhớ đỉnh. MFU và bộ nhớ là số đo
-# trên GPU: trên CPU chúng hiện là `-`.
+# mỗi bước, MFU (phần FLOP/s đỉnh của GPU mà phép tính của mô hình thực sự dùng) và bộ nhớ đỉnh. MFU và bộ nhớ chỉ đo
+# được trên GPU: trên CPU chúng hiện là `-`.
 
 # %% tags=["nbval-ignore-output"]
 rows = bench_training.train_grid(
@@ -103,7 +103,7 @@ notebook.show_markdown(report.train_table({"rows": rows}))
 # %% [markdown] lang="vi"
 # ## 3. Kết quả tham chiếu trên H100 trong repo
 #
-# Dự án đã đo trên một H100 (các tệp trong `results/h100/`, kèm môi trường đo).
+# Dưới đây là những gì dự án đã đo trên một H100 (các tệp trong `results/h100/`, kèm môi trường đo).
 
 # %%
 runs = sorted(Path("results/h100/train_124m").glob("*/summary.json"))

@@ -19,13 +19,13 @@
 #
 # $colab_badge
 #
-# Các notebook khác cài đặt, biên dịch và đo thư viện. Ở notebook này **bạn tự viết thuật toán**, từng bước một, và sau
-# mỗi bước có một ô kiểm tra cho biết bạn viết đúng chưa; nếu sai, nó chỉ ra hàng, khối (tile) hay gradient nào lệch và
-# lệch bao nhiêu: attention cài đặt trực tiếp (naive) tốn gì, online softmax (softmax tính dần), lượt xuôi chia khối
-# (tiled forward), lượt ngược bằng cách tính lại. Sau đó, một chiếc thang kernel CUDA đi từ phiên bản GPU đơn giản nhất
-# của lượt xuôi ấy lên tới tensor core, mỗi bậc một ý tưởng, cho đến khi nhanh hơn flash-attn 1.x trên chính tập lệnh
-# của T4. Bước 1 đến 4 chạy trên mọi máy; bước 5 cần GPU. Lời giải của mỗi bài nằm ngay bên dưới, được gập lại, chỉ
-# cần bấm một lần để mở; khi papermill chạy notebook (CI, `make run`), tham số `solutions` điền sẵn lời giải.
+# Các notebook khác cài đặt, biên dịch và đo thư viện. Ở notebook này **bạn tự viết thuật toán**, từng bước một: chi
+# phí của attention cài đặt trực tiếp (naive), online softmax (softmax tính dần), lượt xuôi chia khối (tiled forward),
+# lượt ngược bằng cách tính lại. Sau mỗi bước có một ô kiểm tra cho biết bạn viết đúng chưa; nếu sai, nó chỉ ra hàng,
+# khối (tile) hay gradient nào lệch và lệch bao nhiêu. Sau đó, một chiếc thang kernel CUDA đi từ phiên bản GPU đơn
+# giản nhất của lượt xuôi ấy lên tới tensor core, mỗi bậc một ý tưởng, cho đến khi nhanh hơn flash-attn 1.x trên chính
+# tập lệnh của T4. Bước 1 đến 4 chạy trên mọi máy; bước 5 cần GPU. Lời giải của mỗi bài nằm ngay bên dưới, được thu
+# gọn, chỉ cần bấm một lần để mở; khi papermill chạy notebook (CI, `make run`), tham số `solutions` điền sẵn lời giải.
 #
 # $expected_gpu_vi
 
@@ -64,7 +64,7 @@ out.mkdir(parents=True, exist_ok=True)
 # Attention là softmax(QKᵀ/√d)·V. Viết đúng như công thức, nó tạo ra **ma trận điểm** S = QKᵀ: mỗi cặp vị trí một con
 # số, tức S × S cho mỗi head.
 #
-# **Đến lượt bạn.** Viết `naive_attention` bên dưới: điểm nhân với 1/√d; khi `causal`, mọi key đứng sau query bị che
+# **Đến lượt bạn.** Viết `naive_attention` bên dưới: nhân điểm với 1/√d; khi `causal`, che mọi key đứng sau query
 # bằng −∞ (query i chỉ thấy key 0..i); lấy softmax theo chiều key, rồi nhân với V. Tensor có dạng (batch, heads, seq,
 # head_dim). Sau đó chạy ô kiểm tra.
 
@@ -104,7 +104,7 @@ notebook.show(fs.memory_plot(memory, out / "memory.png"))
 # paper counts Θ(Nd + N²) accesses for it, against Θ(N²d²/M) for the tiled algorithm below, with M the on-chip memory.
 
 # %% [markdown] lang="vi"
-# Bộ nhớ không phải cái giá duy nhất: thời gian tốn vào việc **chuyển byte** giữa bộ nhớ chính của GPU (HBM) và chip.
+# Bộ nhớ không phải cái giá duy nhất: thời gian còn đổ vào việc **chuyển byte** giữa bộ nhớ chính của GPU (HBM) và chip.
 # Attention trực tiếp ghi S ra HBM, đọc lại để tính softmax, ghi P, rồi đọc P lần nữa để nhân với V: bài báo
 # FlashAttention đếm Θ(Nd + N²) lần truy cập cho cách này, so với Θ(N²d²/M) cho thuật toán chia khối (tile) bên dưới,
 # với M là dung lượng bộ nhớ trên chip.
@@ -138,7 +138,7 @@ notebook.show(fs.memory_plot(memory, out / "memory.png"))
 # đúng tỉ lệ. Ngoài hai con số này, không cần giữ gì khác của hàng.
 #
 # **Đến lượt bạn.** Viết `online_softmax(x, block)`: softmax theo chiều cuối của `x`, mỗi lần đọc `block` cột để cập
-# nhật m và l, rồi một lượt cuối để ra kết quả. Ô kiểm tra thử vài cỡ khối, có cỡ lớn hơn cả hàng.
+# nhật m và l, rồi một lượt cuối để ra kết quả. Ô kiểm tra thử vài cỡ khối, trong đó có một cỡ lớn hơn cả hàng.
 
 
 # %%
@@ -160,7 +160,7 @@ notebook.show_solution(fs.online_softmax)
 
 # %% [markdown] lang="vi"
 # **Bài tập.** 1. Bỏ bước co lại (`l * exp(m − m_mới)`) khỏi hàm của bạn: ô kiểm tra còn chấp nhận những cỡ khối nào,
-# và vì sao? 2. Trả về thêm log-sum-exp m + log l: lượt ngược chỉ cần đúng con số đó.
+# và vì sao? 2. Trả về thêm log-sum-exp m + log l: lượt ngược chỉ cần đúng con số này.
 
 # %% [markdown]
 # ## 3. The tiled forward pass
@@ -178,11 +178,11 @@ notebook.show_solution(fs.online_softmax)
 #
 # Thứ tự vòng lặp của FlashAttention-2: với mỗi tile query (giữ trên chip), đi qua lần lượt các tile key và value; điểm
 # của mỗi tile chỉ tồn tại trên chip, và online softmax gộp chúng vào một đầu ra tích luỹ. Thứ duy nhất được ghi ngược
-# ra bộ nhớ là đầu ra và một con số cho mỗi hàng, log-sum-exp.
+# ra bộ nhớ là đầu ra và một con số cho mỗi hàng: log-sum-exp.
 #
 # **Đến lượt bạn.** Viết `tiled_forward(q, k, v, block_q, block_k, causal)` trả về (đầu ra, log-sum-exp): đầu ra của
-# attention và, với mỗi hàng query, m + log l. Cỡ tile không cần chia hết độ dài chuỗi; khi `causal`, tile key nằm hẳn
-# sau tile query có thể bỏ qua. Ô kiểm tra chỉ ra những tile query bị lệch.
+# attention và, với mỗi hàng query, m + log l. Độ dài chuỗi không cần chia hết cho cỡ tile; khi `causal`, có thể bỏ
+# qua tile key nằm hẳn sau tile query. Ô kiểm tra chỉ ra những tile query bị lệch.
 
 
 # %%
@@ -202,7 +202,7 @@ notebook.show_solution(fs.tiled_forward)
 # The library's version also counts the bytes it moves, as a GPU kernel would: the cells below use it.
 
 # %% [markdown] lang="vi"
-# Phiên bản của thư viện còn đếm số byte nó chuyển, như một kernel GPU sẽ làm: các ô dưới đây dùng nó.
+# Phiên bản trong thư viện còn đếm số byte nó chuyển, theo cách một kernel GPU sẽ chuyển: các ô dưới đây dùng nó.
 
 # %% [markdown]
 # The bytes: counted by the function for short sequences (crosses), and the formulas for long ones. With tiles of
@@ -210,9 +210,9 @@ notebook.show_solution(fs.tiled_forward)
 # That is why the tile should be as large as the chip's fast memory allows.
 
 # %% [markdown] lang="vi"
-# Số byte: do hàm tự đếm với chuỗi ngắn (dấu x), và theo công thức với chuỗi dài. Với tile 64 query và head dim 64,
-# lượt chia tile chuyển khoảng một nửa lượng dữ liệu; với 256 query mỗi tile, ít hơn khoảng tám lần. Vì thế tile càng
-# lớn càng tốt, trong giới hạn bộ nhớ nhanh trên chip.
+# Số byte: với chuỗi ngắn là số do hàm tự đếm (dấu x), với chuỗi dài là số tính theo công thức. Với tile 64 query và
+# head dim 64, lượt chia tile chuyển khoảng một nửa lượng dữ liệu; với 256 query mỗi tile, ít hơn khoảng tám lần. Vì
+# thế tile càng lớn càng tốt, trong giới hạn bộ nhớ nhanh trên chip.
 
 # %%
 counted = {}
@@ -249,12 +249,12 @@ notebook.show(fs.traffic_plot(long, 64, (64, 128, 256), out / "traffic.png", cou
 # %% [markdown] lang="vi"
 # ## 4. Lượt ngược, bằng cách tính lại
 #
-# Huấn luyện cần gradient, và lượt ngược kiểu trực tiếp phải đọc lại ma trận xác suất P đã lưu (lại S × S).
+# Huấn luyện cần gradient, và lượt ngược kiểu trực tiếp phải đọc lại ma trận xác suất P đã lưu (lại là S × S).
 # FlashAttention chỉ giữ đầu ra O và log-sum-exp, rồi **tính lại** P = exp(QKᵀ/√d − lse) của từng tile khi cần: tính
 # toán nhiều hơn, nhưng chuyển dữ liệu ít hơn hẳn. Với D = rowsum(dO ∘ O), gradient của softmax là dS = P ∘ (dP − D).
 #
 # **Đến lượt bạn.** Viết `tiled_backward(q, k, v, out, lse, grad_out, block_q, block_k, causal)` trả về (dq, dk, dv);
-# ô kiểm tra so với autograd qua attention.
+# ô kiểm tra đối chiếu nó với autograd chạy qua attention.
 
 
 # %%
@@ -277,8 +277,8 @@ notebook.show_solution(fs.tiled_backward)
 
 # %% [markdown] lang="vi"
 # **Bài tập.** 1. Vì sao lượt ngược cần log-sum-exp, chứ không cần riêng m và l? 2. Đếm số phép nhân ma trận cho mỗi
-# cặp tile trong lượt ngược của bạn, so với hai phép của lượt xuôi: tỉ lệ đó là lý do huấn luyện tốn khoảng ba lần một
-# lượt xuôi.
+# cặp tile trong lượt ngược của bạn, so với hai phép của lượt xuôi: tỉ lệ đó là lý do một bước huấn luyện tốn khoảng
+# ba lần một lượt xuôi.
 
 # %% [markdown]
 # ## 5. Your own GPU kernel, and a ladder to tensor cores
@@ -296,7 +296,7 @@ notebook.show_solution(fs.tiled_backward)
 # Vẫn lượt xuôi ấy, viết bằng CUDA và biên dịch ngay tại đây bằng `torch.utils.cpp_extension.load_inline` cho GPU này
 # (trên T4 là sm75). Bậc 0 là kernel đơn giản nhất: mỗi thread một hàng query, giữ query, giá trị lớn nhất, tổng tích
 # luỹ và hàng đầu ra trong thanh ghi fp32; mỗi tile key và value được cả thread block nạp vào shared memory một lần.
-# Nó đúng tuyệt đối, nhưng chậm hơn cả attention trực tiếp bằng PyTorch, vốn chạy phép nhân ma trận trên tensor core.
+# Nó cho kết quả đúng hoàn toàn, nhưng chậm hơn cả attention trực tiếp bằng PyTorch, vốn nhân ma trận trên tensor core.
 # Mỗi bậc sau đó thay đổi một điều, hiện dưới dạng diff so với bậc trước, và chỉ dùng lệnh mà T4 có. Không dùng Triton:
 # trên T4, Triton chạy `tl.dot` mà không dùng tensor core.
 
@@ -348,8 +348,9 @@ notebook.show_source(ladder.changes("ldmatrix"), language="diff")
 # maximum with two shuffles; the accumulator of key tile j, rounded to fp16, is already the A fragment of step j of PV.
 
 # %% [markdown] lang="vi"
-# **Bậc 4, online softmax trong thanh ghi.** Điểm nằm yên trong bộ tích luỹ; bốn lane của một hàng chia sẻ giá trị lớn
-# nhất bằng hai lần shuffle; bộ tích luỹ của tile key j, làm tròn về fp16, chính là fragment A của bước j trong PV.
+# **Bậc 4, online softmax trong thanh ghi.** Điểm nằm yên trong các thanh ghi tích luỹ; bốn lane của một hàng chia sẻ
+# giá trị lớn nhất bằng hai lệnh shuffle; thanh ghi tích luỹ của tile key j, làm tròn về fp16, chính là fragment A của
+# bước j trong PV.
 
 # %%
 notebook.show_source(ladder.changes("softmax_in_registers"), language="diff")
@@ -382,8 +383,8 @@ notebook.show_source(ladder.changes("prefetch"), language="diff")
 # at GPT-2's shape beside naive PyTorch and this set's library.
 
 # %% [markdown] lang="vi"
-# Giờ biên dịch mọi bậc cho GPU này, kiểm tra từng bậc với float32 (777 token, độ dài không tile nào chia hết), và đo
-# thời gian ở kích thước của GPT-2, cạnh attention trực tiếp bằng PyTorch và thư viện của bộ notebook này.
+# Giờ biên dịch mọi bậc cho GPU này, kiểm tra từng bậc với float32 (777 token, một độ dài không chia hết cho cỡ tile
+# nào), và đo thời gian ở kích thước của GPT-2, cạnh attention trực tiếp bằng PyTorch và thư viện của bộ notebook này.
 
 # %% tags=["nbval-ignore-output"]
 import time
@@ -481,8 +482,8 @@ else:
 # **Những gì thư viện còn làm mà chiếc thang này chưa làm.** Huấn luyện qua kernel này (phần 2 của khoá học);
 # FlashAttention-2 trên Ampere dùng lệnh chép bất đồng bộ `cp.async` và phép nhân rộng hơn `m16n8k16`;
 # FlashAttention-3 và 4 trên Hopper và Blackwell dùng bộ chép dữ liệu TMA (copy engine) và lệnh ma trận theo warpgroup
-# (`wgmma`, `tcgen05`), cho softmax của tile này chạy chồng lên phép nhân của tile sau, với các warp chuyên nạp dữ liệu
-# hoặc chuyên tính toán.
+# (`wgmma`, `tcgen05`), và cho softmax của tile này chạy chồng lên phép nhân của tile sau, với các warp chuyên nạp dữ
+# liệu hoặc chuyên tính toán.
 
 # %% [markdown]
 # ## 6. The backward pass on the same instructions
@@ -545,8 +546,8 @@ else:
 
 # %% [markdown] lang="vi"
 # **Số đo trên một H100** (`experiments/kernel_ladder/backward.py`, đọc từ `results/h100/kernel_ladder/backward.json`),
-# lượt xuôi và lượt ngược cùng nhau, mọi kernel trừ của SDPA đều là PTX `compute_75`. Huấn luyện GPT-2 qua các kernel
-# này, và một backend có gradient của chúng, là phần còn lại của phần 2.
+# lượt xuôi và lượt ngược cùng nhau, mọi kernel trừ của SDPA đều là PTX `compute_75`. Phần còn lại của phần 2 là
+# huấn luyện GPT-2 qua các kernel này, và một backend dùng gradient của chúng.
 
 # %%
 notebook.show_markdown(tables.kernel_ladder_markdown("results/h100/kernel_ladder/backward.json"))

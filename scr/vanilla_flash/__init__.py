@@ -19,8 +19,8 @@ and inside a subpackage its modules import each other without a circle):
   (`from_scratch`); the masks transformers builds for them (`masks`).
 - `results/`: where a result comes from (`provenance`), figures (`plots`), plots and tables from
   results files (`report`, `tables`); the one way a result is written (`provenance.write_json`).
-- `models/`: GPT-2 by name (`gpt2`), the compact one (`vanilla`) and its loss kernel (`loss_kernel`),
-  flash-attn's GPT (`flash_attn_gpt`), parameters and FLOPs (`flops`).
+- `models/`: GPT-2 by name (`gpt2`), the compact one (`vanilla`) with its loss kernel (`loss_kernel`) and
+  its float8 matmuls (`float8`), flash-attn's GPT (`flash_attn_gpt`), parameters and FLOPs (`flops`).
 - `training/`: a run's data (`data`, `datamodule`), precision, callbacks, checkpoints, and the run
   (`run`).
 - `bench/`: every backend against an fp32 reference (`check`), timing, the attention benchmarks and their
@@ -34,4 +34,12 @@ builds, the T4 stand-in, ...) are not part of the package: each is a folder of `
 repository's root, whose entry points call the package's public functions.
 """
 
+import logging
+
 __version__ = "0.1.0"
+
+# torchao (float8 training) is imported by transformers wherever it is installed; its C++ extensions, built
+# for one torch and one GPU, may not load (a CPU torch, another version) and it says so for each, and
+# torch warns about its enums. float8 training needs neither: keep those warnings out of the notebooks.
+logging.getLogger("torchao").setLevel(logging.ERROR)
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)

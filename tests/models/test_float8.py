@@ -71,3 +71,14 @@ def test_without_torchao_float8_says_how_to_get_it(monkeypatch):
     assert "pip install torchao" in float8.why_not("tensorwise", "cpu")
     with pytest.raises(ConfigError, match="pip install torchao"):
         vanilla_gpt.build("tiny", seq_len=64, n_layer=1, float8="tensorwise")
+
+
+def test_torchao_imported_by_transformers_leaves_the_notebooks_quiet():
+    """transformers imports torchao wherever it is installed; the warnings it and torch print then (C++
+    extensions that do not load on this torch, enum registrations) stay out of a notebook's output."""
+    import subprocess
+    import sys
+
+    code = "import vanilla_flash, transformers.quantizers.auto, torchao.float8"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Failed to load" not in done.stderr and "register_constant" not in done.stderr, done.stderr

@@ -45,4 +45,10 @@ def test_key_results_are_read_from_their_files():
     assert f"{tables.ratio(speed['best_over_plain']['ratio'], 'en')}× the project's plain-PyTorch GPT-2" in table
     for path in ("kernel_ladder/backward.json", "kernel_ladder/train_t4.json", "backends.json"):
         assert f"`results/h100/{path}`" in table
+    # over 600 steps: from_scratch's mean distance from sdpa's curve against sdpa's own, over the seeds
+    long = report.load(RESULTS / "h100/kernel_ladder/train_t4_600.json")["summary"]
+    ours, again = long["from_scratch"]["mean_abs_diff"], long["sdpa"]["mean_abs_diff"]
+    expected = f"{tables.ratio(sum(ours) / 3, 'en', 4)}, against {tables.ratio(sum(again) / 3, 'en', 4)}"
+    assert len(ours) == len(again) == 3 and expected in table
+    assert "`results/h100/kernel_ladder/train_t4_600.json`" in table
     assert "T4" in table.splitlines()[-1]  # says that no T4 ran any of it
