@@ -1,0 +1,164 @@
+"""The notebooks as they ran on a GPU, as pages of the site. Each executed notebook of RUNS (papermill's
+output of an English notebook, committed under results/<card>/) becomes docs/<lang>/ran/<target>-<kind>.md
+in each language, with pictures in docs/<lang>/ran/img/. A page holds:
+- the prose of the notebook in that language, the Vietnamese prose taken from the notebook's twin in vi/;
+- its code, with the parameters papermill ran it with;
+- what it printed and drew.
+
+    python tools/executed_pages.py           write the pages
+    python tools/executed_pages.py --check   exit 1 if a page no longer matches its notebook (tests/test_docs.py)
+
+A page names the card (results/<card>/...), the parameters file and the day it ran, and links the notebook
+it was made from. An executed notebook whose code cells are not the notebook's of today is refused by
+name: run it again. Nothing is re-run here; the pages only show what the committed notebooks hold.
+Long text outputs keep their last lines, and warnings on stderr are left out; the notebook has all of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+# (target, notebook set, folder of its executed notebooks, the notebooks of it shown); empty until the
+# sets run on a GPU at the notebooks of today
+RUNS: list[tuple[str, str, str, list[str]]] = []
+MAX_LINES = 40  # of one text output
+WORDS = {
+    "en": {
+        "title": "{kind}, as it ran on an {card}",
+        "intro": "Notebook `{kind}` of the {set} set, executed whole by papermill with "
+        "`notebooks/params/{target}.yaml` on the {card} of `{folder}` on {date}: its code and outputs as they ran "
+        "([the notebook]({url})); warnings on stderr are left out. {stand_in}",
+        "stand_in": "Not a T4: with the T4 set's parameters, this GPU stood in for one.",
+        "cut": "… {n} lines above left out (the notebook has them)",
+        "output": "output",
+    },
+    "vi": {
+        "title": "{kind}, như đã chạy trên {card}",
+        "intro": "Notebook `{kind}` của bộ {set}, do papermill chạy trọn với `notebooks/params/{target}.yaml` trên "
+        "{card} của `{folder}` ngày {date}: mã và đầu ra đúng như khi chạy ([notebook]({url})); các cảnh báo trên "
+        "stderr được bỏ qua. {stand_in}",
+        "stand_in": "Không phải T4: với tham số của bộ T4, GPU này đóng vai một chiếc T4.",
+        "cut": "… bỏ bớt {n} dòng phía trên (notebook còn đủ)",
+        "output": "đầu ra",
+    },
+}
+SETS = {"flash_attn_1": "flash-attn 1.x", "flash_attn_2": "flash-attn 2.x", "flash_attn_4": "flash-attn 4"}
+
+
+class StaleRun(ValueError):
+    """An executed notebook whose code is no longer the notebook's."""
+
+
+def cells(executed: Path, set_name: str, kind: str, lang: str) -> list:
+    """The executed notebook's cells in `lang`: its own (English), or the Vietnamese twin's markdown with
+    the executed code cells and outputs in order; the defaults' parameters cell left out (the cell papermill
+    injected after it says what ran)."""
+    run = nbformat.read(executed, as_version=4)
+    ran = [c for c in run.cells if "parameters" not in c.metadata.get("tags", [])]
+    ran_code = [c for c in ran if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+    source = ROOT / "notebooks" / set_name / ("vi" if lang == "vi" else "") / f"{kind}.ipynb"
+    today = [c for c in nbformat.read(source, as_version=4).cells if c.cell_type == "code"]
+    today = [c for c in today if "parameters" not in c.metadata.get("tags", [])]
+    if [c.source for c in ran_code] != [c.source for c in today]:
+        raise StaleRun(f"{executed}: its code is not {source.relative_to(ROOT)}'s of today: run it again "
+                       "(experiments/t4_stand_in/jobs.sh, experiments/h100/notebook_jobs.sh)")  # fmt: skip
+    if lang == "en":
+        return ran
+    out, code = [], iter(ran_code)
+    injected = [c for c in ran if "injected-parameters" in c.metadata.get("tags", [])]
+    for cell in nbformat.read(source, as_version=4).cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            out += injected
+        elif cell.cell_type == "code":
+            out.append(next(code))
+        else:
+            out.append(cell)
+    return out
+
+
+def prose(text: str) -> str:
+    """A markdown cell, its headings one level down (the page has its own title), a badge as a plain link."""
+    text = re.sub(r"\[!\[([^\]]*)\]\([^)]*\)\]", r"[\1]", text)
+    return re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.M)
+
+
+def text_block(text: str, words: dict) -> str:
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", text).rstrip("\n").split("\n")
+    if len(lines) > MAX_LINES:
+        lines = [words["cut"].format(n=len(lines) - MAX_LINES), *lines[-MAX_LINES:]]
+    return "```text\n" + "\n".join(lines).replace("```", "` ` `") + "\n```"
+
+
+def page(target: str, set_name: str, folder: str, kind: str, lang: str, repo: str) -> tuple[str, dict[str, bytes]]:
+    """The page's Markdown, and its pictures by file name."""
+    executed, words = ROOT / folder / f"{kind}.ipynb", WORDS[lang]
+    parts = Path(folder).parts
+    card = parts[parts.index("results") + 1].upper()  # results/<card>/...
+    date = (nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("start_time") or "?")[:10]
+    parts = [
+        f"# {words['title'].format(kind=kind, card=card)}",
+        words["intro"].format(kind=kind, set=SETS[set_name], target=target, card=card, folder=folder, date=date,
+                              url=f"{repo}/blob/main/{folder}/{kind}.ipynb",
+                              stand_in=words["stand_in"] if target == "t4" else "").rstrip(),
+    ]  # fmt: skip
+    pictures: dict[str, bytes] = {}
+    for cell in cells(executed, set_name, kind, lang):
+        if cell.cell_type == "markdown":
+            parts.append(prose(cell.source))
+            continue
+        parts.append("```python\n" + cell.source + "\n```")
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if output.output_type == "stream" and output.name == "stdout":
+                parts.append(text_block(output.text, words))
+            elif "image/png" in data:
+                name = f"{target}-{kind}-{len(pictures) + 1}.png"
+                pictures[name] = base64.b64decode(data["image/png"])
+                parts.append(f"![{words['output']}](img/{name})")
+            elif "text/markdown" in data:
+                parts.append(prose(data["text/markdown"]))
+            elif "text/plain" in data:
+                parts.append(text_block(data["text/plain"], words))
+            elif output.output_type == "error":
+                parts.append(text_block("\n".join(output.get("traceback", [])), words))
+    return "\n\n".join(parts) + "\n", pictures
+
+
+def pages(runs=None, repo: str | None = None) -> dict[Path, bytes]:
+    """Every file this writes, by path."""
+    if repo is None:
+        import tomllib
+
+        repo = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    files: dict[Path, bytes] = {}
+    for lang in WORDS:
+        for target, set_name, folder, kinds in RUNS if runs is None else runs:
+            for kind in kinds:
+                text, pictures = page(target, set_name, folder, kind, lang, repo)
+                files[DOCS / lang / "ran" / f"{target}-{kind}.md"] = text.encode()
+                files.update({DOCS / lang / "ran" / "img" / name: data for name, data in pictures.items()})
+    return files
+
+
+def main() -> int:
+    check = "--check" in sys.argv[1:]
+    stale = []
+    for path, data in pages().items():
+        if not path.exists() or path.read_bytes() != data:
+            stale.append(path.relative_to(ROOT))
+            if not check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+    print(("stale: " if check else "wrote: ") + ", ".join(map(str, stale)) if stale else "up to date")
+    return 1 if (check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
