@@ -33,6 +33,8 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "355M": (24, 16, 1024, 1024),
 }
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# torchao's float8 recipes the vanilla model's matmuls may run in (`float8`; `models.float8`)
+FLOAT8_RECIPES = ("tensorwise", "rowwise")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -285,7 +287,7 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
             "keep their residual stream in float32; float16 would overflow)"
         )
     if cfg.float8 is not None:
-        one_of("float8", ("tensorwise", "rowwise"))
+        one_of("float8", FLOAT8_RECIPES)
         if cfg.model_impl != "vanilla" or cfg.precision != "bf16-mixed":
             problems.append(
                 "float8 needs model_impl: vanilla and precision: bf16-mixed (its matmuls are the vanilla "

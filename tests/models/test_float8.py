@@ -34,7 +34,7 @@ def test_float8_matmuls_give_nearly_the_bf16_loss_and_gradients(bf16_model, reci
     low = copy.deepcopy(bf16_model)
     low.set_float8(recipe)
     affines = [m for m in low.modules() if isinstance(m, vanilla_gpt.Affine)]
-    assert len(affines) == 4 * 2 and all(m.float8.recipe == recipe for m in affines)
+    assert len(affines) == 4 * 2 and all(m.float8_matmul.recipe == recipe for m in affines)
     assert {n: p.dtype for n, p in low.named_parameters()} == {n: p.dtype for n, p in bf16_model.named_parameters()}
     ids = torch.randint(0, 50257, (2, 64), generator=torch.Generator().manual_seed(1))
     loss, grads = _loss_and_grads(bf16_model, ids)
@@ -43,7 +43,7 @@ def test_float8_matmuls_give_nearly_the_bf16_loss_and_gradients(bf16_model, reci
     assert torch.nn.functional.cosine_similarity(grads8, grads, dim=0) > 0.98
     assert not torch.equal(grads8, grads)  # float8's roundings: other numbers
     low.set_float8(None)
-    assert all(m.float8 is None for m in affines)
+    assert all(m.float8_matmul is None for m in affines)
     torch.testing.assert_close(_loss_and_grads(low, ids)[0], loss)
 
 

@@ -12,9 +12,9 @@ import dataclasses
 
 import torch
 
+from vanilla_flash.config import FLOAT8_RECIPES as RECIPES
 from vanilla_flash.errors import ConfigError
 
-RECIPES = ("tensorwise", "rowwise")
 MIN_CAPABILITY = (8, 9)  # float8 tensor cores: Ada (8.9), Hopper (9.0) and newer
 
 

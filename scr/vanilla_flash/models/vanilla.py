@@ -50,17 +50,17 @@ CHUNK_TOKENS = 16384
 
 class Affine(nn.Module):
     """transformers' Conv1D: y = x @ weight + bias, with weight stored (in, out); the matmul in float8
-    where `float8` is set (`models.float8.matmul`)."""
+    where `float8_matmul` is set (`models.float8.matmul`)."""
 
     def __init__(self, n_in: int, n_out: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_in, n_out))
         self.bias = nn.Parameter(torch.zeros(n_out))
-        self.float8: float8_matmuls.Float8Matmul | None = None
+        self.float8_matmul: float8_matmuls.Float8Matmul | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.float8 is not None:
-            return self.float8(self.bias, x, self.weight)
+        if self.float8_matmul is not None:
+            return self.float8_matmul(self.bias, x, self.weight)
         return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
 
 
@@ -131,7 +131,7 @@ class VanillaGPT(nn.Module):
         matmul = float8_matmuls.matmul(recipe)
         for module in self.transformer.h.modules():
             if isinstance(module, Affine):
-                module.float8 = matmul
+                module.float8_matmul = matmul
 
     def reset_parameters(self) -> None:
         """GPT-2's initialisation, as transformers does it: N(0, 0.02) weights, the residual
