@@ -2,5 +2,8 @@
 # staged: ds. Each writes its JSON under $OUT_DIR.
 job loss_kernel python3 experiments/speed/loss_kernel.py "$OUT_DIR/loss_kernel.json"
 job grad_match python3 experiments/speed/grad_match.py "$OUT_DIR/grad_match.json"
-job speed python3 -m experiments.speed.run --config configs/h200-speed.yaml --steps 40 --out "$OUT_DIR/speed.json"
+# SPEED_ARGS: more options, e.g. "--plain-batches 64,128" on an 80 GB card
+# shellcheck disable=SC2086
+job speed python3 -m experiments.speed.run --config configs/h200-speed.yaml --steps 40 --out "$OUT_DIR/speed.json" \
+  ${SPEED_ARGS:-}
 job profile python3 experiments/speed/profile.py "$OUT_DIR/speed_profile.json" 400
