@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override parameters")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per variant")
     parser.add_argument("--plain-batches", default="128,192",
-                        help="the plain baseline's batches, e.g. 64,128 where 192's float32 logits do not fit")  # fmt: skip
+                        help="the plain baseline's batches (64,128 where 192's logits do not fit)")  # fmt: skip
     parser.add_argument("--out", required=True, help="the result file (JSON); its plot goes beside it (.png)")
     args = parser.parse_args(argv)
     overrides = {}
