@@ -188,8 +188,12 @@ def main(argv: list[str] | None = None) -> None:
     cfg = TrainConfig.from_yaml(args.config, **overrides)
     result = {"kind": "speed", **provenance.provenance()}
     result.update(
-        speed(cfg, steps=args.steps, after_each=lambda part: provenance.write_json(args.out, {**result, **part}),
-              plain_batches=tuple(int(b) for b in args.plain_batches.split(",")))  # fmt: skip
+        speed(
+            cfg,
+            steps=args.steps,
+            after_each=lambda part: provenance.write_json(args.out, {**result, **part}),
+            plain_batches=tuple(int(b) for b in args.plain_batches.split(",")),
+        )  # fmt: skip
     )
     provenance.write_json(args.out, result)
     print(f"wrote {args.out} and {tables.speed_plot(result, Path(args.out).with_suffix('.png'))}")
