@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             steps=args.steps,
             after_each=lambda part: provenance.write_json(args.out, {**result, **part}),
             plain_batches=tuple(int(b) for b in args.plain_batches.split(",")),
-        )  # fmt: skip
+        )
     )
     provenance.write_json(args.out, result)
     print(f"wrote {args.out} and {tables.speed_plot(result, Path(args.out).with_suffix('.png'))}")
