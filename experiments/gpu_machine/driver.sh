@@ -11,7 +11,8 @@
 #                                  flash-attn 4; flash-attn 1.0.9 from a staged wheel, or built from
 #                                  fa1.tar.gz for $FA1_ARCHS (and $FA1_HEAD_DIMS) when set, in the background:
 #                                  a job that needs it calls `needs_fa1` first), and run the experiment's
-#                                  job file JOBS (e.g. experiments/speed/jobs.sh): all its jobs, or those named
+#                                  job file JOBS (e.g. experiments/speed/jobs.sh; several, comma-separated,
+#                                  one after the other): all their jobs, or those named
 #   driver.sh wait SECONDS         wait for the jobs (at most SECONDS), print their status lines
 #   driver.sh collect OUT          copy each job's files and log (machine paths scrubbed), the status and
 #                                  nvidia-smi to OUT; a flash-attn 1.0.9 wheel built here to OUT/fa1wheel/
@@ -110,7 +111,7 @@ ENV
        mkdir -p $VF/fa1 && echo none > $VF/fa1/done
      fi
      nvidia-smi > $out/nvidia-smi.txt
-     source $jobs
+     for file in ${jobs//,/ }; do source \$file; done
      echo done >> $out/status" > $VF/launch.out 2>&1 < /dev/null &)
   echo "started $jobs ${*:-(every job)}" ;;
 functions) ;;  # sourced by the background session for job(), fa1(), needs_fa1()
