@@ -4,7 +4,8 @@
 # Run from the repository root on the GPU machine.
 #
 #   driver.sh stage DIR            copy what DIR holds (what prepare_offline.sh made: fa1.tar.gz, fa2.tar.gz,
-#                                  fa4a/, fa4b/, ds/, nb/, fa1wheels/; any part of it) to $VF/in; where a
+#                                  fa4a/, fa4b/ (fa4c/ ...: flash-attn 4's wheels and parts, as many folders as
+#                                  the transfers need), ds/, nb/, fa1wheels/; any part of it) to $VF/in; where a
 #                                  transfer is limited, one call per part. A file `commit` there is the
 #                                  commit the results are stamped with (the copy has no git metadata).
 #   driver.sh start JOBS [NAME...] in the background: install what is staged (datasets and papermill,
@@ -63,7 +64,7 @@ setup() {  # install what is staged; prints the PYTHONPATH of it
   done
   if [ -d $in/fa4a ]; then
     local site
-    site=$(bash experiments/gpu_machine/install_fa4.sh $VF/fa4 $in/fa4a $in/fa4b | tail -1)
+    site=$(bash experiments/gpu_machine/install_fa4.sh $VF/fa4 $in/fa4? | tail -1)
     path+=:$site:$site/nvidia_cutlass_dsl/dsl_packages
     echo "$site" > $VF/fa4_site
   fi
