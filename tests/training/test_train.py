@@ -67,6 +67,26 @@ def test_a_killed_run_resumes_where_it_stopped_and_continues_the_curve(tmp_path)
         assert resumed[step] == pytest.approx(reference[step], abs=1e-4), step
 
 
+class BarAtEnd(L.Callback):
+    def on_train_end(self, trainer, *_):
+        bar = trainer.progress_bar_callback.train_progress_bar
+        self.seen = (bar.n, bar.total)
+
+
+def test_the_progress_bar_ends_full_with_gradient_accumulation_and_after_a_resume(tmp_path):
+    """Lightning's own bar would read 6/6 half-way through and end at 12/? (accumulate 2)."""
+    cfg = tiny(tmp_path, max_steps=6, accumulate=2, ckpt_every=2, progress_bar=True)
+    whole = BarAtEnd()
+    train(cfg, callbacks=[whole])
+    assert whole.seen == (12, 12)
+    resumed = tiny(tmp_path / "resumed", max_steps=6, accumulate=2, ckpt_every=2, progress_bar=True)
+    with pytest.raises(Killed):
+        train(resumed, callbacks=[KillAt(3)])  # last checkpoint at step 2: its bar goes on from batch 4 of 12
+    rest = BarAtEnd()
+    train(resumed, callbacks=[rest])
+    assert rest.seen == (12, 12)
+
+
 def test_the_token_cache_is_reused(tmp_path, monkeypatch):
     train(tiny(tmp_path, max_steps=2, val_every=2))
     from vanilla_flash.training import data

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
 import torch
 
 from vanilla_flash.config import TrainConfig
@@ -208,3 +209,22 @@ class StepTimer(L.Callback):
     @property
     def step_seconds(self) -> float:
         return self.seconds / self.steps
+
+
+class RunProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, its length the run's batches. With endless data Lightning takes the steps
+    left for the batches, so with gradient accumulation its bar is full half-way through (600/600 of a
+    600-step run at accumulate 2) and counts on to 1200/?; a resumed run counts its batches from where the
+    checkpoint stopped, so its bar's length is the whole run's too (and a run resumed mid-epoch, which
+    Lightning gives no epoch start, gets its length and title at the start)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        self.on_train_epoch_start(trainer, pl_module)
+
+    @property
+    def total_train_batches(self) -> int | float:
+        t = self.trainer
+        if t.max_epochs == -1 and t.max_steps is not None and t.max_steps > 0:
+            return min(t.num_training_batches, t.max_steps * t.accumulate_grad_batches)
+        return super().total_train_batches

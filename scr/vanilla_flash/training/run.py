@@ -37,7 +37,7 @@ from vanilla_flash.files import write_folder_atomic
 from vanilla_flash.models import flops, gpt2
 from vanilla_flash.results import plots, provenance
 from vanilla_flash.training import checkpoints, datamodule, precision
-from vanilla_flash.training.callbacks import Samples, SaveOnInterrupt, StopOnNonFiniteLoss, Throughput
+from vanilla_flash.training.callbacks import RunProgressBar, Samples, SaveOnInterrupt, StopOnNonFiniteLoss, Throughput
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def _launched_rank() -> bool:
 
 
 def _train(cfg: TrainConfig, callbacks, machine: env.Machine, prec: str, backend: str, resume, started: float):
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     if resume and (done := checkpoints.step_of(resume)) >= cfg.max_steps:
@@ -236,7 +236,7 @@ def _train(cfg: TrainConfig, callbacks, machine: env.Machine, prec: str, backend
         *(callbacks or []),
     ]
     if cfg.progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every)))
+        callbacks.append(RunProgressBar(refresh_rate=max(1, cfg.log_every)))
     with _lightning_quieted():
         trainer = _trainer(cfg, prec, loggers, callbacks)
         trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
