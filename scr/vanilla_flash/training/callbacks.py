@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import TQDMProgressBar
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.errors import TrainingError
