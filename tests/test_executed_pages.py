@@ -58,3 +58,26 @@ def test_a_run_older_than_its_notebook_is_refused_by_name(run):
     nbformat.write(changed, folder / "03_train_wikisource.ipynb")
     with pytest.raises(executed_pages.StaleRun, match="run it again"):
         executed_pages.pages([("t4", "flash_attn_1", str(folder), ["03_train_wikisource"])], repo=REPO)
+
+
+def test_a_progress_bar_shows_as_a_terminal_leaves_it(run):
+    """papermill keeps every flush of a bar as an output of its own; the page shows each line's last state,
+    without the validation bars nested in the training bar or stderr."""
+    folder, nb = run
+    code = next(c for c in nb.cells if c.cell_type == "code" and c.outputs)
+    flushes = ["\rEpoch 0:  50%|█| 1/2 [loss=4.0]", "\rEpoch 0: 100%|█| 2/2 [loss=3.0]", "\n",
+               "\rValidation DataLoader 0: 100%|█| 2/2 [00:00<00:00]\x1b[A", "\n", "final: loss 3.0\n"]  # fmt: skip
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in flushes]
+    code.outputs.insert(2, nbformat.v4.new_output("stream", name="stderr", text="GPU available: True\n"))
+    nbformat.write(nb, folder / "03_train_wikisource.ipynb")
+    files = executed_pages.pages([("t4", "flash_attn_1", str(folder), ["03_train_wikisource"])], repo=REPO)
+    en = files[executed_pages.DOCS / "en" / "ran" / "t4-03_train_wikisource.md"].decode()
+    assert "```text\nEpoch 0: 100%|█| 2/2 [loss=3.0]\nfinal: loss 3.0\n```" in en
+
+
+def test_the_site_pages_match_the_committed_runs():
+    """docs/<lang>/ran/ is written by tools/executed_pages.py from the runs in RUNS; a page that no longer
+    matches its run, or a run whose code is no longer the notebook's, fails here."""
+    assert executed_pages.RUNS, "no executed runs on the site"
+    for path, data in executed_pages.pages().items():
+        assert path.exists() and path.read_bytes() == data, f"{path.relative_to(ROOT)}: run tools/executed_pages.py"

@@ -25,9 +25,11 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-# (target, notebook set, folder of its executed notebooks, the notebooks of it shown); empty until the
-# sets run on a GPU at the notebooks of today
-RUNS: list[tuple[str, str, str, list[str]]] = []
+# (target, notebook set, folder of its executed notebooks, the notebooks of it shown)
+RUNS: list[tuple[str, str, str, list[str]]] = [
+    ("t4", "flash_attn_1", "results/h100/notebooks/t4",
+     ["01_install", "02_build", "03_train_wikisource", "04_benchmark", "05_from_scratch"]),
+]  # fmt: skip
 MAX_LINES = 40  # of one text output
 WORDS = {
     "en": {
@@ -89,11 +91,40 @@ def prose(text: str) -> str:
     return re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.M)
 
 
+PROGRESS = re.compile(r"^(Validation|Sanity Checking)\b.*\|.*\d+/(\d+|\?)")  # a run's nested bars
+
+
+def as_shown(text: str) -> list[str]:
+    """Text as a terminal leaves it: a line rewritten with carriage returns (a progress bar) is its last
+    state; escape codes are dropped, and so are the validation bars nested in a training bar."""
+    lines = []
+    for line in re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).rstrip("\n").split("\n"):
+        states = [part.rstrip() for part in line.split("\r") if part.strip()]
+        shown = states[-1] if states else ("" if "\r" not in line else None)
+        if shown is not None and not PROGRESS.match(shown):
+            lines.append(shown)
+    return lines
+
+
 def text_block(text: str, words: dict) -> str:
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", text).rstrip("\n").split("\n")
+    lines = as_shown(text)
     if len(lines) > MAX_LINES:
         lines = [words["cut"].format(n=len(lines) - MAX_LINES), *lines[-MAX_LINES:]]
     return "```text\n" + "\n".join(lines).replace("```", "` ` `") + "\n```"
+
+
+def merged_streams(outputs: list) -> list:
+    """The outputs with each run of stdout streams as one (papermill keeps every flush: a progress bar is
+    hundreds); stderr is left out."""
+    merged = []
+    for output in outputs:
+        if output.output_type == "stream" and output.name != "stdout":
+            continue
+        if output.output_type == "stream" and merged and merged[-1].output_type == "stream":
+            merged[-1] = nbformat.from_dict({**merged[-1], "text": merged[-1].text + output.text})
+        else:
+            merged.append(output)
+    return merged
 
 
 def page(target: str, set_name: str, folder: str, kind: str, lang: str, repo: str) -> tuple[str, dict[str, bytes]]:
@@ -114,7 +145,7 @@ def page(target: str, set_name: str, folder: str, kind: str, lang: str, repo: st
             parts.append(prose(cell.source))
             continue
         parts.append("```python\n" + cell.source + "\n```")
-        for output in cell.get("outputs", []):
+        for output in merged_streams(cell.get("outputs", [])):
             data = output.get("data", {})
             if output.output_type == "stream" and output.name == "stdout":
                 parts.append(text_block(output.text, words))

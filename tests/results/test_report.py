@@ -147,3 +147,12 @@ def test_every_backend_of_a_result_has_its_row_in_the_order_of_the_table():
     table = report.attention_table({"rows": rows}, "float16", 64, True)
     names = [line.split("|")[1].strip() for line in table.splitlines()[4:]]
     assert names == ["eager", "from_scratch", "a_new_backend"]
+
+
+def test_a_loss_plot_shows_a_validation_loss_that_climbs_above_the_start():
+    """An overfitting run (notebook 3 on the small sample: val/loss 6.4 to 8.8) must not leave the plot."""
+    from vanilla_flash.results.plots import loss_axis_top
+
+    train = [(s, 7.5 - s / 100) for s in range(0, 600, 10)]
+    assert loss_axis_top(train, [(100, 6.4), (600, 8.8)]) == 8.8
+    assert loss_axis_top([*train, (610, 9.0)], []) == 7.5  # a late spike of the training loss is cut

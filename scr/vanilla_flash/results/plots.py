@@ -80,10 +80,16 @@ def loss_curve(history: list[dict], path: str | Path, title: str = "") -> Path |
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
-    top = max(v for _, v in train[: max(1, len(train) // 10)])
+    top = loss_axis_top(train, val)
     if math.isfinite(top):
         ax.set_ylim(top=top * 1.05)
     return save(fig, path)
+
+
+def loss_axis_top(train: list[tuple], val: list[tuple]) -> float:
+    """The top of a loss plot: above the validation points (a run that overfits climbs there) and the first
+    tenth of the training loss, not a later spike of it."""
+    return max(v for _, v in train[: max(1, len(train) // 10)] + val)
 
 
 # the plots' words, per language (the docs draw each figure in English and in Vietnamese)
