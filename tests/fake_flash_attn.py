@@ -85,8 +85,38 @@ def make_modules(major: int, calls: list) -> dict[str, types.ModuleType]:
             calls.append(dict(fn="varlen", causal=causal, cu_q=cu_seqlens_q.tolist(), max_q=max_seqlen_q))
             return _varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, softmax_scale, causal, top_left=False), None
 
+        def _flash_attn_fwd(q, k, v, softmax_scale=None, causal=False, return_lse=False, **_):
+            calls.append(dict(fn="fwd", causal=causal))
+            out = _batched(q, k, v, softmax_scale, causal, top_left=False)
+            scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
+            scores = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
+            if causal:
+                allowed = torch.ones(q.shape[1], k.shape[1], dtype=torch.bool).tril(k.shape[1] - q.shape[1])
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            return out, scores.logsumexp(-1), None, None, None  # out, lse (batch, heads, seq), and 3 more
+
+        def _flash_attn_bwd(q, k, v, out, dout, lse, softmax_scale=None, causal=False, *_, **__):
+            # as the kernel does it, from the saved log-sum-exp: a custom operator's body has no autograd
+            calls.append(dict(fn="bwd", causal=causal))
+            scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
+            scores = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
+            if causal:
+                allowed = torch.ones(q.shape[1], k.shape[1], dtype=torch.bool).tril(k.shape[1] - q.shape[1])
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            p = (scores - lse[..., None]).exp()
+            dv = torch.einsum("bhqk,bqhd->bkhd", p, dout.float())
+            dp = torch.einsum("bqhd,bkhd->bhqk", dout.float(), v.float())
+            ds = p * (dp - (dout.float() * out.float()).sum(-1).transpose(1, 2)[..., None])
+            dq = torch.einsum("bhqk,bkhd->bqhd", ds, k.float()) * scale
+            dk = torch.einsum("bhqk,bqhd->bkhd", ds, q.float()) * scale
+            return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+
+        interface = types.ModuleType("flash_attn.cute.interface")
+        interface._flash_attn_fwd, interface._flash_attn_bwd = _flash_attn_fwd, _flash_attn_bwd
         cute.flash_attn_func = flash_attn_func
         cute.flash_attn_varlen_func = flash_attn_varlen_func
+        cute.interface = interface
         package.cute = cute
         modules["flash_attn.cute"] = cute
+        modules["flash_attn.cute.interface"] = interface
     return modules

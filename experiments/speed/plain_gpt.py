@@ -16,12 +16,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 class PlainBlock(nn.Module):
-    def __init__(self, width: int, heads: int, kernel: SDPBackend | None = None):
+    def __init__(self, width: int, heads: int, kernel: SDPBackend | None = None, bias: bool = True):
         super().__init__()
         self.heads, self.kernel = heads, kernel
-        self.ln_1, self.ln_2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.qkv, self.out = nn.Linear(width, 3 * width), nn.Linear(width, width)
-        self.up, self.down = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+        self.ln_1, self.ln_2 = nn.LayerNorm(width, bias=bias), nn.LayerNorm(width, bias=bias)
+        self.qkv, self.out = nn.Linear(width, 3 * width, bias=bias), nn.Linear(width, width, bias=bias)
+        self.up, self.down = nn.Linear(width, 4 * width, bias=bias), nn.Linear(4 * width, width, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, w = x.shape
@@ -35,7 +35,8 @@ class PlainBlock(nn.Module):
 class PlainGPT(nn.Module):
     """GPT-2 in plain PyTorch: nn.Linear, SDPA with `is_causal` (on `kernel` if named, else PyTorch's
     choice), the head tied to the embedding, F.cross_entropy on float32 logits. A speed baseline, not a
-    model of the project's: no transformers weights, no checkpoints."""
+    model of the project's: no transformers weights, no checkpoints. `bias=False` drops the biases of the
+    Linear and LayerNorm layers (nanoGPT's training default; GPT-2 has them): a probe of what they cost."""
 
     def __init__(
         self,
@@ -45,11 +46,12 @@ class PlainGPT(nn.Module):
         vocab: int = 50304,
         seq: int = 1024,
         kernel: SDPBackend | None = None,
+        bias: bool = True,
     ):
         super().__init__()
         self.wte, self.wpe = nn.Embedding(vocab, width), nn.Embedding(seq, width)
-        self.blocks = nn.ModuleList(PlainBlock(width, heads, kernel) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(width)
+        self.blocks = nn.ModuleList(PlainBlock(width, heads, kernel, bias) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(width, bias=bias)
         for module in self.modules():  # GPT-2's initialisation, near enough for a speed test
             if isinstance(module, nn.Linear | nn.Embedding):
                 nn.init.normal_(module.weight, 0.0, 0.02)
@@ -74,16 +76,18 @@ def plain_pytorch_loop(
     width: int = 768,
     kernel: str | None = None,
     compile_mode: str = "default",
+    bias: bool = True,
 ) -> dict:
     """`PlainGPT` trained in a loop of its own on random tokens: SDPA's `kernel` (an `SDPBackend` name such
     as "CUDNN_ATTENTION"; None: PyTorch's choice), torch.compile in `compile_mode`, bf16 autocast on a GPU
     (TF32 for what stays in float32), fused AdamW, gradient clipping at 1.0 if `clip`; inputs and targets
-    contiguous, as a data loader gives them: tokens/s, step time, peak memory."""
+    contiguous, as a data loader gives them (`bias`: see `PlainGPT`): tokens/s, step time, peak memory."""
     gpu = torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
     torch.set_float32_matmul_precision("high")
     torch.manual_seed(0)
-    model = PlainGPT(layers, heads, width, vocab, seq, getattr(SDPBackend, kernel) if kernel else None).to(device)
+    sdpa = getattr(SDPBackend, kernel) if kernel else None
+    model = PlainGPT(layers, heads, width, vocab, seq, sdpa, bias).to(device)
     model.compile(mode=compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1, fused=gpu)
     ids = torch.randint(0, 50257, (batch, seq + 1), device=device)

@@ -143,3 +143,27 @@ def test_a_wheel_built_for_another_torch_is_explained(monkeypatch):
     break_flash_attn_import(monkeypatch, undefined, "2.8.3")
     with pytest.raises(AttentionError, match="built for another torch"):
         flash_attn.import_flash_attn(2)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_flash_attn_4_stays_whole_in_a_compiled_graph_and_backpropagates_through_its_own_kernel(monkeypatch, causal):
+    """flash-attn 4 is called through two custom operators: torch.compile traces a layer calling it without a
+    graph break (fullgraph), and the gradients come from flash-attn 4's backward, matching eager attention."""
+    calls = []
+    for mod_name, module in make_modules(4, calls).items():
+        monkeypatch.setitem(sys.modules, mod_name, module)
+    monkeypatch.setitem(attention._REGISTRY, "flash_attn_4", dataclasses.replace(attention.get("flash_attn_4"),
+                                                                                   cuda_only=False))  # fmt: skip
+    q, k, v = (t.requires_grad_() for t in qkv(q_len=24, dim=16))
+    layer = torch.compile(lambda q, k, v: attend("flash_attn_4", q, k, v, causal=causal), fullgraph=True,
+                          backend="aot_eager")  # fmt: skip
+    out = layer(q, k, v)
+    out.square().sum().backward()
+    grads = [t.grad for t in (q, k, v)]
+    assert [c["fn"] for c in calls] == ["fwd", "bwd"] and all(c["causal"] == causal for c in calls)
+    q2, k2, v2 = (t.detach().requires_grad_() for t in (q, k, v))
+    ref = attend("eager", q2, k2, v2, causal=causal)
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    for got, want in zip(grads, (q2.grad, k2.grad, v2.grad), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

@@ -4,6 +4,7 @@ from the committed H200 files."""
 from pathlib import Path
 
 import pytest
+import torch
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.results import tables
 
@@ -164,3 +165,16 @@ def test_the_step_profile_table_gives_the_gpu_time_and_each_variant_against_the_
     failed = dict(result, variants=[*result["variants"], {"name": "batch 256", "status": "OOM"}])
     (tmp_path / "profile.json").write_text(json.dumps(failed))
     assert "batch 256" not in speed_tables.step_profile_markdown(tmp_path / "profile.json")
+
+
+def test_the_plain_gpt_without_biases_is_gpt2_less_its_biases():
+    """`bias=False` (the probe of what biases cost: nanoGPT trains without them) drops every bias and only them."""
+    from experiments.speed.plain_gpt import PlainGPT
+
+    torch.manual_seed(0)
+    with_bias, without = (PlainGPT(layers=2, heads=2, width=32, vocab=64, seq=16, bias=b) for b in (True, False))
+    names = {n for n, _ in with_bias.named_parameters()}
+    assert {n for n, _ in without.named_parameters()} == {n for n in names if not n.endswith(".bias")}
+    assert len(names) - len(list(without.parameters())) == 2 * 6 + 1  # per block 4 Linear + 2 LayerNorm; ln_f
+    ids = torch.randint(0, 64, (2, 16))
+    assert torch.isfinite(without(ids, ids))
