@@ -10,13 +10,12 @@
 A page's language (docs/vi/, README.vi.md) picks the table's language. TABLES says which results
 files have a table and which function of vanilla_flash.results.tables writes it (from the file's path and
 the page's language): results (the key results page, read from several files) and results/builds.json (the
-measured builds) and results/h100/notebooks/t4 and
-results/h100/t4-stand-in-ladder/05_from_scratch.ipynb (how long the T4 set's notebooks took) and
+measured builds) and results/h100/notebooks/t4 (how long the T4 set's notebooks took) and
 results/h100/kernel_ladder/kernel_ladder.json (notebook 05's kernel ladder against the libraries; the same for its
 backward pass, backward.json) and results/h100/kernel_ladder/train_t4.json, train_native.json and
 train_t4_600.json (GPT-2 trained through it, `experiments.kernel_ladder.tables`) and
-results/h200/speed.json (GPT-2 training speed per configuration; the same for the fourth run's file,
-which measured each change on its own, and for the run with the MLP in cuBLASLt's epilogues) and
+results/h100/speed.json and results/h200/speed.json (GPT-2 training speed per configuration; the same for the
+fourth run's file, which measured each change on its own, and for the run with the MLP in cuBLASLt's epilogues) and
 results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against) and
 results/h200/speed/loss_kernel.json (the loss kernel's forms and settings) and
 results/h200/speed/best_profile.json (where the best configuration's step spends its GPU time) and
@@ -42,12 +41,12 @@ TABLES = {
     "results": tables.key_results_markdown,
     "results/builds.json": tables.builds_markdown,
     "results/h100/notebooks/t4": tables.notebook_times_markdown,
-    "results/h100/t4-stand-in-ladder/05_from_scratch.ipynb": tables.notebook_times_markdown,
     "results/h100/kernel_ladder/kernel_ladder.json": tables.kernel_ladder_markdown,
     "results/h100/kernel_ladder/backward.json": tables.kernel_ladder_markdown,
     "results/h100/kernel_ladder/train_t4.json": kernel_ladder.train_markdown,
     "results/h100/kernel_ladder/train_native.json": kernel_ladder.train_markdown,
     "results/h100/kernel_ladder/train_t4_600.json": kernel_ladder.train_markdown,
+    "results/h100/speed.json": speed_tables.speed_markdown,
     "results/h200/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/fourth-run/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/fused-mlp-run/speed.json": speed_tables.speed_markdown,

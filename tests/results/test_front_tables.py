@@ -41,8 +41,9 @@ def test_key_results_are_read_from_their_files():
     first = ladder["times"][0]["ms"]
     x = tables.number(first["flash_attn_1"] / first[f"{ladder['rungs'][-1]['name']}@compute_75"], "en")
     assert f"{x}× as fast as flash-attn 1.0.9 built the same way" in table
-    speed = report.load(RESULTS / "h200/speed.json")
-    assert f"{tables.ratio(speed['best_over_plain']['ratio'], 'en')}× the project's plain-PyTorch GPT-2" in table
+    speed = report.load(RESULTS / tables.SPEED_RUN)
+    assert f"{tables.ratio(speed['best_over_plain']['ratio'], 'en')}× the project's strongest plain-PyTorch" in table
+    assert speed["best_over_plain"]["grad_clip"] is True and f"`results/{tables.SPEED_RUN}`" in table
     for path in ("kernel_ladder/backward.json", "kernel_ladder/train_t4.json", "backends.json"):
         assert f"`results/h100/{path}`" in table
     # over 600 steps: from_scratch's mean distance from sdpa's curve against sdpa's own, over the seeds
