@@ -332,9 +332,7 @@ def key_results_markdown(results, lang: str = "en") -> str:
     best = next(r for r in fastest["rows"] if r["name"] == fastest["best_over_plain"]["best"])
     tokens = number(best["lightning_tokens_per_s"] / 1e3, lang, 4)
     over_plain = ratio(fastest["best_over_plain"]["ratio"], lang)
-    rows.append(
-        [w["speed"], w["speed_result"].format(tokens=tokens, ratio=over_plain), card(fastest), SPEED_RUN]
-    )
+    rows.append([w["speed"], w["speed_result"].format(tokens=tokens, ratio=over_plain), card(fastest), SPEED_RUN])
     lines = [*report.markdown_header(w["header"])]
     lines += [report.markdown_row([a, b, c, f"`results/{d}`"]) for a, b, c, d in rows]
     return "\n".join([*lines, "", w["no_t4"]])
