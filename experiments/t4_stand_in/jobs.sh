@@ -6,7 +6,9 @@
 # not an sm90 one); then 01_install again, as a second Colab session would open it; then the report
 # (t4_twin.json). The last job, `ladder`, runs 05_from_scratch alone.
 sets=(--set train.data_source=sample gpu_memory_gib=15 'fa1_archs=["compute_75"]' fa1_source="$IN/fa1.tar.gz")
-job notebooks python3 -m vanilla_flash notebooks --target t4 --out "$OUT_DIR/nb" "${sets[@]}"
+# no flash-attn 4 on a T4: where the driver staged it for other jobs, these notebooks do not see it
+t4_path=$(echo "$PYTHONPATH" | tr : '\n' | grep -v "$VF/fa4/" | paste -sd:)
+job notebooks env PYTHONPATH="$t4_path" python3 -m vanilla_flash notebooks --target t4 --out "$OUT_DIR/nb" "${sets[@]}"
 job second_session python3 -m vanilla_flash notebooks --target t4 --out "$OUT_DIR/nb_second_session" \
   notebooks/flash_attn_1/01_install.ipynb "${sets[@]}"
 job report python3 experiments/t4_stand_in/report.py "$OUT_DIR"
