@@ -7,6 +7,7 @@ which PyTorch's own order puts after FlashAttention-2), inputs and targets as a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 
 import torch
@@ -15,10 +16,23 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
+@dataclasses.dataclass(frozen=True)
+class Style:
+    """How the plain GPT-2 is written, where a plain GPT-2 may be written otherwise (`plain_probe.py` measures
+    each): biases in the Linear and LayerNorm layers (GPT-2 has them; nanoGPT trains without by default),
+    GELU's tanh approximation (GPT-2's) or the exact one (nanoGPT's), the logits cast to float32 before the
+    loss or left to autocast."""
+
+    bias: bool = True
+    gelu: str = "tanh"
+    float_logits: bool = True
+
+
 class PlainBlock(nn.Module):
-    def __init__(self, width: int, heads: int, kernel: SDPBackend | None = None, bias: bool = True):
+    def __init__(self, width: int, heads: int, kernel: SDPBackend | None = None, style: Style = Style()):
         super().__init__()
-        self.heads, self.kernel = heads, kernel
+        self.heads, self.kernel, self.gelu = heads, kernel, style.gelu
+        bias = style.bias
         self.ln_1, self.ln_2 = nn.LayerNorm(width, bias=bias), nn.LayerNorm(width, bias=bias)
         self.qkv, self.out = nn.Linear(width, 3 * width, bias=bias), nn.Linear(width, width, bias=bias)
         self.up, self.down = nn.Linear(width, 4 * width, bias=bias), nn.Linear(4 * width, width, bias=bias)
@@ -29,14 +43,13 @@ class PlainBlock(nn.Module):
         with sdpa_kernel(self.kernel) if self.kernel is not None else contextlib.nullcontext():
             y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
         x = x + self.out(y.transpose(1, 2).reshape(b, t, w))
-        return x + self.down(F.gelu(self.up(self.ln_2(x)), approximate="tanh"))
+        return x + self.down(F.gelu(self.up(self.ln_2(x)), approximate="tanh" if self.gelu == "tanh" else "none"))
 
 
 class PlainGPT(nn.Module):
     """GPT-2 in plain PyTorch: nn.Linear, SDPA with `is_causal` (on `kernel` if named, else PyTorch's
     choice), the head tied to the embedding, F.cross_entropy on float32 logits. A speed baseline, not a
-    model of the project's: no transformers weights, no checkpoints. `bias=False` drops the biases of the
-    Linear and LayerNorm layers (nanoGPT's training default; GPT-2 has them): a probe of what they cost."""
+    model of the project's: no transformers weights, no checkpoints. `style` writes it otherwise (`Style`)."""
 
     def __init__(
         self,
@@ -46,12 +59,13 @@ class PlainGPT(nn.Module):
         vocab: int = 50304,
         seq: int = 1024,
         kernel: SDPBackend | None = None,
-        bias: bool = True,
+        style: Style = Style(),
     ):
         super().__init__()
+        self.float_logits = style.float_logits
         self.wte, self.wpe = nn.Embedding(vocab, width), nn.Embedding(seq, width)
-        self.blocks = nn.ModuleList(PlainBlock(width, heads, kernel, bias) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(width, bias=bias)
+        self.blocks = nn.ModuleList(PlainBlock(width, heads, kernel, style) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(width, bias=style.bias)
         for module in self.modules():  # GPT-2's initialisation, near enough for a speed test
             if isinstance(module, nn.Linear | nn.Embedding):
                 nn.init.normal_(module.weight, 0.0, 0.02)
@@ -60,8 +74,8 @@ class PlainGPT(nn.Module):
         x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1], device=ids.device))
         for block in self.blocks:
             x = block(x)
-        logits = self.ln_f(x) @ self.wte.weight.t()
-        return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        logits = (self.ln_f(x) @ self.wte.weight.t()).view(-1, self.wte.weight.shape[0])
+        return F.cross_entropy(logits.float() if self.float_logits else logits, targets.reshape(-1))
 
 
 def plain_pytorch_loop(
@@ -76,18 +90,18 @@ def plain_pytorch_loop(
     width: int = 768,
     kernel: str | None = None,
     compile_mode: str = "default",
-    bias: bool = True,
+    style: Style = Style(),
 ) -> dict:
     """`PlainGPT` trained in a loop of its own on random tokens: SDPA's `kernel` (an `SDPBackend` name such
     as "CUDNN_ATTENTION"; None: PyTorch's choice), torch.compile in `compile_mode`, bf16 autocast on a GPU
     (TF32 for what stays in float32), fused AdamW, gradient clipping at 1.0 if `clip`; inputs and targets
-    contiguous, as a data loader gives them (`bias`: see `PlainGPT`): tokens/s, step time, peak memory."""
+    contiguous, as a data loader gives them (`style`: see `Style`): tokens/s, step time, peak memory."""
     gpu = torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
     torch.set_float32_matmul_precision("high")
     torch.manual_seed(0)
     sdpa = getattr(SDPBackend, kernel) if kernel else None
-    model = PlainGPT(layers, heads, width, vocab, seq, sdpa, bias).to(device)
+    model = PlainGPT(layers, heads, width, vocab, seq, sdpa, style).to(device)
     model.compile(mode=compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1, fused=gpu)
     ids = torch.randint(0, 50257, (batch, seq + 1), device=device)

@@ -1,13 +1,10 @@
 """What separates the speed run's plain-PyTorch GPT-2 (`plain_gpt.plain_pytorch_loop`, 508.2k tokens/s at batch
 128 without clipping on an H100, results/h100/speed.json) from a nanoGPT-like one written outside the project
-(543.7k there, another run): the same loop with one thing changed at a time, alternating, in one process, at
-batch 64 without clipping. Into OUT.json:
+(543.7k there, in another run): the same loop with one thing written otherwise at a time (`plain_gpt.Style`),
+then all of them together, in one process at batch 64 without clipping, the baseline again at the end to show
+the drift. Into OUT.json:
 
-    python experiments/speed/plain_probe.py OUT.json [ROUNDS]
-
-- as in the speed run: the run's cuDNN kernel, float32 cross-entropy on the logits, biases;
-- no biases in the Linear and LayerNorm layers (nanoGPT trains without them by default; GPT-2 has them);
-- PyTorch's own SDPA kernel choice instead of naming cuDNN's.
+    python experiments/speed/plain_probe.py OUT.json
 """
 
 import json
@@ -15,23 +12,25 @@ import sys
 
 import torch
 
-from experiments.speed.plain_gpt import plain_pytorch_loop
+from experiments.speed.plain_gpt import Style, plain_pytorch_loop
 
-VARIANTS = {
-    "as in the speed run": {},
-    "no biases": {"bias": False},
-    "PyTorch's kernel choice": {"kernel": None},
-}
-rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+CUDNN = "CUDNN_ATTENTION"
+VARIANTS = [
+    ("as in the speed run", CUDNN, Style()),
+    ("no biases (nanoGPT's training default)", CUDNN, Style(bias=False)),
+    ("exact GELU", CUDNN, Style(gelu="exact")),
+    ("logits left to autocast, no explicit float()", CUDNN, Style(float_logits=False)),
+    ("PyTorch's own SDPA kernel choice", None, Style()),
+    ("all four as nanoGPT has them", None, Style(bias=False, gelu="exact", float_logits=False)),
+    ("as in the speed run, again", CUDNN, Style()),
+]
 rows = []
-for round_ in range(rounds):
-    for name, change in VARIANTS.items():
-        torch._dynamo.reset()
-        settings = {"kernel": "CUDNN_ATTENTION", **change}
-        row = {"variant": name, "round": round_, **settings}
-        row.update(plain_pytorch_loop(64, clip=False, steps=15, warmup=6, **settings))
-        print(row, flush=True)
-        rows.append(row)
-        with open(sys.argv[1], "w") as f:
-            json.dump({"card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                       "torch": torch.__version__, "batch": 64, "rows": rows}, f, indent=1)  # fmt: skip
+for name, kernel, style in VARIANTS:
+    torch._dynamo.reset()
+    row = {"variant": name, "kernel": kernel, **vars(style)}
+    row.update(plain_pytorch_loop(64, clip=False, steps=15, warmup=6, kernel=kernel, style=style))
+    print(row, flush=True)
+    rows.append(row)
+    with open(sys.argv[1], "w") as f:
+        json.dump({"card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                   "torch": torch.__version__, "batch": 64, "grad_clip": False, "rows": rows}, f, indent=1)  # fmt: skip
