@@ -81,3 +81,10 @@ def test_the_site_pages_match_the_committed_runs():
     assert executed_pages.RUNS, "no executed runs on the site"
     for path, data in executed_pages.pages().items():
         assert path.exists() and path.read_bytes() == data, f"{path.relative_to(ROOT)}: run tools/executed_pages.py"
+
+
+def test_every_page_of_a_run_is_in_the_sites_navigation():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for target, _, _, kinds in executed_pages.RUNS:
+        for kind in kinds:
+            assert f": ran/{target}-{kind}.md\n" in nav, f"ran/{target}-{kind}.md is not in mkdocs.yml's nav"
