@@ -19,16 +19,20 @@ from vanilla_flash.models import gpt2
 LIBRARY = {"flash_attn_1": 1, "flash_attn_2": 2, "flash_attn_4": 4}
 
 
-@pytest.fixture(params=list(LIBRARY))
-def fake(request, monkeypatch):
-    """Backend name with its fake library importable and its CUDA-only checks relaxed to CPU."""
-    name = request.param
+def install_fake(monkeypatch, name: str) -> list:
+    """Backend `name`'s fake library importable and its CUDA-only checks relaxed to CPU; its calls."""
     calls = []
     for mod_name, module in make_modules(LIBRARY[name], calls).items():
         monkeypatch.setitem(sys.modules, mod_name, module)
     relaxed = dataclasses.replace(attention.get(name), cuda_only=False)
     monkeypatch.setitem(attention._REGISTRY, name, relaxed)
-    return name, calls
+    return calls
+
+
+@pytest.fixture(params=list(LIBRARY))
+def fake(request, monkeypatch):
+    """Backend name with its fake library (`install_fake`), and its calls."""
+    return request.param, install_fake(monkeypatch, request.param)
 
 
 def qkv(batch=2, heads=3, q_len=20, k_len=None, dim=16):
@@ -149,11 +153,7 @@ def test_a_wheel_built_for_another_torch_is_explained(monkeypatch):
 def test_flash_attn_4_stays_whole_in_a_compiled_graph_and_backpropagates_through_its_own_kernel(monkeypatch, causal):
     """flash-attn 4 is called through two custom operators: torch.compile traces a layer calling it without a
     graph break (fullgraph), and the gradients come from flash-attn 4's backward, matching eager attention."""
-    calls = []
-    for mod_name, module in make_modules(4, calls).items():
-        monkeypatch.setitem(sys.modules, mod_name, module)
-    monkeypatch.setitem(attention._REGISTRY, "flash_attn_4", dataclasses.replace(attention.get("flash_attn_4"),
-                                                                                   cuda_only=False))  # fmt: skip
+    calls = install_fake(monkeypatch, "flash_attn_4")
     q, k, v = (t.requires_grad_() for t in qkv(q_len=24, dim=16))
     layer = torch.compile(lambda q, k, v: attend("flash_attn_4", q, k, v, causal=causal), fullgraph=True,
                           backend="aot_eager")  # fmt: skip
