@@ -6,7 +6,7 @@ in each language, with pictures in docs/<lang>/ran/img/. A page holds:
 - what it printed and drew.
 
     python tools/executed_pages.py           write the pages
-    python tools/executed_pages.py --check   exit 1 if a page no longer matches its notebook (tests/test_docs.py)
+    python tools/executed_pages.py --check   exit 1 if a page no longer matches its run (tests/test_executed_pages.py)
 
 A page names the card (results/<card>/...), the parameters file and the day it ran, and links the notebook
 it was made from. An executed notebook whose code cells are not the notebook's of today is refused by
@@ -147,7 +147,7 @@ def page(target: str, set_name: str, folder: str, kind: str, lang: str, repo: st
         parts.append("```python\n" + cell.source + "\n```")
         for output in merged_streams(cell.get("outputs", [])):
             data = output.get("data", {})
-            if output.output_type == "stream" and output.name == "stdout":
+            if output.output_type == "stream":  # stdout: merged_streams leaves stderr out
                 parts.append(text_block(output.text, words))
             elif "image/png" in data:
                 name = f"{target}-{kind}-{len(pictures) + 1}.png"
