@@ -1,6 +1,6 @@
 """Does the vanilla model learn as transformers' GPT-2 does, within the noise of one GPU? Into OUT.json:
     python3 experiments/loss_curves/run.py OUT.json [--steps 50] [--max-steps STEPS] [--seeds FIRST:COUNT]
-        [--hf-runs 2] [--configs NAME,NAME,...]
+        [--hf-runs 2] [--configs "NAME;NAME;..."]
 the speed experiment found the vanilla model with `residual: bf16` ending its 50 steps 0.06-0.085 below
 transformers' GPT-2 in every run, with a float32 residual within 0.01; one seed, so it could not say
 whether that is this seed's luck, nor how far transformers' GPT-2 strays from itself. This trains, in
