@@ -28,6 +28,10 @@ class Style:
     float_logits: bool = True
 
 
+# the model as nanoGPT writes it for training (its defaults): no biases, exact GELU, logits left to autocast
+NANOGPT_STYLE = Style(bias=False, gelu="exact", float_logits=False)
+
+
 class PlainBlock(nn.Module):
     def __init__(self, width: int, heads: int, kernel: SDPBackend | None = None, style: Style = Style()):
         super().__init__()

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from experiments.speed.plain_gpt import Style, plain_pytorch_loop
+from experiments.speed.plain_gpt import NANOGPT_STYLE, Style, plain_pytorch_loop
 
 CUDNN = "CUDNN_ATTENTION"
 VARIANTS = [
@@ -21,7 +21,7 @@ VARIANTS = [
     ("exact GELU", CUDNN, Style(gelu="exact")),
     ("logits left to autocast, no explicit float()", CUDNN, Style(float_logits=False)),
     ("PyTorch's own SDPA kernel choice", None, Style()),
-    ("all four as nanoGPT has them", None, Style(bias=False, gelu="exact", float_logits=False)),
+    ("all four as nanoGPT has them", None, NANOGPT_STYLE),
     ("as in the speed run, again", CUDNN, Style()),
 ]
 rows = []

@@ -95,16 +95,19 @@ def thousands(tokens_per_s: float, lang: str) -> str:
 
 
 def plain_label(row: dict, lang: str = "en") -> str:
-    """A plain-PyTorch row of a speed run: its batch, whether it clips, and its SDPA kernel where named."""
+    """A plain-PyTorch row of a speed run: its batch, whether it clips, its SDPA kernel where named, and that
+    it is written as nanoGPT writes it (another model: no biases, exact GELU) where it is."""
     words = _PLAIN_ROW[lang]
     label = words["label"].format(batch=row["batch"], clip=words["clip" if row["grad_clip"] else "no_clip"])
-    return label + (words["kernel"].format(kernel=row["sdpa_kernel"]) if row.get("sdpa_kernel") else "")
+    label += words["kernel"].format(kernel=row["sdpa_kernel"]) if row.get("sdpa_kernel") else ""
+    return label + (words["nanogpt"] if row.get("style") == "nanogpt" else "")
 
 
 _PLAIN_ROW = {
     "en": {
         "label": "plain PyTorch GPT-2, batch {batch}, {clip} (its own loop: no Lightning, no transformers)",
         "kernel": "; SDPA's {kernel} kernel",
+        "nanogpt": "; written as nanoGPT writes it (no biases, exact GELU: not GPT-2's model, a reference)",
         "clip": "clipping at 1.0",
         "no_clip": "no clipping",
         "verdict": "Best through Lightning ({best}) against the fastest plain-PyTorch GPT-2 of the same run that "
@@ -114,6 +117,7 @@ _PLAIN_ROW = {
     "vi": {
         "label": "GPT-2 PyTorch thuần, batch {batch}, {clip} (vòng lặp riêng: không Lightning, không transformers)",
         "kernel": "; kernel {kernel} của SDPA",
+        "nanogpt": "; viết như nanoGPT (không bias, GELU chính xác: không phải mô hình GPT-2, chỉ để tham chiếu)",
         "clip": "cắt gradient ở 1,0",
         "no_clip": "không cắt gradient",
         "verdict": "Cấu hình nhanh nhất qua Lightning ({best}) so với GPT-2 PyTorch thuần nhanh nhất trong cùng lần "
@@ -357,6 +361,7 @@ _PLOT_WORDS = {
         "plain": "plain PyTorch GPT-2 (its own loop)",
         "goal": "goal {k:.0f}k",
         "plain_row": "plain PyTorch, batch {batch}, {clip}",
+        "nanogpt_row": ", nanoGPT's way (no biases)",
         "x": "thousand tokens per second (GPT-2 124M training, seq 1024)",
     },
     "vi": {
@@ -365,6 +370,7 @@ _PLOT_WORDS = {
         "plain": "GPT-2 PyTorch thuần (vòng lặp riêng)",
         "goal": "mục tiêu {k:.0f}k",
         "plain_row": "PyTorch thuần, batch {batch}, {clip}",
+        "nanogpt_row": ", kiểu nanoGPT (không bias)",
         "x": "nghìn token mỗi giây (huấn luyện GPT-2 124M, chuỗi 1024)",
     },
 }
@@ -402,7 +408,11 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL, lang: str = 
         ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=w["goal"].format(k=goal / 1e3))
     clip = {True: _PLAIN_ROW[lang]["clip"], False: _PLAIN_ROW[lang]["no_clip"]}
     labels = [speed_label(r, lang) for r in rows]
-    labels += [w["plain_row"].format(batch=r["batch"], clip=clip[r["grad_clip"]]) for r in plain]
+    labels += [
+        w["plain_row"].format(batch=r["batch"], clip=clip[r["grad_clip"]])
+        + (w["nanogpt_row"] if r.get("style") == "nanogpt" else "")
+        for r in plain
+    ]
     ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.25)

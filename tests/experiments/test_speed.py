@@ -31,16 +31,22 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
     assert result["matmul_tflops"] == {"before": None, "after": None} and "mfu_vs_matmul" not in ok  # no GPU here
     assert speed_tables.speed_plot(result, tmp_path / "speed.png").stat().st_size > 1000
     # the plain-PyTorch baseline, with the run's sizes, with clipping and without, and the best Lightning
-    # row against the one that clips as the run does
-    clipped, unclipped = result["plain_pytorch"]
-    assert (clipped["grad_clip"], unclipped["grad_clip"]) == (True, False) and cfg.grad_clip == 1.0
-    for plain in (clipped, unclipped):
+    # row against the one that clips as the run does; then nanoGPT's way of writing it, a reference row
+    clipped, unclipped, nanogpt = result["plain_pytorch"]
+    assert (clipped["grad_clip"], unclipped["grad_clip"], nanogpt["grad_clip"]) == (True, False, False)
+    assert cfg.grad_clip == 1.0
+    assert (clipped["style"], unclipped["style"], nanogpt["style"]) == ("gpt2", "gpt2", "nanogpt")
+    assert clipped["bias"] and not nanogpt["bias"] and nanogpt["gelu"] == "exact"
+    for plain in (clipped, unclipped, nanogpt):
         assert plain["status"] == "ok" and plain["tokens_per_s"] > 0 and (plain["batch"], plain["seq"]) == (2, 32)
         assert plain["sdpa_kernel"] is None and plain["compile_mode"] == "default"  # cfg.attn auto: PyTorch's pick
     best = max((ok, hf), key=lambda r: r["lightning_tokens_per_s"])
     assert result["best_over_plain"]["best"] == best["name"] and result["best_over_plain"]["grad_clip"] is True
     assert result["best_over_plain"]["ratio"] == pytest.approx(
         best["lightning_tokens_per_s"] / clipped["tokens_per_s"], rel=1e-3
+    )
+    assert result["best_over_plain"]["over_nanogpt_style"] == pytest.approx(
+        best["lightning_tokens_per_s"] / nanogpt["tokens_per_s"], rel=1e-3
     )
 
 
