@@ -6,6 +6,6 @@ job grad_match python3 experiments/speed/grad_match.py "$OUT_DIR/grad_match.json
 # shellcheck disable=SC2086
 job speed python3 -m experiments.speed.run --config configs/h200-speed.yaml --steps 40 --out "$OUT_DIR/speed.json" \
   ${SPEED_ARGS:-}
-job profile python3 experiments/speed/profile.py "$OUT_DIR/speed_profile.json" 400
+job profile python3 experiments/speed/step_profile.py "$OUT_DIR/speed_profile.json" 400
 # what separates the plain baseline from a nanoGPT-like GPT-2: one change at a time, then all four (plain_probe.py)
 job plain_probe python3 experiments/speed/plain_probe.py "$OUT_DIR/plain_probe.json"

@@ -157,7 +157,7 @@ _PLAIN_COLUMNS = {
 
 
 def plain_pytorch_markdown(path, lang: str = "en") -> str:
-    """The `plain_pytorch` rows of a `experiments/speed/profile.py` result (GPT-2 124M in the plainest
+    """The `plain_pytorch` rows of a `experiments/speed/step_profile.py` result (GPT-2 124M in the plainest
     PyTorch, in a loop of its own: what the speed goal is measured against) as a Markdown table in
     `lang` (en, vi), with the machine in a caption."""
     result = report.load(path)
@@ -291,7 +291,7 @@ _STEP_PROFILE = {
 
 
 def step_profile_markdown(path, lang: str = "en") -> str:
-    """`experiments/speed/profile.py`'s result as a Markdown table in `lang` (en, vi): where one step's GPU
+    """`experiments/speed/step_profile.py`'s result as a Markdown table in `lang` (en, vi): where one step's GPU
     time goes (in the caption, per group of kernels) and the bare-loop variants against the step as
     profiled."""
     result = report.load(path)

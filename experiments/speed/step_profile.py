@@ -1,5 +1,5 @@
 """Where a GPT-2 124M training step spends its GPU time, and what a few changes do, into OUT.json:
-    python3 experiments/speed/profile.py OUT.json [SECONDS]
+    python3 experiments/speed/step_profile.py OUT.json [SECONDS]
 1. `layouts`: GPT-2's matmuls (65536 positions) forward and backward in bfloat16 with the weight
    stored as transformers keeps it, (in, out), which the vanilla model keeps, and as nn.Linear keeps
    it, (out, in): whether the layout costs anything;
