@@ -21,11 +21,13 @@ class Style:
     """How the plain GPT-2 is written, where a plain GPT-2 may be written otherwise (`plain_probe.py` measures
     each): biases in the Linear and LayerNorm layers (GPT-2 has them; nanoGPT trains without by default),
     GELU's tanh approximation (GPT-2's) or the exact one (nanoGPT's), the logits cast to float32 before the
-    loss or left to autocast."""
+    loss or left to autocast; and the weights kept in float32 under bf16 autocast (mixed precision, as the
+    project trains) or held in bfloat16 themselves (pure bf16 training: other numerics, a diagnostic only)."""
 
     bias: bool = True
     gelu: str = "tanh"
     float_logits: bool = True
+    weights: str = "float32"
 
 
 # the model as nanoGPT writes it for training (its defaults): no biases, exact GELU, logits left to autocast
@@ -105,7 +107,7 @@ def plain_pytorch_loop(
     torch.set_float32_matmul_precision("high")
     torch.manual_seed(0)
     sdpa = getattr(SDPBackend, kernel) if kernel else None
-    model = PlainGPT(layers, heads, width, vocab, seq, sdpa, style).to(device)
+    model = PlainGPT(layers, heads, width, vocab, seq, sdpa, style).to(device, getattr(torch, style.weights))
     model.compile(mode=compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1, fused=gpu)
     ids = torch.randint(0, 50257, (batch, seq + 1), device=device)

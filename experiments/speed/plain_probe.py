@@ -1,8 +1,8 @@
 """What separates the speed run's plain-PyTorch GPT-2 (`plain_gpt.plain_pytorch_loop`, 508.2k tokens/s at batch
 128 without clipping on an H100, results/h100/speed.json) from a nanoGPT-like one written outside the project
 (543.7k there, in another run): the same loop with one thing written otherwise at a time (`plain_gpt.Style`),
-then all of them together, in one process at batch 64 without clipping, the baseline again at the end to show
-the drift. Into OUT.json:
+then all of them together, then the weights in bfloat16 (another training: a diagnostic), in one process at
+batch 64 without clipping, the baseline again at the end to show the drift. Into OUT.json:
 
     python experiments/speed/plain_probe.py OUT.json
 """
@@ -22,6 +22,7 @@ VARIANTS = [
     ("logits left to autocast, no explicit float()", CUDNN, Style(float_logits=False)),
     ("PyTorch's own SDPA kernel choice", None, Style()),
     ("all four as nanoGPT has them", None, NANOGPT_STYLE),
+    ("weights held in bfloat16 (pure bf16 training, not mixed precision)", CUDNN, Style(weights="bfloat16")),
     ("as in the speed run, again", CUDNN, Style()),
 ]
 rows = []
