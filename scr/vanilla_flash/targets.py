@@ -12,9 +12,9 @@ The backend orders rest on ``python -m vanilla_flash bench attention`` on one H1
 tokens per batch and hidden 2048; results/h100/attention.json): flash-attn 4 was the fastest at
 22 to 24 of the 24 points in three runs, cuDNN mostly at 81-99% of it, so on Hopper flash-attn 4
 comes first where it is installed. Under torch.compile SDPA's kernels come first: the compiler
-traces them into its graph, while it broke the graph at every layer of flash-attn 4 (GPT-2 trained slower
-with it, results/h100/speed.json); flash-attn 4 now runs as two custom operators the compiler keeps whole,
-not measured yet, so the order stands. FlashAttention-2
+traces them into its graph. flash-attn 4 first broke the graph at every layer; called through two custom
+operators the compiler keeps whole, GPT-2 trained with it about as fast as with cuDNN (well under 1% apart
+through Lightning, results/h100/speed.json), not enough to change the order. FlashAttention-2
 (the flash-attn 2 library, or ``sdpa_flash``, which is FA2 compiled into PyTorch) is the best an
 Ampere GPU has; a Turing T4 has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA's
 flash and cuDNN kernels need sm80). On CPU, SDPA picks its own kernel.
