@@ -29,6 +29,8 @@ DOCS = ROOT / "docs"
 RUNS: list[tuple[str, str, str, list[str]]] = [
     ("t4", "flash_attn_1", "results/h100/notebooks/t4",
      ["01_install", "02_build", "03_train_wikisource", "04_benchmark", "05_from_scratch"]),
+    ("hopper", "flash_attn_4", "results/h100/notebooks/hopper",
+     ["01_install", "02_build", "03_train_wikisource", "04_benchmark", "05_from_scratch"]),
 ]  # fmt: skip
 MAX_LINES = 40  # of one text output
 WORDS = {

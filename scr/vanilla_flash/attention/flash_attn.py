@@ -192,10 +192,13 @@ def _first(result):
     return result[0] if isinstance(result, tuple) else result
 
 
-# flash-attn 4 without a mask as two custom operators, so that torch.compile keeps each call whole in its
-# graph: otherwise it traces into the CuTe DSL's Python and breaks the graph at every layer (GPT-2 124M with
-# flash-attn 4 under torch.compile, before: 437.7k tokens/s against cuDNN's 546.4k on an H100,
-# results/h100/speed.json). Outputs are contiguous, as the fake implementations say.
+# flash-attn 4 without a mask, under torch.compile, as two custom operators, so that the compiler keeps each
+# call whole in its graph: otherwise it traces into the CuTe DSL's Python and breaks the graph at every layer
+# (GPT-2 124M with flash-attn 4 under torch.compile, before: 437.7k tokens/s against cuDNN's 546.4k on an
+# H100; after: about as fast as cuDNN, results/h100/speed.json). Not in eager mode: there the operators
+# cost a fifth of a call (the wrapper at 0.789 of flash-attn 4 called directly, seq 4096, head dim 128,
+# results/h100/notebooks/hopper/04_benchmark.ipynb), where its own autograd function costs nothing
+# measurable (0.992, results/h100/attention.json). Outputs are contiguous, as the fake implementations say.
 
 
 @torch.library.custom_op("vanilla_flash::flash_attn_4_forward", mutates_args=())
@@ -254,8 +257,10 @@ def flash_attn_4_forward(module, query, key, value, attention_mask, dropout=0.0,
     fa = import_flash_attn(4)
     is_causal = causal(module, is_causal)
     q, k, v = (t.transpose(1, 2) for t in (query, key, value))
-    if attention_mask is None:
+    if attention_mask is None and torch.compiler.is_compiling():
         return fa4_forward(q, k, v, scaling, is_causal)[0], None
+    if attention_mask is None:
+        return _first(fa.flash_attn_func(q, k, v, softmax_scale=scaling, causal=is_causal)), None
 
     def call(q, k, v, cu_q, cu_k, max_q, max_k):
         return _first(
