@@ -75,6 +75,22 @@ def test_a_progress_bar_shows_as_a_terminal_leaves_it(run):
     assert "```text\nEpoch 0: 100%|█| 2/2 [loss=3.0]\nfinal: loss 3.0\n```" in en
 
 
+def test_a_long_output_is_folded_and_keeps_its_last_lines(run):
+    """A log longer than FOLD_LINES shows as a collapsed block the reader opens, with its last MAX_LINES lines."""
+    folder, nb = run
+    code = next(c for c in nb.cells if c.cell_type == "code" and c.outputs)
+    n = executed_pages.MAX_LINES + 5
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="".join(f"point {i}\n" for i in range(n)))]
+    nbformat.write(nb, folder / "03_train_wikisource.ipynb")
+    files = executed_pages.pages([("t4", "flash_attn_1", str(folder), ["03_train_wikisource"])], repo=REPO)
+    folds = {"en": f'??? note "What it printed ({n} lines)"', "vi": f'??? note "Những gì ô in ra ({n} dòng)"'}
+    for lang, fold in folds.items():
+        page = files[executed_pages.DOCS / lang / "ran" / "t4-03_train_wikisource.md"].decode()
+        block = page[page.index(fold) :]
+        assert block.startswith(fold + "\n\n    ```text\n    … ") and f"\n    point {n - 1}\n    ```" in block
+        assert "point 4\n" not in page and "point 5\n" in page  # the last MAX_LINES lines only
+
+
 def test_the_site_pages_match_the_committed_runs():
     """docs/<lang>/ran/ is written by tools/executed_pages.py from the runs in RUNS; a page that no longer
     matches its run, or a run whose code is no longer the notebook's, fails here."""

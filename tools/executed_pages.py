@@ -33,6 +33,7 @@ RUNS: list[tuple[str, str, str, list[str]]] = [
      ["01_install", "02_build", "03_train_wikisource", "04_benchmark", "05_from_scratch"]),
 ]  # fmt: skip
 MAX_LINES = 40  # of one text output
+FOLD_LINES = 12  # a longer text output is folded (a log, a grid's progress): the page reads as code, tables, plots
 WORDS = {
     "en": {
         "title": "{kind}, as it ran on an {card}",
@@ -42,6 +43,7 @@ WORDS = {
         "stand_in": "Not a T4: with the T4 set's parameters, this GPU stood in for one.",
         "cut": "… {n} lines above left out (the notebook has them)",
         "output": "output",
+        "fold": "What it printed ({n} lines)",
     },
     "vi": {
         "title": "{kind}, như đã chạy trên {card}",
@@ -51,6 +53,7 @@ WORDS = {
         "stand_in": "Không phải T4: với tham số của bộ T4, GPU này đóng vai một chiếc T4.",
         "cut": "… bỏ bớt {n} dòng phía trên (notebook còn đủ)",
         "output": "đầu ra",
+        "fold": "Những gì ô in ra ({n} dòng)",
     },
 }
 SETS = {"flash_attn_1": "flash-attn 1.x", "flash_attn_2": "flash-attn 2.x", "flash_attn_4": "flash-attn 4"}
@@ -109,10 +112,18 @@ def as_shown(text: str) -> list[str]:
 
 
 def text_block(text: str, words: dict) -> str:
+    """A text output as a terminal leaves it (`as_shown`), its last MAX_LINES lines; longer than FOLD_LINES,
+    folded (a collapsed block the reader opens)."""
     lines = as_shown(text)
+    shown = len(lines)
     if len(lines) > MAX_LINES:
         lines = [words["cut"].format(n=len(lines) - MAX_LINES), *lines[-MAX_LINES:]]
-    return "```text\n" + "\n".join(lines).replace("```", "` ` `") + "\n```"
+    block = "```text\n" + "\n".join(lines).replace("```", "` ` `") + "\n```"
+    if shown <= FOLD_LINES:
+        return block
+    return f'??? note "{words["fold"].format(n=shown)}"\n\n' + "\n".join(
+        "    " + line if line else "" for line in block.split("\n")
+    )
 
 
 def merged_streams(outputs: list) -> list:
