@@ -195,10 +195,10 @@ def _first(result):
 # flash-attn 4 without a mask, under torch.compile, as two custom operators, so that the compiler keeps each
 # call whole in its graph: otherwise it traces into the CuTe DSL's Python and breaks the graph at every layer
 # (GPT-2 124M with flash-attn 4 under torch.compile, before: 437.7k tokens/s against cuDNN's 546.4k on an
-# H100; after: about as fast as cuDNN, results/h100/speed.json). Not in eager mode: there the operators
-# cost a fifth of a call (the wrapper at 0.789 of flash-attn 4 called directly, seq 4096, head dim 128,
-# results/h100/notebooks/hopper/04_benchmark.ipynb), where its own autograd function costs nothing
-# measurable (0.992, results/h100/attention.json). Outputs are contiguous, as the fake implementations say.
+# H100; after: about as fast as cuDNN, results/h100/speed.json). Not in eager mode: called through the
+# operators there, the wrapper ran at 0.789 of flash-attn 4 called directly (seq 4096, head dim 128,
+# results/h100/notebooks/hopper/04_benchmark.ipynb); through flash-attn 4's own autograd function it had
+# run at 0.992 (results/h100/attention.json). Outputs are contiguous, as the fake implementations say.
 
 
 @torch.library.custom_op("vanilla_flash::flash_attn_4_forward", mutates_args=())
