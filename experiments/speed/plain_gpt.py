@@ -97,11 +97,13 @@ def plain_pytorch_loop(
     kernel: str | None = None,
     compile_mode: str = "default",
     style: Style = Style(),
+    profile_steps: int = 0,
 ) -> dict:
     """`PlainGPT` trained in a loop of its own on random tokens: SDPA's `kernel` (an `SDPBackend` name such
     as "CUDNN_ATTENTION"; None: PyTorch's choice), torch.compile in `compile_mode`, bf16 autocast on a GPU
     (TF32 for what stays in float32), fused AdamW, gradient clipping at 1.0 if `clip`; inputs and targets
-    contiguous, as a data loader gives them (`style`: see `Style`): tokens/s, step time, peak memory."""
+    contiguous, as a data loader gives them (`style`: see `Style`): tokens/s, step time, peak memory; with
+    `profile_steps`, that many steps more under the profiler, after the timed ones (`top_kernels`)."""
     gpu = torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
     torch.set_float32_matmul_precision("high")
@@ -110,15 +112,10 @@ def plain_pytorch_loop(
     model = PlainGPT(layers, heads, width, vocab, seq, sdpa, style).to(device, getattr(torch, style.weights))
     model.compile(mode=compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1, fused=gpu)
-    ids = torch.randint(0, 50257, (batch, seq + 1), device=device)
+    ids = torch.randint(0, min(vocab, 50257), (batch, seq + 1), device=device)  # GPT-2's tokens
     inputs, targets = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
-    if gpu:
-        torch.cuda.reset_peak_memory_stats()
-    for i in range(steps + warmup):
-        if i == warmup:
-            if gpu:
-                torch.cuda.synchronize()
-            begin = time.perf_counter()
+
+    def step() -> torch.Tensor:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=gpu):
             loss = model(inputs, targets)
         loss.backward()
@@ -126,12 +123,44 @@ def plain_pytorch_loop(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(steps + warmup):
+        if i == warmup:
+            if gpu:
+                torch.cuda.synchronize()
+            begin = time.perf_counter()
+        loss = step()
     if gpu:
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - begin) / steps
-    return {
+    result = {
         "tokens_per_s": round(batch * seq / seconds, 1),
         "step_ms": round(seconds * 1e3, 2),
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if gpu else None,
         "loss": float(loss.detach()),
     }
+    if profile_steps:
+        result["top_kernels"] = top_kernels(step, profile_steps, gpu)
+    return result
+
+
+def top_kernels(step, steps: int, gpu: bool, top: int = 15) -> list[dict]:
+    """`steps` calls of `step` under the profiler: the `top` kernels (on a CPU, operators) by their own time,
+    each with its milliseconds and calls per step, where the time of a step goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+        if gpu:
+            torch.cuda.synchronize()
+    rows = []
+    for event in prof.key_averages():
+        us = event.self_device_time_total if gpu else event.self_cpu_time_total
+        if us > 0:
+            rows.append({"name": event.key[:120], "ms_per_step": round(us / 1e3 / steps, 3),
+                         "calls_per_step": round(event.count / steps, 1)})  # fmt: skip
+    return sorted(rows, key=lambda r: -r["ms_per_step"])[:top]

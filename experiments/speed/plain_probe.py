@@ -2,7 +2,8 @@
 128 without clipping on an H100, results/h100/speed.json) from a nanoGPT-like one written outside the project
 (543.7k there, in another run): the same loop with one thing written otherwise at a time (`plain_gpt.Style`),
 then all of them together, then the weights in bfloat16 (another training: a diagnostic), in one process at
-batch 64 without clipping, the baseline again at the end to show the drift. Into OUT.json:
+batch 64 without clipping, the baseline again at the end to show the drift; each with the kernels its step's
+time goes to (two steps under the profiler after the timed ones). Into OUT.json:
 
     python experiments/speed/plain_probe.py OUT.json
 """
@@ -29,7 +30,7 @@ rows = []
 for name, kernel, style in VARIANTS:
     torch._dynamo.reset()
     row = {"variant": name, "kernel": kernel, **vars(style)}
-    row.update(plain_pytorch_loop(64, clip=False, steps=15, warmup=6, kernel=kernel, style=style))
+    row.update(plain_pytorch_loop(64, clip=False, steps=15, warmup=6, kernel=kernel, style=style, profile_steps=2))
     print(row, flush=True)
     rows.append(row)
     with open(sys.argv[1], "w") as f:

@@ -1,6 +1,7 @@
 """The speed experiment (experiments/speed) on a CPU: its run's structure, and its tables and plot read
 from the committed H200 files."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,13 @@ def test_the_plain_gpt_written_otherwise_differs_only_where_it_says():
     for style in (Style(gelu="exact"), Style(float_logits=False)):
         assert model(style)(ids, ids).item() == pytest.approx(base.item(), abs=1e-3)
     assert torch.isfinite(model(Style(bias=False))(ids, ids))
-    # the weights held in bfloat16 (the loop moves the model to them): the loss near float32's
-    pure = model(Style()).to(getattr(torch, Style(weights="bfloat16").weights))(ids, ids)
-    assert pure.item() == pytest.approx(base.item(), abs=0.05)
+    # the loop: the weights held in bfloat16 train, and where a step's time goes is listed when asked
+    from experiments.speed.plain_gpt import plain_pytorch_loop
+
+    sizes = dict(seq=16, vocab=64, steps=1, warmup=1, layers=2, heads=2, width=32)
+    pure = plain_pytorch_loop(2, clip=False, style=Style(weights="bfloat16"), **sizes)
+    assert pure["tokens_per_s"] > 0 and math.isfinite(pure["loss"]) and "top_kernels" not in pure
+    torch._dynamo.reset()
+    profiled = plain_pytorch_loop(2, clip=True, profile_steps=2, **sizes)
+    times = [k["ms_per_step"] for k in profiled["top_kernels"]]
+    assert 0 < len(times) <= 15 and times == sorted(times, reverse=True) and times[-1] > 0
