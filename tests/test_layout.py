@@ -136,3 +136,16 @@ def test_experiments_call_only_the_packages_public_names():
                 assert not node.attr.startswith("_"), (
                     f"{path.relative_to(EXPERIMENTS)} reads {node.value.id}.{node.attr}"
                 )
+
+
+def test_no_script_hides_a_standard_library_module():
+    """A script run by path (`python3 experiments/speed/X.py`) puts its folder first on sys.path, so a file there
+    named as a standard-library module is imported in its place by anything, torch included (seen:
+    experiments/speed/profile.py taken for `profile` by torch._dynamo's cProfile)."""
+    import sys
+
+    root = PACKAGE.parents[1]
+    scripts = [p for folder in ("experiments", "tools", "docs", "notebooks") for p in (root / folder).rglob("*.py")]
+    assert scripts
+    hiding = [str(p.relative_to(root)) for p in scripts if p.stem in sys.stdlib_module_names]
+    assert not hiding, f"named as standard-library modules: {hiding}"
