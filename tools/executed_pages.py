@@ -1,7 +1,7 @@
 """The notebooks as they ran on a GPU, as pages of the site. Each executed notebook of RUNS (papermill's
 output of an English notebook, committed under results/<card>/) becomes docs/<lang>/ran/<target>-<kind>.md
 in each language, with pictures in docs/<lang>/ran/img/. A page holds:
-- the prose of the notebook in that language, the Vietnamese prose taken from the notebook's twin in vi/;
+- the prose of today's notebook in that language (the English notebook, or its twin in vi/);
 - its code, with the parameters papermill ran it with;
 - what it printed and drew.
 
@@ -64,9 +64,9 @@ class StaleRun(ValueError):
 
 
 def cells(executed: Path, set_name: str, kind: str, lang: str) -> list:
-    """The executed notebook's cells in `lang`: its own (English), or the Vietnamese twin's markdown with
-    the executed code cells and outputs in order; the defaults' parameters cell left out (the cell papermill
-    injected after it says what ran)."""
+    """The cells of today's notebook in `lang` (English, or its Vietnamese twin): its prose, with the executed
+    code cells and their outputs in order; the defaults' parameters cell left out (the cell papermill
+    injected after it says what ran). Prose mended since the run shows as it reads today."""
     run = nbformat.read(executed, as_version=4)
     ran = [c for c in run.cells if "parameters" not in c.metadata.get("tags", [])]
     ran_code = [c for c in ran if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
@@ -76,8 +76,6 @@ def cells(executed: Path, set_name: str, kind: str, lang: str) -> list:
     if [c.source for c in ran_code] != [c.source for c in today]:
         raise StaleRun(f"{executed}: its code is not {source.relative_to(ROOT)}'s of today: run it again "
                        "(experiments/t4_stand_in/jobs.sh, experiments/h100/notebook_jobs.sh)")  # fmt: skip
-    if lang == "en":
-        return ran
     out, code = [], iter(ran_code)
     injected = [c for c in ran if "injected-parameters" in c.metadata.get("tags", [])]
     for cell in nbformat.read(source, as_version=4).cells:

@@ -63,26 +63,26 @@ print(f"GPT-2 needs {comparison['ratio']:.1f}x the tokens of the trained BPE")
 # ## 2. The run
 #
 # The `train` parameters are the same fields as the YAML file the command line takes (`python -m vanilla_flash train
-# --config notebooks/params/t4.yaml`). Checkpoints go to `train.ckpt_dir` when the parameters give one, else to a folder
+# --config $params`). Checkpoints go to `train.ckpt_dir` when the parameters give one, else to a folder
 # of this run's own, named after its `run_dir` (on Colab, in Google Drive): run the notebook again after a disconnect
 # and it continues from the last one.
 #
 # `train.attn` picks the attention. Set it to `from_scratch` to train with the FlashAttention you write in notebook 5
-# (fp16, head dims 64 and 128; compiled on first use, which takes a minute or two): on the T4 stand-in, over this
-# notebook's 600 steps, GPT-2's loss curve through it stayed as close to sdpa's as a second sdpa run's, taken over
+# (fp16, head dims 64 and 128; compiled on first use, which takes a minute or two): on the T4 stand-in, over the T4
+# set's 600 steps, GPT-2's loss curve through it stayed as close to sdpa's as a second sdpa run's, taken over
 # three seeds ([the kernel ladder](https://vanilla-flash.github.io/vanilla-flash/kernel-ladder/#training)).
 
 # %% [markdown] lang="vi"
 # ## 2. Chạy huấn luyện
 #
 # Tham số `train` là các trường của tệp YAML mà dòng lệnh dùng (`python -m vanilla_flash train --config
-# notebooks/params/t4.yaml`). Checkpoint được lưu vào `train.ckpt_dir` nếu tham số có; nếu không thì vào một thư mục
+# $params`). Checkpoint được lưu vào `train.ckpt_dir` nếu tham số có; nếu không thì vào một thư mục
 # riêng của lần chạy này, đặt tên theo `run_dir` của nó (trên Colab, trong Google Drive): mất kết nối thì chạy lại
 # notebook, nó sẽ tiếp tục từ checkpoint cuối.
 #
 # `train.attn` chọn attention. Đặt nó là `from_scratch` để huấn luyện bằng FlashAttention mà bạn tự viết trong
 # notebook 5 (fp16, head dim 64 và 128; biên dịch ở lần dùng đầu, mất một, hai phút): trên máy đóng vai T4, qua 600
-# bước của notebook này, đường loss của GPT-2 huấn luyện với nó sát đường của sdpa không kém một lần chạy sdpa thứ
+# bước của bộ T4, đường loss của GPT-2 huấn luyện với nó sát đường của sdpa không kém một lần chạy sdpa thứ
 # hai, tính chung ba seed
 # ([chiếc thang kernel](https://vanilla-flash.github.io/vanilla-flash/vi/kernel-ladder/#training)).
 
