@@ -127,8 +127,8 @@ _PLAIN_ROW = {
         "verdict": "Cấu hình nhanh nhất qua Lightning ({best}) so với GPT-2 PyTorch thuần nhanh nhất trong cùng lần "
         "chạy có cắt gradient như nó (batch {batch}, {clip}): {ratio}× (mục tiêu 1,05×); so với mục tiêu {goal_k} "
         "token/s: {goal}.",
-        "nanogpt_verdict": "So với vòng lặp PyTorch thuần với mô hình viết như nanoGPT (không bias, GELU chính xác: ít việc "
-        "hơn mỗi token so với mô hình GPT-2, nên chỉ để tham chiếu, không phải tuyên bố): {ratio}×.",
+        "nanogpt_verdict": "So với vòng lặp PyTorch thuần với mô hình viết như nanoGPT (không bias, GELU chính xác: "
+        "ít việc hơn mỗi token so với mô hình GPT-2, nên chỉ để tham chiếu, không phải tuyên bố): {ratio}×.",
     },
 }
 
