@@ -138,14 +138,17 @@ def test_experiments_call_only_the_packages_public_names():
                 )
 
 
-def test_no_script_hides_a_standard_library_module():
+def test_no_script_hides_a_module_of_the_standard_library_or_an_installed_package():
     """A script run by path (`python3 experiments/speed/X.py`) puts its folder first on sys.path, so a file there
-    named as a standard-library module is imported in its place by anything, torch included (seen:
-    experiments/speed/profile.py taken for `profile` by torch._dynamo's cProfile)."""
+    named as a standard-library module or an installed package is imported in its place by anything, torch
+    included (seen: experiments/speed/profile.py taken for `profile` by torch._dynamo's cProfile; a
+    `kernels.py` taken for the Hub's `kernels` package by transformers)."""
+    import importlib.metadata
     import sys
 
     root = PACKAGE.parents[1]
     scripts = [p for folder in ("experiments", "tools", "docs", "notebooks") for p in (root / folder).rglob("*.py")]
-    assert scripts
-    hiding = [str(p.relative_to(root)) for p in scripts if p.stem in sys.stdlib_module_names]
-    assert not hiding, f"named as standard-library modules: {hiding}"
+    taken = set(sys.stdlib_module_names) | set(importlib.metadata.packages_distributions())
+    assert scripts and "profile" in taken and "torch" in taken
+    hiding = [str(p.relative_to(root)) for p in scripts if p.stem in taken]
+    assert not hiding, f"named as modules Python or an installed package already has: {hiding}"

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from experiments.speed import kernel_times
+
 
 @dataclasses.dataclass(frozen=True)
 class Style:
@@ -103,7 +105,7 @@ def plain_pytorch_loop(
     as "CUDNN_ATTENTION"; None: PyTorch's choice), torch.compile in `compile_mode`, bf16 autocast on a GPU
     (TF32 for what stays in float32), fused AdamW, gradient clipping at 1.0 if `clip`; inputs and targets
     contiguous, as a data loader gives them (`style`: see `Style`): tokens/s, step time, peak memory; with
-    `profile_steps`, that many steps more under the profiler, after the timed ones (`top_kernels`)."""
+    `profile_steps`, that many steps more under the profiler, after the timed ones (`kernel_times.per_step`)."""
     gpu = torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
     torch.set_float32_matmul_precision("high")
@@ -143,24 +145,12 @@ def plain_pytorch_loop(
         "loss": float(loss.detach()),
     }
     if profile_steps:
-        result["top_kernels"] = top_kernels(step, profile_steps, gpu)
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU]) as prof:
+            for _ in range(profile_steps):
+                step()
+            if gpu:
+                torch.cuda.synchronize()
+        result.update(kernel_times.per_step(prof, profile_steps, gpu, top=15))
     return result
-
-
-def top_kernels(step, steps: int, gpu: bool, top: int = 15) -> list[dict]:
-    """`steps` calls of `step` under the profiler: the `top` kernels (on a CPU, operators) by their own time,
-    each with its milliseconds and calls per step, where the time of a step goes."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
-            step()
-        if gpu:
-            torch.cuda.synchronize()
-    rows = []
-    for event in prof.key_averages():
-        us = event.self_device_time_total if gpu else event.self_cpu_time_total
-        if us > 0:
-            rows.append({"name": event.key[:120], "ms_per_step": round(us / 1e3 / steps, 3),
-                         "calls_per_step": round(event.count / steps, 1)})  # fmt: skip
-    return sorted(rows, key=lambda r: -r["ms_per_step"])[:top]

@@ -8,10 +8,10 @@ time goes to (two steps under the profiler after the timed ones). Into OUT.json:
     python experiments/speed/plain_probe.py OUT.json
 """
 
-import json
 import sys
 
 import torch
+from vanilla_flash.results import provenance
 
 from experiments.speed.plain_gpt import NANOGPT_STYLE, Style, plain_pytorch_loop
 
@@ -26,13 +26,11 @@ VARIANTS = [
     ("weights held in bfloat16 (pure bf16 training, not mixed precision)", CUDNN, Style(weights="bfloat16")),
     ("as in the speed run, again", CUDNN, Style()),
 ]
-rows = []
+result = {"kind": "plain_probe", **provenance.provenance(), "batch": 64, "grad_clip": False, "rows": []}
 for name, kernel, style in VARIANTS:
     torch._dynamo.reset()
     row = {"variant": name, "kernel": kernel, **vars(style)}
     row.update(plain_pytorch_loop(64, clip=False, steps=15, warmup=6, kernel=kernel, style=style, profile_steps=2))
-    print(row, flush=True)
-    rows.append(row)
-    with open(sys.argv[1], "w") as f:
-        json.dump({"card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                   "torch": torch.__version__, "batch": 64, "grad_clip": False, "rows": rows}, f, indent=1)  # fmt: skip
+    print(f"{name}: {row['tokens_per_s'] / 1e3:.1f}k tok/s, {row['gpu_ms_per_step']} ms per step profiled", flush=True)
+    result["rows"].append(row)
+    provenance.write_json(sys.argv[1], result)  # after each variant: a run cut short keeps what it measured

@@ -12,7 +12,7 @@
    SECONDS (default 420) have passed.
 On a machine without a GPU it runs a tiny model, to check the script itself. GPT-2 in the plainest
 PyTorch, which this script measured at commit 3992721 (results/h200/speed/plain_pytorch_profile.json),
-is now part of `bench speed` (`bench.plain_gpt.plain_pytorch_loop`).
+is now part of `bench speed` (`experiments.speed.plain_gpt.plain_pytorch_loop`).
 """
 
 import contextlib
@@ -31,6 +31,7 @@ from vanilla_flash.config import TrainConfig
 from vanilla_flash.models import vanilla as vanilla_gpt
 from vanilla_flash.results import provenance
 
+from experiments.speed import kernel_times
 from experiments.speed import run as speed
 
 out_path, budget_s = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 420
@@ -83,19 +84,6 @@ else:
     best = TrainConfig(model_impl="vanilla", loss="chunked", model_size="tiny", seq_len=64, batch_size=4,
                        tokenizer="gpt2", run_dir="runs/profile")  # fmt: skip
 
-GROUPS = (
-    ("attention", ("cudnn", "flash", "fmha", "attn")),
-    ("matmul", ("gemm", "cutlass", "nvjet", "xmma", "sm90_", "cublas")),
-    ("optimizer", ("adam", "multi_tensor", "foreach")),
-    ("inductor (Triton)", ("triton",)),
-)
-
-
-def group_of(name: str) -> str:
-    low = name.lower()
-    return next((group for group, keys in GROUPS if any(k in low for k in keys)), "other")
-
-
 activities = [torch.profiler.ProfilerActivity.CUDA] if gpu else [torch.profiler.ProfilerActivity.CPU]
 steps, warmup, profiled = 8, 10, 4  # the profiler records exactly steps warmup+1 .. warmup+profiled
 prof = torch.profiler.profile(activities=activities)
@@ -117,16 +105,6 @@ def profile_window() -> None:
 timed = bench_training.bare_loop(best, steps=steps, warmup=warmup, after_step=profile_window)
 
 
-def self_us(e) -> float:
-    return e.self_device_time_total if gpu else e.self_cpu_time_total
-
-
-events = [e for e in prof.key_averages() if self_us(e) > 0]
-total_us = sum(self_us(e) for e in events) / profiled
-groups: dict[str, float] = {}
-for e in events:
-    groups[group_of(e.key)] = groups.get(group_of(e.key), 0.0) + self_us(e) / profiled
-top = sorted(events, key=lambda e: -self_us(e))[:30]
 result["profile"] = {
     "variant": {
         "model_impl": best.model_impl,
@@ -136,17 +114,7 @@ result["profile"] = {
         "attn": best.attn,
     },
     "bare_tokens_per_s_under_profiler": timed["tokens_per_s"],
-    "gpu_ms_per_step": round(total_us / 1e3, 3),
-    "groups_ms_per_step": {g: round(us / 1e3, 3) for g, us in sorted(groups.items(), key=lambda kv: -kv[1])},
-    "top_kernels": [
-        {
-            "name": e.key[:160],
-            "calls_per_step": e.count / profiled,
-            "group": group_of(e.key),
-            "ms_per_step": round(self_us(e) / profiled / 1e3, 3),
-        }
-        for e in top
-    ],  # fmt: skip
+    **kernel_times.per_step(prof, profiled, gpu, top=30),
 }
 print(json.dumps(result["profile"]["groups_ms_per_step"]), result["profile"]["gpu_ms_per_step"], flush=True)
 save()
