@@ -71,14 +71,14 @@ def cells(executed: Path, set_name: str, kind: str, lang: str) -> list:
     ran = [c for c in run.cells if "parameters" not in c.metadata.get("tags", [])]
     ran_code = [c for c in ran if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
     source = ROOT / "notebooks" / set_name / ("vi" if lang == "vi" else "") / f"{kind}.ipynb"
-    today = [c for c in nbformat.read(source, as_version=4).cells if c.cell_type == "code"]
-    today = [c for c in today if "parameters" not in c.metadata.get("tags", [])]
-    if [c.source for c in ran_code] != [c.source for c in today]:
+    today = nbformat.read(source, as_version=4).cells
+    today_code = [c for c in today if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+    if [c.source for c in ran_code] != [c.source for c in today_code]:
         raise StaleRun(f"{executed}: its code is not {source.relative_to(ROOT)}'s of today: run it again "
                        "(experiments/t4_stand_in/jobs.sh, experiments/h100/notebook_jobs.sh)")  # fmt: skip
     out, code = [], iter(ran_code)
     injected = [c for c in ran if "injected-parameters" in c.metadata.get("tags", [])]
-    for cell in nbformat.read(source, as_version=4).cells:
+    for cell in today:
         if "parameters" in cell.metadata.get("tags", []):
             out += injected
         elif cell.cell_type == "code":
