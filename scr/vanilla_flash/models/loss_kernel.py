@@ -39,6 +39,9 @@ from torch.library import triton_op, wrap_triton
 BLOCK = 4096  # columns per step of a row's loops
 WARPS = 32
 PROGRAMS_PER_SM = 8  # programs per multiprocessor in the grid (each works through its share of rows)
+# ONLINE: the maximum and the sum in one reading of the row (each lane rescales its own sum when its maximum
+# grows: two exponentials per logit, not one), then the gradient: two readings, not three
+ONLINE = False
 NO_TARGET = tl.constexpr(-100)  # a target to ignore, as in F.cross_entropy
 
 
@@ -53,6 +56,7 @@ def _softmax_cross_entropy_grad(
     n_cols: tl.constexpr,
     rows_per_program: tl.constexpr,
     BLOCK: tl.constexpr,
+    ONLINE: tl.constexpr,
 ):
     program = tl.program_id(0)
     lanes = tl.arange(0, BLOCK)
@@ -60,17 +64,25 @@ def _softmax_cross_entropy_grad(
         row = program + i * n_programs
         if row < n_rows:
             start = row.to(tl.int64) * n_cols
-            # 1. the row's maximum: each lane its own, one reduction at the end
             tops = tl.full([BLOCK], -1e30, tl.float32)  # finite: lanes past the row's end add exp(-inf) = 0
-            for col in range(0, n_cols, BLOCK):
-                x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
-                tops = tl.maximum(tops, x.to(tl.float32))
-            top = tl.max(tops, 0)
-            # 2. the sum of exponentials below it, from the same logits (now in L2)
             total = tl.zeros([BLOCK], tl.float32)
-            for col in range(0, n_cols, BLOCK):
-                x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
-                total += tl.exp(x.to(tl.float32) - top)
+            if ONLINE:  # 1+2. each lane's running maximum and its sum below it, rescaled as the maximum grows
+                for col in range(0, n_cols, BLOCK):
+                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                    higher = tl.maximum(tops, x.to(tl.float32))
+                    total = total * tl.exp(tops - higher) + tl.exp(x.to(tl.float32) - higher)
+                    tops = higher
+                top = tl.max(tops, 0)
+                total = total * tl.exp(tops - top)
+            else:  # 1. the row's maximum: each lane its own, one reduction at the end
+                for col in range(0, n_cols, BLOCK):
+                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                    tops = tl.maximum(tops, x.to(tl.float32))
+                top = tl.max(tops, 0)
+                # 2. the sum of exponentials below it, from the same logits (now in L2)
+                for col in range(0, n_cols, BLOCK):
+                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                    total += tl.exp(x.to(tl.float32) - top)
             lse = top + tl.log(tl.sum(total, 0))
             target = tl.load(targets + row)
             real = target != NO_TARGET
@@ -111,6 +123,7 @@ def softmax_cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> t
         n_cols=n_cols,
         rows_per_program=rows_per_program,
         BLOCK=BLOCK,
+        ONLINE=ONLINE,
         num_warps=WARPS,
     )
     return losses, grads
