@@ -95,9 +95,12 @@ def make_modules(major: int, calls: list) -> dict[str, types.ModuleType]:
                 scores = scores.masked_fill(~allowed, float("-inf"))
             return out, scores.logsumexp(-1), None, None, None  # out, lse (batch, heads, seq), and 3 more
 
-        def _flash_attn_bwd(q, k, v, out, dout, lse, softmax_scale=None, causal=False, *_, **__):
-            # as the kernel does it, from the saved log-sum-exp: a custom operator's body has no autograd
-            calls.append(dict(fn="bwd", causal=causal))
+        def _flash_attn_bwd(q, k, v, out, dout, lse, softmax_scale=None, causal=False, *_, dq=None, dk=None, dv=None,
+                            **__):  # fmt: skip
+            # as the kernel does it, from the saved log-sum-exp: a custom operator's body has no autograd;
+            # into dq, dk, dv where given (any strides), as flash-attn 4 does
+            given = (dq, dk, dv)
+            calls.append(dict(fn="bwd", causal=causal, into=given if dq is not None else None))
             scale = q.shape[-1] ** -0.5 if softmax_scale is None else softmax_scale
             scores = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
             if causal:
@@ -109,7 +112,12 @@ def make_modules(major: int, calls: list) -> dict[str, types.ModuleType]:
             ds = p * (dp - (dout.float() * out.float()).sum(-1).transpose(1, 2)[..., None])
             dq = torch.einsum("bhqk,bkhd->bqhd", ds, k.float()) * scale
             dk = torch.einsum("bhqk,bqhd->bkhd", ds, q.float()) * scale
-            return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+            grads = (dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype))
+            if given[0] is None:
+                return grads
+            for into, grad in zip(given, grads, strict=True):
+                into.copy_(grad)
+            return given
 
         interface = types.ModuleType("flash_attn.cute.interface")
         interface._flash_attn_fwd, interface._flash_attn_bwd = _flash_attn_fwd, _flash_attn_bwd

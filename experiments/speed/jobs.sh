@@ -9,3 +9,5 @@ job speed python3 -m experiments.speed.run --config configs/h200-speed.yaml --st
 job profile python3 experiments/speed/step_profile.py "$OUT_DIR/speed_profile.json" 400
 # what separates the plain baseline from a nanoGPT-like GPT-2: one change at a time, then all four (plain_probe.py)
 job plain_probe python3 experiments/speed/plain_probe.py "$OUT_DIR/plain_probe.json"
+# flash-attn 4 on packed q, k, v against three views: the same numbers, and the copy it saves (packed_check.py)
+job packed_check python3 experiments/speed/packed_check.py "$OUT_DIR/packed_check.json"

@@ -171,3 +171,35 @@ def test_flash_attn_4_stays_whole_in_a_compiled_graph_and_backpropagates_through
     calls.clear()
     attend("flash_attn_4", q2, k2, v2, causal=causal)
     assert [c["fn"] for c in calls] == ["func"]
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_flash_attn_4_on_packed_qkv_gives_their_gradient_back_packed(monkeypatch, causal):
+    """`attend_packed` hands flash-attn 4 q, k and v as one (batch, seq, 3, heads, head_dim) tensor, as one
+    matmul makes them: compiled, its backward writes the three gradients into views of one tensor of that
+    layout (nothing stacks them afterwards), and output and gradient match eager attention on the same views;
+    in eager mode it is flash-attn 4's own function."""
+    calls = install_fake(monkeypatch, "flash_attn_4")
+    packed = torch.randn(2, 24, 3, 3, 16, requires_grad=True)
+    layer = torch.compile(lambda t: attention.attend_packed("flash_attn_4", t, causal=causal), fullgraph=True,
+                          backend="aot_eager")  # fmt: skip
+    out = layer(packed)
+    out.square().sum().backward()
+    assert [c["fn"] for c in calls] == ["fwd", "bwd"]
+    dq, dk, dv = calls[1]["into"]
+    assert dq._base is not None and dq._base is dk._base is dv._base and dq._base.shape == packed.shape
+    again = packed.detach().requires_grad_()
+    ref = attend("eager", *again.permute(2, 0, 3, 1, 4), causal=causal)
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(packed.grad, again.grad, atol=1e-4, rtol=1e-4)
+    calls.clear()
+    attention.attend_packed("flash_attn_4", packed, causal=causal)
+    assert [c["fn"] for c in calls] == ["func"]
+
+
+@pytest.mark.parametrize("name", ["eager", "sdpa", "sdpa_math"])
+def test_a_backend_without_a_packed_form_gets_packed_qkv_as_views(name):
+    packed = torch.randn(2, 20, 3, 3, 16)
+    q, k, v = packed.permute(2, 0, 3, 1, 4)
+    torch.testing.assert_close(attention.attend_packed(name, packed), attend(name, q, k, v))

@@ -75,6 +75,7 @@ registry.add(
     max_head_dim=128,
     dropout=False,
     library=4,
+    packed=fab.flash_attn_4_packed,
 )
 registry.add(
     "from_scratch",

@@ -253,6 +253,72 @@ def _fa4_backward(ctx, grad_out, _grad_lse):
 fa4_forward.register_autograd(_fa4_backward, setup_context=_fa4_save)
 
 
+# The same for q, k and v packed in one (batch, seq, 3, heads, head_dim) tensor, as one matmul makes them
+# (`registry.attend_packed`): the backward writes dq, dk and dv into one tensor of that layout, so no copy
+# stacks the three gradients for that matmul's backward (a copy of the whole packed tensor per layer).
+
+
+@torch.library.custom_op("vanilla_flash::flash_attn_4_packed_forward", mutates_args=())
+def fa4_packed_forward(qkv: torch.Tensor, scale: float | None, is_causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from flash_attn.cute import interface
+
+    q, k, v = qkv.unbind(2)
+    out, lse = interface._flash_attn_fwd(q, k, v, softmax_scale=scale, causal=is_causal, return_lse=True)[:2]
+    return out.contiguous(), lse.contiguous()
+
+
+@fa4_packed_forward.register_fake
+def _(qkv, scale, is_causal):
+    batch, seq, _, heads, head_dim = qkv.shape
+    return qkv.new_empty(batch, seq, heads, head_dim), qkv.new_empty(batch, heads, seq, dtype=torch.float32)
+
+
+@torch.library.custom_op("vanilla_flash::flash_attn_4_packed_backward", mutates_args=())
+def fa4_packed_backward(
+    grad_out: torch.Tensor,
+    qkv: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    scale: float | None,
+    is_causal: bool,
+) -> torch.Tensor:
+    from flash_attn.cute import interface
+
+    grad = qkv.new_empty(qkv.shape)
+    dq, dk, dv = grad.unbind(2)
+    q, k, v = qkv.unbind(2)
+    interface._flash_attn_bwd(q, k, v, out, grad_out.contiguous(), lse, scale, is_causal, dq=dq, dk=dk, dv=dv)
+    return grad
+
+
+@fa4_packed_backward.register_fake
+def _(grad_out, qkv, out, lse, scale, is_causal):
+    return qkv.new_empty(qkv.shape)
+
+
+def _fa4_packed_save(ctx, inputs, output):
+    qkv, ctx.scale, ctx.is_causal = inputs
+    ctx.save_for_backward(qkv, *output)
+
+
+def _fa4_packed_backward(ctx, grad_out, _grad_lse):
+    qkv, out, lse = ctx.saved_tensors
+    return fa4_packed_backward(grad_out, qkv, out, lse, ctx.scale, ctx.is_causal), None, None
+
+
+fa4_packed_forward.register_autograd(_fa4_packed_backward, setup_context=_fa4_packed_save)
+
+
+def flash_attn_4_packed(qkv: torch.Tensor, scale: float | None, is_causal: bool) -> torch.Tensor:
+    """flash-attn 4 on packed (batch, seq, 3, heads, head_dim) q, k, v: (batch, seq, heads, head_dim). Under
+    torch.compile through the packed custom operators; in eager mode flash-attn 4's own function on views."""
+    fa = import_flash_attn(4)
+    if torch.compiler.is_compiling():
+        return fa4_packed_forward(qkv, scale, is_causal)[0]
+    q, k, v = qkv.unbind(2)
+    return _first(fa.flash_attn_func(q, k, v, softmax_scale=scale, causal=is_causal))
+
+
 def flash_attn_4_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **_):
     fa = import_flash_attn(4)
     is_causal = causal(module, is_causal)

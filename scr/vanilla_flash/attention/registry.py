@@ -69,6 +69,7 @@ class Backend:
     turing_backward_max_head_dim: int | None = None  # below sm80 its backward takes head dims up to this
     builtin: bool = False  # transformers' own name, not registered by us
     rules: Callable | None = None  # the backend's own rules: (machine, dtype, head_dim, training) -> why not
+    packed: Callable | None = None  # (qkv, scale, is_causal) -> out, on packed q, k, v (`attend_packed`)
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -378,3 +379,19 @@ def attend(
     with torch.autocast("cpu", enabled=False) if query.device.type == "cpu" else nullcontext():
         out, _ = _run(b, module, query, key, value, mask, dropout=dropout, scaling=scale, is_causal=causal)
     return out
+
+
+def attend_packed(
+    name: str, qkv: torch.Tensor, *, causal: bool = True, scale: float | None = None, dropout: float = 0.0
+) -> torch.Tensor:
+    """`attend` on q, k and v packed in one (batch, seq, 3, heads, head_dim) tensor, the layout one matmul
+    for the three makes. A backend with a packed form (`Backend.packed`: flash-attn 4) takes the tensor
+    whole, and under torch.compile its backward writes the three gradients into one tensor of that layout;
+    for any other backend the three are views (batch, heads, seq, head_dim) and their gradients are stacked
+    by a copy. Returns (batch, seq, heads, head_dim)."""
+    b = get(name)
+    query, key, value = qkv.permute(2, 0, 3, 1, 4)
+    if b.packed is None or dropout:
+        return attend(name, query, key, value, causal=causal, scale=scale, dropout=dropout)
+    _check_call(b, query, dropout)
+    return b.packed(qkv, scale, causal)

@@ -5,8 +5,9 @@ The same parameters under the same names and shapes as transformers' `GPT2LMHead
 transformers checkpoint: `save_pretrained` writes one that `GPT2LMHeadModel.from_pretrained` loads,
 `from_hf` takes one, and `as_hf` is a transformers model over the very same tensors (no copy), which
 is how `generate` works. What differs is only the forward pass, written for torch.compile: one
-matmul for q, k and v, attention through `vanilla_flash.attention.registry` (causal, no mask tensors), no
-attention-interface dispatch, the head tied to the embedding, and the loss either as transformers
+matmul for q, k and v, attention through `vanilla_flash.attention.registry` on the three packed as that
+matmul makes them (`attend_packed`: flash-attn 4 gives their gradient back packed, no copy), causal, no
+mask tensors, no attention-interface dispatch, the head tied to the embedding, and the loss either as transformers
 computes it (`loss="full"`: the logits of every position, in float32) or `loss="chunked"`: a few
 thousand positions at a time, with each chunk's gradients (for the hidden states and for the tied
 head) worked out in the forward pass while that chunk's logits exist, so the (batch x seq x vocab)
@@ -73,9 +74,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, e = x.shape
-        q, k, v = self.c_attn(x).view(b, t, 3, self.n_head, e // self.n_head).permute(2, 0, 3, 1, 4)
+        qkv = self.c_attn(x).view(b, t, 3, self.n_head, e // self.n_head)
         p = self.cfg.attn_pdrop if self.training else 0.0
-        y = attention.attend(self.cfg._attn_implementation, q, k, v, causal=True, dropout=p)  # (b, t, h, d)
+        y = attention.attend_packed(self.cfg._attn_implementation, qkv, causal=True, dropout=p)  # (b, t, h, d)
         return F.dropout(self.c_proj(y.reshape(b, t, e)), self.cfg.resid_pdrop, self.training)
 
 
