@@ -41,10 +41,14 @@ def relative(got: torch.Tensor, want: torch.Tensor) -> float:
 reference = run(lambda t: attention.attend("sdpa_math", *t.permute(2, 0, 3, 1, 4), causal=True), packed.float())
 outputs = {name: run(fn, packed) for name, fn in forms.items()}
 result["error"] = {
-    **{f"{name}_vs_float32": {"out": relative(o, reference[0]), "grad": relative(g, reference[1])}
-       for name, (o, g) in outputs.items()},  # fmt: skip
-    "packed_vs_views": {"out": relative(*[o[0] for o in outputs.values()]),
-                        "grad": relative(*[o[1] for o in outputs.values()])},  # fmt: skip
+    **{
+        f"{name}_vs_float32": {"out": relative(o, reference[0]), "grad": relative(g, reference[1])}
+        for name, (o, g) in outputs.items()
+    },
+    "packed_vs_views": {
+        "out": relative(*[o[0] for o in outputs.values()]),
+        "grad": relative(*[o[1] for o in outputs.values()]),
+    },
 }
 print(result["error"], flush=True)
 result["ms"] = {}
