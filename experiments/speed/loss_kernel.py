@@ -67,20 +67,17 @@ try:
 except Exception as err:
     record("torch_compiled", {"error": f"{type(err).__name__}: {err}"[:300]})
 
-own = (loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM, loss_kernel.ONLINE)
-forms = (False, True)  # three readings of a row, or two (`loss_kernel.ONLINE`)
-# around the fastest of the 116 settings timed at c60bdd3 (below), each in both forms
-grid = itertools.product((4096, 8192), (16, 32), (2, 4, 8), forms) if gpu else [own[:3] + (f,) for f in forms]
-for block, warps, per_sm, online in grid:
-    loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM, loss_kernel.ONLINE = block, warps, per_sm, online
-    row = {"block": block, "warps": warps, "programs_per_sm": per_sm, "online": online}
-    row["own_setting"] = (block, warps, per_sm, online) == own
+own = (loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM)
+grid = itertools.product((2048, 4096, 8192), (8, 16, 32), (1, 2, 4, 8)) if gpu else [own]
+for block, warps, per_sm in grid:
+    loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM = block, warps, per_sm
+    row = {"block": block, "warps": warps, "programs_per_sm": per_sm, "own_setting": (block, warps, per_sm) == own}
     try:
         row.update(timed(lambda: loss_kernel.softmax_cross_entropy_grad(logits, targets)))
     except Exception as err:
         row["error"] = f"{type(err).__name__}: {err}"[:300]
     record("kernel", row)
-loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM, loss_kernel.ONLINE = own
+loss_kernel.BLOCK, loss_kernel.WARPS, loss_kernel.PROGRAMS_PER_SM = own
 
 if gpu:  # the interpreter does not run under torch.compile
     try:

@@ -23,13 +23,9 @@ def loss_kernel():
     return loss_kernel
 
 
-@pytest.mark.parametrize("online", [False, True], ids=["three readings", "online: two readings"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("n_rows, n_cols", [(7, 5000), (4, 9000)])  # rows > programs; a row in two steps
-def test_the_kernel_gives_the_losses_and_gradients_of_the_pytorch_softmax(
-    loss_kernel, monkeypatch, online, dtype, n_rows, n_cols
-):
-    monkeypatch.setattr(loss_kernel, "ONLINE", online)
+def test_the_kernel_gives_the_losses_and_gradients_of_the_pytorch_softmax(loss_kernel, dtype, n_rows, n_cols):
     gen = torch.Generator().manual_seed(n_cols)
     logits = (torch.randn(n_rows, n_cols, generator=gen) * 3).to(dtype)
     targets = torch.randint(0, n_cols, (n_rows,), generator=gen)

@@ -35,13 +35,13 @@ from torch.library import triton_op, wrap_triton
 # across its lanes at every step, and the sum in the same reading) took 1.62 ms at its best and 1.69
 # at its setting then (8192 columns, 16 warps); a running maximum per lane, 1.59; the whole row in
 # registers at once (one reading, but registers spilled), 1.59. At 32 warps a thread takes about 32
-# registers (a test compiles it for sm_90): two programs run on a multiprocessor at a time.
+# registers (a test compiles it for sm_90): two programs run on a multiprocessor at a time. An online
+# form (each lane's running maximum and its sum below it in one reading, so two readings of a row, not
+# three; commit c23392d) was slower at every setting: 1.49 ms at its best against 1.39 for this form, on
+# another H200 (results/h200/speed/probe-run/loss_kernel.json).
 BLOCK = 4096  # columns per step of a row's loops
 WARPS = 32
 PROGRAMS_PER_SM = 8  # programs per multiprocessor in the grid (each works through its share of rows)
-# ONLINE: the maximum and the sum in one reading of the row (each lane rescales its own sum when its maximum
-# grows: two exponentials per logit, not one), then the gradient: two readings, not three
-ONLINE = False
 NO_TARGET = tl.constexpr(-100)  # a target to ignore, as in F.cross_entropy
 
 
@@ -56,7 +56,6 @@ def _softmax_cross_entropy_grad(
     n_cols: tl.constexpr,
     rows_per_program: tl.constexpr,
     BLOCK: tl.constexpr,
-    ONLINE: tl.constexpr,
 ):
     program = tl.program_id(0)
     lanes = tl.arange(0, BLOCK)
@@ -64,25 +63,17 @@ def _softmax_cross_entropy_grad(
         row = program + i * n_programs
         if row < n_rows:
             start = row.to(tl.int64) * n_cols
+            # 1. the row's maximum: each lane its own, one reduction at the end
             tops = tl.full([BLOCK], -1e30, tl.float32)  # finite: lanes past the row's end add exp(-inf) = 0
+            for col in range(0, n_cols, BLOCK):
+                x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                tops = tl.maximum(tops, x.to(tl.float32))
+            top = tl.max(tops, 0)
+            # 2. the sum of exponentials below it, from the same logits (now in L2)
             total = tl.zeros([BLOCK], tl.float32)
-            if ONLINE:  # 1+2. each lane's running maximum and its sum below it, rescaled as the maximum grows
-                for col in range(0, n_cols, BLOCK):
-                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
-                    higher = tl.maximum(tops, x.to(tl.float32))
-                    total = total * tl.exp(tops - higher) + tl.exp(x.to(tl.float32) - higher)
-                    tops = higher
-                top = tl.max(tops, 0)
-                total = total * tl.exp(tops - top)
-            else:  # 1. the row's maximum: each lane its own, one reduction at the end
-                for col in range(0, n_cols, BLOCK):
-                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
-                    tops = tl.maximum(tops, x.to(tl.float32))
-                top = tl.max(tops, 0)
-                # 2. the sum of exponentials below it, from the same logits (now in L2)
-                for col in range(0, n_cols, BLOCK):
-                    x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
-                    total += tl.exp(x.to(tl.float32) - top)
+            for col in range(0, n_cols, BLOCK):
+                x = tl.load(logits + start + col + lanes, mask=col + lanes < n_cols, other=-float("inf"))
+                total += tl.exp(x.to(tl.float32) - top)
             lse = top + tl.log(tl.sum(total, 0))
             target = tl.load(targets + row)
             real = target != NO_TARGET
@@ -123,7 +114,6 @@ def softmax_cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> t
         n_cols=n_cols,
         rows_per_program=rows_per_program,
         BLOCK=BLOCK,
-        ONLINE=ONLINE,
         num_warps=WARPS,
     )
     return losses, grads
