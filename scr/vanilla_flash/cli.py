@@ -94,7 +94,7 @@ def _smoke(args) -> int:
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
     head_dim = net.config.n_embd // net.config.n_head
-    chosen = attention.pick(machine, precision.autocast_dtype(prec) or torch.float32, head_dim, ids.shape[1])
+    chosen = attention.pick(machine, precision.compute_dtype(prec), head_dim, ids.shape[1])
     print(
         f"GPT-2 {args.size} ({flops.parameter_count(net) / 1e6:.2f}M parameters) on {machine.label}, "
         f"precision {prec}, attention auto -> {chosen}"

@@ -25,7 +25,9 @@ from vanilla_flash.errors import ConfigError
 # Wikisource languages set up here, with their configuration of `wikimedia/wikisource` on the Hub
 WIKISOURCE_CONFIGS = {"vi": "20231201.vi", "en": "20231201.en"}
 SAMPLE_PROMPTS = {"vi": "Trăm năm trong cõi người ta,", "en": "We hold these truths to be self-evident,"}
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")  # Lightning's names of the precisions a run trains in
+# Lightning's names of the precisions a run trains in: bf16-true holds the weights and the optimizer's state in
+# bfloat16 too (pure bf16 training: faster, other numerics; the mixed ones keep them in float32)
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "bf16-true")
 # name: (layers, heads, width, context). "tiny" runs a training step on a laptop CPU in a second.
 SIZES: dict[str, tuple[int, int, int, int]] = {
     "tiny": (2, 2, 64, 256),
@@ -93,7 +95,7 @@ class TrainConfig:
     warmup_steps: int = 10
     max_steps: int = 60
     grad_clip: float = 1.0
-    precision: str = "auto"  # auto (from the hardware) | 32-true | 16-mixed | bf16-mixed
+    precision: str = "auto"  # auto (from the hardware) | 32-true | 16-mixed | bf16-mixed | bf16-true (pure bf16)
     seed: int = 1234
     # hardware
     accelerator: str = "auto"
@@ -281,10 +283,10 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
             f"loss: {cfg.loss!r} needs model_impl: vanilla (the {cfg.model_impl} model computes its own loss)"
         )
     one_of("residual", ("float32", "bf16"))
-    if cfg.residual == "bf16" and (cfg.model_impl != "vanilla" or cfg.precision != "bf16-mixed"):
+    if cfg.residual == "bf16" and (cfg.model_impl != "vanilla" or cfg.precision not in ("bf16-mixed", "bf16-true")):
         problems.append(
-            "residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed (the other models "
-            "keep their residual stream in float32; float16 would overflow)"
+            "residual: 'bf16' needs model_impl: vanilla and precision: bf16-mixed or bf16-true (the other "
+            "models keep their residual stream in float32; float16 would overflow)"
         )
     if cfg.float8 is not None:
         one_of("float8", FLOAT8_RECIPES)

@@ -1,6 +1,7 @@
 """Training benchmarks on a CPU: the Lightning trainer and the bare loop on the same run."""
 
 import pytest
+import torch
 from vanilla_flash.bench import training as bench_training
 from vanilla_flash.config import TrainConfig
 
@@ -13,3 +14,23 @@ def test_lightning_overhead_runs_both_loops(tmp_path):
     assert row["lightning_over_bare"] == pytest.approx(
         row["lightning_tokens_per_s"] / row["bare_tokens_per_s"], rel=1e-3
     )
+
+
+@pytest.mark.parametrize("prec, weights", [("bf16-mixed", torch.float32), ("bf16-true", torch.bfloat16)])
+def test_both_loops_hold_the_weights_in_the_precision_s_dtype(tmp_path, monkeypatch, prec, weights):
+    """Through Lightning and in the bare loop, bf16-true trains bfloat16 weights (pure bf16) and bf16-mixed
+    float32 ones under autocast: the bare loop compared with Lightning trains what Lightning trains."""
+    seen = []
+    forward = bench_training.train.GPT2Module.forward
+
+    def spy(self, ids):
+        seen.append(next(self.parameters()).dtype)
+        return forward(self, ids)
+
+    monkeypatch.setattr(bench_training.train.GPT2Module, "forward", spy)
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                      bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False,
+                      model_impl="vanilla", precision=prec)  # fmt: skip
+    row = bench_training.lightning_overhead(cfg, steps=2, warmup=1)
+    assert row["lightning_tokens_per_s"] > 0 and row["bare_tokens_per_s"] > 0
+    assert len(seen) >= 2 * 3 and set(seen) == {weights}  # every step of both loops

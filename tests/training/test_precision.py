@@ -15,8 +15,10 @@ def test_policy_follows_the_hardware():
 def test_overrides_are_checked():
     assert precision.policy(A100, "16-mixed") == "16-mixed"
     assert precision.policy(CPU, "bf16-mixed") == "bf16-mixed"
-    with pytest.raises(ValueError, match="use 16-mixed"):
-        precision.policy(T4, "bf16-mixed")
+    assert precision.policy(H100, "bf16-true") == "bf16-true"
+    for bf16 in ("bf16-mixed", "bf16-true"):
+        with pytest.raises(ValueError, match="use 16-mixed"):
+            precision.policy(T4, bf16)
     with pytest.raises(ValueError, match="on CPU"):
         precision.policy(CPU, "16-mixed")
     with pytest.raises(ValueError, match="not one of"):
@@ -39,3 +41,17 @@ def test_autocast_dtype():
     assert precision.autocast_dtype("16-mixed") == torch.float16
     assert precision.autocast_dtype("bf16-mixed") == torch.bfloat16
     assert precision.autocast_dtype("32-true") is None
+
+
+def test_each_precision_says_what_the_weights_and_the_matmuls_hold():
+    """Mixed precision keeps float32 weights and computes under autocast; bf16-true holds the weights in
+    bfloat16 and has no autocast: both compute in bfloat16, which the attention backend is chosen for."""
+    want = {  # precision: (autocast, weights, compute)
+        "32-true": (None, torch.float32, torch.float32),
+        "16-mixed": (torch.float16, torch.float32, torch.float16),
+        "bf16-mixed": (torch.bfloat16, torch.float32, torch.bfloat16),
+        "bf16-true": (None, torch.bfloat16, torch.bfloat16),
+    }
+    for name, dtypes in want.items():
+        got = (precision.autocast_dtype(name), precision.weights_dtype(name), precision.compute_dtype(name))
+        assert got == dtypes, name

@@ -202,7 +202,7 @@ def check_model(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     machine = machine or env.probe()
     precision = precision or prec.policy(machine)
-    dtype = prec.autocast_dtype(precision) or torch.float32
+    dtype = prec.compute_dtype(precision)
     torch.manual_seed(seed)
     net = (vanilla.build if model_impl == "vanilla" else gpt2.build)(size, attn="eager", seq_len=seq_len).to(device)
     label = size if model_impl == "hf" else f"{size} {model_impl}"
@@ -297,7 +297,7 @@ def check_padded_model(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     machine = machine or env.probe()
     precision = precision or prec.policy(machine)
-    dtype = prec.autocast_dtype(precision) or torch.float32
+    dtype = prec.compute_dtype(precision)
     sizes = dict(sizes or (PADDED_MODEL_GPU if device == "cuda" else PADDED_MODEL_CPU))
     seq_len = sizes.pop("seq_len")
     torch.manual_seed(seed)

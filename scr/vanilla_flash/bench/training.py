@@ -51,7 +51,7 @@ def bare_loop(
     machine = env.probe()
     prec = run_precision or precision.policy(machine, cfg.precision)
     torch.manual_seed(cfg.seed)
-    module = train.GPT2Module(cfg, vocab_size=50257).to(device)
+    module = train.GPT2Module(cfg, vocab_size=50257).to(device, precision.weights_dtype(prec))  # as Lightning does
     module.configure_model()
     opt_cfg = module.make_optimizer(prec)
     optimizer, schedule = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
@@ -117,7 +117,7 @@ def train_grid(
     backends = backends or [name for name in attention.names() if name not in NOT_TIMED]
     machine = env.probe()
     prec = precision.PRECISION_OF.get(dtype) or precision.policy(machine)
-    dtype = precision.autocast_dtype(prec) or torch.float32
+    dtype = precision.compute_dtype(prec)
     rows = []
     for seq in seq_lens:
         for name in backends:

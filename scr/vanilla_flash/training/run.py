@@ -177,7 +177,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     backend = attention.resolve(  # the backend that runs, `auto` resolved: the summary records it
         cfg.attn,
         machine,
-        dtype=precision.autocast_dtype(prec) or torch.float32,
+        dtype=precision.compute_dtype(prec),
         head_dim=cfg.head_dim,
         dropout=cfg.dropout > 0,
         compiled=cfg.compile,
