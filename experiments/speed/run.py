@@ -30,24 +30,28 @@ from experiments.speed.plain_gpt import NANOGPT_STYLE, Style, plain_pytorch_loop
 # model with everything that helped on the H200 (the residual stream in bf16, the loss's softmax step
 # as a Triton kernel) at batch 192 (the memory the chunked loss frees allows it; 1.7% faster than 128
 # on the H200), then the same with flash-attn 4 for attention (0.90 ms against cuDNN's 1.07 for a causal
-# forward + backward at head dim 64, seq 1024 on the H100: results/h100/attention.json), then with the
-# blocks' matmuls in float8 (torchao's tensorwise recipe: slower than bf16 at batch 64 on the H100,
-# results/h100/speed/float8_probe.json; measured here at the best batch); each through Lightning and in
-# the bare loop, back to back. What did not help, or did not need measuring again, is in the earlier
-# runs' files (results/h200/README.md): CUDA graphs, max-autotune, the MLP's bias + GELU as Triton
-# kernels (run 5, commit dd9fe42) or in cuBLASLt's epilogues (speed/fused-mlp-run/, commit a3338a2), the
-# full float32 loss, batches 32 and 64, transformers' GPT-2 (its loss curve matched the vanilla model's
-# in every run up to commit e41fb11).
+# forward + backward at head dim 64, seq 1024 on the H100: results/h100/attention.json; its q, k, v packed
+# as one matmul makes them since commit c23392d, results/h200/speed/probe-run/packed_check.json), then that
+# with the weights in bf16 (precision bf16-true: pure bf16 training, as the plain rows with bf16 weights
+# train; another training, so its own claim against them); each through Lightning and in the bare loop,
+# back to back. What did not help, or did not need measuring again, is in the earlier runs' files
+# (results/h200/README.md, results/h100/README.md): float8 matmuls (torchao's tensorwise recipe, 479.8k
+# against 547.1k tokens/s through Lightning, results/h100/speed.json at commit e979544), CUDA graphs,
+# max-autotune, the MLP's bias + GELU as Triton kernels (run 5, commit dd9fe42) or in cuBLASLt's epilogues
+# (speed/fused-mlp-run/, commit a3338a2), the full float32 loss, batches 32 and 64, transformers' GPT-2
+# (its loss curve matched the vanilla model's in every run up to commit e41fb11).
 _BEST = {"model_impl": "vanilla", "loss": "chunked_triton", "residual": "bf16", "batch_size": 192}
+_FA4 = {**_BEST, "attn": "flash_attn_4"}
 
 
 SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
     ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual", _BEST),
-    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual, flash-attn 4",
-     {**_BEST, "attn": "flash_attn_4"}),
-    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual, float8 tensorwise",
-     {**_BEST, "float8": "tensorwise"}),
+    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual, flash-attn 4", _FA4),
+    ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual, flash-attn 4, bf16 weights",
+     {**_FA4, "precision": "bf16-true"}),
 )  # fmt: skip
+# the plain rows' weights: float32 under bf16 autocast (mixed precision, as the project trains) or bf16 (pure)
+WEIGHTS = {"bf16-true": "bfloat16"}
 
 
 def speed(
@@ -84,6 +88,7 @@ def speed(
             "loss": cfg.loss,
             "residual": cfg.residual,
             "float8": cfg.float8,
+            "precision": cfg.precision,
             "attn": cfg.attn,
             "batch": cfg.batch_size,
             "seq_len": cfg.seq_len,
@@ -111,24 +116,15 @@ def speed(
         timing.free_memory()
         if after_each:
             after_each(result)
-    measured = [r for r in rows if r.get("lightning_tokens_per_s")]
-    best = max(measured, key=lambda r: r["lightning_tokens_per_s"], default=None)
     clip = bool(base.grad_clip)  # against the plain rows that clip as the project's runs do
-    same = [r for r in plain_rows if r["status"] == "ok" and r["grad_clip"] == clip and r["style"] == "gpt2"]
-    plain = max(same, key=lambda r: r["tokens_per_s"], default=None)
-    if best and plain:
-        ratio = best["lightning_tokens_per_s"] / plain["tokens_per_s"]
-        result["best_over_plain"] = {"best": best["name"], "plain_batch": plain["batch"], "grad_clip": clip,
-                                     "ratio": round(ratio, 4)}  # fmt: skip
-        nanogpt = next((r for r in plain_rows if r["status"] == "ok" and r["style"] == "nanogpt"), None)
-        if nanogpt:  # another model (no biases, exact GELU): shown beside the claim, not in it
-            result["best_over_plain"]["over_nanogpt_style"] = round(
-                best["lightning_tokens_per_s"] / nanogpt["tokens_per_s"], 4
-            )
-        log(f"best through Lightning ({best['name']}) / fastest plain PyTorch (batch {plain['batch']}, clip "
-            f"{clip}): {ratio:.3f}")  # fmt: skip
-        if after_each:
-            after_each(result)
+    for key, weights in (("best_over_plain", "float32"), ("best_over_plain_bf16_weights", "bfloat16")):
+        against = _best_over_plain(rows, plain_rows, clip, weights)
+        if against:
+            result[key] = against
+            log(f"best through Lightning, {weights} weights ({against['best']}) / fastest plain PyTorch (batch "
+                f"{against['plain_batch']}, clip {clip}): {against['ratio']:.3f}")  # fmt: skip
+    if after_each:
+        after_each(result)
     result["matmul_tflops"]["after"] = after = timing.matmul_tflops()
     for row in rows:
         if before and row.get("model_tflops"):
@@ -144,6 +140,26 @@ def speed(
     return result
 
 
+def _best_over_plain(rows: list[dict], plain_rows: list[dict], clip: bool, weights: str) -> dict | None:
+    """The fastest row through Lightning whose weights are `weights` ("float32": mixed precision;
+    "bfloat16": bf16-true) against the fastest plain GPT-2 row with the same weights and clipping; beside
+    it, against the plain row written as nanoGPT writes it with those weights (another model: shown, not
+    claimed)."""
+    ours = [r for r in rows if r.get("lightning_tokens_per_s") and WEIGHTS.get(r["precision"], "float32") == weights]
+    theirs = [r for r in plain_rows if r["status"] == "ok" and r.get("weights", "float32") == weights]
+    best = max(ours, key=lambda r: r["lightning_tokens_per_s"], default=None)
+    plain = max((r for r in theirs if r["grad_clip"] == clip and r["style"] == "gpt2"),
+                key=lambda r: r["tokens_per_s"], default=None)  # fmt: skip
+    if not (best and plain):
+        return None
+    ratio = best["lightning_tokens_per_s"] / plain["tokens_per_s"]
+    against = {"best": best["name"], "plain_batch": plain["batch"], "grad_clip": clip, "ratio": round(ratio, 4)}
+    nanogpt = next((r for r in theirs if r["style"] == "nanogpt"), None)
+    if nanogpt:
+        against["over_nanogpt_style"] = round(best["lightning_tokens_per_s"] / nanogpt["tokens_per_s"], 4)
+    return against
+
+
 # the SDPA kernel of the project's attention backends, for the plain model to use the same one
 SDPA_KERNELS = {
     "sdpa_cudnn": "CUDNN_ATTENTION",
@@ -157,11 +173,17 @@ def _plain_baseline(base: TrainConfig, batches, steps: int, warmup: int, log: Ca
     model sizes, sequence length, compile mode and SDPA kernel (`SDPA_KERNELS`; PyTorch's choice for a
     backend that is not an SDPA kernel) and the project's padded vocabulary; then, at the last batch without
     clipping, the same loop with the model written as nanoGPT writes it (`NANOGPT_STYLE`: no biases, exact
-    GELU; another model than GPT-2, a reference row); a batch that fails is recorded."""
+    GELU; another model than GPT-2, a reference row); then at the last batch the same three rows but one
+    with the weights held in bf16 (pure bf16 training: 4.7% faster on an H200,
+    results/h200/speed/probe-run/plain_probe.json, what a bf16-true variant is claimed against); a batch
+    that fails is recorded."""
     layers, heads, width, _ = base.dims
     kernel = SDPA_KERNELS.get(base.attn)
     runs = [(batch, clip, "gpt2", Style()) for batch in batches for clip in (True, False)]
     runs.append((batches[-1], False, "nanogpt", NANOGPT_STYLE))
+    pure = Style(weights="bfloat16")  # pure bf16 training, beside the rows of a bf16-true variant
+    runs += [(batches[-1], clip, "gpt2", pure) for clip in (True, False)]
+    runs.append((batches[-1], False, "nanogpt", dataclasses.replace(NANOGPT_STYLE, weights="bfloat16")))
     rows = []
     for batch, clip, style_name, style in runs:
         torch._dynamo.reset()

@@ -72,12 +72,20 @@ def speed_markdown(path, lang: str = "en") -> str:
             cells = [plain_label(r, lang), "-", thousands(r["tokens_per_s"], lang), "-", "-", "-",
                      ratio(r["peak_mem_gib"], lang, 1), "-"]  # fmt: skip
             lines.append(report.markdown_row(cells))
-    against = result.get("best_over_plain")
-    if against and rows:
-        best = max(rows, key=lambda r: r["lightning_tokens_per_s"])
+    for key in ("best_over_plain", "best_over_plain_bf16_weights"):
+        lines += _verdict(result.get(key), rows, plain, lang, bf16_weights=key.endswith("bf16_weights"))
+    return "\n".join(lines)
+
+
+def _verdict(against: dict | None, rows: list[dict], plain: dict, lang: str, bf16_weights: bool) -> list[str]:
+    """The lines of one claim (`run._best_over_plain`): the best row against the fastest plain one."""
+    lines = []
+    best = next((r for r in rows if r["name"] == (against or {}).get("best")), None)
+    if against and best:
         lines += [
             "",
-            plain["verdict"].format(
+            (plain["bf16_prefix"] if bf16_weights else "")
+            + plain["verdict"].format(
                 best=speed_label(best, lang),
                 batch=against["plain_batch"],
                 clip=plain["clip" if against.get("grad_clip", True) else "no_clip"],
@@ -88,7 +96,7 @@ def speed_markdown(path, lang: str = "en") -> str:
         ]
         if against.get("over_nanogpt_style"):
             lines[-1] += " " + plain["nanogpt_verdict"].format(ratio=number(against["over_nanogpt_style"], lang, 4))
-    return "\n".join(lines)
+    return lines
 
 
 def thousands(tokens_per_s: float, lang: str) -> str:
@@ -102,7 +110,8 @@ def plain_label(row: dict, lang: str = "en") -> str:
     words = _PLAIN_ROW[lang]
     label = words["label"].format(batch=row["batch"], clip=words["clip" if row["grad_clip"] else "no_clip"])
     label += words["kernel"].format(kernel=row["sdpa_kernel"]) if row.get("sdpa_kernel") else ""
-    return label + (words["nanogpt"] if row.get("style") == "nanogpt" else "")
+    label += words["nanogpt"] if row.get("style") == "nanogpt" else ""
+    return label + (words["bf16_weights"] if row.get("weights") == "bfloat16" else "")
 
 
 _PLAIN_ROW = {
@@ -110,11 +119,13 @@ _PLAIN_ROW = {
         "label": "plain PyTorch GPT-2, batch {batch}, {clip} (its own loop: no Lightning, no transformers)",
         "kernel": "; SDPA's {kernel} kernel",
         "nanogpt": "; written as nanoGPT writes it (no biases, exact GELU: not GPT-2's model, a reference)",
+        "bf16_weights": "; weights in bf16 (pure bf16 training)",
         "clip": "clipping at 1.0",
         "no_clip": "no clipping",
         "verdict": "Best through Lightning ({best}) against the fastest plain-PyTorch GPT-2 of the same run that "
         "clips as it does (batch {batch}, {clip}): {ratio}× (goal 1.05×); against the goal of {goal_k} tokens/s: "
         "{goal}.",
+        "bf16_prefix": "With the weights in bf16 on both sides (pure bf16 training, other numerics): ",
         "nanogpt_verdict": "Against the plain loop with the model written as nanoGPT writes it (no biases, exact "
         "GELU: less work per token than GPT-2's model, so a reference, not the claim): {ratio}×.",
     },
@@ -122,11 +133,13 @@ _PLAIN_ROW = {
         "label": "GPT-2 PyTorch thuần, batch {batch}, {clip} (vòng lặp riêng: không Lightning, không transformers)",
         "kernel": "; kernel {kernel} của SDPA",
         "nanogpt": "; viết như nanoGPT (không bias, GELU chính xác: không phải mô hình GPT-2, chỉ để tham chiếu)",
+        "bf16_weights": "; trọng số bf16 (huấn luyện thuần bf16)",
         "clip": "cắt gradient ở 1,0",
         "no_clip": "không cắt gradient",
         "verdict": "Cấu hình nhanh nhất qua Lightning ({best}) so với GPT-2 PyTorch thuần nhanh nhất trong cùng lần "
         "chạy có cắt gradient như nó (batch {batch}, {clip}): {ratio}× (mục tiêu 1,05×); so với mục tiêu {goal_k} "
         "token/s: {goal}.",
+        "bf16_prefix": "Với trọng số bf16 ở cả hai phía (huấn luyện thuần bf16, số học khác): ",
         "nanogpt_verdict": "So với vòng lặp PyTorch thuần với mô hình viết như nanoGPT (không bias, GELU chính xác: "
         "ít việc hơn mỗi token so với mô hình GPT-2, nên chỉ để tham chiếu, không phải tuyên bố): {ratio}×.",
     },
@@ -353,6 +366,7 @@ _NAME_VI = {  # the parts of the speed runs' row names, in Vietnamese (the gloss
     "chunked loss": "loss tính theo đoạn",
     "full loss": "loss đầy đủ",
     "bf16 residual": "luồng residual bf16",
+    "bf16 weights": "trọng số bf16",
     "run again": "chạy lại",
     "Triton GELU": "GELU bằng Triton",
     "MLP in cuBLASLt epilogues": "MLP trong epilogue của cuBLASLt",
@@ -368,6 +382,7 @@ _PLOT_WORDS = {
         "goal": "goal {k:.0f}k",
         "plain_row": "plain PyTorch, batch {batch}, {clip}",
         "nanogpt_row": ", nanoGPT's way (no biases)",
+        "bf16_row": ", bf16 weights",
         "x": "thousand tokens per second (GPT-2 124M training, seq 1024)",
     },
     "vi": {
@@ -377,6 +392,7 @@ _PLOT_WORDS = {
         "goal": "mục tiêu {k:.0f}k",
         "plain_row": "PyTorch thuần, batch {batch}, {clip}",
         "nanogpt_row": ", kiểu nanoGPT (không bias)",
+        "bf16_row": ", trọng số bf16",
         "x": "nghìn token mỗi giây (huấn luyện GPT-2 124M, chuỗi 1024)",
     },
 }
@@ -417,6 +433,7 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL, lang: str = 
     labels += [
         w["plain_row"].format(batch=r["batch"], clip=clip[r["grad_clip"]])
         + (w["nanogpt_row"] if r.get("style") == "nanogpt" else "")
+        + (w["bf16_row"] if r.get("weights") == "bfloat16" else "")
         for r in plain
     ]
     ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)

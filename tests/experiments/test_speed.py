@@ -22,9 +22,11 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
                       bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False)  # fmt: skip
     variants = (("vanilla, chunked loss", {"model_impl": "vanilla", "loss": "chunked"}),
                 ("a broken one", {"model_impl": "vanilla", "attn": "flash_attn_2"}),
-                ("hf", {"model_impl": "hf"}))  # fmt: skip
+                ("hf", {"model_impl": "hf"}),
+                ("vanilla, bf16 weights", {"model_impl": "vanilla", "precision": "bf16-true"}))  # fmt: skip
     result = run.speed(cfg, variants, steps=3, warmup=2, plain_batches=(2,))
-    ok, broken, hf = result["rows"]
+    ok, broken, hf, pure = result["rows"]
+    assert pure["status"] == "ok" and ok["precision"] != "bf16-true" == pure["precision"]
     assert (ok["model_impl"], ok["loss"], hf["model_impl"]) == ("vanilla", "chunked", "hf")
     assert ok["status"] == hf["status"] == "ok" and broken["status"].startswith("error")
     for row in (ok, hf):
@@ -33,7 +35,7 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
     assert speed_tables.speed_plot(result, tmp_path / "speed.png").stat().st_size > 1000
     # the plain-PyTorch baseline, with the run's sizes, with clipping and without, and the best Lightning
     # row against the one that clips as the run does; then nanoGPT's way of writing it, a reference row
-    clipped, unclipped, nanogpt = result["plain_pytorch"]
+    clipped, unclipped, nanogpt, *bf16_weights = result["plain_pytorch"]
     assert (clipped["grad_clip"], unclipped["grad_clip"], nanogpt["grad_clip"]) == (True, False, False)
     assert cfg.grad_clip == 1.0
     assert (clipped["style"], unclipped["style"], nanogpt["style"]) == ("gpt2", "gpt2", "nanogpt")
@@ -48,6 +50,14 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
     )
     assert result["best_over_plain"]["over_nanogpt_style"] == pytest.approx(
         best["lightning_tokens_per_s"] / nanogpt["tokens_per_s"], rel=1e-3
+    )
+    # the same three plain rows with the weights in bf16, which a bf16-true variant is claimed against alone
+    assert [(r["grad_clip"], r["style"], r["weights"]) for r in bf16_weights] == [
+        (True, "gpt2", "bfloat16"), (False, "gpt2", "bfloat16"), (False, "nanogpt", "bfloat16")]  # fmt: skip
+    assert all(r["status"] == "ok" for r in bf16_weights) and clipped["weights"] == "float32"
+    pure_claim = result["best_over_plain_bf16_weights"]
+    assert pure_claim["best"] == pure["name"] and pure_claim["ratio"] == pytest.approx(
+        pure["lightning_tokens_per_s"] / bf16_weights[0]["tokens_per_s"], rel=1e-3
     )
 
 
