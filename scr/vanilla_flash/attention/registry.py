@@ -8,6 +8,8 @@ with ``query/key/value`` shaped (batch, heads, seq, head_dim) and ``out`` shaped
 head_dim). `register()` puts each one into transformers under its name, so
 ``GPT2LMHeadModel(config)`` with ``config._attn_implementation = "flash_attn_1"`` runs flash-attn
 1.x, and `attend()` calls the same functions on bare tensors (tests, checks, benchmarks).
+`attend_packed()` takes q, k and v as one matmul makes them, packed (batch, seq, 3, heads, head_dim): a
+backend with a packed form (flash-attn 4) takes that tensor whole, every other one gets three views.
 
 Backends (`names()`): ``eager`` and ``sdpa`` are transformers' own; ``sdpa_math``,
 ``sdpa_efficient``, ``sdpa_flash`` and ``sdpa_cudnn`` force one PyTorch SDPA kernel;
