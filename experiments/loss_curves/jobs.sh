@@ -5,3 +5,6 @@ job loss_curves python3 experiments/loss_curves/run.py "$OUT_DIR/loss_curves.jso
 # the speed experiment's best with its blocks' matmuls in float8, against the same in bf16 (issue 32)
 job float8_curves python3 experiments/loss_curves/run.py "$OUT_DIR/float8_curves.json" --configs \
   "vanilla, bf16 residual;vanilla, bf16 residual, float8 tensorwise;vanilla, bf16 residual, float8 rowwise"
+# the speed experiment's best in pure bf16 training (precision bf16-true), against the same in mixed precision
+job bf16_weights_curves python3 experiments/loss_curves/run.py "$OUT_DIR/bf16_weights_curves.json" --hf-runs 1 \
+  --configs "vanilla, bf16 residual;vanilla, bf16 residual, bf16 weights"

@@ -10,7 +10,8 @@ rate decaying to its floor at `--max-steps` (default: the steps, as in the speed
 `--seeds` seeds (default: the config's seed, 3; a seed sets the initial weights and the data's split and
 order): transformers' GPT-2 `--hf-runs` times per seed (1 or 2: the run-to-run noise of one GPU), then
 each of `--configs` (`CONFIGS`; default: the vanilla model with a bf16 and with a float32 residual
-stream; the float8 rows are the speed experiment's best with its blocks' matmuls in float8). `summary`
+stream; the float8 rows are the speed experiment's best with its blocks' matmuls in float8, the bf16-weights
+row the same in pure bf16 training, precision bf16-true). `summary`
 gives, per configuration, each run's loss minus that of transformers' first run of the same seed
 (`loss_curves.loss_against_hf`), averaged over the last 10 steps and, in absolute value, over all. Each
 run is written as soon as it ends. On a machine without a GPU it runs a tiny model a few steps, to
@@ -68,6 +69,7 @@ CONFIGS = {  # name: overrides
     "vanilla, float32 residual": {**vanilla, "residual": "float32"},
     "vanilla, bf16 residual, float8 tensorwise": {**vanilla, "residual": "bf16", "float8": "tensorwise"},
     "vanilla, bf16 residual, float8 rowwise": {**vanilla, "residual": "bf16", "float8": "rowwise"},
+    "vanilla, bf16 residual, bf16 weights": {**vanilla, "residual": "bf16", "precision": "bf16-true"},
 }
 unknown = [name for name in args.configs.split(";") if name not in CONFIGS]
 if unknown:
