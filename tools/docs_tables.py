@@ -17,6 +17,7 @@ train_t4_600.json (GPT-2 trained through it, `experiments.kernel_ladder.tables`)
 results/h100/speed.json and results/h200/speed.json (GPT-2 training speed per configuration; the same for the
 fourth run's file, which measured each change on its own, and for the run with the MLP in cuBLASLt's epilogues) and
 results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against) and
+results/h200/speed/probe-run/plain_probe.json (that GPT-2 written otherwise one thing at a time) and
 results/h200/speed/loss_kernel.json (the loss kernel's forms and settings) and
 results/h200/speed/best_profile.json (where the best configuration's step spends its GPU time) and
 results/h200/speed/loss-curves (a folder: transformers' and the vanilla model's loss over seeds).
@@ -35,6 +36,7 @@ from vanilla_flash.results import tables  # noqa: E402
 
 from experiments.kernel_ladder import tables as kernel_ladder  # noqa: E402
 from experiments.loss_curves import tables as loss_curves  # noqa: E402
+from experiments.speed import probe_tables  # noqa: E402
 from experiments.speed import tables as speed_tables  # noqa: E402
 
 TABLES = {
@@ -53,6 +55,7 @@ TABLES = {
     "results/h200/speed/loss_kernel.json": speed_tables.loss_kernel_markdown,
     "results/h200/speed/best_profile.json": speed_tables.step_profile_markdown,
     "results/h200/speed/plain_pytorch_profile.json": speed_tables.plain_pytorch_markdown,
+    "results/h200/speed/probe-run/plain_probe.json": probe_tables.plain_probe_markdown,
     "results/h200/speed/loss-curves": loss_curves.loss_curves_markdown,
 }
 # a table inside a list item is indented as its markers are, so that it stays in the item
@@ -77,7 +80,8 @@ def rewritten(page: Path) -> str:
             raise SystemExit(f"{page}: no table is made from {source} (known: {', '.join(TABLES)})")
         text = TABLES[source](ROOT / source, language(page))
         body = "\n".join(indent + line if line else line for line in text.splitlines())
-        return f"{indent}{m.group(2)}{body}\n{indent}{m.group(5)}"
+        # a blank line before the end marker: else Markdown reads the marker as one more row of the table
+        return f"{indent}{m.group(2)}{body}\n\n{indent}{m.group(5)}"
 
     return MARKED.sub(table, page.read_text())
 

@@ -1,6 +1,7 @@
 """The speed experiment (experiments/speed) on a CPU: its run's structure, and its tables and plot read
 from the committed H200 files."""
 
+import json
 import math
 from pathlib import Path
 
@@ -211,3 +212,18 @@ def test_the_plain_gpt_written_otherwise_differs_only_where_it_says():
     profiled = plain_pytorch_loop(2, clip=True, profile_steps=2, **sizes)
     times = [k["ms_per_step"] for k in profiled["top_kernels"]]
     assert 0 < len(times) <= 15 and times == sorted(times, reverse=True) and times[-1] > 0
+
+
+def test_the_probe_table_reads_each_variant_from_the_committed_file_in_both_languages():
+    from experiments.speed import probe_tables
+
+    path = ROOT / "results/h200/speed/probe-run/plain_probe.json"
+    rows = json.loads(path.read_text())["rows"]
+    for lang in ("en", "vi"):
+        table = probe_tables.plain_probe_markdown(path, lang)
+        body = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+        assert len(body) == len(rows)
+        for line, row in zip(body, rows, strict=True):
+            assert speed_tables.thousands(row["tokens_per_s"], lang) in line
+            assert (row["variant"] in line) == (lang == "en")  # every variant has its Vietnamese name
+        assert "| 1.000 |" in body[0] if lang == "en" else "| 1,000 |" in body[0]
