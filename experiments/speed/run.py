@@ -22,6 +22,7 @@ from vanilla_flash.bench.training import lightning_overhead
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.models import flops, gpt2
 from vanilla_flash.results import plots, provenance
+from vanilla_flash.training import precision
 
 from experiments.speed import tables
 from experiments.speed.plain_gpt import NANOGPT_STYLE, Style, plain_pytorch_loop
@@ -50,8 +51,6 @@ SPEED_VARIANTS: tuple[tuple[str, dict], ...] = (
     ("vanilla, chunked loss with Triton kernel, batch 192, bf16 residual, flash-attn 4, bf16 weights",
      {**_FA4, "precision": "bf16-true"}),
 )  # fmt: skip
-# the plain rows' weights: float32 under bf16 autocast (mixed precision, as the project trains) or bf16 (pure)
-WEIGHTS = {"bf16-true": "bfloat16"}
 
 
 def speed(
@@ -145,7 +144,7 @@ def _best_over_plain(rows: list[dict], plain_rows: list[dict], clip: bool, weigh
     "bfloat16": bf16-true) against the fastest plain GPT-2 row with the same weights and clipping; beside
     it, against the plain row written as nanoGPT writes it with those weights (another model: shown, not
     claimed)."""
-    ours = [r for r in rows if r.get("lightning_tokens_per_s") and WEIGHTS.get(r["precision"], "float32") == weights]
+    ours = [r for r in rows if r.get("lightning_tokens_per_s") and _weights(r["precision"]) == weights]
     theirs = [r for r in plain_rows if r["status"] == "ok" and r.get("weights", "float32") == weights]
     best = max(ours, key=lambda r: r["lightning_tokens_per_s"], default=None)
     plain = max((r for r in theirs if r["grad_clip"] == clip and r["style"] == "gpt2"),
@@ -158,6 +157,11 @@ def _best_over_plain(rows: list[dict], plain_rows: list[dict], clip: bool, weigh
     if nanogpt:
         against["over_nanogpt_style"] = round(best["lightning_tokens_per_s"] / nanogpt["tokens_per_s"], 4)
     return against
+
+
+def _weights(prec: str) -> str:
+    """The dtype a row's precision holds the weights in, named as the plain rows name theirs (`Style.weights`)."""
+    return str(precision.weights_dtype(prec)).removeprefix("torch.")
 
 
 # the SDPA kernel of the project's attention backends, for the plain model to use the same one
