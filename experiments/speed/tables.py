@@ -79,23 +79,23 @@ def speed_markdown(path, lang: str = "en") -> str:
 
 def _verdict(against: dict | None, rows: list[dict], plain: dict, lang: str, bf16_weights: bool) -> list[str]:
     """The lines of one claim (`run._best_over_plain`): the best row against the fastest plain one."""
-    lines = []
-    best = next((r for r in rows if r["name"] == (against or {}).get("best")), None)
-    if against and best:
-        lines += [
-            "",
-            (plain["bf16_prefix"] if bf16_weights else "")
-            + plain["verdict"].format(
-                best=speed_label(best, lang),
-                batch=against["plain_batch"],
-                clip=plain["clip" if against.get("grad_clip", True) else "no_clip"],
-                ratio=number(against["ratio"], lang, 4),
-                goal=number(best["lightning_tokens_per_s"] / SPEED_GOAL, lang),
-                goal_k=f"{SPEED_GOAL / 1e3:.0f}k",
-            ),
-        ]
-        if against.get("over_nanogpt_style"):
-            lines[-1] += " " + plain["nanogpt_verdict"].format(ratio=number(against["over_nanogpt_style"], lang, 4))
+    best = next((r for r in rows if against and r["name"] == against["best"]), None)
+    if best is None:
+        return []
+    lines = [
+        "",
+        (plain["bf16_prefix"] if bf16_weights else "")
+        + plain["verdict"].format(
+            best=speed_label(best, lang),
+            batch=against["plain_batch"],
+            clip=plain["clip" if against.get("grad_clip", True) else "no_clip"],
+            ratio=number(against["ratio"], lang, 4),
+            goal=number(best["lightning_tokens_per_s"] / SPEED_GOAL, lang),
+            goal_k=f"{SPEED_GOAL / 1e3:.0f}k",
+        ),
+    ]
+    if against.get("over_nanogpt_style"):
+        lines[-1] += " " + plain["nanogpt_verdict"].format(ratio=number(against["over_nanogpt_style"], lang, 4))
     return lines
 
 

@@ -201,15 +201,26 @@ def _first(result):
 # run at 0.992 (results/h100/attention.json). Outputs are contiguous, as the fake implementations say.
 
 
+def _fa4_fwd(q, k, v, scale, is_causal):
+    from flash_attn.cute import interface
+
+    out, lse = interface._flash_attn_fwd(q, k, v, softmax_scale=scale, causal=is_causal, return_lse=True)[:2]
+    return out.contiguous(), lse.contiguous()
+
+
+def _fa4_bwd(grad_out, q, k, v, out, lse, scale, is_causal, **into):
+    """dq, dk, dv (into the tensors `into` names, if any: dq=, dk=, dv=, any strides)."""
+    from flash_attn.cute import interface
+
+    return interface._flash_attn_bwd(q, k, v, out, grad_out.contiguous(), lse, scale, is_causal, **into)[:3]
+
+
 @torch.library.custom_op("vanilla_flash::flash_attn_4_forward", mutates_args=())
 def fa4_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None, is_causal: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(batch, seq, heads, head_dim) q, k, v -> the output (same layout) and the log-sum-exp (batch, heads, seq)."""
-    from flash_attn.cute import interface
-
-    out, lse = interface._flash_attn_fwd(q, k, v, softmax_scale=scale, causal=is_causal, return_lse=True)[:2]
-    return out.contiguous(), lse.contiguous()
+    return _fa4_fwd(q, k, v, scale, is_causal)
 
 
 @fa4_forward.register_fake
@@ -229,10 +240,7 @@ def fa4_backward(
     scale: float | None,
     is_causal: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from flash_attn.cute import interface
-
-    dq, dk, dv = interface._flash_attn_bwd(q, k, v, out, grad_out.contiguous(), lse, scale, is_causal)[:3]
-    return dq.contiguous(), dk.contiguous(), dv.contiguous()
+    return tuple(grad.contiguous() for grad in _fa4_bwd(grad_out, q, k, v, out, lse, scale, is_causal))
 
 
 @fa4_backward.register_fake
@@ -260,11 +268,7 @@ fa4_forward.register_autograd(_fa4_backward, setup_context=_fa4_save)
 
 @torch.library.custom_op("vanilla_flash::flash_attn_4_packed_forward", mutates_args=())
 def fa4_packed_forward(qkv: torch.Tensor, scale: float | None, is_causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from flash_attn.cute import interface
-
-    q, k, v = qkv.unbind(2)
-    out, lse = interface._flash_attn_fwd(q, k, v, softmax_scale=scale, causal=is_causal, return_lse=True)[:2]
-    return out.contiguous(), lse.contiguous()
+    return _fa4_fwd(*qkv.unbind(2), scale, is_causal)
 
 
 @fa4_packed_forward.register_fake
@@ -282,12 +286,9 @@ def fa4_packed_backward(
     scale: float | None,
     is_causal: bool,
 ) -> torch.Tensor:
-    from flash_attn.cute import interface
-
     grad = qkv.new_empty(qkv.shape)
     dq, dk, dv = grad.unbind(2)
-    q, k, v = qkv.unbind(2)
-    interface._flash_attn_bwd(q, k, v, out, grad_out.contiguous(), lse, scale, is_causal, dq=dq, dk=dk, dv=dv)
+    _fa4_bwd(grad_out, *qkv.unbind(2), out, lse, scale, is_causal, dq=dq, dk=dk, dv=dv)
     return grad
 
 
