@@ -8,3 +8,6 @@ job float8_curves python3 experiments/loss_curves/run.py "$OUT_DIR/float8_curves
 # the speed experiment's best in pure bf16 training (precision bf16-true), against the same in mixed precision
 job bf16_weights_curves python3 experiments/loss_curves/run.py "$OUT_DIR/bf16_weights_curves.json" --hf-runs 1 \
   --configs "vanilla, bf16 residual;vanilla, bf16 residual, bf16 weights"
+# the same three times as long (150 steps): where pure bf16's rounding of small updates would show
+job bf16_weights_curves_150 python3 experiments/loss_curves/run.py "$OUT_DIR/bf16_weights_curves_150.json" \
+  --hf-runs 1 --steps 150 --configs "vanilla, bf16 residual;vanilla, bf16 residual, bf16 weights"

@@ -164,6 +164,18 @@ def _weights(prec: str) -> str:
     return str(precision.weights_dtype(prec)).removeprefix("torch.")
 
 
+# The plain baseline's ways of writing GPT-2 (`_plain_baseline`): name, style, the clippings it runs with.
+# GPT-2 as written, clipping at 1.0 as the project's runs do and without; as nanoGPT writes it (no biases,
+# exact GELU: another model than GPT-2, a reference row), without; then both with the weights held in bf16
+# (pure bf16 training: 4.7% faster on an H200, results/h200/speed/probe-run/plain_probe.json), which a
+# bf16-true variant is claimed against.
+PLAIN_STYLES: tuple[tuple[str, Style, tuple[bool, ...]], ...] = (
+    ("gpt2", Style(), (True, False)),
+    ("nanogpt", NANOGPT_STYLE, (False,)),
+    ("gpt2", Style(weights="bfloat16"), (True, False)),
+    ("nanogpt", dataclasses.replace(NANOGPT_STYLE, weights="bfloat16"), (False,)),
+)
+
 # the SDPA kernel of the project's attention backends, for the plain model to use the same one
 SDPA_KERNELS = {
     "sdpa_cudnn": "CUDNN_ATTENTION",
@@ -173,37 +185,35 @@ SDPA_KERNELS = {
 
 
 def _plain_baseline(base: TrainConfig, batches, steps: int, warmup: int, log: Callable[[str], None]) -> list[dict]:
-    """`plain_pytorch_loop` at each of `batches`, with gradient clipping at 1.0 and without, with `base`'s
-    model sizes, sequence length, compile mode and SDPA kernel (`SDPA_KERNELS`; PyTorch's choice for a
-    backend that is not an SDPA kernel) and the project's padded vocabulary; then, at the last batch without
-    clipping, the same loop with the model written as nanoGPT writes it (`NANOGPT_STYLE`: no biases, exact
-    GELU; another model than GPT-2, a reference row); then at the last batch the same three rows but one
-    with the weights held in bf16 (pure bf16 training: 4.7% faster on an H200,
-    results/h200/speed/probe-run/plain_probe.json, what a bf16-true variant is claimed against); a batch
-    that fails is recorded."""
+    """`plain_pytorch_loop` with `base`'s model sizes, sequence length, compile mode and SDPA kernel
+    (`SDPA_KERNELS`; PyTorch's choice for a backend that is not an SDPA kernel) and the project's padded
+    vocabulary, in four ways (`PLAIN_STYLES`), each at each of `batches` from the smallest, each at its own
+    best batch: a way stops at the first batch that fails (recorded: on an 80 GB card, 192 with float32
+    weights runs out of memory while 192 with bf16 weights fits)."""
     layers, heads, width, _ = base.dims
     kernel = SDPA_KERNELS.get(base.attn)
-    runs = [(batch, clip, "gpt2", Style()) for batch in batches for clip in (True, False)]
-    runs.append((batches[-1], False, "nanogpt", NANOGPT_STYLE))
-    pure = Style(weights="bfloat16")  # pure bf16 training, beside the rows of a bf16-true variant
-    runs += [(batches[-1], clip, "gpt2", pure) for clip in (True, False)]
-    runs.append((batches[-1], False, "nanogpt", dataclasses.replace(NANOGPT_STYLE, weights="bfloat16")))
     rows = []
-    for batch, clip, style_name, style in runs:
-        torch._dynamo.reset()
-        row = {"batch": batch, "seq": base.seq_len, "grad_clip": clip, "vocab": gpt2.padded_vocab(gpt2.GPT2_VOCAB),
-               "sdpa_kernel": kernel, "compile_mode": base.compile_mode, "style": style_name, **vars(style),
-               "status": "ok"}  # fmt: skip
-        name = f"plain PyTorch GPT-2 ({style_name}), batch {batch}, clip {clip}"
-        try:
-            row.update(plain_pytorch_loop(batch, base.seq_len, clip, row["vocab"], steps, warmup, layers, heads,
-                                          width, kernel, base.compile_mode, style))  # fmt: skip
-            log(f"{name}: {row['tokens_per_s'] / 1e3:.1f}k tok/s")
-        except Exception as err:
-            row["status"] = timing.failure_status(err)
-            log(f"{name}: {row['status']}")
-        timing.free_memory()
-        rows.append(row)
+    for style_name, style, clips in PLAIN_STYLES:
+        for batch in sorted(batches):
+            for clip in clips:
+                torch._dynamo.reset()
+                row = {"batch": batch, "seq": base.seq_len, "grad_clip": clip, "sdpa_kernel": kernel,
+                       "vocab": gpt2.padded_vocab(gpt2.GPT2_VOCAB), "compile_mode": base.compile_mode,
+                       "style": style_name, **vars(style), "status": "ok"}  # fmt: skip
+                name = f"plain PyTorch GPT-2 ({style_name}, {style.weights} weights), batch {batch}, clip {clip}"
+                try:
+                    row.update(plain_pytorch_loop(batch, base.seq_len, clip, row["vocab"], steps, warmup, layers,
+                                                  heads, width, kernel, base.compile_mode, style))  # fmt: skip
+                    log(f"{name}: {row['tokens_per_s'] / 1e3:.1f}k tok/s")
+                except Exception as err:
+                    row["status"] = timing.failure_status(err)
+                    log(f"{name}: {row['status']}")
+                timing.free_memory()
+                rows.append(row)
+                if row["status"] != "ok":
+                    break
+            if rows[-1]["status"] != "ok":
+                break
     return rows
 
 
@@ -212,8 +222,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="training parameters (YAML), e.g. configs/h200-speed.yaml")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override parameters")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per variant")
-    parser.add_argument("--plain-batches", default="128,192",
-                        help="the plain baseline's batches (64,128 where 192's logits do not fit)")  # fmt: skip
+    parser.add_argument(
+        "--plain-batches",
+        default="128,192",
+        help="the plain baseline's batches: each way of writing it from the smallest until one fails",
+    )
     parser.add_argument("--out", required=True, help="the result file (JSON); its plot goes beside it (.png)")
     args = parser.parse_args(argv)
     overrides = {}

@@ -62,6 +62,27 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
     )
 
 
+def test_each_plain_way_runs_at_each_batch_up_to_the_first_that_fails(monkeypatch):
+    """On an 80 GB card batch 192 fits with bf16 weights but not float32 ones: each way of writing the plain
+    GPT-2 is measured at its own best batch, and stops at the first batch that runs out of memory."""
+
+    def loop(batch, seq, clip, vocab, steps, warmup, layers, heads, width, kernel, mode, style):
+        if batch > 128 and style.weights == "float32":
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return {"tokens_per_s": float(batch)}
+
+    monkeypatch.setattr(run, "plain_pytorch_loop", loop)
+    rows = run._plain_baseline(TrainConfig(), (192, 64, 128), steps=1, warmup=0, log=lambda line: None)
+    ran = [(r["style"], r["weights"], r["batch"], r["grad_clip"], r["status"]) for r in rows]
+    assert ran == [
+        *(("gpt2", "float32", b, clip, "ok") for b in (64, 128) for clip in (True, False)),
+        ("gpt2", "float32", 192, True, "OOM"),  # the unclipped row at 192 is not tried
+        *(("nanogpt", "float32", b, False, "ok" if b < 192 else "OOM") for b in (64, 128, 192)),
+        *(("gpt2", "bfloat16", b, clip, "ok") for b in (64, 128, 192) for clip in (True, False)),
+        *(("nanogpt", "bfloat16", b, False, "ok") for b in (64, 128, 192)),
+    ]
+
+
 def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what_measured_nothing(tmp_path):
     import json
 
