@@ -357,7 +357,7 @@ def loss_seeds_h200(lang: str, folder: Path = LOSS_CURVES) -> plt.Figure:
     whether a configuration sits above or below transformers' GPT-2, and how far runs stray anyway."""
     t = LABELS[lang]
     results = loss_curves.loss_curve_results(folder)
-    differences = loss_curves.loss_against_hf(results)
+    differences = loss_curves.loss_against_reference(results)
     fig, axes = plt.subplots(1, len(differences), figsize=(9.6, 4.2), sharey=True, squeeze=False)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.8, bottom=0.24, wspace=0.06)
     for ax, (config, by_seed) in zip(axes[0], differences.items(), strict=True):

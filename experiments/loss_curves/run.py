@@ -12,8 +12,9 @@ order): transformers' GPT-2 `--hf-runs` times per seed (1 or 2: the run-to-run n
 each of `--configs` (`CONFIGS`; default: the vanilla model with a bf16 and with a float32 residual
 stream; the float8 rows are the speed experiment's best with its blocks' matmuls in float8, the bf16-weights
 row the same in pure bf16 training, precision bf16-true). `summary`
-gives, per configuration, each run's loss minus that of transformers' first run of the same seed
-(`loss_curves.loss_against_hf`), averaged over the last 10 steps and, in absolute value, over all. Each
+gives, per configuration, each run's loss minus that of the reference's first run of the same seed
+(`loss_curves.loss_against_reference`: transformers' GPT-2, or the first configuration where it did not
+fit), averaged over the last 10 steps and, in absolute value, over all. Each
 run is written as soon as it ends. On a machine without a GPU it runs a tiny model a few steps, to
 check the script itself (float8 emulated).
 """
@@ -46,7 +47,7 @@ steps = args.steps
 max_steps = args.max_steps or steps
 tail = min(10, steps)
 result = {"kind": "loss_curves", **provenance.provenance(), "steps": steps, "max_steps": max_steps,
-          "tail_steps": tail, "runs": []}  # fmt: skip
+          "tail_steps": tail, "runs": [], "summary": {}}  # fmt: skip
 
 
 def save() -> None:
@@ -81,10 +82,12 @@ RUNS = (  # name, overrides, seeds
 
 
 def summarise() -> None:
-    result["summary"] = {
-        config: {"tail_minus_hf": [round(loss_curves.tail_mean(c, tail), 4) for c in by_seed.values()],
-                 "mean_abs_diff_vs_hf": [round(sum(abs(d) for _, d in c) / len(c), 4) for c in by_seed.values()]}
-        for config, by_seed in loss_curves.loss_against_hf([result]).items()
+    if not any(run.get("loss_curve") for run in result["runs"]):
+        return
+    result["summary"] = {"reference": loss_curves.reference_config([result])} | {
+        config: {"tail_minus_reference": [round(loss_curves.tail_mean(c, tail), 4) for c in by_seed.values()],
+                 "mean_abs_diff": [round(sum(abs(d) for _, d in c) / len(c), 4) for c in by_seed.values()]}
+        for config, by_seed in loss_curves.loss_against_reference([result]).items()
     }  # fmt: skip
 
 
