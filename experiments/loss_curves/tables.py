@@ -92,7 +92,7 @@ def loss_curves_markdown(folder, lang: str = "en") -> str:
     results = loss_curve_results(folder)
     words, first = _LOSS_CURVES[lang], results[0]
     reference = reference_config(results)
-    name = words["hf"] if reference == "hf" else reference
+    name = words["hf"] if reference == "hf" else f"“{reference}”"
     tail = first["tail_steps"]
     stamps = [report.stamp(r) for r in results]
     caption = words["caption"].format(
