@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
         default="128,192",
         help="the plain baseline's batches: each way of writing it from the smallest until one fails",
     )
+    parser.add_argument(
+        "--variants", default=None, help="which of SPEED_VARIANTS to run, by position from 0, e.g. 1,2 (default: all)"
+    )
     parser.add_argument("--out", required=True, help="the result file (JSON); its plot goes beside it (.png)")
     args = parser.parse_args(argv)
     overrides = {}
@@ -241,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
             steps=args.steps,
             after_each=lambda part: provenance.write_json(args.out, {**result, **part}),
             plain_batches=tuple(int(b) for b in args.plain_batches.split(",")),
+            variants=[SPEED_VARIANTS[int(i)] for i in args.variants.split(",")] if args.variants else SPEED_VARIANTS,
         )
     )
     provenance.write_json(args.out, result)
