@@ -44,6 +44,8 @@ def test_key_results_are_read_from_their_files():
     speed = report.load(RESULTS / tables.SPEED_RUN)
     assert f"{tables.ratio(speed['best_over_plain']['ratio'], 'en')}× the project's strongest plain-PyTorch" in table
     assert speed["best_over_plain"]["grad_clip"] is True and f"`results/{tables.SPEED_RUN}`" in table
+    nanogpt = tables.ratio(speed["best_over_plain"]["over_nanogpt_style"], "en")
+    assert f"{nanogpt}× the same loop written as nanoGPT writes it" in table
     for path in ("kernel_ladder/backward.json", "kernel_ladder/train_t4.json", "backends.json"):
         assert f"`results/h100/{path}`" in table
     # over 600 steps: from_scratch's mean distance from sdpa's curve against sdpa's own, over the seeds
