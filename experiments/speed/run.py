@@ -61,6 +61,7 @@ def speed(
     log: Callable[[str], None] = print,
     after_each: Callable[[dict], None] | None = None,
     plain_batches: tuple[int, ...] = (128, 192),
+    plain_styles=None,
 ) -> dict:
     """`plain_pytorch_loop` at each of `plain_batches` (`plain_pytorch`), then each of `variants`
     (overrides of `base`) through Lightning and in the bare loop (`lightning_overhead`), and the best
@@ -74,7 +75,7 @@ def speed(
     result = {"matmul_tflops": {"before": before, "after": None}, "rows": []}
     rows = result["rows"]
     # the baseline first: the variants' last one compiles for minutes, and a run cut short keeps it
-    result["plain_pytorch"] = plain_rows = _plain_baseline(base, plain_batches, steps, warmup, log)
+    result["plain_pytorch"] = plain_rows = _plain_baseline(base, plain_batches, steps, warmup, log, plain_styles)
     for i, (name, overrides) in enumerate(variants):
         # each variant compiled afresh: else torch.compile carries one variant's state into the next
         # (a batch size seen to change turns dynamic; after 8 models' recompiles it runs uncompiled)
@@ -184,16 +185,18 @@ SDPA_KERNELS = {
 }
 
 
-def _plain_baseline(base: TrainConfig, batches, steps: int, warmup: int, log: Callable[[str], None]) -> list[dict]:
+def _plain_baseline(
+    base: TrainConfig, batches, steps: int, warmup: int, log: Callable[[str], None], styles=None
+) -> list[dict]:
     """`plain_pytorch_loop` with `base`'s model sizes, sequence length, compile mode and SDPA kernel
     (`SDPA_KERNELS`; PyTorch's choice for a backend that is not an SDPA kernel) and the project's padded
-    vocabulary, in four ways (`PLAIN_STYLES`), each at each of `batches` from the smallest, each at its own
-    best batch: a way stops at the first batch that fails (recorded: on an 80 GB card, 192 with float32
-    weights runs out of memory while 192 with bf16 weights fits)."""
+    vocabulary, in each way of `styles` (default `PLAIN_STYLES`) at each of `batches` from the smallest, each
+    way at its own best batch: a way stops at the first batch that fails (recorded: on an 80 GB card,
+    float32 weights run out of memory at batch 192, while bf16 weights may fit)."""
     layers, heads, width, _ = base.dims
     kernel = SDPA_KERNELS.get(base.attn)
     rows = []
-    for style_name, style, clips in PLAIN_STYLES:
+    for style_name, style, clips in styles or PLAIN_STYLES:
         for batch in sorted(batches):
             for clip in clips:
                 torch._dynamo.reset()
@@ -230,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--variants", default=None, help="which of SPEED_VARIANTS to run, by position from 0, e.g. 1,2 (default: all)"
     )
+    parser.add_argument(
+        "--plain-styles", default=None, help="which of PLAIN_STYLES to run, by position from 0, e.g. 2 (default: all)"
+    )
     parser.add_argument("--out", required=True, help="the result file (JSON); its plot goes beside it (.png)")
     args = parser.parse_args(argv)
     overrides = {}
@@ -244,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             steps=args.steps,
             after_each=lambda part: provenance.write_json(args.out, {**result, **part}),
             plain_batches=tuple(int(b) for b in args.plain_batches.split(",")),
+            plain_styles=[PLAIN_STYLES[int(i)] for i in args.plain_styles.split(",")] if args.plain_styles else None,
             variants=[SPEED_VARIANTS[int(i)] for i in args.variants.split(",")] if args.variants else SPEED_VARIANTS,
         )
     )
