@@ -191,8 +191,8 @@ def _plain_baseline(
     """`plain_pytorch_loop` with `base`'s model sizes, sequence length, compile mode and SDPA kernel
     (`SDPA_KERNELS`; PyTorch's choice for a backend that is not an SDPA kernel) and the project's padded
     vocabulary, in each way of `styles` (default `PLAIN_STYLES`) at each of `batches` from the smallest, each
-    way at its own best batch: a way stops at the first batch that fails (recorded: on an 80 GB card,
-    float32 weights run out of memory at batch 192, while bf16 weights may fit)."""
+    way at its own best batch: a way stops at the first batch that fails, recorded (on an 80 GB card,
+    float32 weights would need about 82 GiB at batch 192; bf16 weights take less)."""
     layers, heads, width, _ = base.dims
     kernel = SDPA_KERNELS.get(base.attn)
     rows = []
