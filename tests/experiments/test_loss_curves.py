@@ -57,3 +57,25 @@ def test_the_loss_curves_table_gives_each_seeds_difference_from_transformers_gpt
     before = loss_curves.loss_curves_markdown(folder).splitlines()
     after = loss_curves.loss_curves_markdown(copy).splitlines()
     assert [a != b for a, b in zip(before, after, strict=True)].count(True) == 3  # that seed, the mean, the deviation
+
+
+def test_where_transformers_gpt2_did_not_fit_the_first_configuration_is_the_reference():
+    """On the H100 transformers' GPT-2 ran out of memory at batch 128 (its runs say OOM): bf16-true is
+    compared with the same configuration in mixed precision, seed by seed, and the table names that."""
+    folder = ROOT / "results" / "h100" / "speed" / "bf16-weights-curves"
+    results = loss_curves.loss_curve_results(folder)
+    runs = [run for result in results for run in result["runs"]]
+    assert {run["status"] for run in runs if run["config"] == "hf"} == {"OOM"}
+    assert loss_curves.reference_config(results) == "vanilla, bf16 residual"
+    tail = results[0]["tail_steps"]
+    mixed = {run["seed"]: run for run in runs if run["config"] == "vanilla, bf16 residual"}
+    pure = {run["seed"]: run for run in runs if run["config"] == "vanilla, bf16 residual, bf16 weights"}
+    assert len(mixed) == len(pure) == 3
+    lines = loss_curves.loss_curves_markdown(folder).splitlines()
+    assert "for “vanilla, bf16 residual”, then each other run minus" in lines[0]
+    assert lines[2] == "| seed | “vanilla, bf16 residual”: loss | vanilla, bf16 residual, bf16 weights |"
+    for line in lines[4:7]:
+        seed, loss, difference = (cell.strip() for cell in line.strip("|").split("|"))
+        ours, theirs = (loss_curves.tail_mean(r[int(seed)]["loss_curve"], tail) for r in (pure, mixed))
+        assert float(loss) == pytest.approx(theirs, abs=6e-4)
+        assert float(difference) == pytest.approx(ours - theirs, abs=6e-4)

@@ -63,8 +63,8 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
 
 
 def test_each_plain_way_runs_at_each_batch_up_to_the_first_that_fails(monkeypatch):
-    """On an 80 GB card batch 192 fits with bf16 weights but not float32 ones: each way of writing the plain
-    GPT-2 is measured at its own best batch, and stops at the first batch that runs out of memory."""
+    """Where batch 192 runs out of memory with float32 weights but not with bf16 ones (as an 80 GB card may),
+    each way of writing the plain GPT-2 is measured at its own best batch, stopping at the first that fails."""
 
     def loop(batch, seq, clip, vocab, steps, warmup, layers, heads, width, kernel, mode, style):
         if batch > 128 and style.weights == "float32":
