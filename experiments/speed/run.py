@@ -231,7 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the plain baseline's batches: each way of writing it from the smallest until one fails",
     )
     parser.add_argument(
-        "--variants", default=None, help="which of SPEED_VARIANTS to run, by position from 0, e.g. 1,2 (default: all)"
+        "--variants",
+        default=None,
+        help="which of SPEED_VARIANTS to run, by position from 0, e.g. 1,2 (default: all; '': none)",
     )
     parser.add_argument(
         "--plain-styles", default=None, help="which of PLAIN_STYLES to run, by position from 0, e.g. 2 (default: all)"
@@ -251,7 +253,9 @@ def main(argv: list[str] | None = None) -> None:
             after_each=lambda part: provenance.write_json(args.out, {**result, **part}),
             plain_batches=tuple(int(b) for b in args.plain_batches.split(",")),
             plain_styles=[PLAIN_STYLES[int(i)] for i in args.plain_styles.split(",")] if args.plain_styles else None,
-            variants=[SPEED_VARIANTS[int(i)] for i in args.variants.split(",")] if args.variants else SPEED_VARIANTS,
+            variants=SPEED_VARIANTS
+            if args.variants is None
+            else [SPEED_VARIANTS[int(i)] for i in args.variants.split(",") if i],
         )
     )
     provenance.write_json(args.out, result)
