@@ -83,6 +83,22 @@ def test_each_plain_way_runs_at_each_batch_up_to_the_first_that_fails(monkeypatc
     ]
 
 
+def test_the_command_line_picks_variants_and_plain_ways_by_position(monkeypatch, tmp_path):
+    """`--variants 1,2`, `--variants=` (none: the plain baseline alone) and `--plain-styles 2`, for a run
+    with little device time left; without them, all of each."""
+    calls = []
+    monkeypatch.setattr(run, "speed", lambda cfg, **kwargs: calls.append(kwargs) or {"rows": []})
+    monkeypatch.setattr(run.tables, "speed_plot", lambda result, path: path)
+    base = ["--config", str(ROOT / "configs" / "h200-speed.yaml"), "--out", str(tmp_path / "speed.json")]
+    run.main(base)
+    run.main([*base, "--variants", "1,2", "--plain-styles", "2"])
+    run.main([*base, "--variants="])
+    everything, some, plain_only = calls
+    assert everything["variants"] == run.SPEED_VARIANTS and everything["plain_styles"] is None
+    assert some["variants"] == list(run.SPEED_VARIANTS[1:3]) and some["plain_styles"] == [run.PLAIN_STYLES[2]]
+    assert plain_only["variants"] == [] and plain_only["plain_batches"] == (128, 192)
+
+
 def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what_measured_nothing(tmp_path):
     import json
 
