@@ -22,7 +22,7 @@ _LOSS_CURVES = {
         "caption": "GPT-2 124M at batch 128 for {steps} steps in the bare loop, the learning rate at its floor at "
         "step {max_steps} (as in the speed experiment), on {gpu}, torch {torch}, {dates} (commits {commits}): "
         "the training loss averaged over the last {tail} steps, for {reference}, then each "
-        "other run minus {reference}'s first run of the same seed (a seed sets the initial weights "
+        "other run minus the first run of {reference} with the same seed (a seed sets the initial weights "
         "and the data's split and order).",
     },
     "vi": {
