@@ -177,6 +177,11 @@ PLAIN_STYLES: tuple[tuple[str, Style, tuple[bool, ...]], ...] = (
     ("nanogpt", dataclasses.replace(NANOGPT_STYLE, weights="bfloat16"), (False,)),
 )
 
+# The CUDA allocator's setting for the whole run, every row alike. The H100 run at commit ab05d4c, without it,
+# timed the bf16-weights variant's bare loop at 499.4k tokens/s after 565.0k in the run before, right after
+# its Lightning run near the card's memory; each row now records the allocator's retries (stalls for memory).
+ALLOCATOR = "expandable_segments:True"
+
 # the SDPA kernel of the project's attention backends, for the plain model to use the same one
 SDPA_KERNELS = {
     "sdpa_cudnn": "CUDNN_ATTENTION",
@@ -246,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
         overrides[key] = yaml.safe_load(value)
     cfg = TrainConfig.from_yaml(args.config, **overrides)
     result = {"kind": "speed", **provenance.provenance()}
+    if torch.cuda.is_available():  # memory in segments that grow: no row slowed by blocks cut to an earlier row's sizes
+        torch.cuda.memory._set_allocator_settings(ALLOCATOR)
+        result["cuda_allocator"] = ALLOCATOR
     result.update(
         speed(
             cfg,

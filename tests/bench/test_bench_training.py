@@ -1,5 +1,8 @@
 """Training benchmarks on a CPU: the Lightning trainer and the bare loop on the same run."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 from vanilla_flash.bench import training as bench_training
@@ -14,6 +17,33 @@ def test_lightning_overhead_runs_both_loops(tmp_path):
     assert row["lightning_over_bare"] == pytest.approx(
         row["lightning_tokens_per_s"] / row["bare_tokens_per_s"], rel=1e-3
     )
+    assert row["lightning_alloc_retries"] is None and row["bare_alloc_retries"] is None  # counted on a GPU only
+
+
+def test_the_bare_loop_starts_with_the_lightning_run_s_model_freed(tmp_path, monkeypatch):
+    """The Lightning run's trainer and model hold each other in reference cycles; left to the garbage
+    collector, their memory would still be taken while the bare loop runs near the card's limit."""
+    models, alive_at_bare = [], []
+    real_bare = bench_training.bare_loop
+
+    class Timer(bench_training.StepTimer):
+        def on_train_start(self, trainer, module):
+            models.extend([weakref.ref(trainer), weakref.ref(module)])
+
+    def bare(*args, **kwargs):
+        alive_at_bare.append(sum(ref() is not None for ref in models))
+        return real_bare(*args, **kwargs)
+
+    monkeypatch.setattr(bench_training, "StepTimer", Timer)
+    monkeypatch.setattr(bench_training, "bare_loop", bare)
+    gc.disable()  # only the benchmark's own collection may free them
+    try:
+        cfg = TrainConfig(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                          bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False)  # fmt: skip
+        bench_training.lightning_overhead(cfg, steps=2, warmup=1)
+    finally:
+        gc.enable()
+    assert len(models) == 2 and alive_at_bare == [0]
 
 
 @pytest.mark.parametrize("prec, weights", [("bf16-mixed", torch.float32), ("bf16-true", torch.bfloat16)])

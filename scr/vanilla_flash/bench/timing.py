@@ -8,6 +8,7 @@ record as results rather than stop on.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -105,8 +106,19 @@ def peak_mib(fn: Callable[[], object]) -> float | None:
 
 
 def free_memory():
+    """Give back what the last measurement left: its objects caught in reference cycles (a Lightning
+    trainer and its model) first, then the GPU memory cached for them, so the next measurement starts
+    with the whole card and no blocks cut to another's sizes."""
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def alloc_retries() -> int | None:
+    """How often the CUDA allocator has found no free block, given back its cache and asked again (each a
+    synchronisation that stalls the GPU: a measurement during which it grows ran slowed by memory, not
+    kernels). None off the GPU."""
+    return torch.cuda.memory_stats().get("num_alloc_retries", 0) if torch.cuda.is_available() else None
 
 
 def matmul_tflops(n: int = 8192, dtype: torch.dtype = torch.bfloat16, repeats: int = 20) -> float | None:

@@ -60,6 +60,7 @@ def bare_loop(
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     curve = []
+    retries = timing.alloc_retries()
     for i in range(steps + warmup):
         if i == warmup:  # the clock runs over the timed steps as a whole, as a real loop runs them
             if device == "cuda":
@@ -93,7 +94,13 @@ def bare_loop(
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
         "loss": float(loss.detach()) * cfg.accumulate,
         "loss_curve": curve,
+        "alloc_retries": _since(retries, timing.alloc_retries()),
     }
+
+
+def _since(before: int | None, after: int | None) -> int | None:
+    """How much a counter grew (None off the GPU)."""
+    return None if before is None or after is None else after - before
 
 
 # not in the training grid by default: PyTorch's own choice and `auto` (each runs one of the others) and SDPA's
@@ -229,8 +236,12 @@ def lightning_overhead(cfg: TrainConfig, steps: int = 40, warmup: int = 10) -> d
         cfg, max_steps=steps + warmup, val_every=10**6, ckpt_every=10**6, sample_every=0, sample_tokens=1
     )
     timer = StepTimer(warmup)
+    retries = timing.alloc_retries()
     summary = train.train(run_cfg, callbacks=[timer])
     lightning_step = timer.step_seconds
+    lightning_retries = _since(retries, timing.alloc_retries())
+    del timer  # Lightning hands each callback the module's `log`: the last reference to its model
+    timing.free_memory()  # the bare loop starts on a whole card, as the Lightning run did
     tokens = cfg.batch_size * cfg.seq_len * cfg.accumulate
     dm = datamodule.WikisourceData(run_cfg)
     dm.setup("fit")
@@ -246,6 +257,8 @@ def lightning_overhead(cfg: TrainConfig, steps: int = 40, warmup: int = 10) -> d
         "lightning_tokens_per_s": round(lightning_tps, 1),
         "bare_tokens_per_s": bare["tokens_per_s"],
         "lightning_over_bare": round(lightning_tps / bare["tokens_per_s"], 4),
+        "lightning_alloc_retries": lightning_retries,
+        "bare_alloc_retries": bare["alloc_retries"],
         "bare_mfu": bare["mfu"],
         "peak_mem_gib": bare["peak_mem_gib"],
     }
