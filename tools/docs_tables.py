@@ -14,8 +14,9 @@ measured builds) and results/h100/notebooks/t4 (how long the T4 set's notebooks 
 results/h100/kernel_ladder/kernel_ladder.json (notebook 05's kernel ladder against the libraries; the same for its
 backward pass, backward.json) and results/h100/kernel_ladder/train_t4.json, train_native.json and
 train_t4_600.json (GPT-2 trained through it, `experiments.kernel_ladder.tables`) and
-results/h100/speed.json and results/h200/speed.json (GPT-2 training speed per configuration; the same for the
-fourth run's file, which measured each change on its own, and for the run with the MLP in cuBLASLt's epilogues) and
+results/h100/speed.json and results/h200/speed.json (GPT-2 training speed per configuration; the same for
+the H100's bf16-weights rerun, the fourth run's file, which measured each change on its own, and for the run
+with the MLP in cuBLASLt's epilogues) and
 results/h200/speed/plain_pytorch_profile.json (the plain-PyTorch GPT-2 it is measured against) and
 results/h200/speed/probe-run/plain_probe.json (that GPT-2 written otherwise one thing at a time) and
 results/h200/speed/loss_kernel.json (the loss kernel's forms and settings) and
@@ -51,6 +52,7 @@ TABLES = {
     "results/h100/kernel_ladder/train_t4_600.json": kernel_ladder.train_markdown,
     "results/h100/speed.json": speed_tables.speed_markdown,
     "results/h200/speed.json": speed_tables.speed_markdown,
+    "results/h100/speed/bf16-run/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/fourth-run/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/fused-mlp-run/speed.json": speed_tables.speed_markdown,
     "results/h200/speed/loss_kernel.json": speed_tables.loss_kernel_markdown,

@@ -46,6 +46,10 @@ def test_key_results_are_read_from_their_files():
     assert speed["best_over_plain"]["grad_clip"] is True and f"`results/{tables.SPEED_RUN}`" in table
     nanogpt = tables.ratio(speed["best_over_plain"]["over_nanogpt_style"], "en")
     assert f"{nanogpt}× the same loop written as nanoGPT writes it" in table
+    pure = speed["best_over_plain_bf16_weights"]["ratio"]
+    reached = "" if pure >= tables.SPEED_GOAL_RATIO else ": not reached"
+    pure_line = f"with bf16 weights on both sides (pure bf16 training), {tables.ratio(pure, 'en')}× (goal 1.05×"
+    assert pure_line + reached + ")" in table
     for path in ("kernel_ladder/backward.json", "kernel_ladder/train_t4.json", "backends.json"):
         assert f"`results/h100/{path}`" in table
     # over 600 steps: from_scratch's mean distance from sdpa's curve against sdpa's own, over the seeds
