@@ -11,3 +11,5 @@ job profile python3 experiments/speed/step_profile.py "$OUT_DIR/speed_profile.js
 job plain_probe python3 experiments/speed/plain_probe.py "$OUT_DIR/plain_probe.json"
 # flash-attn 4 on packed q, k, v against three views: the same numbers, and the copy it saves (packed_check.py)
 job packed_check python3 experiments/speed/packed_check.py "$OUT_DIR/packed_check.json"
+# where the GPU waits in a step of the best in bf16-true, through Lightning and in the bare loop (step_gaps.py)
+job step_gaps python3 -m experiments.speed.step_gaps "$OUT_DIR/step_gaps.json" --variant 2

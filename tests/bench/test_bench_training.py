@@ -7,6 +7,7 @@ import pytest
 import torch
 from vanilla_flash.bench import training as bench_training
 from vanilla_flash.config import TrainConfig
+from vanilla_flash.training import datamodule
 
 
 def test_lightning_overhead_runs_both_loops(tmp_path):
@@ -64,3 +65,15 @@ def test_both_loops_hold_the_weights_in_the_precision_s_dtype(tmp_path, monkeypa
     row = bench_training.lightning_overhead(cfg, steps=2, warmup=1)
     assert row["lightning_tokens_per_s"] > 0 and row["bare_tokens_per_s"] > 0
     assert len(seen) >= 2 * 3 and set(seen) == {weights}  # every step of both loops
+
+
+def test_the_bare_loop_trains_the_tokenizer_s_vocabulary(tmp_path, monkeypatch):
+    """Not GPT-2's 50257 whatever the tokenizer: the same model as the Lightning run's."""
+    seen, real = [], bench_training.bare_loop
+    monkeypatch.setattr(bench_training, "bare_loop", lambda *a, **k: seen.append(k["vocab_size"]) or real(*a, **k))
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                      bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False)  # fmt: skip
+    bench_training.lightning_overhead(cfg, steps=2, warmup=1)
+    dm = datamodule.WikisourceData(cfg)
+    dm.setup("fit")
+    assert seen == [dm.stats["vocab_size"]] and seen[0] != 50257

@@ -22,6 +22,7 @@ from vanilla_flash.attention import registry as attention
 from vanilla_flash.bench import timing
 from vanilla_flash.config import TrainConfig
 from vanilla_flash.models import flops
+from vanilla_flash.models.gpt2 import GPT2_VOCAB
 from vanilla_flash.training import datamodule, precision
 from vanilla_flash.training import run as train
 from vanilla_flash.training.callbacks import StepTimer
@@ -31,7 +32,7 @@ def _batches(cfg, steps: int, device: str):
     """Random token blocks for `steps` steps (kernel speed does not depend on the text)."""
     gen = torch.Generator().manual_seed(0)
     for _ in range(steps):
-        yield torch.randint(0, 50257, (cfg.batch_size, cfg.seq_len), generator=gen).to(device, non_blocking=True)
+        yield torch.randint(0, GPT2_VOCAB, (cfg.batch_size, cfg.seq_len), generator=gen).to(device, non_blocking=True)
 
 
 def bare_loop(
@@ -41,17 +42,19 @@ def bare_loop(
     data_loader=None,
     run_precision: str | None = None,
     after_step: Callable[[], None] | None = None,
+    vocab_size: int = GPT2_VOCAB,
 ) -> dict:
     """A plain PyTorch training loop on the same model, optimizer, schedule and precision as
     `train.GPT2Module`: what Lightning is compared against. `run_precision` is the Lightning precision
     to run in (default: the run's, as `precision.policy` gives it); `after_step` is called
-    after every step (a profiler's `step`). `loss_curve`: [step, loss] every `cfg.log_every` steps,
-    warm-up steps included, numbered from 0 as Lightning logs them."""
+    after every step (a profiler's `step`); `vocab_size`: the tokenizer's, as `data_loader`'s data module
+    gives it (default GPT-2's, which the random tokens without a loader are drawn from). `loss_curve`:
+    [step, loss] every `cfg.log_every` steps, warm-up steps included, numbered from 0 as Lightning logs them."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     machine = env.probe()
     prec = run_precision or precision.policy(machine, cfg.precision)
     torch.manual_seed(cfg.seed)
-    module = train.GPT2Module(cfg, vocab_size=50257).to(device, precision.weights_dtype(prec))  # as Lightning does
+    module = train.GPT2Module(cfg, vocab_size=vocab_size).to(device, precision.weights_dtype(prec))  # as Lightning does
     module.configure_model()
     opt_cfg = module.make_optimizer(prec)
     optimizer, schedule = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
@@ -229,23 +232,31 @@ def _train_line(r: dict) -> str:
     )
 
 
-def lightning_overhead(cfg: TrainConfig, steps: int = 40, warmup: int = 10) -> dict:
+def lightning_overhead(
+    cfg: TrainConfig,
+    steps: int = 40,
+    warmup: int = 10,
+    callbacks: tuple = (),
+    after_step: Callable[[], None] | None = None,
+) -> dict:
     """tokens/s of `train.train(cfg)` (the Lightning trainer, with logging and the progress bar)
-    and of `bare_loop` on the same model, data, backend and precision; and their ratio."""
+    and of `bare_loop` on the same model, data, backend and precision; and their ratio. `callbacks` join
+    the Lightning run's, `after_step` is the bare loop's (a profiler's, say)."""
     run_cfg = dataclasses.replace(
         cfg, max_steps=steps + warmup, val_every=10**6, ckpt_every=10**6, sample_every=0, sample_tokens=1
     )
     timer = StepTimer(warmup)
     retries = timing.alloc_retries()
-    summary = train.train(run_cfg, callbacks=[timer])
+    summary = train.train(run_cfg, callbacks=[timer, *callbacks])
     lightning_step = timer.step_seconds
     lightning_retries = _since(retries, timing.alloc_retries())
-    del timer  # Lightning hands each callback the module's `log`: the last reference to its model
+    del timer, callbacks  # Lightning hands each callback the module's `log`: the last references to its model
     timing.free_memory()  # the bare loop starts on a whole card, as the Lightning run did
     tokens = cfg.batch_size * cfg.seq_len * cfg.accumulate
     dm = datamodule.WikisourceData(run_cfg)
     dm.setup("fit")
-    bare = bare_loop(run_cfg, steps=steps, warmup=warmup, data_loader=dm.train_dataloader())
+    bare = bare_loop(run_cfg, steps=steps, warmup=warmup, data_loader=dm.train_dataloader(),
+                     after_step=after_step, vocab_size=dm.stats["vocab_size"])  # fmt: skip
     lightning_tps = tokens / lightning_step
     return {
         "attention": summary.get("attention"),
