@@ -83,6 +83,27 @@ def test_each_plain_way_runs_at_each_batch_up_to_the_first_that_fails(monkeypatc
     ]
 
 
+def test_each_claim_is_against_the_fastest_plain_row_of_its_kind_and_the_fastest_nanogpt_row():
+    ours = [{"name": "mixed", "precision": "bf16-mixed", "lightning_tokens_per_s": 110.0},
+            {"name": "pure", "precision": "bf16-true", "lightning_tokens_per_s": 120.0},
+            {"name": "pure, larger batch", "precision": "bf16-true", "lightning_tokens_per_s": 126.0}]  # fmt: skip
+
+    def plain(style, weights, batch, clip, tokens):
+        return {"style": style, "weights": weights, "batch": batch, "grad_clip": clip, "tokens_per_s": tokens,
+                "status": "ok"}  # fmt: skip
+
+    theirs = [plain("gpt2", "float32", 128, True, 100.0), plain("gpt2", "float32", 128, False, 101.0),
+              plain("gpt2", "bfloat16", 128, True, 104.0), plain("gpt2", "bfloat16", 192, True, 105.0),
+              plain("gpt2", "bfloat16", 192, False, 106.0),  # clips otherwise: not the claim's
+              plain("nanogpt", "bfloat16", 128, False, 107.0), plain("nanogpt", "bfloat16", 192, False, 108.0),
+              {**plain("gpt2", "bfloat16", 256, True, 0.0), "status": "OOM"}]  # fmt: skip
+    mixed = run._best_over_plain(ours, theirs, clip=True, weights="float32")
+    assert mixed == {"best": "mixed", "plain_batch": 128, "grad_clip": True, "ratio": 1.1}
+    pure = run._best_over_plain(ours, theirs, clip=True, weights="bfloat16")
+    assert pure["best"] == "pure, larger batch" and pure["plain_batch"] == 192 and pure["ratio"] == 1.2
+    assert pure["over_nanogpt_style"] == round(126 / 108, 4)  # the faster of its two batches
+
+
 def test_the_command_line_picks_variants_and_plain_ways_by_position(monkeypatch, tmp_path):
     """`--variants 1,2`, `--variants=` (none: the plain baseline alone) and `--plain-styles 2`, for a run
     with little device time left; without them, all of each."""
