@@ -117,7 +117,7 @@ def step_gaps(cfg: TrainConfig, steps: int = 6, warmup: int = 10, top: int = 12)
 def gaps(trace: dict, steps: int, top: int = 12) -> dict:
     """From a chrome trace of `steps` steps: wall, busy and idle milliseconds per step, and the `top` longest
     gaps in the GPU's work, each with what the CPU was inside when it launched the work ending it."""
-    events = trace.get("traceEvents", [])
+    events = (trace or {}).get("traceEvents", [])  # no trace: the loop stopped before its window ended
     work = sorted((e for e in events if e.get("cat") in GPU_WORK and "dur" in e), key=lambda e: e["ts"])
     timed = [e for e in events if "dur" in e and e.get("ph") == "X"]
     if not timed:

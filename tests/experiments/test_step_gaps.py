@@ -38,8 +38,9 @@ def test_gaps_are_the_holes_between_busy_stretches_with_what_launched_the_work_a
     assert second["ms"] == 0.05 and second["launched_after_gap_began"] is False
 
 
-def test_an_empty_trace_has_no_step_time():
+def test_an_empty_or_missing_trace_has_no_step_time():
     assert step_gaps.gaps({"traceEvents": []}, steps=3) == {"wall_ms_per_step": None}
+    assert step_gaps.gaps(None, steps=3) == {"wall_ms_per_step": None}  # the loop ended before its window did
 
 
 def test_waits_for_the_gpu_are_counted_where_the_code_asked_for_them():
