@@ -176,3 +176,20 @@ def test_it_trains_through_lightning_and_leaves_a_transformers_model(tmp_path):
     assert summary["steps"] == 12 and summary["final"]["train/loss"] < 6.0
     model = GPT2LMHeadModel.from_pretrained(tmp_path / "run/model")
     assert model.config.n_layer == 2 and summary["parameters"] > 0
+
+
+def test_with_bf16_weights_the_chunked_loss_is_as_close_to_float32_as_the_full_one(pair, monkeypatch):
+    """Pure bf16 training (precision bf16-true): the chunks' gradients for the tied embedding are summed in the
+    matmul itself, in bf16 between chunks; no further from float32's than the full loss's bf16 gradients."""
+    _, reference = pair
+    monkeypatch.setattr(vanilla_gpt, "CHUNK_TOKENS", 21)  # 126 positions: six chunks
+    ids = torch.randint(0, 50257, (2, 64), generator=torch.Generator().manual_seed(4))
+    chunked = copy.deepcopy(reference).bfloat16()
+    chunked.loss = "chunked"
+    models = {"float32": reference, "full": copy.deepcopy(reference).bfloat16(), "chunked": chunked}
+    for model in models.values():
+        model(input_ids=ids, labels=ids).loss.backward()
+    exact = reference.transformer.wte.weight.grad
+    errors = {k: (m.transformer.wte.weight.grad.float() - exact).norm() / exact.norm() for k, m in models.items()}
+    assert models["chunked"].transformer.wte.weight.grad.dtype == torch.bfloat16
+    assert errors["chunked"] < 2 * errors["full"] + 1e-3, errors

@@ -243,7 +243,7 @@ def chunked_cross_entropy(
     softmax = _softmax_kernel(h.device) if kernel and gradients else softmax_cross_entropy
     total = h.new_zeros((), dtype=torch.float32)
     grad_h = torch.zeros_like(h) if gradients else None
-    grad_weight = torch.zeros_like(weight, dtype=torch.float32) if gradients else None
+    grad_weight = None
     for start in range(0, h.shape[0], CHUNK_TOKENS):
         end = min(start + CHUNK_TOKENS, h.shape[0])
         chunk, target = h[start:end], targets[start:end]
@@ -252,8 +252,23 @@ def chunked_cross_entropy(
         total = total + losses.sum()
         if gradients:
             grad_h[start:end] = grad_logits @ weight
-            grad_weight = grad_weight + (grad_logits.t() @ chunk).float()
+            grad_weight = _add_product(grad_weight, grad_logits.t(), chunk, weight.dtype)
+    if gradients and grad_weight is None:  # no positions
+        grad_weight = torch.zeros_like(weight)
     return total, grad_h, grad_weight
+
+
+def _add_product(total: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor, weight_dtype: torch.dtype):
+    """`total + a @ b` (`a @ b` where `total` is None). Where the product comes in the weight's own type
+    (bf16 or float32 weights, no autocast), the matmul adds it in place, in float32 inside and rounded once a
+    chunk, with no pass of its own over the sum; float32 weights under autocast get a bfloat16 product,
+    summed in float32."""
+    if total is not None and total.dtype == a.dtype == weight_dtype:
+        return total.addmm_(a, b)
+    product = a @ b
+    if product.dtype != weight_dtype:
+        product = product.float()
+    return product if total is None else total + product
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
