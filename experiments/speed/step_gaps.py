@@ -1,7 +1,7 @@
 """Where the GPU waits in a training step: one configuration of the speed run (`run.SPEED_VARIANTS`) through
 Lightning and in the bare loop, a few steps of each under the profiler after the warm-up, into OUT.json:
 
-    python experiments/speed/step_gaps.py OUT.json [--variant 2] [--steps 6] [--set KEY=VALUE ...]
+    python experiments/speed/step_gaps.py OUT.json [--variant 2] [--steps 10] [--set KEY=VALUE ...]
 
 For each loop: the wall time of a step, the time the GPU was busy in it (the union of its kernels, copies and
 fills), the rest (idle), and the longest gaps between two busy stretches, each with the operations the CPU was
@@ -95,7 +95,7 @@ class LightningWindow(L.Callback):
             self.window.stop()
 
 
-def step_gaps(cfg: TrainConfig, steps: int = 6, warmup: int = 10, top: int = 12) -> dict:
+def step_gaps(cfg: TrainConfig, steps: int = 10, warmup: int = 10, top: int = 12) -> dict:
     """The Lightning run of `cfg`, then the bare loop on the same model, data and precision
     (`bench.training.lightning_overhead`), each profiled over `steps` steps after `warmup`."""
     lightning, bare, done = Window(steps), Window(steps), [0]
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", help="the result file (JSON)")
     parser.add_argument("--config", default="configs/h200-speed.yaml")
     parser.add_argument("--variant", type=int, default=2, help="which of SPEED_VARIANTS, by position from 0")
-    parser.add_argument("--steps", type=int, default=6, help="profiled steps per loop")
+    parser.add_argument("--steps", type=int, default=10, help="profiled steps per loop (two readings at log_every 5)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override parameters")
     args = parser.parse_args(argv)
     name, overrides = speed.SPEED_VARIANTS[args.variant]
