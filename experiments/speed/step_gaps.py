@@ -4,15 +4,15 @@ Lightning and in the bare loop, a few steps of each under the profiler after the
     python experiments/speed/step_gaps.py OUT.json [--variant 2] [--steps 10] [--set KEY=VALUE ...]
 
 For each loop: the wall time of a step, the time the GPU was busy in it (the union of its kernels, copies and
-fills), the rest (idle), and the longest gaps between two busy stretches, each with the operations the CPU was
-inside when it launched the work ending it (PyTorch's operators and the regions they run in: a compiled graph,
-the optimizer's step) and whether that launch came after the gap began (the GPU waited for the CPU) or before
-(it waited on something else). No Python stacks under the profiler: tracing every Python call would slow the
-CPU enough to make gaps of its own. Then every call that waited for the GPU in the same steps
-(`torch.cuda.set_sync_debug_mode`), counted per place in the code. The speed run's Lightning / bare column
-says how much Lightning costs; this says where. Needs a CUDA GPU for the gaps and the waits; on a CPU it
-runs the same steps to check the script itself.
-"""
+fills), the rest (idle), how far ahead of the GPU the CPU launched its work (the median, and the share launched
+less than 50 us before it ran: the GPU waiting on the CPU), and the longest gaps between two busy stretches, each
+with the operations the CPU was inside when it launched the work ending it (PyTorch's operators and the regions
+they run in: a compiled graph, the optimizer's step) and whether that launch came after the gap began (the GPU
+waited for the CPU) or before (it waited on something else). No Python stacks under the profiler: tracing every
+Python call would slow the CPU enough to make gaps of its own. Then every call that waited for the GPU in the same
+steps (`torch.cuda.set_sync_debug_mode`), counted per place in the code. The speed run's Lightning / bare column
+says how much Lightning costs; this says where. Needs a CUDA GPU for the gaps and the waits; on a CPU it runs the
+same steps to check the script itself."""
 
 from __future__ import annotations
 
@@ -145,10 +145,18 @@ def gaps(trace: dict, steps: int, top: int = 12) -> dict:
             row["launched_after_gap_began"] = launch["ts"] > began
             row["inside"] = _inside(cpu_side, launch)
         rows.append(row)
+    # how far ahead of the GPU the CPU launched each piece of work: near nothing, the GPU waits on the CPU
+    leads = sorted(e["ts"] - launches[c]["ts"] for e in work if (c := e.get("args", {}).get("correlation")) in launches)
     return {
         "wall_ms_per_step": round(wall / steps / 1e3, 3),
         "gpu_busy_ms_per_step": round(busy / steps / 1e3, 3),
         "gpu_idle_ms_per_step": round((wall - busy) / steps / 1e3, 3),
+        "launch_lead_ms": {
+            "median": round(leads[len(leads) // 2] / 1e3, 3),
+            "under_50us": round(sum(lead < 50 for lead in leads) / len(leads), 4),
+        }
+        if leads
+        else None,
         "longest_gaps": rows,
     }
 

@@ -32,6 +32,8 @@ def test_gaps_are_the_holes_between_busy_stretches_with_what_launched_the_work_a
     assert result["wall_ms_per_step"] == 0.5  # 1000 us over 2 steps
     assert result["gpu_busy_ms_per_step"] == pytest.approx((150 + 50 + 200) / 2 / 1e3)
     assert result["gpu_idle_ms_per_step"] == pytest.approx((1000 - 400) / 2 / 1e3)
+    # leads: 100-90, 150-95, 300-200, 600-590 us: two of four launched under 50 us before they ran
+    assert result["launch_lead_ms"] == {"median": 0.055, "under_50us": 0.5}
     first, second = result["longest_gaps"]
     assert first == {"ms": 0.25, "work": "after the CPU", "launched_after_gap_began": True,
                      "inside": ["aten::_fused_adamw_", "Optimizer.step#AdamW.step", "the whole window"]}  # fmt: skip
