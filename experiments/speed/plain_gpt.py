@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from vanilla_flash.bench import timing
 
 from experiments.speed import kernel_times
 
@@ -129,7 +130,7 @@ def plain_pytorch_loop(
 
     if gpu:
         torch.cuda.reset_peak_memory_stats()
-    retries = torch.cuda.memory_stats().get("num_alloc_retries", 0) if gpu else None  # stalls for memory
+    retries = timing.alloc_retries()
     for i in range(steps + warmup):
         if i == warmup:
             if gpu:
@@ -144,7 +145,7 @@ def plain_pytorch_loop(
         "step_ms": round(seconds * 1e3, 2),
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if gpu else None,
         "loss": float(loss.detach()),
-        "alloc_retries": torch.cuda.memory_stats().get("num_alloc_retries", 0) - retries if gpu else None,
+        "alloc_retries": None if retries is None else timing.alloc_retries() - retries,
     }
     if profile_steps:
         from torch.profiler import ProfilerActivity, profile

@@ -190,6 +190,16 @@ PLAIN_STYLES: tuple[tuple[str, Style, tuple[bool, ...]], ...] = (
 # its Lightning run near the card's memory; each row now records the allocator's retries (stalls for memory).
 ALLOCATOR = "expandable_segments:True"
 
+
+def use_allocator() -> str | None:
+    """Hold this process's CUDA memory as `ALLOCATOR` says (segments that grow: no row slowed by blocks cut
+    to an earlier row's sizes); the setting, None without a GPU."""
+    if not torch.cuda.is_available():
+        return None
+    torch.cuda.memory._set_allocator_settings(ALLOCATOR)
+    return ALLOCATOR
+
+
 # the SDPA kernel of the project's attention backends, for the plain model to use the same one
 SDPA_KERNELS = {
     "sdpa_cudnn": "CUDNN_ATTENTION",
@@ -204,8 +214,8 @@ def _plain_baseline(
     """`plain_pytorch_loop` with `base`'s model sizes, sequence length, compile mode and SDPA kernel
     (`SDPA_KERNELS`; PyTorch's choice for a backend that is not an SDPA kernel) and the project's padded
     vocabulary, in each way of `styles` (default `PLAIN_STYLES`) at each of `batches` from the smallest, each
-    way at its own best batch: a way stops at the first batch that fails, recorded (on an 80 GB card,
-    float32 weights would need about 82 GiB at batch 192; bf16 weights take less)."""
+    way at its own best batch: a way stops at the first batch that fails, recorded (on an 80 GB H100, batch
+    192 ran out of memory with float32 weights and fit with bf16 ones, results/h100/speed.json)."""
     layers, heads, width, _ = base.dims
     kernel = SDPA_KERNELS.get(base.attn)
     rows = []
@@ -259,9 +269,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides[key] = yaml.safe_load(value)
     cfg = TrainConfig.from_yaml(args.config, **overrides)
     result = {"kind": "speed", **provenance.provenance()}
-    if torch.cuda.is_available():  # memory in segments that grow: no row slowed by blocks cut to an earlier row's sizes
-        torch.cuda.memory._set_allocator_settings(ALLOCATOR)
-        result["cuda_allocator"] = ALLOCATOR
+    if allocator := use_allocator():
+        result["cuda_allocator"] = allocator
     result.update(
         speed(
             cfg,

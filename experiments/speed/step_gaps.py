@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
 import itertools
 import json
@@ -198,9 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = TrainConfig.from_yaml(args.config, **overrides)
     cfg = dataclasses.replace(cfg, run_dir=f"{cfg.run_dir}/gaps", resume="never")
     result = {"kind": "step_gaps", **provenance.provenance(), "variant": name, "overrides": overrides}
-    with contextlib.suppress(AttributeError):  # as the speed run holds its memory
-        if torch.cuda.is_available():
-            torch.cuda.memory._set_allocator_settings(speed.ALLOCATOR)
+    speed.use_allocator()  # as the speed run holds its memory
     result.update(step_gaps(cfg, steps=args.steps))
     provenance.write_json(args.out, result)
     for loop in ("lightning", "bare"):
