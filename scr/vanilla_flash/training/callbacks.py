@@ -216,11 +216,21 @@ class RunProgressBar(TQDMProgressBar):
     left for the batches, so with gradient accumulation its bar is full half-way through (600/600 of a
     600-step run at accumulate 2) and counts on to 1200/?; a resumed run counts its batches from where the
     checkpoint stopped, so its bar's length is the whole run's too (and a run resumed mid-epoch, which
-    Lightning gives no epoch start, gets its length and title at the start)."""
+    Lightning gives no epoch start, gets its length and title at the start). It shows the training loss, read
+    when it refreshes (`get_metrics`)."""
 
     def on_train_start(self, trainer, pl_module) -> None:
         super().on_train_start(trainer, pl_module)
         self.on_train_epoch_start(trainer, pl_module)
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        """Lightning's items and the training loss, read here: when the bar refreshes (every `log_every` steps,
+        when the loss is logged and the GPU waited for anyway), not after every batch as a `prog_bar` metric is."""
+        items = super().get_metrics(trainer, pl_module)
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None:
+            items["train/loss"] = float(loss)
+        return items
 
     @property
     def total_train_batches(self) -> int | float:
