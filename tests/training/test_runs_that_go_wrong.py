@@ -72,7 +72,9 @@ def test_space_taken_by_a_cut_short_write_counts_as_free(tmp_path, monkeypatch):
 
 
 def test_a_diverging_loss_stops_the_run_and_writes_no_checkpoint_of_it(tmp_path):
-    with pytest.raises(TrainingError, match=r"loss became nan at step (\d+) .*Lower lr.*resume: auto") as stopped:
+    # the update of step N can make the weights NaN while step N's loss was finite: they are checked before a checkpoint
+    diverged = r"(loss became nan|weights became NaN or infinite) at step (\d+) .*Lower lr.*resume: auto"
+    with pytest.raises(TrainingError, match=diverged) as stopped:
         train(tiny(tmp_path, lr=1000.0, min_lr=0.0, max_steps=40, ckpt_every=1, grad_clip=0.0))
     first_bad = int(re.search(r"at step (\d+)", str(stopped.value)).group(1))
     folder = tmp_path / "run/checkpoints"
@@ -91,6 +93,22 @@ def test_on_a_gpu_the_loss_is_read_at_log_steps_and_before_checkpoints_only():
     stop = StopOnNonFiniteLoss(TrainConfig(log_every=5, ckpt_every=7, max_steps=16, warmup_steps=1))
     assert [n for n in range(1, 17) if stop.reads_at(n, 16, on_cpu=False)] == [5, 7, 10, 14, 15, 16]
     assert all(stop.reads_at(n, 16, on_cpu=True) for n in range(1, 17))
+
+
+def test_weights_made_nan_by_a_step_whose_loss_was_finite_stop_the_run_before_its_checkpoint():
+    """The update of a step can make the weights NaN while its loss, computed before it, was finite."""
+    from types import SimpleNamespace
+
+    from vanilla_flash.training.callbacks import StopOnNonFiniteLoss
+
+    stop = StopOnNonFiniteLoss(TrainConfig(log_every=5, ckpt_every=7, max_steps=16, warmup_steps=1))
+    module = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        module.weight[0, 0] = float("nan")
+    finite_loss = {"loss": torch.tensor(2.5)}
+    stop.on_train_batch_end(SimpleNamespace(global_step=6, max_steps=16), module, finite_loss, None, 5)  # no checkpoint
+    with pytest.raises(TrainingError, match="weights became NaN or infinite at step 7 .*writing no checkpoint"):
+        stop.on_train_batch_end(SimpleNamespace(global_step=7, max_steps=16), module, finite_loss, None, 6)
 
 
 # --- 3. two runs into one folder at once

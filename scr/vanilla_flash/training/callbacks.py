@@ -113,10 +113,12 @@ class Samples(L.Callback):
 
 
 class StopOnNonFiniteLoss(L.Callback):
-    """Stop at a loss that is not finite. The first such step is recorded on the loss's device every
-    step (no wait for the GPU); it is read every step on CPU, and on a GPU every `log_every` steps
-    and before each checkpoint (callbacks run before Lightning's checkpointing), so no checkpoint of
-    diverged weights is written and the last one written stays the one `resume: auto` takes."""
+    """Stop at a loss that is not finite, or at weights that are not. The first such step is recorded on the loss's
+    device every step (no wait for the GPU); it is read every step on CPU, and on a GPU every `log_every` steps
+    and before each checkpoint (callbacks run before Lightning's checkpointing). Before each checkpoint the
+    weights are checked too: the update of a step whose loss was still finite can make them NaN (the loss shows
+    it a step later). So no checkpoint of diverged weights is written and the last one written stays the one
+    `resume: auto` takes."""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -126,26 +128,40 @@ class StopOnNonFiniteLoss(L.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        step = trainer.global_step if (batch_idx + 1) % self.cfg.accumulate == 0 else trainer.global_step + 1
+        stepped = (batch_idx + 1) % self.cfg.accumulate == 0
+        step = trainer.global_step if stepped else trainer.global_step + 1
         loss = loss.detach()
         if self.first_bad is None:
             self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
         bad = ~torch.isfinite(loss) & (self.first_bad < 0)
         self.first_bad = torch.where(bad, torch.full_like(self.first_bad, step), self.first_bad)
-        cfg = self.cfg
         if self.reads_at(step, trainer.max_steps, loss.device.type == "cpu") and (first := int(self.first_bad)) >= 0:
-            raise TrainingError(
-                f"the training loss became {float(loss) if not torch.isfinite(loss) else 'NaN or infinite'} at step "
-                f"{first} (lr {cfg.lr:g}, grad_clip {cfg.grad_clip:g}): the run diverged and stopped, writing no "
-                f"checkpoint of it. Lower lr (GPT-2 124M trains at 6e-4; try {cfg.lr / 10:g}), keep grad_clip at 1.0 "
-                "and warmup_steps above 0, then run again: resume: auto continues from the last checkpoint written "
-                "before it diverged (resume: never starts over)."
-            )
+            value = float(loss) if not torch.isfinite(loss) else "NaN or infinite"
+            raise self.diverged(f"the training loss became {value} at step {first}")
+        if stepped and self.saves_at(step, trainer.max_steps) and not _finite(module.parameters()):
+            raise self.diverged(f"the weights became NaN or infinite at step {step} (its loss was still finite)")
+
+    def diverged(self, what: str) -> TrainingError:
+        cfg = self.cfg
+        return TrainingError(
+            f"{what} (lr {cfg.lr:g}, grad_clip {cfg.grad_clip:g}): the run diverged and stopped, writing no "
+            f"checkpoint of it. Lower lr (GPT-2 124M trains at 6e-4; try {cfg.lr / 10:g}), keep grad_clip at 1.0 "
+            "and warmup_steps above 0, then run again: resume: auto continues from the last checkpoint written "
+            "before it diverged (resume: never starts over)."
+        )
 
     def reads_at(self, step: int, max_steps: int, on_cpu: bool) -> bool:
         """Whether the recorded first bad step is read after `step` (which waits for a GPU)."""
-        cfg = self.cfg
-        return on_cpu or step % cfg.log_every == 0 or step % cfg.ckpt_every == 0 or step >= max_steps
+        return on_cpu or step % self.cfg.log_every == 0 or self.saves_at(step, max_steps)
+
+    def saves_at(self, step: int, max_steps: int) -> bool:
+        """Whether a checkpoint may be written after `step` (its weights are checked first)."""
+        return step % self.cfg.ckpt_every == 0 or step >= max_steps
+
+
+def _finite(tensors) -> bool:
+    """Whether every value of `tensors` is finite (one wait for the GPU)."""
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 class SaveOnInterrupt(L.Callback):
