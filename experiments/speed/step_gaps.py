@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {**overrides, **{k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in args.set)}}
     cfg = TrainConfig.from_yaml(args.config, **overrides)
     cfg = dataclasses.replace(cfg, run_dir=f"{cfg.run_dir}/gaps", resume="never")
-    result = {"kind": "step_gaps", **provenance.provenance(), "variant": name, "overrides": overrides}
+    result = {"kind": "step_gaps", **provenance.provenance(), "variant": name, "overrides": overrides,
+              "steps": args.steps}  # fmt: skip
     speed.use_allocator()  # as the speed run holds its memory
     result.update(step_gaps(cfg, steps=args.steps))
     provenance.write_json(args.out, result)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from experiments.speed import step_gaps
+from experiments.speed import probe_tables, step_gaps
 
 
 def _kernel(ts, dur, correlation, name="k"):
@@ -69,3 +69,9 @@ def test_the_script_profiles_both_loops(tmp_path):
     for loop in ("lightning", "bare"):
         assert result[loop]["wall_ms_per_step"] > 0 and result[loop]["gpu_busy_ms_per_step"] == 0  # a CPU
         assert result[loop]["waits_per_step"] == []
+    for lang, words in (
+        ("en", ("2 steps of", "(set here: attn=sdpa)", "| Lightning |", "| bare loop |")),
+        ("vi", ("2 bước của", "(đặt ở đây: attn=sdpa)", "| Lightning |", "| vòng lặp trần |")),
+    ):
+        table = probe_tables.step_gaps_markdown(out, lang)
+        assert all(w in table for w in words), table
