@@ -220,7 +220,7 @@ def _plain_baseline(
     layers, heads, width, _ = base.dims
     kernel = SDPA_KERNELS.get(base.attn)
     rows = []
-    for style_name, style, clips in styles or PLAIN_STYLES:
+    for style_name, style, clips in PLAIN_STYLES if styles is None else styles:
         for batch in sorted(batches):
             for clip in clips:
                 torch._dynamo.reset()
@@ -244,6 +244,11 @@ def _plain_baseline(
     return rows
 
 
+def _picked(positions: str | None, options: tuple) -> tuple:
+    """The `options` that `positions` names ("1,2": by position from 0): all of them for None, none for ''."""
+    return options if positions is None else tuple(options[int(i)] for i in positions.split(",") if i)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="training parameters (YAML), e.g. configs/h200-speed.yaml")
@@ -260,7 +265,9 @@ def main(argv: list[str] | None = None) -> None:
         help="which of SPEED_VARIANTS to run, by position from 0, e.g. 1,2 (default: all; '': none)",
     )
     parser.add_argument(
-        "--plain-styles", default=None, help="which of PLAIN_STYLES to run, by position from 0, e.g. 2 (default: all)"
+        "--plain-styles",
+        default=None,
+        help="which of PLAIN_STYLES to run, by position from 0, e.g. 2 (default: all; '': none)",
     )
     parser.add_argument("--out", required=True, help="the result file (JSON); its plot goes beside it (.png)")
     args = parser.parse_args(argv)
@@ -278,10 +285,8 @@ def main(argv: list[str] | None = None) -> None:
             steps=args.steps,
             after_each=lambda part: provenance.write_json(args.out, {**result, **part}),
             plain_batches=tuple(int(b) for b in args.plain_batches.split(",")),
-            plain_styles=[PLAIN_STYLES[int(i)] for i in args.plain_styles.split(",")] if args.plain_styles else None,
-            variants=SPEED_VARIANTS
-            if args.variants is None
-            else [SPEED_VARIANTS[int(i)] for i in args.variants.split(",") if i],
+            plain_styles=_picked(args.plain_styles, PLAIN_STYLES),
+            variants=_picked(args.variants, SPEED_VARIANTS),
         )
     )
     provenance.write_json(args.out, result)

@@ -105,8 +105,8 @@ def test_each_claim_is_against_the_fastest_plain_row_of_its_kind_and_the_fastest
 
 
 def test_the_command_line_picks_variants_and_plain_ways_by_position(monkeypatch, tmp_path):
-    """`--variants 1,2`, `--variants=` (none: the plain baseline alone) and `--plain-styles 2`, for a run
-    with little device time left; without them, all of each."""
+    """`--variants 1,2`, `--variants=` (none: the plain baseline alone), `--plain-styles 2` and `--plain-styles=`
+    (none: the variants alone), for a run with little device time left; without them, all of each."""
     calls = []
     monkeypatch.setattr(run, "speed", lambda cfg, **kwargs: calls.append(kwargs) or {"rows": []})
     monkeypatch.setattr(run.tables, "speed_plot", lambda result, path: path)
@@ -114,10 +114,12 @@ def test_the_command_line_picks_variants_and_plain_ways_by_position(monkeypatch,
     run.main(base)
     run.main([*base, "--variants", "1,2", "--plain-styles", "2"])
     run.main([*base, "--variants="])
-    everything, some, plain_only = calls
-    assert everything["variants"] == run.SPEED_VARIANTS and everything["plain_styles"] is None
-    assert some["variants"] == list(run.SPEED_VARIANTS[1:3]) and some["plain_styles"] == [run.PLAIN_STYLES[2]]
-    assert plain_only["variants"] == [] and plain_only["plain_batches"] == (128, 192)
+    run.main([*base, "--plain-styles="])
+    everything, some, plain_only, variants_only = calls
+    assert everything["variants"] == run.SPEED_VARIANTS and everything["plain_styles"] == run.PLAIN_STYLES
+    assert some["variants"] == run.SPEED_VARIANTS[1:3] and some["plain_styles"] == (run.PLAIN_STYLES[2],)
+    assert plain_only["variants"] == () and plain_only["plain_batches"] == (128, 192)
+    assert variants_only["plain_styles"] == () and variants_only["variants"] == run.SPEED_VARIANTS
 
 
 def test_the_speed_table_is_read_from_the_committed_h200_run_and_leaves_out_what_measured_nothing(tmp_path):
