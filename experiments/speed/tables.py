@@ -378,7 +378,7 @@ _NAME_VI = {  # the parts of the speed runs' row names, in Vietnamese (the gloss
 _PLOT_WORDS = {
     "en": {
         "bare": "bare loop",
-        "share": " {share:.0%} of the matmul",
+        "share": ", {share:.0%} of the matmul",
         "plain": "plain PyTorch GPT-2 (its own loop)",
         "goal": "goal {k:.0f}k",
         "plain_row": "plain PyTorch, batch {batch}, {clip}",
@@ -388,7 +388,7 @@ _PLOT_WORDS = {
     },
     "vi": {
         "bare": "vòng lặp trần",
-        "share": " {share:.0%} của matmul",
+        "share": ", {share:.0%} của matmul",
         "plain": "GPT-2 PyTorch thuần (vòng lặp riêng)",
         "goal": "mục tiêu {k:.0f}k",
         "plain_row": "PyTorch thuần, batch {batch}, {clip}",
@@ -416,9 +416,12 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL, lang: str = 
     ax.barh(
         [i - 0.2 for i in y], [r["lightning_tokens_per_s"] / 1e3 for r in rows], 0.4, label="Lightning", color="#e4572e"
     )
-    for i, r in zip(y, rows, strict=True):
+    for i, r in zip(y, rows, strict=True):  # each bar's value written at its end: the differences are a few %
         share = w["share"].format(share=r["mfu_vs_matmul"]) if r.get("mfu_vs_matmul") else ""
-        ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, share, va="center", fontsize=8)
+        ax.text(r["lightning_tokens_per_s"] / 1e3, i - 0.2, f" {thousands(r['lightning_tokens_per_s'], lang)}{share}",
+                va="center", fontsize=8)  # fmt: skip
+        ax.text(r["bare_tokens_per_s"] / 1e3, i + 0.2, f" {thousands(r['bare_tokens_per_s'], lang)}", va="center",
+                fontsize=8)  # fmt: skip
     below = range(len(rows), n)
     ax.barh(
         list(below),
@@ -427,6 +430,8 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL, lang: str = 
         color="#4a7fb5",
         label=w["plain"],
     )
+    for i, r in zip(below, plain, strict=True):
+        ax.text(r["tokens_per_s"] / 1e3, i, f" {thousands(r['tokens_per_s'], lang)}", va="center", fontsize=8)
     if goal:
         ax.axvline(goal / 1e3, color="#333", linestyle="--", linewidth=1, label=w["goal"].format(k=goal / 1e3))
     clip = {True: _PLAIN_ROW[lang]["clip"], False: _PLAIN_ROW[lang]["no_clip"]}
@@ -439,7 +444,7 @@ def speed_plot(result: dict, path, goal: float | None = SPEED_GOAL, lang: str = 
     ]
     ax.set_yticks(range(n), [textwrap.fill(label, 34) for label in labels], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.25)
+    ax.set_xlim(0, max([goal or 0] + [r["bare_tokens_per_s"] for r in rows]) / 1e3 * 1.45)  # room for the values
     ax.set_xlabel(w["x"])
     if "environment" in result:
         ax.set_title("{gpu}, torch {torch}, {date}".format(**report.stamp(result)), fontsize=9)
