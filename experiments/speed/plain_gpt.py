@@ -145,7 +145,7 @@ def plain_pytorch_loop(
         "step_ms": round(seconds * 1e3, 2),
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if gpu else None,
         "loss": float(loss.detach()),
-        "alloc_retries": None if retries is None else timing.alloc_retries() - retries,
+        "alloc_retries": timing.alloc_retries_since(retries),
     }
     if profile_steps:
         from torch.profiler import ProfilerActivity, profile

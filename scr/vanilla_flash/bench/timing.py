@@ -121,6 +121,12 @@ def alloc_retries() -> int | None:
     return torch.cuda.memory_stats().get("num_alloc_retries", 0) if torch.cuda.is_available() else None
 
 
+def alloc_retries_since(before: int | None) -> int | None:
+    """`alloc_retries` since it read `before` (None off the GPU)."""
+    now = alloc_retries()
+    return None if before is None or now is None else now - before
+
+
 def matmul_tflops(n: int = 8192, dtype: torch.dtype = torch.bfloat16, repeats: int = 20) -> float | None:
     """The TFLOP/s of an n x n x n matrix multiplication on this GPU (None on a CPU): what MFU is
     measured against in the same run, so that a slowed or shared GPU shows as itself."""

@@ -97,13 +97,8 @@ def bare_loop(
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
         "loss": float(loss.detach()) * cfg.accumulate,
         "loss_curve": curve,
-        "alloc_retries": _since(retries, timing.alloc_retries()),
+        "alloc_retries": timing.alloc_retries_since(retries),
     }
-
-
-def _since(before: int | None, after: int | None) -> int | None:
-    """How much a counter grew (None off the GPU)."""
-    return None if before is None or after is None else after - before
 
 
 # not in the training grid by default: PyTorch's own choice and `auto` (each runs one of the others) and SDPA's
@@ -249,7 +244,7 @@ def lightning_overhead(
     retries = timing.alloc_retries()
     summary = train.train(run_cfg, callbacks=[timer, *callbacks])
     lightning_step = timer.step_seconds
-    lightning_retries = _since(retries, timing.alloc_retries())
+    lightning_retries = timing.alloc_retries_since(retries)
     del timer, callbacks  # Lightning hands each callback the module's `log`: the last references to its model
     timing.free_memory()  # the bare loop starts on a whole card, as the Lightning run did
     tokens = cfg.batch_size * cfg.seq_len * cfg.accumulate
