@@ -39,8 +39,9 @@ from experiments.speed import run as speed
 GPU_WORK = ("kernel", "gpu_memcpy", "gpu_memset")  # the trace's categories of what runs on the GPU
 LAUNCHES = ("cuda_runtime", "cuda_driver")  # ... and of the CPU's calls that launch it (Triton's: the driver's)
 CPU_SIDE = ("cpu_op", "user_annotation", "python_function")  # what the CPU was inside when it launched
-# frames of these are the machinery, not the place in the code that asked for the work
-MACHINERY = ("torch/", "<built-in", "threading.py", "contextlib.py", "warnings.py", "functools.py")
+# frames of these are the machinery, not the place in the code that asked for the work ("/torch/": PyTorch's own
+# package; Lightning's `lightning/pytorch/` is kept, for a wait inside it is where its trainer asked)
+MACHINERY = ("/torch/", "<built-in", "threading.py", "contextlib.py", "warnings.py", "functools.py")
 
 
 class Window:

@@ -75,3 +75,10 @@ def test_the_script_profiles_both_loops(tmp_path):
     ):
         table = probe_tables.step_gaps_markdown(out, lang)
         assert all(w in table for w in words), table
+
+
+def test_pytorchs_own_frames_are_machinery_and_lightnings_are_not():
+    """A wait inside Lightning's trainer (`lightning/pytorch/...`) is named there, not at the call of `fit`."""
+    machinery = [p for p in ("/venv/site-packages/torch/nn/module.py", "/venv/site-packages/lightning/pytorch/x.py")
+                 if any(m in p for m in step_gaps.MACHINERY)]  # fmt: skip
+    assert machinery == ["/venv/site-packages/torch/nn/module.py"]
