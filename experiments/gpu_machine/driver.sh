@@ -5,7 +5,8 @@
 #
 #   driver.sh stage DIR            copy what DIR holds (what prepare_offline.sh made: fa1.tar.gz, fa2.tar.gz,
 #                                  fa4a/, fa4b/ (fa4c/ ...: flash-attn 4's wheels and parts, as many folders as
-#                                  the transfers need), ds/, nb/, fa1wheels/; any part of it) to $VF/in; where a
+#                                  the transfers need), ds/, nb/, fa1wheels/; pack_site.sh's packN/: the same
+#                                  installed and xz'd, fewer transfers; any part of it) to $VF/in; where a
 #                                  transfer is limited, one call per part. A file `commit` there is the
 #                                  commit the results are stamped with (the copy has no git metadata).
 #   driver.sh start JOBS [NAME...] in the background: install what is staged (datasets and papermill,
@@ -62,7 +63,13 @@ setup() {  # install what is staged; prints the PYTHONPATH of it
       path+=:$VF/site
     fi
   done
-  if [ -d $in/fa4a ]; then
+  if ls $in/site.tar.xz.part* > /dev/null 2>&1; then  # pack_site.sh's site: datasets and flash-attn 4, installed
+    cat $in/site.tar.xz.part* > $VF/site.tar.xz && (cd $VF && md5sum -c --quiet $in/site.md5) >&2
+    mkdir -p $VF/site && python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')" \
+      $VF/site.tar.xz $VF/site && rm $VF/site.tar.xz
+    path+=:$VF/site:$VF/site/nvidia_cutlass_dsl/dsl_packages
+    echo $VF/site > $VF/fa4_site
+  elif [ -d $in/fa4a ]; then
     local site
     site=$(bash experiments/gpu_machine/install_fa4.sh $VF/fa4 $in/fa4? | tail -1)
     path+=:$site:$site/nvidia_cutlass_dsl/dsl_packages
