@@ -23,7 +23,9 @@ results/h200/speed/loss_kernel.json (the loss kernel's forms and settings) and
 results/h200/speed/best_profile.json (where the best configuration's step spends its GPU time) and
 results/h200/speed/loss-curves (a folder: transformers' and the vanilla model's loss over seeds) and
 results/h100/speed/bf16-weights-curves-150 (the best in pure bf16 against the same in mixed precision, 150 steps)
-and results/h100/speed/step-gaps-run/step_gaps.json (where the GPU waits in a step, `experiments/speed/step_gaps.py`).
+and results/h100/speed/step-gaps-run/step_gaps.json (where the GPU waits in a step, `experiments/speed/step_gaps.py`;
+the same after Lightning's wait was removed, lightning-fix-run/step_gaps.json, with that run's speed.json) and
+results/h100/speed/first-strong-baseline-run/speed.json (the first run against the strongest baseline).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ TABLES = {
     "results/h200/speed/loss-curves": loss_curves.loss_curves_markdown,
     "results/h100/speed/bf16-weights-curves-150": loss_curves.loss_curves_markdown,
     "results/h100/speed/step-gaps-run/step_gaps.json": probe_tables.step_gaps_markdown,
+    "results/h100/speed/lightning-fix-run/speed.json": speed_tables.speed_markdown,
+    "results/h100/speed/lightning-fix-run/step_gaps.json": probe_tables.step_gaps_markdown,
+    "results/h100/speed/first-strong-baseline-run/speed.json": speed_tables.speed_markdown,
 }
 # a table inside a list item is indented as its markers are, so that it stays in the item
 MARKED = re.compile(

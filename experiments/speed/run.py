@@ -34,13 +34,16 @@ from experiments.speed.plain_gpt import NANOGPT_STYLE, Style, plain_pytorch_loop
 # forward + backward at head dim 64, seq 1024 on the H100: results/h100/attention.json; its q, k, v packed
 # as one matmul makes them since commit c23392d, results/h200/speed/probe-run/packed_check.json), then that
 # with the weights in bf16 (precision bf16-true: pure bf16 training, as the plain rows with bf16 weights
-# train; another training, so its own claim against them), and that at batch 240 (the chunked loss leaves the memory
-# for it on an 80 GB card: 59.6 GiB at 192 on the H100, results/h100/speed.json, about 0.31 GiB a sequence more; the
-# plain GPT-2 in bf16 took 75.3 GiB at 192), and the one at 192 with its loss read every 25 steps instead of 5 (each
+# train; another training, so its own claim against them), and that at batch 240 (the chunked loss leaves the
+# memory for it on an 80 GB card: 59.6 GiB at 192 on the H100, results/h100/speed/first-strong-baseline-run/,
+# about 0.31 GiB a sequence more; the plain GPT-2 in bf16 took 75.3 GiB at 192), and the one at 192 with its
+# loss read every 25 steps instead of 5 (each
 # reading waits for the GPU, in both loops; the plain loop never reads its loss): what those waits still cost once
 # Lightning no longer waits after every step (it did, for the loss on its progress bar, until commit 13ca9cf:
-# results/h100/speed/step-gaps-run/); each through Lightning and in the bare loop,
-# back to back. What did not help, or did not need measuring again, is in the earlier runs' files
+# results/h100/speed/step-gaps-run/); each through Lightning and in the bare loop, back to back. On the H100
+# (results/h100/speed/lightning-fix-run/) batch 240 was the fastest, and reading the loss every 25 steps
+# gained less than 0.5%: the best keeps reading it every 5 steps, as a run does.
+# What did not help, or did not need measuring again, is in the earlier runs' files
 # (results/h200/README.md, results/h100/README.md): float8 matmuls (torchao's tensorwise recipe, 479.8k
 # against 547.1k tokens/s through Lightning, results/h100/speed.json at commit e979544), CUDA graphs,
 # max-autotune, the MLP's bias + GELU as Triton kernels (run 5, commit dd9fe42) or in cuBLASLt's epilogues

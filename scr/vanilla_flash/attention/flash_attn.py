@@ -195,7 +195,8 @@ def _first(result):
 # flash-attn 4 without a mask, under torch.compile, as two custom operators, so that the compiler keeps each
 # call whole in its graph: otherwise it traces into the CuTe DSL's Python and breaks the graph at every layer
 # (GPT-2 124M with flash-attn 4 under torch.compile, before: 437.7k tokens/s against cuDNN's 546.4k on an
-# H100; after: about as fast as cuDNN, results/h100/speed.json). Not in eager mode: called through the
+# H100; after: 547.1k, results/h100/speed.json at commit e979544; with q, k, v packed, 2-3% faster than
+# cuDNN, results/h100/speed/first-strong-baseline-run/). Not in eager mode: called through the
 # operators there, the wrapper ran at 0.789 of flash-attn 4 called directly (seq 4096, head dim 128,
 # results/h100/notebooks/hopper/04_benchmark.ipynb); through flash-attn 4's own autograd function it had
 # run at 0.992 (results/h100/attention.json). Outputs are contiguous, as the fake implementations say.
