@@ -258,6 +258,30 @@ def test_ctrl_c_saves_the_step_and_says_how_to_continue(tmp_path, capsys):
     assert resumed["resumed_from"]["step"] == 5 and resumed["steps"] == 20
 
 
+class InterruptThenPoison(L.Callback):
+    """Ctrl-C at the start of step `at`, then that step's update makes the weights NaN after its loss was
+    computed, finite: what a diverging update looks like from the step's end."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == self.at - 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        if trainer.global_step == self.at - 1:
+            with torch.no_grad():
+                next(module.parameters()).fill_(float("nan"))
+
+
+def test_ctrl_c_writes_no_checkpoint_of_weights_that_went_nan(tmp_path):
+    with pytest.raises(TrainingError, match=r"weights became NaN or infinite at step 4 .*resume: auto"):
+        train(tiny(tmp_path, max_steps=20, ckpt_every=10), callbacks=[InterruptThenPoison(4)])
+    assert not list((tmp_path / "run/checkpoints").glob("*.ckpt"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # --- 11. a read-only run_dir with a writable ckpt_dir; 12. resume: never keeps the earlier run's files
 
 

@@ -117,11 +117,11 @@ class StopOnNonFiniteLoss(L.Callback):
     device every step (no wait for the GPU); it is read every step on CPU, and on a GPU every `log_every` steps
     and before each checkpoint (callbacks run before Lightning's checkpointing). Before each checkpoint the
     weights are checked too: the update of a step whose loss was still finite can make them NaN (the loss shows
-    it a step later). So no checkpoint of diverged weights is written and the last one written stays the one
-    `resume: auto` takes."""
+    it a step later). So no checkpoint of diverged weights is written, by Lightning's checkpointing or by
+    `interrupt`'s at a Ctrl-C, and the last one written stays the one `resume: auto` takes."""
 
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: TrainConfig, interrupt: SaveOnInterrupt | None = None):
+        self.cfg, self.interrupt = cfg, interrupt
         self.first_bad = None  # a 0-d tensor: the first step whose loss was not finite, -1 while none
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -155,8 +155,10 @@ class StopOnNonFiniteLoss(L.Callback):
         return on_cpu or step % self.cfg.log_every == 0 or self.saves_at(step, max_steps)
 
     def saves_at(self, step: int, max_steps: int) -> bool:
-        """Whether a checkpoint may be written after `step` (its weights are checked first)."""
-        return step % self.cfg.ckpt_every == 0 or step >= max_steps
+        """Whether a checkpoint may be written after `step` (its weights are checked first): every `ckpt_every`
+        steps, at the last, and after a Ctrl-C (`interrupt` saves the step under way)."""
+        interrupted = self.interrupt is not None and self.interrupt.requested and not self.interrupt.saved
+        return step % self.cfg.ckpt_every == 0 or step >= max_steps or interrupted
 
 
 def _finite(tensors) -> bool:
@@ -167,7 +169,8 @@ def _finite(tensors) -> bool:
 class SaveOnInterrupt(L.Callback):
     """Ctrl-C (SIGINT: Jupyter's and Colab's stop button) ends the run at the end of the step under
     way, with a checkpoint of that step (`saved`: its step and path), instead of Lightning's shutdown
-    that saves nothing. A second Ctrl-C stops at once, as Python does."""
+    that saves nothing; `StopOnNonFiniteLoss`, given this callback and placed before it, checks the weights
+    first. A second Ctrl-C stops at once, as Python does."""
 
     def __init__(self):
         self.requested, self.saved, self._previous = False, None, None

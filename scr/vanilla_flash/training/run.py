@@ -231,7 +231,7 @@ def _train(cfg: TrainConfig, callbacks, machine: env.Machine, prec: str, backend
     )  # one run per folder: no last-v1.ckpt
     samples, interrupt = Samples(cfg, dm.tokenizer), SaveOnInterrupt()
     callbacks = [
-        StopOnNonFiniteLoss(cfg),
+        StopOnNonFiniteLoss(cfg, interrupt),  # before `interrupt`: no checkpoint of diverged weights at a Ctrl-C
         interrupt,
         saver,
         Throughput(cfg, flops.peak_flops(machine.gpu_name)),
