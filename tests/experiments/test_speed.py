@@ -34,6 +34,11 @@ def test_speed_compares_each_variant_through_lightning_and_the_bare_loop(tmp_pat
         assert row["lightning_tokens_per_s"] > 0 and row["bare_tokens_per_s"] > 0 and row["model_tflops"] > 0
     assert result["matmul_tflops"] == {"before": None, "after": None} and "mfu_vs_matmul" not in ok  # no GPU here
     assert speed_tables.speed_plot(result, tmp_path / "speed.png").stat().st_size > 1000
+    # its goal drawn as 1.05x the strongest plain row a claim is measured against, read from the run's claims
+    strongest = speed_tables.speed_claims(result)[0]
+    clipping = [r for r in result["plain_pytorch"] if r["status"] == "ok" and r["style"] == "gpt2" and r["grad_clip"]]
+    assert strongest["plain_tokens_per_s"] == max(r["tokens_per_s"] for r in clipping)
+    assert speed_tables.speed_plot(result, tmp_path / "goal.png", against_plain=True).stat().st_size > 1000
     # the plain-PyTorch baseline, with the run's sizes, with clipping and without, and the best Lightning
     # row against the one that clips as the run does; then nanoGPT's way of writing it, a reference row
     clipped, unclipped, nanogpt, *bf16_weights = result["plain_pytorch"]
@@ -109,7 +114,7 @@ def test_the_command_line_picks_variants_and_plain_ways_by_position(monkeypatch,
     (none: the variants alone), for a run with little device time left; without them, all of each."""
     calls = []
     monkeypatch.setattr(run, "speed", lambda cfg, **kwargs: calls.append(kwargs) or {"rows": []})
-    monkeypatch.setattr(run.tables, "speed_plot", lambda result, path: path)
+    monkeypatch.setattr(run.tables, "speed_plot", lambda result, path, **_: path)
     base = ["--config", str(ROOT / "configs" / "h200-speed.yaml"), "--out", str(tmp_path / "speed.json")]
     run.main(base)
     run.main([*base, "--variants", "1,2", "--plain-styles", "2"])
