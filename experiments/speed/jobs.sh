@@ -13,3 +13,9 @@ job plain_probe python3 experiments/speed/plain_probe.py "$OUT_DIR/plain_probe.j
 job packed_check python3 experiments/speed/packed_check.py "$OUT_DIR/packed_check.json"
 # where the GPU waits in a step of the best in bf16-true, through Lightning and in the bare loop (step_gaps.py)
 job step_gaps python3 -m experiments.speed.step_gaps "$OUT_DIR/step_gaps.json" --variant 2
+# which attention `auto` should take under torch.compile on Hopper (cuDNN's comes first there): transformers' GPT-2
+# at the notebooks' batch, 16, with cuDNN's and with flash-attn 4, each through Lightning and in the bare loop
+job auto_compile_cudnn python3 -m vanilla_flash bench overhead --config configs/h100-124m.yaml \
+  --set attn=sdpa_cudnn compile=true --steps 30 --out "$OUT_DIR/auto_compile_cudnn.json"
+job auto_compile_fa4 python3 -m vanilla_flash bench overhead --config configs/h100-124m.yaml \
+  --set attn=flash_attn_4 compile=true --steps 30 --out "$OUT_DIR/auto_compile_fa4.json"
