@@ -93,7 +93,7 @@ def speed(
         # (a batch size seen to change turns dynamic; after 8 models' recompiles it runs uncompiled)
         torch._dynamo.reset()
         # a run folder per variant, started afresh: one variant's last checkpoint is not another's
-        cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}", resume="never")
+        cfg = dataclasses.replace(base, **overrides, run_dir=f"{base.run_dir}/speed-{i}")
         row = {
             "name": name,
             "model_impl": cfg.model_impl,

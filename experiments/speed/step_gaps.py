@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     name, overrides = speed.SPEED_VARIANTS[args.variant]
     overrides = {**overrides, **{k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in args.set)}}
     cfg = TrainConfig.from_yaml(args.config, **overrides)
-    cfg = dataclasses.replace(cfg, run_dir=f"{cfg.run_dir}/gaps", resume="never")
+    cfg = dataclasses.replace(cfg, run_dir=f"{cfg.run_dir}/gaps")  # lightning_overhead starts it from step 0
     result = {"kind": "step_gaps", **provenance.provenance(), "variant": name, "overrides": overrides,
               "steps": args.steps}  # fmt: skip
     speed.use_allocator()  # as the speed run holds its memory

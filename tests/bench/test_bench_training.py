@@ -7,6 +7,7 @@ import pytest
 import torch
 from vanilla_flash.bench import training as bench_training
 from vanilla_flash.config import TrainConfig
+from vanilla_flash.errors import TrainingError
 from vanilla_flash.training import datamodule
 
 
@@ -19,6 +20,23 @@ def test_lightning_overhead_runs_both_loops(tmp_path):
         row["lightning_tokens_per_s"] / row["bare_tokens_per_s"], rel=1e-3
     )
     assert row["lightning_alloc_retries"] is None and row["bare_alloc_retries"] is None  # counted on a GPU only
+
+
+def test_a_second_benchmark_in_the_same_folder_times_its_own_steps(tmp_path):
+    """The second of two benchmarks in one run folder resumed the first's finished checkpoint (resume: auto),
+    trained nothing, and failed in a division by None (`bench overhead` twice with one config, on an H100)."""
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), tokenizer="bpe",
+                      bpe_vocab_size=512, seq_len=32, batch_size=4, log_every=2, progress_bar=False)  # fmt: skip
+    first = bench_training.lightning_overhead(cfg, steps=3, warmup=1)
+    second = bench_training.lightning_overhead(cfg, steps=3, warmup=1)
+    assert first["lightning_tokens_per_s"] > 0 and second["lightning_tokens_per_s"] > 0
+    assert list((tmp_path / "run").glob("replaced-*"))  # the first run's files moved aside, not deleted
+
+
+def test_a_step_timer_that_timed_nothing_says_why():
+    timer = bench_training.StepTimer(warmup=10)
+    with pytest.raises(TrainingError, match=r"no step was timed: .*10 warm-up steps"):
+        _ = timer.step_seconds
 
 
 def test_the_bare_loop_starts_with_the_lightning_run_s_model_freed(tmp_path, monkeypatch):

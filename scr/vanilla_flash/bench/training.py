@@ -236,10 +236,12 @@ def lightning_overhead(
 ) -> dict:
     """tokens/s of `train.train(cfg)` (the Lightning trainer, with logging and the progress bar)
     and of `bare_loop` on the same model, data, backend and precision; and their ratio. `callbacks` join
-    the Lightning run's, `after_step` is the bare loop's (a profiler's, say)."""
+    the Lightning run's, `after_step` is the bare loop's (a profiler's, say). The run starts from step 0
+    (`resume: never`): an earlier run's files in its folder are moved aside, not resumed."""
     run_cfg = dataclasses.replace(
-        cfg, max_steps=steps + warmup, val_every=10**6, ckpt_every=10**6, sample_every=0, sample_tokens=1
-    )
+        cfg, max_steps=steps + warmup, val_every=10**6, ckpt_every=10**6, sample_every=0, sample_tokens=1,
+        resume="never",
+    )  # fmt: skip
     timer = StepTimer(warmup)
     retries = timing.alloc_retries()
     summary = train.train(run_cfg, callbacks=[timer, *callbacks])

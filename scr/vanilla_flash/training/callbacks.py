@@ -227,6 +227,11 @@ class StepTimer(L.Callback):
 
     @property
     def step_seconds(self) -> float:
+        if not self.steps:
+            raise TrainingError(
+                f"no step was timed: the run ended before its {self.warmup} warm-up steps were over (max_steps at "
+                "most the warm-up, or a finished run resumed). Train more steps than the warm-up, from step 0."
+            )
         return self.seconds / self.steps
 
 
