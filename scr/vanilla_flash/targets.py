@@ -14,8 +14,9 @@ tokens per batch and hidden 2048; results/h100/attention.json): flash-attn 4 was
 comes first where it is installed. Under torch.compile SDPA's kernels come first: the compiler
 traces them into its graph. flash-attn 4 first broke the graph at every layer; called through two custom
 operators the compiler keeps whole and handed q, k, v packed, the vanilla GPT-2 at batch 192 trained with it
-2-3% faster than with cuDNN through Lightning (results/h100/speed/first-strong-baseline-run/); SDPA stays
-first under compile until that is measured for transformers' GPT-2 and the notebooks' smaller batches. FlashAttention-2
+2-3% faster than with cuDNN through Lightning (results/h100/speed/first-strong-baseline-run/). transformers'
+GPT-2 at the notebooks' batch, 16, hands it q, k, v apart, and there its bare loop ran 0.4% behind cuDNN's
+(results/h100/auto-compile/): SDPA stays first under compile. FlashAttention-2
 (the flash-attn 2 library, or ``sdpa_flash``, which is FA2 compiled into PyTorch) is the best an
 Ampere GPU has; a Turing T4 has only flash-attn 1.x and SDPA's memory-efficient kernel (SDPA's
 flash and cuDNN kernels need sm80). On CPU, SDPA picks its own kernel.
