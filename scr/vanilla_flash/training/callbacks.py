@@ -118,10 +118,11 @@ class StopOnNonFiniteLoss(L.Callback):
     and before each checkpoint (callbacks run before Lightning's checkpointing). Before each checkpoint the
     weights are checked too: the update of a step whose loss was still finite can make them NaN (the loss shows
     it a step later). So no checkpoint of diverged weights is written, by Lightning's checkpointing or by
-    `interrupt`'s at a Ctrl-C, and the last one written stays the one `resume: auto` takes."""
+    `SaveOnInterrupt`'s at a Ctrl-C (`check_before_save`), and the last one written stays the one `resume: auto`
+    takes."""
 
-    def __init__(self, cfg: TrainConfig, interrupt: SaveOnInterrupt | None = None):
-        self.cfg, self.interrupt = cfg, interrupt
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
         self.first_bad = None  # a 0-d tensor: the first step whose loss was not finite, -1 while none
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -138,7 +139,14 @@ class StopOnNonFiniteLoss(L.Callback):
         if self.reads_at(step, trainer.max_steps, loss.device.type == "cpu") and (first := int(self.first_bad)) >= 0:
             value = float(loss) if not torch.isfinite(loss) else "NaN or infinite"
             raise self.diverged(f"the training loss became {value} at step {first}")
-        if stepped and self.saves_at(step, trainer.max_steps) and not _finite(module.parameters()):
+        if stepped and self.saves_at(step, trainer.max_steps):
+            self.check_before_save(module, step)
+
+    def check_before_save(self, module, step: int) -> None:
+        """Raise `diverged` if a loss so far or the weights are not finite: before a checkpoint of `step`."""
+        if self.first_bad is not None and (first := int(self.first_bad)) >= 0:
+            raise self.diverged(f"the training loss became NaN or infinite at step {first}")
+        if not _finite(module.parameters()):
             raise self.diverged(f"the weights became NaN or infinite at step {step} (its loss was still finite)")
 
     def diverged(self, what: str) -> TrainingError:
@@ -155,10 +163,8 @@ class StopOnNonFiniteLoss(L.Callback):
         return on_cpu or step % self.cfg.log_every == 0 or self.saves_at(step, max_steps)
 
     def saves_at(self, step: int, max_steps: int) -> bool:
-        """Whether a checkpoint may be written after `step` (its weights are checked first): every `ckpt_every`
-        steps, at the last, and after a Ctrl-C (`interrupt` saves the step under way)."""
-        interrupted = self.interrupt is not None and self.interrupt.requested and not self.interrupt.saved
-        return step % self.cfg.ckpt_every == 0 or step >= max_steps or interrupted
+        """Whether Lightning may write a checkpoint after `step` (its weights are checked first)."""
+        return step % self.cfg.ckpt_every == 0 or step >= max_steps
 
 
 def _finite(tensors) -> bool:
@@ -169,11 +175,13 @@ def _finite(tensors) -> bool:
 class SaveOnInterrupt(L.Callback):
     """Ctrl-C (SIGINT: Jupyter's and Colab's stop button) ends the run at the end of the step under
     way, with a checkpoint of that step (`saved`: its step and path), instead of Lightning's shutdown
-    that saves nothing; `StopOnNonFiniteLoss`, given this callback and placed before it, checks the weights
-    first. A second Ctrl-C stops at once, as Python does."""
+    that saves nothing. `before_save(module, step)` runs first and may refuse the save by raising
+    (`StopOnNonFiniteLoss.check_before_save`: no checkpoint of weights that went NaN). A second Ctrl-C
+    stops at once, as Python does."""
 
-    def __init__(self):
+    def __init__(self, before_save=None):
         self.requested, self.saved, self._previous = False, None, None
+        self.before_save = before_save
 
     def on_train_start(self, trainer, module):
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
@@ -194,6 +202,8 @@ class SaveOnInterrupt(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if not self.requested or self.saved or (batch_idx + 1) % trainer.accumulate_grad_batches:
             return
+        if self.before_save:
+            self.before_save(module, trainer.global_step)
         path = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
         trainer.save_checkpoint(path)
         self.saved = (trainer.global_step, path)

@@ -229,9 +229,10 @@ def _train(cfg: TrainConfig, callbacks, machine: env.Machine, prec: str, backend
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )  # one run per folder: no last-v1.ckpt
-    samples, interrupt = Samples(cfg, dm.tokenizer), SaveOnInterrupt()
+    stop = StopOnNonFiniteLoss(cfg)
+    samples, interrupt = Samples(cfg, dm.tokenizer), SaveOnInterrupt(before_save=stop.check_before_save)
     callbacks = [
-        StopOnNonFiniteLoss(cfg, interrupt),  # before `interrupt`: no checkpoint of diverged weights at a Ctrl-C
+        stop,
         interrupt,
         saver,
         Throughput(cfg, flops.peak_flops(machine.gpu_name)),
