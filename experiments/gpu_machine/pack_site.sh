@@ -3,7 +3,7 @@
 # for the GPU machine's Python into one site folder, then packed as one xz tarball cut in parts.
 #   experiments/gpu_machine/pack_site.sh OUT MIB WHEEL_DIR...     (PYTHON=3.12 by default)
 # OUT/pack1, OUT/pack2, ...: one part of at most MIB MiB each (pack1 also holds site.md5). Installed and
-# xz'd, flash-attn 4's wheels and datasets' take about 76 MB instead of the wheels' 110 (the CuTe DSL's
+# xz'd, flash-attn 4's wheels and datasets' take 73 MB instead of the wheels' 110 (the CuTe DSL's
 # 92 MB wheel alone is 64 MB). `driver.sh stage OUT/packN` each, then `driver.sh start` unpacks the site.
 set -euo pipefail
 out=$1 mib=$2; shift 2
